@@ -1,0 +1,126 @@
+"""The audit event as detection sees it.
+
+Only the fields that detections, findings and baselines read are declared; msgspec skips the rest of
+each event without building Python objects for it, which is what makes decoding cheaper than a
+generic ``json.loads``. Request and response bodies stay as undecoded ``msgspec.Raw`` bytes until a
+detector that cares about them asks (see :mod:`kubeguard.audit.objects`).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+#: The stages that carry a decision. ``RequestReceived`` repeats what ``ResponseComplete`` says, and
+#: ``Panic`` carries no outcome. ``ResponseStarted`` matters for long-running connections (exec, attach,
+#: port-forward), which may never log a ``ResponseComplete`` before the client hangs up.
+COUNTED_STAGES = frozenset({"ResponseComplete", "ResponseStarted"})
+
+#: Subresources whose ``ResponseStarted`` stage is the moment the action happened.
+CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
+
+
+class UserInfo(msgspec.Struct, omit_defaults=True):
+    username: str = ""
+    uid: str = ""
+    groups: list[str] = []
+    extra: dict[str, list[str]] = {}
+
+
+class ObjectReference(msgspec.Struct, omit_defaults=True):
+    resource: str = ""
+    namespace: str = ""
+    name: str = ""
+    uid: str = ""
+    apiGroup: str = ""
+    apiVersion: str = ""
+    resourceVersion: str = ""
+    subresource: str = ""
+
+
+class ResponseStatus(msgspec.Struct, omit_defaults=True):
+    code: int = 0
+    status: str = ""
+    reason: str = ""
+    message: str = ""
+
+
+class AuditEvent(msgspec.Struct, omit_defaults=True):
+    """One ``audit.k8s.io`` Event (v1 or v1beta1), plus the cluster it came from."""
+
+    auditID: str = ""
+    stage: str = ""
+    verb: str = ""
+    requestURI: str = ""
+    level: str = ""
+    user: UserInfo = msgspec.field(default_factory=UserInfo)
+    impersonatedUser: UserInfo | None = None
+    sourceIPs: list[str] = []
+    userAgent: str = ""
+    objectRef: ObjectReference | None = None
+    responseStatus: ResponseStatus | None = None
+    requestObject: msgspec.Raw | None = None
+    responseObject: msgspec.Raw | None = None
+    annotations: dict[str, str] = {}
+    requestReceivedTimestamp: str = ""
+    stageTimestamp: str = ""
+    # v1beta1 events carry a top-level ``timestamp`` instead of requestReceivedTimestamp.
+    timestamp: str = ""
+    kind: str = ""
+    apiVersion: str = ""
+    cluster: str = ""
+
+    # -- convenience accessors used by every detector; kept as plain properties so they cost nothing
+    # -- for events no detector looks at.
+
+    @property
+    def resource(self) -> str:
+        return self.objectRef.resource if self.objectRef is not None else ""
+
+    @property
+    def subresource(self) -> str:
+        return self.objectRef.subresource if self.objectRef is not None else ""
+
+    @property
+    def namespace(self) -> str:
+        return self.objectRef.namespace if self.objectRef is not None else ""
+
+    @property
+    def name(self) -> str:
+        return self.objectRef.name if self.objectRef is not None else ""
+
+    @property
+    def status_code(self) -> int:
+        return self.responseStatus.code if self.responseStatus is not None else 0
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the API server carried the request out (2xx, or 101 for upgraded connections)."""
+        code = self.status_code
+        return 200 <= code < 300 or code == 101
+
+    @property
+    def authorized(self) -> bool:
+        """True when authentication and authorization let the request through, whatever happened next.
+
+        An exec that fails with 400 because the pod has no node was still allowed: the caller had the
+        permission and used it, which is what an exec detection is about.
+        """
+        decision = self.annotations.get("authorization.k8s.io/decision")
+        if decision is not None:
+            return decision == "allow"
+        code = self.status_code
+        return code not in (401, 403) and code != 0
+
+    @property
+    def event_time(self) -> str:
+        return self.stageTimestamp or self.requestReceivedTimestamp or self.timestamp
+
+    @property
+    def caller_ip(self) -> str:
+        return self.sourceIPs[0] if self.sourceIPs else ""
+
+
+class EventList(msgspec.Struct):
+    """``audit.k8s.io`` EventList, as the webhook backend POSTs it (items carry no kind)."""
+
+    items: list[AuditEvent] = []

@@ -1,0 +1,91 @@
+"""What a detector is, what it returns, and what it may read while it runs.
+
+A detector is a small object with a name, the finding types it can raise, the (verb, resource) pairs it
+wants to see, and a ``detect`` method. The engine uses ``wants`` to dispatch each event only to the
+detectors that can fire on it. A detector returns :class:`Detection` objects: everything the finding
+builder needs, and nothing about the wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from kubeguard.audit.event import AuditEvent
+
+#: Matches any verb or any resource in a detector's ``wants``.
+ANY = "*"
+
+SEVERITY_LOW = 2.0
+SEVERITY_MEDIUM = 5.0
+SEVERITY_HIGH = 8.0
+SEVERITY_CRITICAL = 9.0
+
+
+def resource_key(resource: str, subresource: str = "") -> str:
+    """The dispatch name of a resource: ``pods`` or ``pods/exec``."""
+    return f"{resource}/{subresource}" if subresource else resource
+
+
+@dataclass(slots=True)
+class Detection:
+    """One reason to raise (or update) a finding.
+
+    ``key`` is the type's own part of the aggregation fingerprint (source IP for caller findings,
+    workload for workload findings, binding or role for RBAC findings, pod for exec); the builder adds
+    cluster, type and principal.
+    """
+
+    finding_type: str
+    severity: float
+    event: AuditEvent
+    key: str
+    title: str
+    description: str
+    workload: dict[str, Any] | None = None
+    role_binding: dict[str, Any] | None = None
+    role: dict[str, Any] | None = None
+    permission_check: dict[str, Any] | None = None
+    anomaly: dict[str, Any] | None = None
+    threat_intel: list[dict[str, Any]] | None = None
+    #: The address described in ``remoteIpDetails``; the first source IP when empty.
+    remote_ip: str = ""
+    #: ``kubernetesApiCallAction.parameters``: the exec command, or the request fields that triggered.
+    parameters: str = ""
+    #: Extra keys for ``service.additionalInfo.value`` (threatListName, anomalies, ...).
+    additional_info: dict[str, Any] = field(default_factory=dict)
+
+
+class StateStore(Protocol):
+    """Durable memory for stateful detectors (first-seen sets, baselines).
+
+    Implementations: :class:`kubeguard.detectors.state.MemoryState` (optionally saved to a file for
+    ``scan --state``) and the SQL store used by the service.
+    """
+
+    def first_seen(self, scope: str, key: str) -> bool:
+        """Remember ``key`` in ``scope``; True if it was not remembered before."""
+        ...
+
+
+@dataclass(slots=True)
+class DetectionContext:
+    """What detectors may read besides the event: shared state and optional services."""
+
+    state: StateStore
+    #: Threat intelligence (``kubeguard.intel.IntelIndex``) when configured; None disables IP callers.
+    intel: Any = None
+    #: Anomaly baselines (``kubeguard.detectors.anomaly``) when enabled.
+    baselines: Any = None
+
+
+class Detector(Protocol):
+    """The contract every detector module fulfils (see ``detectors/registry.py``)."""
+
+    name: ClassVar[str]
+    finding_types: ClassVar[tuple[str, ...]]
+    #: (verb, resource-key) pairs this detector can fire on; ``ANY`` is a wildcard on either side.
+    wants: ClassVar[tuple[tuple[str, str], ...]]
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]: ...
