@@ -58,8 +58,9 @@ class AuditEvent(msgspec.Struct, omit_defaults=True):
     userAgent: str = ""
     objectRef: ObjectReference | None = None
     responseStatus: ResponseStatus | None = None
-    requestObject: msgspec.Raw | None = None
-    responseObject: msgspec.Raw | None = None
+    # Raw bytes (``msgspec.Raw``); empty when the audit level left the body out.
+    requestObject: msgspec.Raw = msgspec.Raw(b"")
+    responseObject: msgspec.Raw = msgspec.Raw(b"")
     annotations: dict[str, str] = {}
     requestReceivedTimestamp: str = ""
     stageTimestamp: str = ""

@@ -1,0 +1,322 @@
+"""Turn bytes on disk, on stdin or in a request body into AuditEvents.
+
+Every input is one of two layouts: JSON Lines (a record per line, the usual output of the log backend and
+of log exporters) or one JSON document (an Event, an EventList, an array, a ``filter-log-events``
+response, possibly pretty-printed). Each record is one of four formats: the API server's own ``native``
+Event/EventList, an EKS ``cloudwatch`` log event, a GKE ``gke`` LogEntry, or an AKS ``aks`` diagnostic
+record. Gzip is recognised by its magic bytes. The format is sniffed from the first record of each input
+unless the caller names it.
+
+A record that cannot be read becomes a :class:`Reject` naming the source and line; decoding goes on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+import orjson
+
+from kubeguard.audit.envelopes import AksLine, CloudWatchLine, unwrap_aks, unwrap_cloudwatch
+from kubeguard.audit.event import AuditEvent
+from kubeguard.audit.gke import LogEntry, event_from_log_entry
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("auto", "native", "cloudwatch", "gke", "aks")
+GZIP_MAGIC = b"\x1f\x8b"
+#: The largest line or single document we read; larger ones are rejected, not buffered without end.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+#: How many rejects are kept with their details (all of them are counted).
+MAX_KEPT_REJECTS = 1000
+#: How many rejects are logged one by one; the rest are only counted and kept.
+MAX_LOGGED_REJECTS = 20
+
+
+class UnknownFormatError(ValueError):
+    """The input format named by the user does not exist, or the input matches none we know."""
+
+
+@dataclass(slots=True, frozen=True)
+class Reject:
+    source: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.reason}"
+
+
+@dataclass(slots=True)
+class RejectLog:
+    """Counts every reject and keeps the first ones for the report."""
+
+    count: int = 0
+    kept: list[Reject] = field(default_factory=list)
+
+    def add(self, reject: Reject) -> None:
+        self.count += 1
+        if len(self.kept) < MAX_KEPT_REJECTS:
+            self.kept.append(reject)
+        if self.count <= MAX_LOGGED_REJECTS:
+            log.warning("rejected %s", reject)
+
+
+@dataclass(slots=True)
+class DecodeResult:
+    events: list[AuditEvent]
+    rejects: list[Reject]
+
+
+class _NativeRecord(AuditEvent, kw_only=True):
+    """An Event or an EventList: one decode tells them apart by the presence of ``items``."""
+
+    items: list[AuditEvent] | None = None
+
+
+_native_decoder = msgspec.json.Decoder(_NativeRecord)
+_native_array_decoder = msgspec.json.Decoder(list[_NativeRecord])
+_cloudwatch_decoder = msgspec.json.Decoder(CloudWatchLine)
+_gke_decoder = msgspec.json.Decoder(LogEntry)
+_aks_decoder = msgspec.json.Decoder(AksLine)
+
+# A record decoder returns the events in one record and the cluster its envelope names ("" if none).
+RecordDecoder = Callable[[bytes], tuple[list[AuditEvent], str]]
+
+
+def _check_native(record: AuditEvent) -> None:
+    if not (record.auditID or record.verb or record.requestURI):
+        raise msgspec.ValidationError("not an audit event: no auditID, verb or requestURI")
+
+
+def _decode_native(data: bytes) -> tuple[list[AuditEvent], str]:
+    record = _native_decoder.decode(data)
+    if record.items is not None:
+        return list(record.items), ""
+    _check_native(record)
+    return [record], ""
+
+
+def _decode_cloudwatch(data: bytes) -> tuple[list[AuditEvent], str]:
+    return unwrap_cloudwatch(_cloudwatch_decoder.decode(data))
+
+
+def _decode_gke(data: bytes) -> tuple[list[AuditEvent], str]:
+    event, cluster = event_from_log_entry(_gke_decoder.decode(data))
+    if event is None:
+        raise msgspec.ValidationError("LogEntry is not a k8s.io audit entry")
+    return [event], cluster
+
+
+def _decode_aks(data: bytes) -> tuple[list[AuditEvent], str]:
+    return unwrap_aks(_aks_decoder.decode(data))
+
+
+_DECODERS: dict[str, RecordDecoder] = {
+    "native": _decode_native,
+    "cloudwatch": _decode_cloudwatch,
+    "gke": _decode_gke,
+    "aks": _decode_aks,
+}
+
+
+def sniff_record_format(data: bytes) -> str:
+    """Name the format of one record (a JSON object) from its top-level keys."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return "native"
+    if isinstance(document, list):
+        document = document[0] if document and isinstance(document[0], dict) else {}
+    if not isinstance(document, dict):
+        return "native"
+    if "protoPayload" in document:
+        return "gke"
+    if "records" in document or ("properties" in document and "category" in document):
+        return "aks"
+    if "message" in document or "logEvents" in document or (
+        "events" in document and isinstance(document["events"], list)
+    ):
+        return "cloudwatch"
+    return "native"
+
+
+def _is_single_document(first_line: bytes) -> bool:
+    """True when the input is one JSON document (an array, or pretty-printed) rather than JSON Lines.
+
+    Pretty printers (``jq``, ``json.dumps(indent=...)``, the AWS CLI) put a lone ``{`` or ``[`` on the
+    first line. Any other first line that is not a complete object is a broken JSON Lines record, and is
+    rejected on its own while the lines after it are read.
+    """
+    stripped = first_line.strip()
+    if stripped.startswith(b"[") or stripped == b"{":
+        return True
+    try:
+        return not isinstance(orjson.loads(stripped), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _resolve_format(input_format: str | None, sample: bytes) -> str:
+    chosen = input_format or "auto"
+    if chosen not in FORMATS:
+        raise UnknownFormatError(f"unknown input format {chosen!r}; choose one of {', '.join(FORMATS)}")
+    if chosen != "auto":
+        return chosen
+    return sniff_record_format(sample)
+
+
+class EventReader:
+    """Reads events from many inputs, stamping each with its cluster and logging rejects."""
+
+    def __init__(self, *, input_format: str | None = None, cluster: str | None = None) -> None:
+        if input_format is not None and input_format not in FORMATS:
+            raise UnknownFormatError(
+                f"unknown input format {input_format!r}; choose one of {', '.join(FORMATS)}"
+            )
+        self.input_format = input_format
+        self.cluster = cluster
+        self.rejects = RejectLog()
+        self.records = 0
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def read_paths(self, paths: Iterable[str]) -> Iterator[AuditEvent]:
+        """Events from files, directories (recursively, sorted) and ``-`` for stdin."""
+        for path in paths:
+            if path == "-":
+                yield from self.read_stream(sys.stdin.buffer, source="<stdin>")
+                continue
+            for file in expand_path(Path(path)):
+                with file.open("rb") as stream:
+                    yield from self.read_stream(stream, source=str(file))
+
+    def read_bytes(self, data: bytes, *, source: str = "<bytes>") -> Iterator[AuditEvent]:
+        yield from self.read_stream(io.BytesIO(data), source=source)
+
+    def read_stream(self, stream: BinaryIO, *, source: str) -> Iterator[AuditEvent]:
+        buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
+        if buffered.peek(2)[:2] == GZIP_MAGIC:  # type: ignore[attr-defined]
+            buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
+        first, number = b"", 0
+        while not first.strip():
+            first = buffered.readline(MAX_RECORD_BYTES + 1)
+            number += 1
+            if not first:
+                return
+        if _is_single_document(first):
+            yield from self._read_document(first, buffered, source)
+        else:
+            fmt = _resolve_format(self.input_format, first)
+            yield from self._read_lines(first, number, buffered, source, fmt)
+
+    # -- layouts --------------------------------------------------------------------------------
+
+    def _read_lines(
+        self, first: bytes, first_number: int, stream: BinaryIO, source: str, fmt: str
+    ) -> Iterator[AuditEvent]:
+        decode = _DECODERS[fmt]
+        line, number = first, first_number
+        while line:
+            if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
+                self._skip_rest_of_line(stream)
+                self.rejects.add(Reject(source, number, f"line longer than {MAX_RECORD_BYTES} bytes"))
+            elif line.strip():
+                self.records += 1
+                try:
+                    events, envelope_cluster = decode(line)
+                except (msgspec.DecodeError, ValueError, UnicodeDecodeError) as error:
+                    self.rejects.add(Reject(source, number, _reason(error)))
+                else:
+                    yield from self._stamp(events, envelope_cluster)
+            line = stream.readline(MAX_RECORD_BYTES + 1)
+            number += 1
+
+    def _read_document(self, first: bytes, stream: BinaryIO, source: str) -> Iterator[AuditEvent]:
+        data = first + stream.read(MAX_RECORD_BYTES + 1 - len(first))
+        if len(data) > MAX_RECORD_BYTES:
+            self.rejects.add(Reject(source, 1, f"document larger than {MAX_RECORD_BYTES} bytes"))
+            return
+        self.records += 1
+        try:
+            fmt = _resolve_format(self.input_format, data)
+            events, envelope_cluster = self._decode_document(data, fmt)
+        except (msgspec.DecodeError, ValueError, UnicodeDecodeError) as error:
+            if isinstance(error, UnknownFormatError):
+                raise
+            self.rejects.add(Reject(source, 1, _reason(error)))
+            return
+        yield from self._stamp(events, envelope_cluster)
+
+    def _decode_document(self, data: bytes, fmt: str) -> tuple[list[AuditEvent], str]:
+        if not data.lstrip().startswith(b"["):
+            return _DECODERS[fmt](data)
+        if fmt == "native":
+            records = _native_array_decoder.decode(data)
+            events: list[AuditEvent] = []
+            for record in records:
+                if record.items is not None:
+                    events.extend(record.items)
+                else:
+                    _check_native(record)
+                    events.append(record)
+            return events, ""
+        events, cluster = [], ""
+        for item in orjson.loads(data):
+            found, cluster_named = _DECODERS[fmt](orjson.dumps(item))
+            events.extend(found)
+            cluster = cluster or cluster_named
+        return events, cluster
+
+    def _stamp(self, events: list[AuditEvent], envelope_cluster: str) -> Iterator[AuditEvent]:
+        cluster = self.cluster or envelope_cluster or "default"
+        for event in events:
+            event.cluster = cluster
+            yield event
+
+    @staticmethod
+    def _skip_rest_of_line(stream: BinaryIO) -> None:
+        while True:
+            chunk = stream.readline(MAX_RECORD_BYTES)
+            if not chunk or chunk.endswith(b"\n"):
+                return
+
+
+def _reason(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+#: In a directory, the files that can hold audit logs; a file named on its own is always read.
+LOG_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson", ".log", ".gz"})
+
+
+def _is_log_file(path: Path, root: Path) -> bool:
+    if any(part.startswith(".") for part in path.relative_to(root).parts):
+        return False
+    return path.suffix in LOG_SUFFIXES or "audit" in path.name
+
+
+def expand_path(path: Path) -> list[Path]:
+    """A file is itself; a directory is every log-like, non-hidden file below it, in name order."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and _is_log_file(p, path))
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or directory: {path}")
+    return [path]
+
+
+def decode_bytes(
+    data: bytes, *, source: str = "<bytes>", cluster: str | None = None, input_format: str | None = None
+) -> DecodeResult:
+    """Decode one buffer (a request body, a test fixture) completely."""
+    reader = EventReader(input_format=input_format, cluster=cluster)
+    events = list(reader.read_bytes(data, source=source))
+    return DecodeResult(events=events, rejects=list(reader.rejects.kept))

@@ -1,0 +1,96 @@
+"""Open the store and bring its schema up to date.
+
+The default store is a SQLite file in the user's data directory, opened in WAL mode with
+``synchronous=FULL``: every commit is fsynced before it returns, which is what lets the webhook acknowledge
+a batch as soon as its spool row is committed. PostgreSQL is selected by URL
+(``postgresql+psycopg://user@host/db``); its commits are durable by default.
+
+Migrations are numbered functions applied in order inside one transaction at startup, each recorded in
+``kg_schema_version``; an upgrade therefore needs no manual step. On PostgreSQL an advisory lock keeps two
+processes starting together from migrating at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
+
+from kubeguard.store import schema
+
+#: An arbitrary constant naming the migration lock in ``pg_advisory_xact_lock``.
+_MIGRATION_LOCK_ID = 0x6B756265
+
+
+def default_url() -> str:
+    """A SQLite file in the platform's per-user data directory, created on demand."""
+    directory = Path(platformdirs.user_data_dir("kubeguard"))
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{directory / 'kubeguard.db'}"
+
+
+def url_from_option(db: str | None) -> str:
+    """``--db`` accepts a SQLAlchemy URL or a plain file path (taken as SQLite)."""
+    if not db:
+        return default_url()
+    if "://" in db:
+        return db
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+def open_engine(url: str) -> Engine:
+    """Create the engine for ``url`` and apply pending migrations."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    migrate(engine)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _create_initial_tables(conn: Connection) -> None:
+    schema.metadata.create_all(conn)
+
+
+#: (version, migration). Append only; never edit an entry that has shipped.
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _create_initial_tables),)
+
+
+def current_version(conn: Connection) -> int:
+    versions = conn.execute(select(schema.schema_version.c.version)).scalars().all()
+    return max(versions, default=0)
+
+
+def migrate(engine: Engine) -> int:
+    """Apply every migration newer than the store's version; returns the resulting version."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        schema.schema_version.create(conn, checkfirst=True)
+        version = current_version(conn)
+        for number, step in MIGRATIONS:
+            if number > version:
+                step(conn)
+                conn.execute(
+                    schema.schema_version.insert().values(version=number, applied_at_ms=now_ms())
+                )
+                version = number
+        return version
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
