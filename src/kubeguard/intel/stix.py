@@ -13,7 +13,6 @@ billion-laughs, quadratic blow-up and external-entity attacks before any expansi
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from dataclasses import dataclass
 from xml.sax import SAXException
 from xml.sax.handler import ContentHandler, feature_namespaces
@@ -36,13 +35,17 @@ class StixError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class StixEntry:
-    """One value: an address/CIDR (``last`` empty) or an inclusive range; ``ip`` is False for non-IP
-    address categories (e-mail, MAC), which a caller counts as ignored."""
+    """One value: an address/CIDR (``last`` empty) or an inclusive range.
+
+    ``ip`` is False for non-IP address categories (e-mail, MAC), which a caller counts as ignored;
+    ``error`` is set when the value is malformed at the STIX level.
+    """
 
     line: int
     first: str
     last: str = ""
     ip: bool = True
+    error: str = ""
 
 
 def iter_stix(data: bytes) -> list[StixEntry]:
@@ -109,10 +112,14 @@ class _Handler(ContentHandler):
 
     def _emit(self, text: str) -> None:
         is_ip = self._category in _IP_CATEGORIES
-        parts = [part.strip() for part in text.split(_SEPARATOR)]
-        if self._condition == "InclusiveBetween":
-            first, last = (parts + [""])[:2] if len(parts) <= 2 else (text, "?")
-            self.entries.append(StixEntry(self._line, first, last or "?", is_ip))
+        if self._value_chars >= _MAX_VALUE_CHARS:
+            self.entries.append(StixEntry(self._line, text, "", is_ip, "address value too long"))
             return
-        for part in parts:
-            self.entries.append(StixEntry(self._line, part, "", is_ip))
+        parts = [part.strip() for part in text.split(_SEPARATOR)]
+        if self._condition != "InclusiveBetween":
+            self.entries.extend(StixEntry(self._line, part, "", is_ip) for part in parts)
+        elif len(parts) == 2:
+            self.entries.append(StixEntry(self._line, parts[0], parts[1], is_ip))
+        else:
+            error = "InclusiveBetween needs first##comma##last"
+            self.entries.append(StixEntry(self._line, text, "", is_ip, error))
