@@ -29,7 +29,14 @@ import orjson
 
 EQUALITY_OPERATORS = ("eq", "equals", "neq", "notEquals")
 NUMERIC_OPERATORS = (
-    "gt", "gte", "lt", "lte", "greaterThan", "greaterThanOrEqual", "lessThan", "lessThanOrEqual",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "greaterThan",
+    "greaterThanOrEqual",
+    "lessThan",
+    "lessThanOrEqual",
 )
 WILDCARD_OPERATORS = ("matches", "notMatches")
 #: Fields whose wire value is an ISO-8601 string but whose criteria are epoch milliseconds.
@@ -106,7 +113,7 @@ def matches(criterion: Criterion, finding: Mapping[str, Any]) -> bool:
 def _condition_holds(field: str, condition: Mapping[str, Any], finding: Mapping[str, Any]) -> bool:
     values = field_values(finding, field)
     if field in TIMESTAMP_FIELDS:
-        values = [_epoch_ms(v) if isinstance(v, str) else v for v in values]
+        values = [epoch_ms(v) if isinstance(v, str) else v for v in values]
     for operator, operand in condition.items():
         test = _operator_test(operator, operand)
         hit = any(test(v) for v in values)
@@ -144,7 +151,8 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
 def field_values(finding: Mapping[str, Any], field: str) -> list[Any]:
     """Every scalar the dotted ``field`` reaches in ``finding``, fanning out through lists."""
     if field.startswith(_ADDITIONAL_INFO + ".") and field not in (
-        f"{_ADDITIONAL_INFO}.value", f"{_ADDITIONAL_INFO}.type",
+        f"{_ADDITIONAL_INFO}.value",
+        f"{_ADDITIONAL_INFO}.type",
     ):
         info = _additional_info(finding)
         rest = field[len(_ADDITIONAL_INFO) + 1 :].split(".")
@@ -212,7 +220,7 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _epoch_ms(timestamp: str) -> int | str:
+def epoch_ms(timestamp: str) -> int | str:
     """ISO-8601 (``2024-05-14T09:31:07.412Z``) to epoch milliseconds; unreadable text stays text."""
     try:
         parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))

@@ -85,9 +85,7 @@ def migrate(engine: Engine) -> int:
         for number, step in MIGRATIONS:
             if number > version:
                 step(conn)
-                conn.execute(
-                    schema.schema_version.insert().values(version=number, applied_at_ms=now_ms())
-                )
+                conn.execute(schema.schema_version.insert().values(version=number, applied_at_ms=now_ms()))
                 version = number
         return version
 

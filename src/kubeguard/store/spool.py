@@ -1,0 +1,103 @@
+"""The durable webhook spool: audit batches between acknowledgement and detection.
+
+Why a table and not a file: the spool must survive ``kill -9`` between the moment the API server gets its
+200 and the moment detection has committed the batch's findings. A row committed in the store gives that
+for free on both backends — SQLite runs with ``synchronous=FULL`` (the WAL is fsynced on every commit) and
+PostgreSQL commits are durable — and it lets the drainer mark a batch done in the same kind of transaction
+that writes its findings. Batches keep the request body as received (after gunzip) so a later, better
+decoder or detector can replay them; drained batches are pruned after a retention period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+
+from kubeguard.store import schema
+from kubeguard.store.database import now_ms
+
+_table = schema.spool
+
+
+@dataclass(slots=True, frozen=True)
+class Batch:
+    id: int
+    cluster: str
+    event_count: int
+    body: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class SpoolDepth:
+    pending_batches: int
+    pending_events: int
+
+
+class Spool:
+    """Append batches durably; hand them to the drainer in arrival order; mark them done."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def append(self, cluster: str, body: bytes, event_count: int) -> int:
+        """Store one batch; when this returns, the batch survives a crash. Returns its id."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                insert(_table).values(
+                    cluster=cluster, received_at_ms=now_ms(), event_count=event_count, body=body
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def pending(self, limit: int) -> list[Batch]:
+        """The oldest ``limit`` batches not yet drained."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(_table.c.id, _table.c.cluster, _table.c.event_count, _table.c.body)
+                .where(_table.c.done_at_ms.is_(None))
+                .order_by(_table.c.id)
+                .limit(limit)
+            )
+            return [Batch(row.id, row.cluster, row.event_count, bytes(row.body)) for row in rows]
+
+    @staticmethod
+    def mark_done(conn: Connection, batch_id: int) -> None:
+        """Mark a batch drained, inside the caller's transaction (the one that stored its findings)."""
+        conn.execute(update(_table).where(_table.c.id == batch_id).values(done_at_ms=now_ms()))
+
+    def depth(self) -> SpoolDepth:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(func.count(), func.coalesce(func.sum(_table.c.event_count), 0)).where(
+                    _table.c.done_at_ms.is_(None)
+                )
+            ).one()
+            return SpoolDepth(pending_batches=int(row[0]), pending_events=int(row[1]))
+
+    def totals(self) -> dict[str, int]:
+        """Batches and events received and drained since the oldest retained batch."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(_table.c.event_count), 0),
+                    func.count(_table.c.done_at_ms),
+                )
+            ).one()
+        depth = self.depth()
+        return {
+            "batches": int(row[0]),
+            "events": int(row[1]),
+            "batches_done": int(row[2]),
+            "batches_pending": depth.pending_batches,
+            "events_pending": depth.pending_events,
+        }
+
+    def prune(self, older_than_ms: int) -> int:
+        """Delete drained batches finished before ``older_than_ms``; returns how many."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                delete(_table).where(_table.c.done_at_ms.is_not(None), _table.c.done_at_ms < older_than_ms)
+            )
+            return int(result.rowcount)
