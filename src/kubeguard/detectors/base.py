@@ -68,6 +68,14 @@ class StateStore(Protocol):
         """Remember ``key`` in ``scope``; True if it was not remembered before."""
         ...
 
+    def seen(self, scope: str, key: str) -> bool:
+        """Whether ``key`` is remembered in ``scope``, without remembering it."""
+        ...
+
+    def forget(self, scope: str, key: str) -> None:
+        """Drop ``key`` from ``scope`` (a role that lost its wildcard rule, say)."""
+        ...
+
 
 @dataclass(slots=True)
 class DetectionContext:

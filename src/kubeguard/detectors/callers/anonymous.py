@@ -1,0 +1,53 @@
+"""<Tactic>:Kubernetes/SuccessfulAnonymousAccess — an unauthenticated call that the cluster carried out.
+
+Only calls that succeeded count: an anonymous request that is denied shows the cluster doing its job.
+Health and version probes are anonymous by design on most clusters and never count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kubeguard.audit.event import AuditEvent
+from kubeguard.detectors.base import ANY, Detection, DetectionContext
+from kubeguard.detectors.common import api_call, make_detection
+from kubeguard.detectors.rbac import ANONYMOUS_USER, UNAUTHENTICATED_GROUP
+from kubeguard.detectors.tactics import classify
+from kubeguard.findings.types import TACTICS
+
+VARIANT = "SuccessfulAnonymousAccess"
+HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+
+
+def is_anonymous(event: AuditEvent) -> bool:
+    user = event.user
+    return user.username == ANONYMOUS_USER or UNAUTHENTICATED_GROUP in user.groups
+
+
+def is_health_probe(event: AuditEvent) -> bool:
+    path = event.requestURI.split("?", 1)[0].rstrip("/")
+    return path in HEALTH_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/"))
+
+
+class SuccessfulAnonymousAccess:
+    name = "successful-anonymous-access"
+    finding_types = tuple(f"{tactic}:Kubernetes/{VARIANT}" for tactic in TACTICS)
+    wants = ((ANY, ANY),)
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
+        if not is_anonymous(event) or not event.succeeded or is_health_probe(event):
+            return
+        tactic = classify(event)
+        if tactic is None:
+            return
+        ip = event.caller_ip
+        yield make_detection(
+            f"{tactic}:Kubernetes/{VARIANT}",
+            event,
+            key=ip,
+            description=(
+                f"Kubernetes API {api_call(event)} was invoked successfully by the unauthenticated user "
+                f"{event.user.username or ANONYMOUS_USER} from IP {ip or 'unknown'} on cluster {event.cluster}."
+            ),
+            remote_ip=ip,
+        )

@@ -1,0 +1,86 @@
+"""Reading RBAC objects out of audit events: who a binding grants, and whether a role is admin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeguard.audit.event import AuditEvent
+from kubeguard.audit.objects import Role, RoleBinding, Subject, decode_body
+from kubeguard.detectors.base import StateStore
+
+BINDING_RESOURCES = ("rolebindings", "clusterrolebindings")
+ROLE_RESOURCES = ("roles", "clusterroles")
+ADMIN_CLUSTER_ROLES = frozenset({"cluster-admin", "admin"})
+#: State scope of the (Cluster)Roles seen granting ``*`` verbs on ``*`` resources.
+WILDCARD_ROLES = "rbac.wildcard-roles"
+
+ANONYMOUS_USER = "system:anonymous"
+UNAUTHENTICATED_GROUP = "system:unauthenticated"
+
+
+def read_binding(event: AuditEvent) -> RoleBinding | None:
+    """The binding a successful write produced (response preferred: a patch request is a fragment)."""
+    for body in (event.responseObject, event.requestObject):
+        binding = decode_body(body, RoleBinding)
+        if binding is not None and binding.kind != "Status" and binding.roleRef is not None:
+            return binding
+    return None
+
+
+def read_role(event: AuditEvent) -> Role | None:
+    for body in (event.responseObject, event.requestObject):
+        role = decode_body(body, Role)
+        if role is not None and role.kind != "Status" and role.rules is not None:
+            return role
+    return None
+
+
+def role_key(cluster: str, kind: str, namespace: str, name: str) -> str:
+    scope = "" if kind == "ClusterRole" else namespace
+    return f"{cluster}/{kind}/{scope}/{name}"
+
+
+def is_wildcard_role(role: Role) -> bool:
+    return any("*" in rule.verbs and "*" in rule.resources for rule in role.rules or ())
+
+
+def is_admin_role_ref(event: AuditEvent, binding: RoleBinding, state: StateStore) -> bool:
+    """cluster-admin, admin, or a (Cluster)Role this cluster was seen to grant ``*`` on ``*``."""
+    ref = binding.roleRef
+    if ref is None:
+        return False
+    if ref.kind == "ClusterRole" and ref.name in ADMIN_CLUSTER_ROLES:
+        return True
+    namespace = binding.metadata.namespace or event.namespace
+    key = role_key(event.cluster, ref.kind, namespace, ref.name)
+    return state.seen(WILDCARD_ROLES, key)
+
+
+def is_default_service_account(subject: Subject, binding_namespace: str) -> bool:
+    if subject.kind == "ServiceAccount":
+        return subject.name == "default"
+    if subject.kind == "Group":
+        return subject.name == "system:serviceaccounts" or subject.name.startswith("system:serviceaccounts:")
+    return False
+
+
+def grants_anonymous(subject: Subject) -> bool:
+    return (subject.kind == "User" and subject.name == ANONYMOUS_USER) or (
+        subject.kind == "Group" and subject.name in (UNAUTHENTICATED_GROUP, ANONYMOUS_USER)
+    )
+
+
+def binding_details(event: AuditEvent, binding: RoleBinding) -> dict[str, Any]:
+    """GuardDuty's ``kubernetesRoleBindingDetails``."""
+    ref = binding.roleRef
+    return {
+        "kind": binding.kind or ("ClusterRoleBinding" if event.resource == "clusterrolebindings" else "RoleBinding"),
+        "name": binding.metadata.name or event.name,
+        "uid": binding.metadata.uid,
+        "roleRefName": ref.name if ref else "",
+        "roleRefKind": ref.kind if ref else "",
+    }
+
+
+def binding_key(event: AuditEvent, binding: RoleBinding) -> str:
+    return f"{event.resource}/{binding.metadata.namespace or event.namespace}/{binding.metadata.name or event.name}"

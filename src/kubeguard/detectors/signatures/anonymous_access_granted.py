@@ -1,0 +1,50 @@
+"""Policy:Kubernetes/AnonymousAccessGranted — a binding that hands permissions to anonymous callers.
+
+Any subject that is the ``system:anonymous`` user or the ``system:unauthenticated`` group opens the
+cluster to whoever can reach its API endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kubeguard.audit.event import AuditEvent
+from kubeguard.detectors.base import Detection, DetectionContext
+from kubeguard.detectors.common import make_detection, who
+from kubeguard.detectors.rbac import (
+    BINDING_RESOURCES,
+    binding_details,
+    binding_key,
+    grants_anonymous,
+    read_binding,
+)
+
+FINDING = "Policy:Kubernetes/AnonymousAccessGranted"
+
+
+class AnonymousAccessGranted:
+    name = "anonymous-access-granted"
+    finding_types = (FINDING,)
+    wants = tuple((verb, resource) for verb in ("create", "update", "patch") for resource in BINDING_RESOURCES)
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
+        if not event.succeeded:
+            return
+        binding = read_binding(event)
+        if binding is None:
+            return
+        granted = [s for s in binding.subjects or () if grants_anonymous(s)]
+        if not granted:
+            return
+        details = binding_details(event, binding)
+        yield make_detection(
+            FINDING,
+            event,
+            key=binding_key(event, binding),
+            description=(
+                f"{who(event)} bound {details['roleRefKind']} {details['roleRefName']} to "
+                f"{', '.join(s.name for s in granted)} through {details['kind']} {details['name']} "
+                f"on cluster {event.cluster}."
+            ),
+            role_binding=details,
+        )

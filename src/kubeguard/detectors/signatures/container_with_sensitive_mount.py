@@ -1,0 +1,56 @@
+"""Persistence:Kubernetes/ContainerWithSensitiveMount — a writable mount of a sensitive host path.
+
+Write access to ``/etc``, the kubelet's directory, a runtime socket and the like lets a container plant
+files on the node or take over its runtime (DESIGN.md lists the paths). Pods stamped out by a controller
+for an owner workload are not reported again: the owner's creation already named the workload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kubeguard.audit.event import AuditEvent
+from kubeguard.detectors.base import Detection, DetectionContext
+from kubeguard.detectors.common import make_detection, who
+from kubeguard.detectors.workload import (
+    EPHEMERAL_CONTAINERS,
+    WORKLOAD_RESOURCES,
+    WRITE_VERBS,
+    created_by_controller,
+    is_workload_write,
+    read_workload,
+    sensitive_mounts,
+    workload_details,
+    workload_key,
+)
+
+FINDING = "Persistence:Kubernetes/ContainerWithSensitiveMount"
+
+
+class ContainerWithSensitiveMount:
+    name = "container-with-sensitive-mount"
+    finding_types = (FINDING,)
+    wants = tuple((v, r) for v in WRITE_VERBS for r in (*WORKLOAD_RESOURCES, EPHEMERAL_CONTAINERS))
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
+        if not is_workload_write(event):
+            return
+        view = read_workload(event)
+        if view is None or created_by_controller(event, view):
+            return
+        mounts = sensitive_mounts(view)
+        if not mounts:
+            return
+        details = workload_details(event, view)
+        listed = ", ".join(f"{host} at {path} in {c.name}" for c, host, path in mounts)
+        yield make_detection(
+            FINDING,
+            event,
+            key=workload_key(event, view),
+            description=(
+                f"{who(event)} launched {view.resource} {details['namespace']}/{details['name']} on cluster "
+                f"{event.cluster} with writable host path mounts: {listed}."
+            ),
+            workload=details,
+            parameters=", ".join(sorted({host for _, host, _ in mounts})),
+        )

@@ -1,0 +1,45 @@
+"""Execution:Kubernetes/ExecInKubeSystemPod — a command run through the exec API in kube-system.
+
+kube-system pods run with the cluster's most powerful identities; a shell in one is rarely routine.
+The finding fires when the exec was authorized, whatever the kubelet answered afterwards: the caller
+held the permission and used it (a pod without a node answers 400, a live one 101).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+from kubeguard.audit.event import AuditEvent
+from kubeguard.detectors.base import Detection, DetectionContext
+from kubeguard.detectors.common import make_detection, who
+
+FINDING = "Execution:Kubernetes/ExecInKubeSystemPod"
+SYSTEM_NAMESPACE = "kube-system"
+
+
+def exec_command(request_uri: str) -> str:
+    """The command an exec request runs, from its repeated ``command`` query parameters."""
+    query = parse_qs(urlsplit(request_uri).query)
+    return " ".join(query.get("command", []))
+
+
+class ExecInKubeSystemPod:
+    name = "exec-in-kube-system-pod"
+    finding_types = (FINDING,)
+    wants = (("create", "pods/exec"), ("get", "pods/exec"), ("create", "pods/attach"), ("get", "pods/attach"))
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
+        if event.namespace != SYSTEM_NAMESPACE or not event.authorized:
+            return
+        command = exec_command(event.requestURI)
+        yield make_detection(
+            FINDING,
+            event,
+            key=f"{event.namespace}/{event.name}",
+            description=(
+                f"{who(event)} ran {command or 'a command'!r} through the {event.subresource} API in pod "
+                f"{event.namespace}/{event.name} on cluster {event.cluster}."
+            ),
+            parameters=command,
+        )

@@ -1,0 +1,60 @@
+"""PrivilegeEscalation:Kubernetes/PrivilegedContainer — an image's first privileged launch in a cluster.
+
+A privileged container has the node's devices and capabilities: root on the node. GuardDuty raises this
+the first time an image is launched privileged in a cluster, so that a DaemonSet that has always run
+privileged (a CNI, a storage driver) does not raise again on every rollout. The memory of which images
+have run privileged lives in the detector state, so a restart does not re-alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kubeguard.audit.event import AuditEvent
+from kubeguard.detectors.base import Detection, DetectionContext
+from kubeguard.detectors.common import make_detection, who
+from kubeguard.detectors.workload import (
+    EPHEMERAL_CONTAINERS,
+    WORKLOAD_RESOURCES,
+    WRITE_VERBS,
+    is_privileged,
+    is_workload_write,
+    read_workload,
+    workload_details,
+    workload_key,
+)
+
+FINDING = "PrivilegeEscalation:Kubernetes/PrivilegedContainer"
+PRIVILEGED_IMAGES = "workload.privileged-images"
+
+
+class PrivilegedContainer:
+    name = "privileged-container"
+    finding_types = (FINDING,)
+    wants = tuple((v, r) for v in WRITE_VERBS for r in (*WORKLOAD_RESOURCES, EPHEMERAL_CONTAINERS))
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
+        if not is_workload_write(event):
+            return
+        view = read_workload(event)
+        if view is None:
+            return
+        new_images = [
+            c.image
+            for c in view.containers
+            if is_privileged(c) and ctx.state.first_seen(PRIVILEGED_IMAGES, f"{event.cluster}\x1f{c.image}")
+        ]
+        if not new_images:
+            return
+        details = workload_details(event, view)
+        yield make_detection(
+            FINDING,
+            event,
+            key=workload_key(event, view),
+            description=(
+                f"{who(event)} launched {view.resource} {details['namespace']}/{details['name']} on cluster "
+                f"{event.cluster} with a privileged container running {', '.join(new_images)}, an image never "
+                f"run privileged in this cluster before."
+            ),
+            workload=details,
+        )

@@ -1,0 +1,43 @@
+"""Detectors that raise nothing and remember facts other detectors need.
+
+* Which (Cluster)Roles grant ``*`` verbs on ``*`` resources, so that binding one counts as admin.
+* Which clusters run Kubeflow, so that their Istio ingress gateway counts as its dashboard's front door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kubeguard.audit.event import AuditEvent
+from kubeguard.detectors.base import ANY, Detection, DetectionContext
+from kubeguard.detectors.rbac import ROLE_RESOURCES, WILDCARD_ROLES, is_wildcard_role, read_role, role_key
+from kubeguard.detectors.signatures.exposed_dashboard import KUBEFLOW_CLUSTERS
+
+
+class WildcardRoleTracker:
+    name = "wildcard-role-tracker"
+    finding_types = ()
+    wants = tuple((v, r) for v in ("create", "update", "patch", "delete") for r in ROLE_RESOURCES)
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if not event.succeeded:
+            return
+        kind = "ClusterRole" if event.resource == "clusterroles" else "Role"
+        key = role_key(event.cluster, kind, event.namespace, event.name)
+        role = read_role(event) if event.verb != "delete" else None
+        if role is not None and is_wildcard_role(role):
+            ctx.state.first_seen(WILDCARD_ROLES, key)
+        else:
+            ctx.state.forget(WILDCARD_ROLES, key)
+        return ()
+
+
+class KubeflowTracker:
+    name = "kubeflow-tracker"
+    finding_types = ()
+    wants = ((ANY, "namespaces"), ("create", "services"), ("create", "deployments"))
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if event.namespace == "kubeflow" or (event.resource == "namespaces" and event.name == "kubeflow"):
+            ctx.state.first_seen(KUBEFLOW_CLUSTERS, event.cluster)
+        return ()
