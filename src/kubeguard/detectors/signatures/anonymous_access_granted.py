@@ -1,7 +1,8 @@
 """Policy:Kubernetes/AnonymousAccessGranted — a binding that hands permissions to anonymous callers.
 
 Any subject that is the ``system:anonymous`` user or the ``system:unauthenticated`` group opens the
-cluster to whoever can reach its API endpoint.
+cluster to whoever can reach its API endpoint. Kubernetes' own bootstrap bindings of its public,
+information-only roles are not findings.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from kubeguard.detectors.rbac import (
 )
 
 FINDING = "Policy:Kubernetes/AnonymousAccessGranted"
+#: Kubernetes' own bootstrap policy binds these to unauthenticated callers on every cluster; they expose
+#: only health, version and discovery information.
+BUILT_IN_PUBLIC_ROLES = frozenset({"system:public-info-viewer", "system:discovery", "system:basic-user"})
+#: The API server reconciles its bootstrap RBAC policy under this identity at every start.
+BOOTSTRAP_USER = "system:apiserver"
 
 
 class AnonymousAccessGranted:
@@ -31,7 +37,9 @@ class AnonymousAccessGranted:
         if not event.succeeded:
             return
         binding = read_binding(event)
-        if binding is None:
+        if binding is None or event.user.username == BOOTSTRAP_USER:
+            return
+        if binding.roleRef is not None and binding.roleRef.name in BUILT_IN_PUBLIC_ROLES:
             return
         granted = [s for s in binding.subjects or () if grants_anonymous(s)]
         if not granted:

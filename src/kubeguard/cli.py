@@ -1,0 +1,179 @@
+"""The ``kubeguard`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kubeguard import severity
+from kubeguard.audit.decode import FORMATS, UnknownFormatError, expand_path
+from kubeguard.config import ConfigError, load_settings
+from kubeguard.scan import ScanResult, run_scan
+
+app = typer.Typer(
+    name="kubeguard",
+    help="Threat detection for Kubernetes audit logs, with GuardDuty-compatible findings.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Threat detection for Kubernetes audit logs, with GuardDuty-compatible findings."""
+
+EXIT_USAGE = 2
+EXIT_FINDINGS = 3
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(EXIT_USAGE)
+
+
+def _check_paths(paths: list[str]) -> None:
+    for path in paths:
+        if path != "-":
+            expand_path(Path(path))
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[str], typer.Argument(help="Audit log files or directories; - reads stdin.")],
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or jsonl.")] = "table",
+    cluster: Annotated[str | None, typer.Option(help="Cluster name (else from the envelope, else default).")] = None,
+    input_format: Annotated[str, typer.Option(help=f"One of: {', '.join(FORMATS)}.")] = "auto",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write findings here.")] = None,
+    min_severity: Annotated[str, typer.Option(help="Hide findings below: low, medium, high, critical or 0-10.")] = "0",
+    fail_on: Annotated[str | None, typer.Option(help="Exit 3 if a finding at or above this severity exists.")] = None,
+    state: Annotated[Path | None, typer.Option(help="Keep detector state (first-seen, baselines) in this file.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML settings file.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Scan audit logs and print GuardDuty-format findings."""
+    if output_format not in ("table", "json", "jsonl"):
+        raise _fail(f"unknown --format {output_format!r}; choose table, json or jsonl")
+    if input_format not in FORMATS:
+        raise _fail(f"unknown --input-format {input_format!r}; choose one of {', '.join(FORMATS)}")
+    try:
+        floor = severity.parse_threshold(min_severity)
+        fail_floor = severity.parse_threshold(fail_on) if fail_on else None
+        settings = load_settings(config)
+        _check_paths(paths)
+    except (ValueError, ConfigError, FileNotFoundError) as error:
+        raise _fail(str(error)) from error
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet)
+    except (UnknownFormatError, FileNotFoundError) as error:
+        raise _fail(str(error)) from error
+    shown = [f for f in result.findings if f["severity"] >= floor]
+    _emit(shown, output_format, output)
+    if not quiet:
+        _summary(result)
+    if fail_floor is not None and any(f["severity"] >= fail_floor for f in result.findings):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def _scan_with_progress(
+    paths: list[str], settings: Any, cluster: str | None, input_format: str, state: Path | None, *, show: bool
+) -> ScanResult:
+    fmt = None if input_format == "auto" else input_format
+    if not (show and err.is_terminal):
+        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state)
+    columns = (
+        TextColumn("[bold]scanning"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.completed:,} events · {task.fields[rate]:,.0f}/s · {task.fields[findings]} findings"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("scan", total=None, rate=0.0, findings=0)
+        started = progress.get_time()
+
+        def update(events: int, findings: int) -> None:
+            elapsed = max(progress.get_time() - started, 1e-6)
+            progress.update(task, completed=events, rate=events / elapsed, findings=findings)
+
+        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state, progress=update)
+
+
+def _emit(findings: list[dict[str, Any]], output_format: str, output: Path | None) -> None:
+    if output_format == "json":
+        data = orjson.dumps({"findings": findings}, option=orjson.OPT_INDENT_2) + b"\n"
+    elif output_format == "jsonl":
+        data = b"".join(orjson.dumps(f) + b"\n" for f in findings)
+    else:
+        _table(findings, output)
+        return
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(data)
+
+
+def _table(findings: list[dict[str, Any]], output: Path | None) -> None:
+    table = Table(title=f"{len(findings)} findings", show_lines=False)
+    for column in ("Severity", "Type", "User", "Namespace", "Target", "Source IP", "Count"):
+        table.add_column(column, overflow="fold")
+    for finding in sorted(findings, key=lambda f: -f["severity"]):
+        call = finding["service"]["action"]["kubernetesApiCallAction"]
+        user = finding["resource"]["kubernetesDetails"]["kubernetesUserDetails"]["username"]
+        workload = finding["resource"]["kubernetesDetails"].get("kubernetesWorkloadDetails")
+        target = workload["name"] if workload else call.get("resourceName") or call.get("requestUri", "")
+        table.add_row(
+            severity.label(finding["severity"]),
+            finding["type"],
+            user,
+            call.get("namespace", ""),
+            target,
+            (call.get("sourceIPs") or [""])[0],
+            str(finding["service"]["count"]),
+        )
+    if output is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=200)
+        console.print(table)
+    else:
+        with output.open("w") as handle:
+            Console(file=handle, width=200).print(table)
+
+
+def _summary(result: ScanResult) -> None:
+    stats = result.stats
+    err.print(
+        f"[bold]{stats.events:,}[/] events read ({stats.counted:,} counted, {stats.duplicates:,} duplicates, "
+        f"{stats.other_stages:,} other stages), [bold]{result.rejected:,}[/] records rejected, "
+        f"[bold]{len(result.findings)}[/] findings in {result.seconds:.2f}s"
+    )
+    for reject in result.rejects[:5]:
+        err.print(f"  rejected {reject}")
+    if result.rejected > 5:
+        err.print(f"  … and {result.rejected - 5:,} more rejected records")
+    by_severity = Counter(severity.label(f["severity"]) for f in result.findings)
+    if by_severity:
+        err.print("  by severity: " + ", ".join(f"{k} {v}" for k, v in sorted(by_severity.items())))
+    for finding_type, count in sorted(result.by_type().items()):
+        err.print(f"  {count:>4}  {finding_type}")
+    for detector, errors in result.detector_errors.items():
+        err.print(f"[yellow]  detector {detector} failed on {errors} events (see log)[/]")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
