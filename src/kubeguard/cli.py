@@ -56,7 +56,7 @@ def scan(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write findings here.")] = None,
     min_severity: Annotated[str, typer.Option(help="Hide findings below: low, medium, high, critical or 0-10.")] = "0",
     fail_on: Annotated[str | None, typer.Option(help="Exit 3 if a finding at or above this severity exists.")] = None,
-    state: Annotated[Path | None, typer.Option(help="Keep detector state (first-seen, baselines) in this file.")] = None,
+    state: Annotated[Path | None, typer.Option(help="Keep detector state (first-seen, baselines) here.")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML settings file.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
