@@ -118,7 +118,7 @@ class _Handler(ContentHandler):
         parts = [part.strip() for part in text.split(_SEPARATOR)]
         if self._condition != "InclusiveBetween":
             self.entries.extend(StixEntry(self._line, part, "", is_ip) for part in parts)
-        elif len(parts) == 2:
+        elif len(parts) == 2 and all(parts):
             self.entries.append(StixEntry(self._line, parts[0], parts[1], is_ip))
         else:
             error = "InclusiveBetween needs first##comma##last"
