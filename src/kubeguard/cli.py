@@ -17,6 +17,8 @@ from rich.table import Table
 from kubeguard import severity
 from kubeguard.audit.decode import FORMATS, UnknownFormatError, expand_path
 from kubeguard.config import ConfigError, load_settings
+from kubeguard.intel.formats import ListError
+from kubeguard.intel.sources import SourceError
 from kubeguard.scan import ScanResult, run_scan
 
 app = typer.Typer(
@@ -58,6 +60,16 @@ def scan(
     fail_on: Annotated[str | None, typer.Option(help="Exit 3 if a finding at or above this severity exists.")] = None,
     state: Annotated[Path | None, typer.Option(help="Keep detector state (first-seen, baselines) here.")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML settings file.")] = None,
+    threat_list: Annotated[
+        list[str] | None, typer.Option(help="Custom threat list PATH_OR_URL[:FORMAT]; repeatable.")
+    ] = None,
+    trusted_list: Annotated[
+        list[str] | None, typer.Option(help="Trusted IP list PATH_OR_URL[:FORMAT]; repeatable.")
+    ] = None,
+    tor_exits: Annotated[list[str] | None, typer.Option(help="Tor exit list file; repeatable.")] = None,
+    no_default_feeds: Annotated[
+        bool, typer.Option("--no-default-feeds", help="Ignore feeds cached by `kubeguard intel update`.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
     """Scan audit logs and print GuardDuty-format findings."""
@@ -69,13 +81,18 @@ def scan(
         floor = severity.parse_threshold(min_severity)
         fail_floor = severity.parse_threshold(fail_on) if fail_on else None
         settings = load_settings(config)
+        intel = settings.intel
+        intel.threat_lists = [*intel.threat_lists, *(threat_list or [])]
+        intel.trusted_lists = [*intel.trusted_lists, *(trusted_list or [])]
+        intel.tor_exits = [*intel.tor_exits, *(tor_exits or [])]
+        intel.use_default_feeds = intel.use_default_feeds and not no_default_feeds
         _check_paths(paths)
     except (ValueError, ConfigError, FileNotFoundError) as error:
         raise _fail(str(error)) from error
     logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet)
-    except (UnknownFormatError, FileNotFoundError) as error:
+    except (UnknownFormatError, FileNotFoundError, SourceError, ListError) as error:
         raise _fail(str(error)) from error
     shown = [f for f in result.findings if f["severity"] >= floor]
     _emit(shown, output_format, output)

@@ -15,6 +15,8 @@ from typing import Any
 from kubeguard.audit.decode import EventReader, Reject
 from kubeguard.config import Settings
 from kubeguard.detectors.state import MemoryState
+from kubeguard.intel.geo import GeoResolver
+from kubeguard.intel.index import IntelIndex
 from kubeguard.pipeline import FindingSet, Pipeline, PipelineStats
 
 
@@ -35,6 +37,27 @@ class ScanResult:
 ProgressHook = Callable[[int, int], None]
 
 
+def load_intel(settings: Settings) -> IntelIndex | None:
+    """The threat intelligence the settings name, or None when they name none and the cache is empty."""
+    config = settings.intel
+    index = IntelIndex.from_settings(
+        threat_lists=config.threat_lists,
+        trusted_lists=config.trusted_lists,
+        tor_exits=config.tor_exits,
+        use_default_feeds=config.use_default_feeds,
+        cache_dir=config.cache_dir or None,
+    )
+    return index if index.lists else None
+
+
+def default_pipeline_options(settings: Settings) -> dict[str, Any]:
+    """Intel and geo enrichment as the settings configure them."""
+    resolver = GeoResolver(
+        city_mmdb=settings.intel.geo_city_mmdb or None, asn_mmdb=settings.intel.geo_asn_mmdb or None
+    )
+    return {"intel": load_intel(settings), "describe_ip": resolver.details}
+
+
 def run_scan(
     paths: Sequence[str],
     settings: Settings,
@@ -49,7 +72,8 @@ def run_scan(
     """Scan ``paths`` ("-" is stdin); raises FileNotFoundError / UnknownFormatError before reading."""
     reader = EventReader(input_format=input_format, cluster=cluster)
     state = MemoryState.load(state_path) if state_path else MemoryState()
-    pipeline = Pipeline(settings, state, **(pipeline_options or {}))
+    options = pipeline_options if pipeline_options is not None else default_pipeline_options(settings)
+    pipeline = Pipeline(settings, state, **options)
     findings = FindingSet()
     started = time.perf_counter()
     count = 0

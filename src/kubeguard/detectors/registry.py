@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kubeguard.detectors.base import Detector
 from kubeguard.detectors.callers.anonymous import SuccessfulAnonymousAccess
+from kubeguard.detectors.callers.threat_intel import ThreatIntelCaller
 from kubeguard.detectors.signatures.admin_access_to_default_service_account import (
     AdminAccessToDefaultServiceAccount,
 )
@@ -25,6 +26,7 @@ def default_detectors() -> list[Detector]:
         WildcardRoleTracker(),
         KubeflowTracker(),
         SuccessfulAnonymousAccess(),
+        ThreatIntelCaller(),
         ExecInKubeSystemPod(),
         AdminAccessToDefaultServiceAccount(),
         AnonymousAccessGranted(),
