@@ -304,6 +304,7 @@ def test_random_bytes_never_crash_a_parser(data, fmt):
 @given(text=st.text(max_size=1024), fmt=st.sampled_from(FORMATS))
 def test_random_text_never_crashes_a_parser(text, fmt):
     try:
-        parse_list(text.encode(), fmt)
+        result = parse_list(text.encode(), fmt)
     except ListError:
-        pass
+        return
+    assert len(result.ipset) + result.problem_count + result.ignored <= len(text.encode()) + 1

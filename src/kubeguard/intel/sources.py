@@ -77,7 +77,7 @@ def parse_list_spec(spec: str) -> ListSpec:
 def default_list_name(location: str) -> str:
     """The file name without its extension (``lists/bad-ips.txt`` -> ``bad-ips``), else the host."""
     parts = urlsplit(location)
-    path = parts.path if parts.scheme else location
+    path = unquote(parts.path) if len(parts.scheme) > 1 else location
     stem = PurePosixPath(path.replace("\\", "/")).stem
     return stem or parts.hostname or location
 
@@ -106,9 +106,7 @@ def load_list(
     return LoadedList(spec.name, spec.location, hashlib.sha256(data).hexdigest(), parsed)
 
 
-def read_location(
-    location: str, *, max_bytes: int = MAX_FILE_BYTES, timeout: float = DEFAULT_TIMEOUT
-) -> bytes:
+def read_location(location: str, *, max_bytes: int = MAX_FILE_BYTES, timeout: float = DEFAULT_TIMEOUT) -> bytes:
     """The bytes at a path, ``file://`` or ``http(s)://`` URL, at most ``max_bytes`` of them."""
     scheme = urlsplit(location).scheme.lower()
     if scheme in ("http", "https"):
@@ -120,9 +118,7 @@ def read_location(
     if scheme == "file":
         return _read_file(_file_url_path(location), max_bytes)
     if len(scheme) > 1:  # a one-letter "scheme" is a Windows drive
-        raise SourceError(
-            f"{location}: unsupported scheme {scheme!r} (use a path, file://, http:// or https://)"
-        )
+        raise SourceError(f"{location}: unsupported scheme {scheme!r} (use a path, file://, http:// or https://)")
     return _read_file(Path(location), max_bytes)
 
 
@@ -182,9 +178,7 @@ def fetch(
                     raise SourceError(f"{url}: larger than the {max_bytes}-byte limit")
                 if time.monotonic() > deadline:
                     raise SourceError(f"{url}: download took longer than {4 * timeout:.0f}s")
-            return FetchResult(
-                200, bytes(body), response.headers.get("etag"), response.headers.get("last-modified")
-            )
+            return FetchResult(200, bytes(body), response.headers.get("etag"), response.headers.get("last-modified"))
     except httpx.TimeoutException as exc:
         raise SourceError(f"{url}: timed out after {timeout:.0f}s") from exc
     except httpx.HTTPError as exc:
