@@ -66,10 +66,10 @@ def create(
     return new_id
 
 
-def ensure_default(conn: Connection) -> str:
-    """The first detector; one is created on first start so the API is usable at once."""
+def ensure_default(conn: Connection, preferred_id: str | None = None) -> str:
+    """The first detector; one (with ``preferred_id``) is created on first start so the API works at once."""
     first = conn.execute(select(_table.c.id).order_by(_table.c.created_at_ms, _table.c.id).limit(1)).scalar()
-    return str(first) if first else create(conn)
+    return str(first) if first else create(conn, detector_id=preferred_id)
 
 
 def get(conn: Connection, detector_id: str) -> DetectorRecord | None:

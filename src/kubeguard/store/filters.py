@@ -89,9 +89,7 @@ def modify(conn: Connection, detector_id: str, name: str, **changes: Any) -> Non
             values["criteria"] = orjson.dumps(value).decode()
         else:
             values[key] = value
-    conn.execute(
-        update(_table).where(_table.c.detector_id == detector_id, _table.c.name == name).values(**values)
-    )
+    conn.execute(update(_table).where(_table.c.detector_id == detector_id, _table.c.name == name).values(**values))
 
 
 def remove(conn: Connection, detector_id: str, name: str) -> bool:

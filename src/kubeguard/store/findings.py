@@ -101,9 +101,7 @@ def get_many(conn: Connection, detector_id: str, ids: Iterable[str]) -> dict[str
     if not wanted:
         return {}
     rows = conn.execute(
-        select(_table.c.id, _table.c.body).where(
-            and_(_table.c.detector_id == detector_id, _table.c.id.in_(wanted))
-        )
+        select(_table.c.id, _table.c.body).where(and_(_table.c.detector_id == detector_id, _table.c.id.in_(wanted)))
     )
     return {row.id: orjson.loads(row.body) for row in rows}
 

@@ -80,9 +80,7 @@ def create(
 def get(conn: Connection, detector_id: str, kind: str, set_id: str) -> IpSetRecord | None:
     row = (
         conn.execute(
-            select(_table).where(
-                _table.c.detector_id == detector_id, _table.c.kind == kind, _table.c.id == set_id
-            )
+            select(_table).where(_table.c.detector_id == detector_id, _table.c.kind == kind, _table.c.id == set_id)
         )
         .mappings()
         .first()

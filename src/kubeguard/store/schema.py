@@ -117,5 +117,7 @@ spool = Table(
     Column("body", LargeBinary, nullable=False),
     #: Null while the batch waits for detection; set when its findings are committed.
     Column("done_at_ms", BigInteger),
+    #: Why detection failed on the batch, when it did; the batch is then done but not silently dropped.
+    Column("error", Text),
     Index("ix_kg_spool_pending", "done_at_ms", "id"),
 )

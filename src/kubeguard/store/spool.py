@@ -44,9 +44,7 @@ class Spool:
         """Store one batch; when this returns, the batch survives a crash. Returns its id."""
         with self._engine.begin() as conn:
             result = conn.execute(
-                insert(_table).values(
-                    cluster=cluster, received_at_ms=now_ms(), event_count=event_count, body=body
-                )
+                insert(_table).values(cluster=cluster, received_at_ms=now_ms(), event_count=event_count, body=body)
             )
             return int(result.inserted_primary_key[0])
 
@@ -62,9 +60,10 @@ class Spool:
             return [Batch(row.id, row.cluster, row.event_count, bytes(row.body)) for row in rows]
 
     @staticmethod
-    def mark_done(conn: Connection, batch_id: int) -> None:
+    def mark_done(conn: Connection, batch_id: int, error: str | None = None) -> None:
         """Mark a batch drained, inside the caller's transaction (the one that stored its findings)."""
-        conn.execute(update(_table).where(_table.c.id == batch_id).values(done_at_ms=now_ms()))
+        values = {"done_at_ms": now_ms(), "error": error[:2000] if error else None}
+        conn.execute(update(_table).where(_table.c.id == batch_id).values(**values))
 
     def depth(self) -> SpoolDepth:
         with self._engine.connect() as conn:
@@ -83,6 +82,7 @@ class Spool:
                     func.count(),
                     func.coalesce(func.sum(_table.c.event_count), 0),
                     func.count(_table.c.done_at_ms),
+                    func.count(_table.c.error),
                 )
             ).one()
         depth = self.depth()
@@ -90,6 +90,7 @@ class Spool:
             "batches": int(row[0]),
             "events": int(row[1]),
             "batches_done": int(row[2]),
+            "batches_failed": int(row[3]),
             "batches_pending": depth.pending_batches,
             "events_pending": depth.pending_events,
         }

@@ -1,0 +1,156 @@
+"""Assemble one service instance: store, detection behind the spool, publishing, and the HTTP app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from kubeguard.api import native
+from kubeguard.api.context import ServiceContext
+from kubeguard.api.errors import install_error_handlers
+from kubeguard.api.guardduty import build_router
+from kubeguard.api.guardduty.findings import stamp_detector
+from kubeguard.api.ingest import webhook
+from kubeguard.api.ingest.drainer import SpoolDrainer
+from kubeguard.api.intel_sets import IntelSets
+from kubeguard.api.metrics import ServiceMetrics
+from kubeguard.api.options import ServeOptions, SinkOptions
+from kubeguard.audit.event import AuditEvent
+from kubeguard.findings.publish import HttpSink, JsonlFileSink, Publisher, QueuedSink, Sink, StdoutSink
+from kubeguard.intel.index import IntelIndex
+from kubeguard.store import detectors, ipsets
+from kubeguard.store.database import open_engine
+from kubeguard.store.recorder import FindingRecorder
+from kubeguard.store.spool import Spool
+from kubeguard.store.state import SqlState
+
+log = logging.getLogger(__name__)
+
+
+def _sink(options: SinkOptions) -> Sink:
+    if options.type == "http":
+        return HttpSink(options.url, options.headers)
+    if options.type == "jsonl":
+        return JsonlFileSink(options.path)
+    return StdoutSink()
+
+
+def build_publisher(options: ServeOptions, metrics: ServiceMetrics) -> Publisher:
+    return Publisher(
+        [
+            QueuedSink(
+                _sink(sink),
+                queue_size=sink.queue_size,
+                max_attempts=sink.max_attempts,
+                on_failure=lambda name, reason: metrics.publish_failures.labels(name, reason).inc(),
+                on_success=lambda name: metrics.published.labels(name).inc(),
+            )
+            for sink in options.sinks
+        ]
+    )
+
+
+class FiledPipeline:
+    """The detection pipeline, with each finding filed under the current detector.
+
+    No findings are kept while the detector is disabled or deleted (as in GuardDuty); the events are
+    still drained, so nothing waits in the spool forever.
+    """
+
+    def __init__(self, pipeline: Any, context: ServiceContext) -> None:
+        self.pipeline = pipeline
+        self.context = context
+
+    def process(self, events: list[AuditEvent]) -> list[dict[str, Any]]:
+        occurrences = self.pipeline.process(events)
+        detector_id = self.context.detector_id
+        if detector_id is None or not self.context.detector_enabled:
+            return []
+        return [stamp_detector(finding, detector_id) for finding in occurrences]
+
+
+def intel_swapper(pipeline: Any, base: IntelIndex | None) -> Callable[[IntelIndex], None]:
+    """Combine the configured intel with the API's sets and swap it into the running detectors."""
+
+    def swap(from_api: IntelIndex) -> None:
+        names = {item.name for item in from_api.lists}
+        lists = [item for item in (base.lists if base else ()) if item.name not in names]
+        combined = IntelIndex([*from_api.lists, *lists], [*from_api.trusted, *(base.trusted if base else ())])
+        pipeline.engine.context.intel = combined if combined.lists or combined.trusted else None
+        log.info("threat intelligence reloaded: %r", combined)
+
+    return swap
+
+
+def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_access: bool, mutual_tls: bool):
+    """Open the store and wire everything; returns the context and the spool drainer (not started)."""
+    from kubeguard.pipeline import Pipeline
+    from kubeguard.scan import default_pipeline_options
+
+    engine = open_engine(db_url)
+    with engine.begin() as conn:
+        detector_id = detectors.ensure_default(conn, settings.detector_id or None)
+        active_sets = ipsets.active(conn)
+    metrics = ServiceMetrics()
+    publisher = build_publisher(options, metrics)
+    recorder = FindingRecorder(
+        engine, publisher.publish, lambda kind, outcome: metrics.findings.labels(kind, outcome).inc()
+    )
+    pipeline_options = default_pipeline_options(settings)
+    pipeline = Pipeline(settings, SqlState(engine), **pipeline_options)
+    intel = IntelSets(intel_swapper(pipeline, pipeline_options.get("intel")))
+    context = ServiceContext(
+        engine=engine,
+        settings=settings,
+        options=options,
+        metrics=metrics,
+        spool=Spool(engine),
+        recorder=recorder,
+        publisher=publisher,
+        intel=intel,
+        detector_id=detector_id,
+        open_access=open_access,
+        mutual_tls=mutual_tls,
+    )
+    intel.load_active(active_sets)
+    drainer = SpoolDrainer(
+        context.spool,
+        FiledPipeline(pipeline, context),
+        recorder,
+        metrics,
+        retention_seconds=options.spool_retention_seconds,
+    )
+    context.wake_drainer = drainer.wake
+    return context, drainer
+
+
+def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if drainer is not None:
+            drainer.start()
+        try:
+            yield
+        finally:
+            if drainer is not None:
+                drainer.stop()
+            context.publisher.close()
+            context.engine.dispose()
+
+    app = FastAPI(
+        title="kubeguard",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    app.include_router(webhook.router)
+    app.include_router(native.router)
+    app.include_router(build_router())
+    return app

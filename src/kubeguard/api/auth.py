@@ -1,0 +1,75 @@
+"""Who may call what.
+
+- Loopback listener and no credential configured: everything is open (the out-of-the-box developer case).
+- Otherwise the GuardDuty and native API need a valid SigV4 signature by a configured access key;
+  the webhook needs a configured bearer token (which may also name the cluster) or a client certificate
+  (when ``--client-ca`` is set, the TLS handshake has already verified it); ``/metrics`` takes either.
+- ``/healthz`` is always open: it says nothing but "up".
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from kubeguard.api.context import ServiceContext
+from kubeguard.api.errors import AccessDenied, Unauthorized
+from kubeguard.api.sigv4 import SignatureError, SignedRequest, verify
+
+
+def context(request: Request) -> ServiceContext:
+    return request.app.state.context
+
+
+async def require_signature(request: Request) -> None:
+    """FastAPI dependency of the API routes."""
+    ctx = context(request)
+    if ctx.open_access:
+        return
+    if ctx.mutual_tls:
+        return
+    body = await request.body()
+    signed = SignedRequest(
+        method=request.method,
+        raw_path=request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),
+        query=request.scope.get("query_string", b"").decode("latin-1"),
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+        body=body,
+    )
+    try:
+        verify(signed, ctx.options.access_keys.get)
+    except SignatureError as exc:
+        raise AccessDenied(f"request signature rejected: {exc}") from exc
+
+
+def webhook_identity(request: Request) -> str | None:
+    """Authorise a webhook call; returns the cluster its token names ("" or None when it names none)."""
+    ctx = context(request)
+    token = _bearer(request)
+    if token is not None:
+        for known, cluster in ctx.options.webhook_tokens.items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                return cluster
+        raise Unauthorized("unknown bearer token")
+    if ctx.open_access or ctx.mutual_tls:
+        return None
+    raise Unauthorized("a bearer token or client certificate is required")
+
+
+async def require_metrics_access(request: Request) -> None:
+    ctx = context(request)
+    if ctx.open_access or ctx.mutual_tls:
+        return
+    if _bearer(request) is not None:
+        webhook_identity(request)
+        return
+    await require_signature(request)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()

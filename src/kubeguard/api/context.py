@@ -1,0 +1,36 @@
+"""Everything a request handler or background task of one service instance needs, in one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from kubeguard.api.intel_sets import IntelSets
+from kubeguard.api.metrics import ServiceMetrics
+from kubeguard.api.options import ServeOptions
+from kubeguard.findings.publish import Publisher
+from kubeguard.store.recorder import FindingRecorder
+from kubeguard.store.spool import Spool
+
+
+@dataclass(slots=True)
+class ServiceContext:
+    engine: Engine
+    settings: Any
+    options: ServeOptions
+    metrics: ServiceMetrics
+    spool: Spool
+    recorder: FindingRecorder
+    publisher: Publisher
+    intel: IntelSets
+    #: The detector findings are filed under (created on first start; None once deleted).
+    detector_id: str | None
+    #: True when the listener is loopback-only and no credential is configured: no authentication.
+    open_access: bool
+    #: True when TLS requires a client certificate signed by ``--client-ca``: every peer is verified.
+    mutual_tls: bool = False
+    detector_enabled: bool = True
+    #: Wakes the spool drainer when a batch arrives (set by the drainer).
+    wake_drainer: Any = None

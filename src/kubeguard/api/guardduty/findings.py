@@ -1,0 +1,196 @@
+"""ListFindings, GetFindings, GetFindingsStatistics, Archive/Unarchive, feedback, sample findings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from kubeguard.api.auth import context
+from kubeguard.api.context import ServiceContext
+from kubeguard.api.errors import BadRequest
+from kubeguard.api.guardduty import statistics
+from kubeguard.api.guardduty.common import require_detector
+from kubeguard.api.pagination import page
+from kubeguard.api.params import Params, json_body
+from kubeguard.findings.criteria import (
+    TIMESTAMP_FIELDS,
+    CriteriaError,
+    epoch_ms,
+    field_values,
+    matches,
+    validate,
+)
+from kubeguard.store import findings as finding_store
+
+router = APIRouter()
+MAX_IDS = 50
+
+
+def criterion_of(params: Params, *, allow_wildcards: bool = False) -> dict[str, dict[str, Any]]:
+    criteria = params.mapping("findingCriteria") or {}
+    try:
+        return validate(criteria.get("criterion"), allow_wildcards=allow_wildcards)
+    except CriteriaError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
+def sort_of(params: Params) -> tuple[str, bool]:
+    """(attribute, descending); the default is most recently updated first."""
+    sort = params.mapping("sortCriteria") or {}
+    attribute = sort.get("attributeName") or "updatedAt"
+    order = sort.get("orderBy") or "DESC"
+    if not isinstance(attribute, str) or order not in ("ASC", "DESC"):
+        raise BadRequest("sortCriteria needs a string attributeName and orderBy ASC or DESC")
+    return attribute, order == "DESC"
+
+
+def _sort_key(attribute: str) -> Any:
+    def key(finding: dict[str, Any]) -> tuple[int, Any, str]:
+        values = field_values(finding, attribute)
+        if not values:
+            return (1, 0, finding["id"])
+        value = values[0]
+        if isinstance(value, str) and attribute in TIMESTAMP_FIELDS:
+            value = epoch_ms(value)
+        if isinstance(value, bool):
+            value = int(value)
+        return (0, value if isinstance(value, int | float) else str(value), finding["id"])
+
+    return key
+
+
+def matching(ctx: ServiceContext, detector_id: str, criterion: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    with ctx.engine.connect() as conn:
+        require_detector(conn, detector_id)
+        return [f for f in finding_store.scan(conn, detector_id, criterion) if matches(criterion, f)]
+
+
+def sorted_findings(found: list[dict[str, Any]], attribute: str, descending: bool) -> list[dict[str, Any]]:
+    present = [f for f in found if field_values(f, attribute)]
+    absent = [f for f in found if not field_values(f, attribute)]
+    try:
+        present.sort(key=_sort_key(attribute), reverse=descending)
+    except TypeError:  # mixed value types under one attribute: fall back to text order
+        present.sort(key=lambda f: str(field_values(f, attribute)[0]), reverse=descending)
+    return present + sorted(absent, key=lambda f: f["id"])
+
+
+@router.post("/detector/{detector_id}/findings")
+async def list_findings(request: Request, detector_id: str) -> dict[str, Any]:
+    params = await json_body(request)
+    criterion = criterion_of(params)
+    attribute, descending = sort_of(params)
+    limit = params.integer("maxResults", low=1, high=50, default=50) or 50
+    ctx = context(request)
+    found = await run_in_threadpool(matching, ctx, detector_id, criterion)
+    ids = [f["id"] for f in sorted_findings(found, attribute, descending)]
+    query = {"c": criterion, "s": [attribute, descending], "d": detector_id}
+    chunk, token = page(ids, params.string("nextToken"), limit, query)
+    return {"findingIds": chunk, **({"nextToken": token} if token else {})}
+
+
+@router.post("/detector/{detector_id}/findings/get")
+async def get_findings(request: Request, detector_id: str) -> dict[str, Any]:
+    params = await json_body(request)
+    ids = params.strings("findingIds", required=True, max_items=MAX_IDS)
+    ctx = context(request)
+    with ctx.engine.connect() as conn:
+        require_detector(conn, detector_id)
+        found = finding_store.get_many(conn, detector_id, ids)
+    result = [found[i] for i in dict.fromkeys(ids) if i in found]
+    if params.has("sortCriteria"):
+        attribute, descending = sort_of(params)
+        result = sorted_findings(result, attribute, descending)
+    return {"findings": result}
+
+
+@router.post("/detector/{detector_id}/findings/statistics")
+async def get_findings_statistics(request: Request, detector_id: str) -> dict[str, Any]:
+    params = await json_body(request)
+    types = params.strings("findingStatisticTypes", max_items=10)
+    group_by = params.choice("groupBy", statistics.GROUP_BY)
+    if bool(types) == bool(group_by):
+        raise BadRequest("specify either findingStatisticTypes or groupBy, not both")
+    if types and any(t != "COUNT_BY_SEVERITY" for t in types):
+        raise BadRequest("findingStatisticTypes accepts only COUNT_BY_SEVERITY")
+    if not group_by and (params.has("orderBy") or params.has("maxResults")):
+        raise BadRequest("orderBy and maxResults are only accepted with groupBy")
+    criterion = criterion_of(params)
+    ctx = context(request)
+    found = await run_in_threadpool(matching, ctx, detector_id, criterion)
+    if not group_by:
+        return {"findingStatistics": {"countBySeverity": statistics.count_by_severity(found)}}
+    order = params.choice("orderBy", ("ASC", "DESC"), default="DESC")
+    limit = params.integer("maxResults", low=1, high=100, default=25) or 25
+    rows = statistics.group(found, group_by, descending=order == "DESC")
+    query = {"c": criterion, "g": group_by, "o": order, "d": detector_id}
+    chunk, token = page(rows, params.string("nextToken"), limit, query)
+    body: dict[str, Any] = {"findingStatistics": {statistics.RESPONSE_KEY[group_by]: chunk}}
+    if token:
+        body["nextToken"] = token
+    return body
+
+
+async def _set_service_field(request: Request, detector_id: str, field: str, value: Any) -> dict[str, Any]:
+    params = await json_body(request)
+    ids = params.strings("findingIds", required=True, max_items=MAX_IDS)
+    ctx = context(request)
+    with ctx.engine.begin() as conn:
+        require_detector(conn, detector_id)
+        finding_store.set_flag(conn, detector_id, ids, lambda service: service.__setitem__(field, value))
+    return {}
+
+
+@router.post("/detector/{detector_id}/findings/archive")
+async def archive_findings(request: Request, detector_id: str) -> dict[str, Any]:
+    return await _set_service_field(request, detector_id, "archived", True)
+
+
+@router.post("/detector/{detector_id}/findings/unarchive")
+async def unarchive_findings(request: Request, detector_id: str) -> dict[str, Any]:
+    return await _set_service_field(request, detector_id, "archived", False)
+
+
+@router.post("/detector/{detector_id}/findings/feedback")
+async def update_findings_feedback(request: Request, detector_id: str) -> dict[str, Any]:
+    params = await json_body(request)
+    ids = params.strings("findingIds", required=True, max_items=MAX_IDS)
+    feedback = params.choice("feedback", ("USEFUL", "NOT_USEFUL"))
+    if feedback is None:
+        raise BadRequest("feedback is required")
+    params.string("comments", max_length=2048)
+    ctx = context(request)
+    with ctx.engine.begin() as conn:
+        require_detector(conn, detector_id)
+        finding_store.set_flag(conn, detector_id, ids, lambda service: service.__setitem__("userFeedback", feedback))
+    return {}
+
+
+@router.post("/detector/{detector_id}/findings/create")
+async def create_sample_findings(request: Request, detector_id: str) -> dict[str, Any]:
+    from kubeguard.findings.sample import sample_finding
+    from kubeguard.findings.types import ALL_FINDING_TYPES
+
+    params = await json_body(request)
+    wanted = params.strings("findingTypes", max_items=50) or list(ALL_FINDING_TYPES)
+    unknown = [t for t in wanted if t not in ALL_FINDING_TYPES]
+    if unknown:
+        raise BadRequest(f"unknown finding types: {', '.join(unknown)}")
+    ctx = context(request)
+    with ctx.engine.connect() as conn:
+        require_detector(conn, detector_id)
+    samples = [stamp_detector(sample_finding(t, ctx.settings), detector_id) for t in wanted]
+    await run_in_threadpool(ctx.recorder.record, samples)
+    return {}
+
+
+def stamp_detector(finding: dict[str, Any], detector_id: str) -> dict[str, Any]:
+    """File ``finding`` under ``detector_id``: its ``service.detectorId`` and ``arn``."""
+    service = dict(finding.get("service") or {})
+    service["detectorId"] = detector_id
+    finding = {**finding, "service": service}
+    region, account = finding.get("region", ""), finding.get("accountId", "")
+    finding["arn"] = f"arn:aws:guardduty:{region}:{account}:detector/{detector_id}/finding/{finding['id']}"
+    return finding

@@ -1,0 +1,1 @@
+"""The audit webhook and the spool drainer behind it."""

@@ -1,0 +1,90 @@
+"""``POST /k8s-audit[/{cluster}]``: the kube-apiserver audit webhook backend.
+
+The API server sends an EventList (a JSON array or a single Event are accepted too), possibly gzipped.
+The body is read up to a limit (413 beyond it, before anything is stored), inflated up to a second limit,
+decoded to check it holds audit events (400 with the reason if none can be read), then committed to the
+spool. Only then does the API server get its 200: a crash after the 200 cannot lose the batch, and a
+crash before it makes the API server retry. Detection happens later, in the drainer.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from kubeguard.api.auth import context, webhook_identity
+from kubeguard.api.errors import BadRequest, PayloadTooLarge
+from kubeguard.audit.decode import decode_bytes
+
+router = APIRouter()
+
+GZIP_MAGIC = b"\x1f\x8b"
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+@router.post("/k8s-audit")
+async def ingest_default(request: Request) -> JSONResponse:
+    return await _ingest(request, None)
+
+
+@router.post("/k8s-audit/{cluster}")
+async def ingest_cluster(request: Request, cluster: str) -> JSONResponse:
+    if not CLUSTER_NAME.fullmatch(cluster):
+        raise BadRequest("cluster name must be 1-100 characters of letters, digits, '.', '_' and '-'")
+    return await _ingest(request, cluster)
+
+
+async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
+    ctx = context(request)
+    token_cluster = webhook_identity(request)
+    cluster = path_cluster or token_cluster or ctx.options.default_cluster
+    try:
+        body = await _read_limited(request, ctx.options.max_body_bytes)
+        if request.headers.get("content-encoding", "").lower() == "gzip" or body.startswith(GZIP_MAGIC):
+            body = _inflate(body, ctx.options.max_inflated_bytes)
+    except PayloadTooLarge:
+        ctx.metrics.batches_refused.labels("too_large").inc()
+        raise
+    decoded = await run_in_threadpool(decode_bytes, body, source="webhook", cluster=cluster)
+    if not decoded.events:
+        ctx.metrics.batches_refused.labels("malformed").inc()
+        reason = decoded.rejects[0].reason if decoded.rejects else "the body holds no audit events"
+        raise BadRequest(f"no audit event could be read: {reason}")
+    await run_in_threadpool(ctx.spool.append, cluster, body, len(decoded.events))
+    ctx.metrics.events_received.labels(cluster).inc(len(decoded.events))
+    ctx.metrics.events_rejected.inc(len(decoded.rejects))
+    if ctx.wake_drainer is not None:
+        ctx.wake_drainer()
+    return JSONResponse({"accepted": len(decoded.events), "rejected": len(decoded.rejects)})
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    """Gunzip with a bound on the output, so a small bomb cannot take the memory."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"body is not valid gzip: {exc}") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"inflated body is over the {limit}-byte limit")
+    if not inflater.eof:
+        raise BadRequest("gzip body is truncated")
+    return out

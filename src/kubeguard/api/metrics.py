@@ -1,0 +1,56 @@
+"""Prometheus metrics of one service instance, on a registry of its own (tests run several in a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events_received = Counter(
+            "kubeguard_events_received",
+            "Audit events accepted by the webhook",
+            ["cluster"],
+            registry=self.registry,
+        )
+        self.events_decoded = Counter(
+            "kubeguard_events_decoded", "Audit events decoded by the spool drainer", registry=self.registry
+        )
+        self.events_rejected = Counter(
+            "kubeguard_events_rejected", "Audit records that could not be read", registry=self.registry
+        )
+        self.batches_refused = Counter(
+            "kubeguard_webhook_batches_refused",
+            "Webhook requests refused",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.detection_seconds = Histogram(
+            "kubeguard_detection_seconds",
+            "Time the pipeline spent on one spool batch",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.findings = Counter(
+            "kubeguard_findings", "Finding occurrences recorded", ["type", "outcome"], registry=self.registry
+        )
+        self.queue_depth = Gauge(
+            "kubeguard_spool_pending_events",
+            "Audit events acknowledged but not yet through detection",
+            registry=self.registry,
+        )
+        self.batches_failed = Counter(
+            "kubeguard_spool_batches_failed",
+            "Spool batches on which detection raised",
+            registry=self.registry,
+        )
+        self.published = Counter(
+            "kubeguard_published", "Finding events delivered to sinks", ["sink"], registry=self.registry
+        )
+        self.publish_failures = Counter(
+            "kubeguard_publish_failures",
+            "Finding events a sink dropped",
+            ["sink", "reason"],
+            registry=self.registry,
+        )

@@ -1,0 +1,76 @@
+"""Native routes: ``/api/findings`` (plain JSON for scripts and the console), ``/healthz``, ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from kubeguard.api.auth import context, require_metrics_access, require_signature
+from kubeguard.api.context import ServiceContext
+from kubeguard.findings.criteria import matches
+from kubeguard.store import findings as finding_store
+
+router = APIRouter()
+MAX_NATIVE_RESULTS = 1000
+
+
+def _criterion(finding_type: str | None, cluster: str | None, min_severity: float | None, archived: bool | None):
+    criterion: dict[str, dict[str, Any]] = {}
+    if finding_type:
+        criterion["type"] = {"eq": [finding_type]}
+    if cluster:
+        criterion["resource.eksClusterDetails.name"] = {"eq": [cluster]}
+    if min_severity is not None:
+        criterion["severity"] = {"gte": int(min_severity)}
+    if archived is not None:
+        criterion["service.archived"] = {"eq": ["true" if archived else "false"]}
+    return criterion
+
+
+def _find(ctx: ServiceContext, criterion: dict[str, dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    with ctx.engine.connect() as conn:
+        for finding in finding_store.scan(conn, None, criterion):
+            if matches(criterion, finding):
+                found.append(finding)
+                if len(found) >= limit:
+                    break
+    return found
+
+
+@router.get("/api/findings", dependencies=[Depends(require_signature)])
+async def list_findings(
+    request: Request,
+    type: str | None = None,
+    cluster: str | None = None,
+    min_severity: float | None = Query(None, ge=0, le=10),
+    archived: bool | None = None,
+    limit: int = Query(100, ge=1, le=MAX_NATIVE_RESULTS),
+) -> dict[str, Any]:
+    """Findings, most recently updated first; all filters optional."""
+    criterion = _criterion(type, cluster, min_severity, archived)
+    found = await run_in_threadpool(_find, context(request), criterion, limit)
+    return {"findings": found, "count": len(found)}
+
+
+@router.get("/api/spool", dependencies=[Depends(require_signature)])
+async def spool_totals(request: Request) -> dict[str, int]:
+    """Received, drained and pending webhook batches: how every acknowledged event is accounted for."""
+    return await run_in_threadpool(context(request).spool.totals)
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/metrics", dependencies=[Depends(require_metrics_access)])
+async def metrics(request: Request) -> Response:
+    ctx = context(request)
+    depth = await run_in_threadpool(ctx.spool.depth)
+    ctx.metrics.queue_depth.set(depth.pending_events)
+    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

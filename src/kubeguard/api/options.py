@@ -1,0 +1,69 @@
+"""Settings of the service itself: credentials, webhook limits and publishing sinks.
+
+They come from the ``[serve]`` table of the configuration file (``Settings.serve``) and from the
+environment, so secrets need not sit in a file:
+
+- ``KUBEGUARD_ACCESS_KEYS="AKID1:secret1,AKID2:secret2"`` — SigV4 keys accepted by the API;
+- ``KUBEGUARD_WEBHOOK_TOKENS="token1=cluster-a,token2="`` — webhook bearer tokens, each optionally naming
+  the cluster its batches come from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+MIB = 1024 * 1024
+
+
+class SinkOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One place findings are published to."""
+
+    type: Literal["http", "jsonl", "stdout"]
+    url: str = ""
+    path: str = ""
+    headers: dict[str, str] = {}
+    queue_size: int = 10_000
+    max_attempts: int = 6
+
+
+class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    #: access key id -> secret access key, for SigV4 on the API.
+    access_keys: dict[str, str] = {}
+    #: bearer token -> cluster name ("" means: the cluster comes from the URL path).
+    webhook_tokens: dict[str, str] = {}
+    #: Cluster name for webhook batches that name none.
+    default_cluster: str = "default"
+    max_body_bytes: int = 16 * MIB
+    #: Bound on a gzip body once inflated, against decompression bombs.
+    max_inflated_bytes: int = 256 * MIB
+    #: How long drained batches stay in the spool (for replay and audit) before they are pruned.
+    spool_retention_seconds: int = 24 * 3600
+    sinks: list[SinkOptions] = []
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.access_keys or self.webhook_tokens)
+
+
+def serve_options(section: Mapping[str, object]) -> ServeOptions:
+    """The ``[serve]`` table of the configuration, with credentials from the environment added."""
+    options = msgspec.convert(dict(section), ServeOptions)
+    options.access_keys = {**options.access_keys, **_pairs(os.environ.get("KUBEGUARD_ACCESS_KEYS", ""), ":")}
+    options.webhook_tokens = {
+        **options.webhook_tokens,
+        **_pairs(os.environ.get("KUBEGUARD_WEBHOOK_TOKENS", ""), "="),
+    }
+    return options
+
+
+def _pairs(text: str, separator: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in text.split(","):
+        key, _, value = item.strip().partition(separator)
+        if key:
+            pairs[key] = value
+    return pairs

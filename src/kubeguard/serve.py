@@ -1,0 +1,101 @@
+"""``kubeguard serve``: the webhook, the store, detection and the GuardDuty-compatible API in one process.
+
+Nothing listens beyond loopback unless credentials are configured: on a non-loopback address the service
+refuses to start without SigV4 access keys, webhook bearer tokens or a client CA. Credentials come from
+the ``[serve]`` table of ``--config`` and from ``KUBEGUARD_ACCESS_KEYS`` / ``KUBEGUARD_WEBHOOK_TOKENS``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from kubeguard.api.app import build_context, create_app
+from kubeguard.api.options import serve_options
+from kubeguard.config import load_settings
+from kubeguard.store.database import url_from_option
+
+log = logging.getLogger(__name__)
+
+
+class ServeError(RuntimeError):
+    """The service cannot start with this configuration; the message says what to change."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    db: str | None = None,
+    config: str | Path | None = None,
+    tls_cert: str | Path | None = None,
+    tls_key: str | Path | None = None,
+    client_ca: str | Path | None = None,
+) -> None:
+    """Run the service until interrupted."""
+    settings = load_settings(config)
+    options = serve_options(settings.serve)
+    if client_ca and not tls_cert:
+        raise ServeError("--client-ca needs --tls-cert and --tls-key")
+    if bool(tls_cert) != bool(tls_key):
+        raise ServeError("--tls-cert and --tls-key go together")
+    loopback = is_loopback(host)
+    if not loopback and not options.has_credentials and not client_ca:
+        raise ServeError(
+            f"refusing to listen on {host} without credentials: configure [serve] access_keys and "
+            "webhook_tokens (or KUBEGUARD_ACCESS_KEYS / KUBEGUARD_WEBHOOK_TOKENS), or --client-ca"
+        )
+    if not loopback and not tls_cert:
+        log.warning("listening on %s without TLS: bearer tokens travel in clear text", host)
+    open_access = loopback and not options.has_credentials and not client_ca
+    context, drainer = build_context(
+        settings, options, url_from_option(db), open_access=open_access, mutual_tls=bool(client_ca)
+    )
+    app = create_app(context, drainer)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        ssl_ca_certs=str(client_ca) if client_ca else None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
+        access_log=False,
+        log_level="info",
+    )
+
+
+def command(
+    host: Annotated[str, typer.Option(help="Address to listen on; non-loopback needs credentials.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    db: Annotated[str | None, typer.Option(help="SQLite file or SQLAlchemy URL (postgresql+psycopg://...).")] = None,
+    config: Annotated[Path | None, typer.Option(help="kubeguard TOML configuration.")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate chain for HTTPS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS.")] = None,
+    client_ca: Annotated[Path | None, typer.Option(help="Require client certificates signed by this CA.")] = None,
+) -> None:
+    """Run the audit webhook, finding store and GuardDuty-compatible API."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        serve(host, port, db, config, tls_cert, tls_key, client_ca)
+    except ServeError as exc:
+        typer.echo(f"kubeguard serve: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+if __name__ == "__main__":
+    typer.run(command)
