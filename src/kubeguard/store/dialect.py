@@ -9,7 +9,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 
 def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
-    """Insert ``values`` unless a row with the same primary key exists; True if a row was inserted."""
+    """Insert ``values`` unless a row with the same primary key exists; True if a row was inserted.
+
+    ``RETURNING`` tells the outcome on both dialects (psycopg reports no rowcount for this statement).
+    """
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
-    return conn.execute(statement).rowcount == 1
+    key = next(iter(table.primary_key.columns))
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing().returning(key)
+    return conn.execute(statement).first() is not None
