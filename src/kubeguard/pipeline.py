@@ -1,5 +1,9 @@
 """One pipeline for every mode: counted stages → de-duplication → detectors → findings.
 
+Only ``ResponseComplete`` counts, plus ``ResponseStarted`` for exec, attach and port-forward, whose action
+starts there and which may never log a completion; events with no stage (hand-made, some v1beta1) count
+as complete. Exec and friends are de-duplicated across their two stages, so one exec is one occurrence.
+
 ``kubeguard scan`` runs it over files, ``kubeguard serve`` behind the webhook spool, and each
 ``kubeguard worker`` over a NATS stream; all of them see the same findings for the same events.
 """
@@ -10,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubeguard.audit.event import CONNECT_SUBRESOURCES, COUNTED_STAGES, AuditEvent
+from kubeguard.audit.event import CONNECT_SUBRESOURCES, AuditEvent
 from kubeguard.config import Settings
 from kubeguard.detectors.base import DetectionContext, Detector, StateStore
 from kubeguard.detectors.engine import Engine
@@ -53,25 +57,6 @@ class PipelineStats:
     detections: int = 0
 
 
-def dedup_key(event: AuditEvent) -> tuple[str, str]:
-    """Exec, attach and port-forward are one action logged at two stages: count it once."""
-    ref = event.objectRef
-    if ref is not None and ref.subresource in CONNECT_SUBRESOURCES:
-        return (event.auditID, "connect")
-    return (event.auditID, event.stage)
-
-
-def is_counted(event: AuditEvent) -> bool:
-    """ResponseComplete always; ResponseStarted only for connections, whose action starts there."""
-    if event.stage not in COUNTED_STAGES:
-        # v1beta1 and hand-made events sometimes carry no stage: take them as complete.
-        return not event.stage
-    if event.stage == "ResponseStarted":
-        ref = event.objectRef
-        return ref is not None and ref.subresource in CONNECT_SUBRESOURCES
-    return True
-
-
 class Pipeline:
     def __init__(
         self,
@@ -91,12 +76,16 @@ class Pipeline:
         self.stats = PipelineStats()
 
     def process_event(self, event: AuditEvent) -> list[dict[str, Any]]:
+        """Findings (one per detection, not yet aggregated) for one event; the hot path of every mode."""
         stats = self.stats
         stats.events += 1
-        if not is_counted(event):
+        stage = event.stage
+        ref = event.objectRef
+        connect = ref is not None and ref.subresource in CONNECT_SUBRESOURCES
+        if stage != "ResponseComplete" and not (connect and stage == "ResponseStarted") and stage:
             stats.other_stages += 1
             return []
-        if event.auditID and not self.recent.add(dedup_key(event)):
+        if event.auditID and not self.recent.add((event.auditID, "connect" if connect else stage)):
             stats.duplicates += 1
             return []
         stats.counted += 1

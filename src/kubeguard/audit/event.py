@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import msgspec
 
-#: The stages that carry a decision. ``RequestReceived`` repeats what ``ResponseComplete`` says, and
-#: ``Panic`` carries no outcome. ``ResponseStarted`` matters for long-running connections (exec, attach,
-#: port-forward), which may never log a ``ResponseComplete`` before the client hangs up.
-COUNTED_STAGES = frozenset({"ResponseComplete", "ResponseStarted"})
-
 #: Subresources whose ``ResponseStarted`` stage is the moment the action happened.
 CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
 
 
-class UserInfo(msgspec.Struct, omit_defaults=True):
+class UserInfo(msgspec.Struct, omit_defaults=True, gc=False):
     username: str = ""
     uid: str = ""
     groups: list[str] = []
     extra: dict[str, list[str]] = {}
 
 
-class ObjectReference(msgspec.Struct, omit_defaults=True):
+class ObjectReference(msgspec.Struct, omit_defaults=True, gc=False):
     resource: str = ""
     namespace: str = ""
     name: str = ""
@@ -37,14 +32,14 @@ class ObjectReference(msgspec.Struct, omit_defaults=True):
     subresource: str = ""
 
 
-class ResponseStatus(msgspec.Struct, omit_defaults=True):
+class ResponseStatus(msgspec.Struct, omit_defaults=True, gc=False):
     code: int = 0
     status: str = ""
     reason: str = ""
     message: str = ""
 
 
-class AuditEvent(msgspec.Struct, omit_defaults=True):
+class AuditEvent(msgspec.Struct, omit_defaults=True, gc=False):
     """One ``audit.k8s.io`` Event (v1 or v1beta1), plus the cluster it came from."""
 
     auditID: str = ""

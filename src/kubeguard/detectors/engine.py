@@ -2,7 +2,9 @@
 
 Each detector declares the (verb, resource) pairs it wants. The engine resolves, once per distinct
 (verb, resource/subresource) pair seen, the ordered list of detectors interested in it, and caches that
-list; an event then costs one dict lookup plus the detectors that really care. A detector that raises
+list; an event then costs one dict lookup plus the detectors that really care. Detectors may return a
+generator or a list; the few that see every event return an empty tuple at once when they do not apply,
+which is cheaper than starting a generator. A detector that raises
 is logged and counted, and the event goes on to the others: one bad rule must not blind the rest.
 """
 
@@ -22,24 +24,28 @@ class Engine:
     def __init__(self, detectors: Sequence[Detector], context: DetectionContext) -> None:
         self.detectors = list(detectors)
         self.context = context
-        self._routes: dict[tuple[str, str], tuple[Detector, ...]] = {}
+        self._routes: dict[tuple[str, str, str], tuple[Detector, ...]] = {}
         self.errors: Counter[str] = Counter()
 
-    def route(self, verb: str, resource: str) -> tuple[Detector, ...]:
-        """The detectors that want ``verb`` on ``resource`` (``pods`` or ``pods/exec``), in order."""
-        key = (verb, resource)
+    def route(self, verb: str, resource: str, subresource: str = "") -> tuple[Detector, ...]:
+        """The detectors that want ``verb`` on ``resource``[/``subresource``], in registry order."""
+        key = (verb, resource, subresource)
         found = self._routes.get(key)
         if found is None:
-            found = self._routes[key] = tuple(d for d in self.detectors if _wants(d, verb, resource))
+            name = resource_key(resource, subresource)
+            found = self._routes[key] = tuple(d for d in self.detectors if _wants(d, verb, name))
         return found
 
     def detect(self, event: AuditEvent) -> list[Detection]:
         ref = event.objectRef
-        resource = resource_key(ref.resource, ref.subresource) if ref is not None else ""
+        route = self.route(event.verb, ref.resource, ref.subresource) if ref else self.route(event.verb, "")
         detections: list[Detection] = []
-        for detector in self.route(event.verb, resource):
+        context = self.context
+        for detector in route:
             try:
-                detections.extend(detector.detect(event, self.context))
+                found = detector.detect(event, context)
+                if found:
+                    detections.extend(found)
             except Exception:  # noqa: BLE001 - a broken detector is reported, not fatal
                 self.errors[detector.name] += 1
                 log.exception("detector %s failed on audit event %s", detector.name, event.auditID)

@@ -6,7 +6,7 @@ Health and version probes are anonymous by design on most clusters and never cou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Sequence
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import ANY, Detection, DetectionContext
@@ -34,14 +34,15 @@ class SuccessfulAnonymousAccess:
     finding_types = tuple(f"{tactic}:Kubernetes/{VARIANT}" for tactic in TACTICS)
     wants = ((ANY, ANY),)
 
-    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Sequence[Detection]:
+        """Runs on every event, so it returns a plain tuple rather than starting a generator."""
         if not is_anonymous(event) or not event.succeeded or is_health_probe(event):
-            return
+            return ()
         tactic = classify(event)
         if tactic is None:
-            return
+            return ()
         ip = event.caller_ip
-        yield make_detection(
+        return (make_detection(
             f"{tactic}:Kubernetes/{VARIANT}",
             event,
             key=ip,
@@ -50,4 +51,4 @@ class SuccessfulAnonymousAccess:
                 f"{event.user.username or ANONYMOUS_USER} from IP {ip or 'unknown'} on cluster {event.cluster}."
             ),
             remote_ip=ip,
-        )
+        ),)

@@ -17,7 +17,7 @@ any address in front of its own. So:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kubeguard.audit.event import AuditEvent
@@ -69,18 +69,18 @@ class ThreatIntelCaller:
         self._cache: dict[tuple[str, ...], dict[str, list[Any]]] = {}
         self._cached_for: Any = None
 
-    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Sequence[Detection]:
+        """Runs on every event, so it returns a plain tuple rather than starting a generator."""
         intel = ctx.intel
-        if intel is None or not event.sourceIPs or is_anonymous(event):
-            return
+        if intel is None or not event.sourceIPs:
+            return ()
         matches_by_kind = self._matches(tuple(event.sourceIPs), intel)
-        if not matches_by_kind:
-            return
+        if not matches_by_kind or is_anonymous(event):
+            return ()
         tactic = classify(event)
         if tactic is None:
-            return
-        for kind, matches in matches_by_kind.items():
-            yield self._detection(event, tactic, kind, matches)
+            return ()
+        return tuple(self._detection(event, tactic, kind, matches) for kind, matches in matches_by_kind.items())
 
     def _matches(self, source_ips: tuple[str, ...], intel: Any) -> dict[str, list[Any]]:
         """Matches by list kind, remembered per sourceIPs tuple until the intel is reloaded."""
