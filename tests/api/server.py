@@ -1,0 +1,77 @@
+"""Run ``kubeguard serve`` as a real subprocess on a free loopback port, for tests that speak HTTP to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+LAB_EVENTLISTS = SHARED / "corpus" / "lab-scenario" / "webhook-eventlists.jsonl.gz"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, db_url: str, workdir: Path, config: str = "", env: dict[str, str] | None = None) -> None:
+        self.db_url = db_url
+        self.workdir = workdir
+        self.config_path = workdir / "kubeguard.toml"
+        self.config_path.write_text(config)
+        self.env = {**os.environ, **(env or {})}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        log = (self.workdir / "server.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kubeguard.serve", "--port", str(self.port), "--db", self.db_url,
+             "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {(self.workdir / 'server.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not come up")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing — the crash the spool must survive."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def wait_drained(self, timeout: float = 60, headers: dict[str, str] | None = None) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            totals = httpx.get(f"{self.url}/api/spool", headers=headers or {}).json()
+            if totals["batches_pending"] == 0:
+                return totals
+            time.sleep(0.1)
+        raise AssertionError(f"spool not drained: {totals}")
