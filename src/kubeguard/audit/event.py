@@ -14,11 +14,31 @@ import msgspec
 CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
 
 
+_extra_decoder = msgspec.json.Decoder(dict[str, list[str]])
+_annotations_decoder = msgspec.json.Decoder(dict[str, str])
+
+
+def _decode_raw_map(raw: msgspec.Raw, decoder: msgspec.json.Decoder) -> dict:
+    data = bytes(raw)
+    if not data or data == b"null":
+        return {}
+    try:
+        return decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return {}
+
+
 class UserInfo(msgspec.Struct, omit_defaults=True, gc=False):
     username: str = ""
     uid: str = ""
     groups: list[str] = []
-    extra: dict[str, list[str]] = {}
+    #: Raw until read: only findings need it (EKS ``sessionName``, ``arn``), so most events never pay.
+    extra: msgspec.Raw = msgspec.Raw(b"")
+
+    @property
+    def extras(self) -> dict[str, list[str]]:
+        """``extra`` decoded; empty when absent or malformed."""
+        return _decode_raw_map(self.extra, _extra_decoder)
 
 
 class ObjectReference(msgspec.Struct, omit_defaults=True, gc=False):
@@ -46,7 +66,6 @@ class AuditEvent(msgspec.Struct, omit_defaults=True, gc=False):
     stage: str = ""
     verb: str = ""
     requestURI: str = ""
-    level: str = ""
     user: UserInfo = msgspec.field(default_factory=UserInfo)
     impersonatedUser: UserInfo | None = None
     sourceIPs: list[str] = []
@@ -56,13 +75,12 @@ class AuditEvent(msgspec.Struct, omit_defaults=True, gc=False):
     # Raw bytes (``msgspec.Raw``); empty when the audit level left the body out.
     requestObject: msgspec.Raw = msgspec.Raw(b"")
     responseObject: msgspec.Raw = msgspec.Raw(b"")
-    annotations: dict[str, str] = {}
+    #: Raw until read, like ``user.extra``: see :meth:`annotation`.
+    annotations: msgspec.Raw = msgspec.Raw(b"")
     requestReceivedTimestamp: str = ""
     stageTimestamp: str = ""
     # v1beta1 events carry a top-level ``timestamp`` instead of requestReceivedTimestamp.
     timestamp: str = ""
-    kind: str = ""
-    apiVersion: str = ""
     cluster: str = ""
 
     # -- convenience accessors used by every detector; kept as plain properties so they cost nothing
@@ -101,11 +119,15 @@ class AuditEvent(msgspec.Struct, omit_defaults=True, gc=False):
         An exec that fails with 400 because the pod has no node was still allowed: the caller had the
         permission and used it, which is what an exec detection is about.
         """
-        decision = self.annotations.get("authorization.k8s.io/decision")
+        decision = self.annotation("authorization.k8s.io/decision")
         if decision is not None:
             return decision == "allow"
         code = self.status_code
         return code not in (401, 403) and code != 0
+
+    def annotation(self, name: str) -> str | None:
+        """One audit annotation (``authorization.k8s.io/decision``, ...), or None."""
+        return _decode_raw_map(self.annotations, _annotations_decoder).get(name)
 
     @property
     def event_time(self) -> str:

@@ -133,10 +133,8 @@ def event_from_log_entry(entry: LogEntry) -> tuple[AuditEvent | None, str]:
         responseStatus=_http_status(payload.status, verb),
         requestObject=payload.request,
         responseObject=payload.response,
-        annotations=dict(entry.labels),
+        annotations=msgspec.Raw(msgspec.json.encode(entry.labels)),
         stageTimestamp=entry.timestamp,
-        apiVersion="audit.k8s.io/v1",
-        kind="Event",
     )
     return event, entry.resource.labels.get("cluster_name", "")
 

@@ -185,7 +185,7 @@ class FindingBuilder:
 def user_details(event: AuditEvent) -> dict[str, Any]:
     user = event.user
     details: dict[str, Any] = {"username": user.username, "uid": user.uid, "groups": list(user.groups)}
-    session = user.extra.get("sessionName")
+    session = user.extras.get("sessionName")
     if session:
         details["sessionName"] = list(session)
     if event.impersonatedUser is not None:
