@@ -188,6 +188,20 @@ def _summary(result: ScanResult) -> None:
         err.print(f"[yellow]  detector {detector} failed on {errors} events (see log)[/]")
 
 
+def _register_subcommands() -> None:
+    """The other modes live in their own modules; they are attached here so ``kubeguard --help`` lists them."""
+    from kubeguard import serve
+    from kubeguard.intel.cli import app as intel_app
+    from kubeguard.sim.cli import simulate
+
+    app.command("serve")(serve.command)
+    app.command("simulate", help="Generate realistic audit logs with labelled attack scenarios.")(simulate)
+    app.add_typer(intel_app, name="intel")
+
+
+_register_subcommands()
+
+
 def main() -> None:
     app()
 
