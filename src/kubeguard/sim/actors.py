@@ -127,7 +127,7 @@ def control_plane(world: World) -> Iterator[Stamped]:
             return (factory.emit(at, hpa, Request("get", "deployments", namespace, name, "scale", group="apps"))
                     + factory.emit(at + 3000, hpa, Request("list", "pods", namespace, group="metrics.k8s.io",
                                                            version="v1beta1", query=selector)))
-        chores.append(Chore(world.pace(2 * MINUTE), autoscale))
+        chores.append(Chore(world.pace(5 * MINUTE), autoscale))
     node_manager = Caller({"username": "eks:node-manager", "groups": ["system:authenticated"]},
                           ["127.0.0.1"], "eks-node-manager/v0.0.0 (linux/amd64) kubernetes/$Format")
     chores.append(Chore(10 * MINUTE, lambda at: factory.emit(at, node_manager, Request(

@@ -98,9 +98,8 @@ def in_time_order(stream: Iterable[tuple[int, int, Any]], slack: int = SLACK) ->
     before that watermark can never be overtaken and is safe to release.
     """
     pending: list[tuple[int, int, Any]] = []
-    sequence = 0
     latest = -(1 << 62)
-    for request_time, stage_time, event in stream:
+    for sequence, (request_time, stage_time, event) in enumerate(stream):
         if request_time > latest:
             latest = request_time
         watermark = latest - slack
@@ -108,7 +107,6 @@ def in_time_order(stream: Iterable[tuple[int, int, Any]], slack: int = SLACK) ->
             stamp, _, ready = heapq.heappop(pending)
             yield stamp, ready
         heapq.heappush(pending, (stage_time, sequence, event))
-        sequence += 1
     while pending:
         stamp, _, ready = heapq.heappop(pending)
         yield stamp, ready

@@ -80,7 +80,8 @@ def _command(rng: random.Random, human: Human, app: App, at: int) -> tuple[list[
     draw -= human.secrets_habit
     if draw < human.exec_habit:
         pod = rng.choice(app.pods)
-        command = rng.choice(("command=sh", "command=bash", "command=env", "command=cat&command=%2Fetc%2Fapp%2Fconfig.yaml"))
+        command = rng.choice(("command=sh", "command=bash", "command=env",
+                              "command=cat&command=%2Fetc%2Fapp%2Fconfig.yaml"))
         tty = "&stdin=true&tty=true" if command in ("command=sh", "command=bash") else ""
         return [Request("get", "pods", ns, pod),
                 Request("create", "pods", ns, pod, "exec", query=f"{command}&container={app.name}&stdout=true"
@@ -95,7 +96,8 @@ def _command(rng: random.Random, human: Human, app: App, at: int) -> tuple[list[
     if choice < 0.16:
         pod = rng.choice(app.pods)
         selector = quote(f"involvedObject.name={pod},involvedObject.namespace={ns}")
-        return [Request("get", "pods", ns, pod), Request("list", "events", ns, query=f"fieldSelector={selector}")], False
+        return [Request("get", "pods", ns, pod),
+                Request("list", "events", ns, query=f"fieldSelector={selector}")], False
     if choice < 0.175:
         return [Request("patch", "deployments", ns, app.name, group="apps",
                         query="fieldManager=kubectl-rollout",

@@ -16,7 +16,7 @@ from typing import Any
 from kubeguard.sim import identities as ids
 from kubeguard.sim import objects as k8s
 from kubeguard.sim.actors import World
-from kubeguard.sim.clock import SECOND, rfc3339
+from kubeguard.sim.clock import DAY, SECOND, rfc3339
 from kubeguard.sim.cluster import Human
 from kubeguard.sim.events import Caller, EventFactory, Request, Stamped
 from kubeguard.sim.identities import uid
@@ -151,7 +151,8 @@ def _deploy(book: Playbook, caller: Caller, namespace: str, name: str, spec: dic
 
 def anonymous_access(book: Playbook) -> None:
     tester = _tester(book)
-    reader = k8s.role("ClusterRole", "anonymous-pod-reader", None, [k8s.policy_rule(["get", "list", "watch"], ["pods"])])
+    rules = [k8s.policy_rule(["get", "list", "watch"], ["pods"])]
+    reader = k8s.role("ClusterRole", "anonymous-pod-reader", None, rules)
     book.do(tester, _create("clusterroles", reader, RBAC))
     grant = k8s.binding("ClusterRoleBinding", "anonymous-pod-reader", None, "ClusterRole", "anonymous-pod-reader",
                         [k8s.subject("User", "system:anonymous")])
@@ -178,8 +179,9 @@ def admin_default_sa(book: Playbook) -> None:
     masters = k8s.subject("Group", "system:masters")
     default_sa = k8s.subject("ServiceAccount", "default", "default")
     book.do(tester, Request("get", "clusterrolebindings", name="cluster-admin", group=RBAC))
-    patched = k8s.stored(k8s.binding("ClusterRoleBinding", "cluster-admin", None, "ClusterRole", "cluster-admin",
-                                     [masters, default_sa]), uid(book.rng), book.at // 1000, book.at - 400 * 86400 * SECOND)
+    binding = k8s.binding("ClusterRoleBinding", "cluster-admin", None, "ClusterRole", "cluster-admin",
+                          [masters, default_sa])
+    patched = k8s.stored(binding, uid(book.rng), book.at // 1000, book.at - 400 * DAY)
     book.do(tester, Request("patch", "clusterrolebindings", name="cluster-admin", group=RBAC,
                             query="fieldManager=kubectl-patch",
                             request_object=[{"op": "add", "path": "/subjects/1", "value": default_sa}],
