@@ -35,8 +35,12 @@ def server(make_server) -> Server:
 
 def guardduty_client(url: str, key: str = "AKIDEXAMPLE", secret: str = "secret"):
     return boto3.client(
-        "guardduty", endpoint_url=url, region_name="us-east-1", aws_access_key_id=key,
-        aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1}),
+        "guardduty",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}),
     )
 
 

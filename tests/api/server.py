@@ -38,9 +38,20 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         log = (self.workdir / "server.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kubeguard.serve", "--port", str(self.port), "--db", self.db_url,
-             "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            [
+                sys.executable,
+                "-m",
+                "kubeguard.serve",
+                "--port",
+                str(self.port),
+                "--db",
+                self.db_url,
+                "--config",
+                str(self.config_path),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

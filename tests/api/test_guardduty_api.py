@@ -83,9 +83,9 @@ def test_finding_criteria_and_sorting(gd, detector_id):
         },
     )["FindingIds"]
     assert high[0] in by_namespace
-    ascending = gd.list_findings(
-        DetectorId=detector_id, SortCriteria={"AttributeName": "severity", "OrderBy": "ASC"}
-    )["FindingIds"]
+    ascending = gd.list_findings(DetectorId=detector_id, SortCriteria={"AttributeName": "severity", "OrderBy": "ASC"})[
+        "FindingIds"
+    ]
     severities = [f["Severity"] for f in gd.get_findings(DetectorId=detector_id, FindingIds=ascending)["Findings"]]
     resorted = gd.get_findings(
         DetectorId=detector_id, FindingIds=ascending, SortCriteria={"AttributeName": "severity", "OrderBy": "ASC"}
@@ -97,9 +97,7 @@ def test_finding_criteria_and_sorting(gd, detector_id):
 
 def test_paginators_walk_every_page(gd, detector_id):
     all_ids = gd.list_findings(DetectorId=detector_id)["FindingIds"]
-    pages = list(
-        gd.get_paginator("list_findings").paginate(DetectorId=detector_id, PaginationConfig={"PageSize": 2})
-    )
+    pages = list(gd.get_paginator("list_findings").paginate(DetectorId=detector_id, PaginationConfig={"PageSize": 2}))
     assert len(pages) == (len(all_ids) + 1) // 2
     assert [i for p in pages for i in p["FindingIds"]] == all_ids
     for name in ("some-filter", "other-filter", "third-filter"):
@@ -150,10 +148,17 @@ def test_archive_unarchive_and_feedback(gd, detector_id):
 def test_filters_crud_and_archive_suppression(gd, server):
     [detector_id] = gd.list_detectors()["DetectorIds"]
     criterion = {"Criterion": {"resource.kubernetesDetails.kubernetesWorkloadDetails.name": {"Matches": ["priv-*"]}}}
-    assert gd.create_filter(
-        DetectorId=detector_id, Name="debug-pods", Action="ARCHIVE", Rank=1, FindingCriteria=criterion,
-        Description="lab debug pods are expected",
-    )["Name"] == "debug-pods"
+    assert (
+        gd.create_filter(
+            DetectorId=detector_id,
+            Name="debug-pods",
+            Action="ARCHIVE",
+            Rank=1,
+            FindingCriteria=criterion,
+            Description="lab debug pods are expected",
+        )["Name"]
+        == "debug-pods"
+    )
     got = gd.get_filter(DetectorId=detector_id, FilterName="debug-pods")
     assert (got["Action"], got["Rank"], got["FindingCriteria"]) == ("ARCHIVE", 1, criterion)
     with pytest.raises(gd.exceptions.BadRequestException):
@@ -161,12 +166,14 @@ def test_filters_crud_and_archive_suppression(gd, server):
     feed_lab_scenario(server)
     [suppressed] = gd.get_findings(
         DetectorId=detector_id,
-        FindingIds=gd.list_findings(DetectorId=detector_id, FindingCriteria={"Criterion": {"type": {"Eq": [PRIVILEGED]}}})[
-            "FindingIds"
-        ],
+        FindingIds=gd.list_findings(
+            DetectorId=detector_id, FindingCriteria={"Criterion": {"type": {"Eq": [PRIVILEGED]}}}
+        )["FindingIds"],
     )["Findings"]
     assert suppressed["Service"]["Archived"] is True
-    others = gd.list_findings(DetectorId=detector_id, FindingCriteria={"Criterion": {"service.archived": {"Eq": ["false"]}}})
+    others = gd.list_findings(
+        DetectorId=detector_id, FindingCriteria={"Criterion": {"service.archived": {"Eq": ["false"]}}}
+    )
     assert others["FindingIds"] and suppressed["Id"] not in others["FindingIds"]
     gd.update_filter(DetectorId=detector_id, FilterName="debug-pods", Action="NOOP", Rank=3)
     assert gd.get_filter(DetectorId=detector_id, FilterName="debug-pods")["Version"] == 2
@@ -182,12 +189,29 @@ def test_intel_set_crud(gd, tmp_path, kind):
     listed = tmp_path / "list.txt"
     listed.write_text("198.51.100.0/24\n203.0.113.7\n")
     create, get, update, delete, listing, id_key, ids_key = (
-        (gd.create_threat_intel_set, gd.get_threat_intel_set, gd.update_threat_intel_set, gd.delete_threat_intel_set,
-         gd.list_threat_intel_sets, "ThreatIntelSetId", "ThreatIntelSetIds")
+        (
+            gd.create_threat_intel_set,
+            gd.get_threat_intel_set,
+            gd.update_threat_intel_set,
+            gd.delete_threat_intel_set,
+            gd.list_threat_intel_sets,
+            "ThreatIntelSetId",
+            "ThreatIntelSetIds",
+        )
         if kind == "threat"
-        else (gd.create_ip_set, gd.get_ip_set, gd.update_ip_set, gd.delete_ip_set, gd.list_ip_sets, "IpSetId", "IpSetIds")
+        else (
+            gd.create_ip_set,
+            gd.get_ip_set,
+            gd.update_ip_set,
+            gd.delete_ip_set,
+            gd.list_ip_sets,
+            "IpSetId",
+            "IpSetIds",
+        )
     )
-    set_id = create(DetectorId=detector_id, Name="acme", Format="TXT", Location=f"file://{listed}", Activate=True)[id_key]
+    set_id = create(DetectorId=detector_id, Name="acme", Format="TXT", Location=f"file://{listed}", Activate=True)[
+        id_key
+    ]
     got = get(DetectorId=detector_id, **{id_key: set_id})
     assert (got["Name"], got["Status"], got["Location"]) == ("acme", "ACTIVE", f"file://{listed}")
     update(DetectorId=detector_id, Activate=False, **{id_key: set_id})

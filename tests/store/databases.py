@@ -16,9 +16,7 @@ from pathlib import Path
 import pytest
 
 POSTGRES_DSN = os.environ.get("KUBEGUARD_TEST_POSTGRES", "host=127.0.0.1 port=5432 user=postgres dbname=test")
-POSTGRES_URL = os.environ.get(
-    "KUBEGUARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("KUBEGUARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DIALECTS = ("sqlite", "postgresql")
 
 

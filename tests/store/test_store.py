@@ -107,8 +107,16 @@ def test_archive_filter_suppresses_and_is_not_published(engine):
         filters.create(
             conn,
             filters.FilterRecord(
-                detector_id, "quiet-prod", "", "ARCHIVE", 1,
-                {"resource.eksClusterDetails.name": {"matches": ["pro?"]}}, {}, 1, 0, 0,
+                detector_id,
+                "quiet-prod",
+                "",
+                "ARCHIVE",
+                1,
+                {"resource.eksClusterDetails.name": {"matches": ["pro?"]}},
+                {},
+                1,
+                0,
+                0,
             ),
         )
     recorder = FindingRecorder(engine, published.append)

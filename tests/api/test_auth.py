@@ -1,0 +1,61 @@
+"""Credentials: SigV4 verified against configured keys, webhook bearer tokens, and the refusal to listen openly."""
+
+from __future__ import annotations
+
+import gzip
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from api.conftest import guardduty_client
+from api.server import LAB_EVENTLISTS
+from kubeguard.serve import ServeError, serve
+
+CONFIG = """
+[serve]
+access_keys = { AKIDKUBEGUARD = "wJalrXUtnFEMI/K7MDENG+bPxRfiCY" }
+webhook_tokens = { "token-alpha" = "alpha", "token-any" = "" }
+"""
+
+
+@pytest.fixture
+def secured(make_server):
+    return make_server(CONFIG)
+
+
+def test_signed_requests_pass_and_bad_signatures_are_denied(secured):
+    gd = guardduty_client(secured.url, "AKIDKUBEGUARD", "wJalrXUtnFEMI/K7MDENG+bPxRfiCY")
+    [detector_id] = gd.list_detectors(MaxResults=5)["DetectorIds"]
+    gd.create_filter(
+        DetectorId=detector_id, Name="signed-body", FindingCriteria={"Criterion": {"severity": {"Gte": 1}}}
+    )
+    assert gd.list_filters(DetectorId=detector_id, MaxResults=10)["FilterNames"] == ["signed-body"]
+    for key, secret in (("AKIDKUBEGUARD", "wrong"), ("AKIDUNKNOWN", "wJalrXUtnFEMI/K7MDENG+bPxRfiCY")):
+        with pytest.raises(ClientError) as error:
+            guardduty_client(secured.url, key, secret).list_detectors()
+        assert error.value.response["Error"]["Code"] == "AccessDeniedException"
+    unsigned = httpx.get(f"{secured.url}/detector")
+    assert unsigned.status_code == 403 and unsigned.headers["x-amzn-errortype"] == "AccessDeniedException"
+    assert httpx.get(f"{secured.url}/healthz").status_code == 200
+
+
+def test_webhook_needs_a_token_which_may_name_the_cluster(secured):
+    with gzip.open(LAB_EVENTLISTS) as lines:
+        batch = next(iter(lines))
+    assert httpx.post(f"{secured.url}/k8s-audit", content=batch).status_code == 401
+    bad = httpx.post(f"{secured.url}/k8s-audit", content=batch, headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+    good = httpx.post(f"{secured.url}/k8s-audit", content=batch, headers={"Authorization": "Bearer token-alpha"})
+    assert good.status_code == 200
+    routed = httpx.post(f"{secured.url}/k8s-audit/beta", content=batch, headers={"Authorization": "Bearer token-any"})
+    assert routed.status_code == 200
+    assert httpx.get(f"{secured.url}/metrics", headers={"Authorization": "Bearer token-alpha"}).status_code == 200
+    assert httpx.get(f"{secured.url}/metrics").status_code == 403
+
+
+def test_refuses_to_listen_beyond_loopback_without_credentials(monkeypatch, tmp_path):
+    monkeypatch.delenv("KUBEGUARD_ACCESS_KEYS", raising=False)
+    monkeypatch.delenv("KUBEGUARD_WEBHOOK_TOKENS", raising=False)
+    with pytest.raises(ServeError, match="refusing to listen"):
+        serve(host="0.0.0.0", port=0, db=str(tmp_path / "db.sqlite"))
