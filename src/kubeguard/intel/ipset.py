@@ -35,18 +35,20 @@ def parse_ip(text: str) -> IPKey | None:
     Never raises: audit logs carry whatever a proxy wrote into ``X-Forwarded-For``. A zone index
     (``fe80::1%eth0``) is ignored, and a mapped IPv6 address becomes its IPv4 address.
     """
+    key = _pton(text)
+    if key is not None and key[0] == V6 and _MAPPED_PREFIX <= key[1] <= _MAPPED_LAST:
+        return V4, key[1] & _V4_MAX
+    return key
+
+
+def _pton(text: str) -> IPKey | None:
+    """The address as (family, int) exactly as written, without the mapped-address folding."""
     try:
+        if ":" in text:
+            return V6, int.from_bytes(socket.inet_pton(socket.AF_INET6, text.partition("%")[0]), "big")
         return V4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
     except (OSError, ValueError, TypeError):
-        pass
-    try:
-        packed = socket.inet_pton(socket.AF_INET6, text.partition("%")[0])
-    except (OSError, ValueError, TypeError, AttributeError):
         return None
-    value = int.from_bytes(packed, "big")
-    if _MAPPED_PREFIX <= value <= _MAPPED_LAST:
-        return V4, value & _V4_MAX
-    return V6, value
 
 
 class IPSet:
@@ -135,11 +137,19 @@ class IPSetBuilder:
         elif "/" in text:
             self.add_network(text)
         else:
-            address = _address(text)
-            self._entries.add((address.version, int(address), int(address)))
+            family, value = _address_key(text)
+            self._entries.add((family, value, value))
 
     def add_network(self, cidr: str) -> None:
-        """Add a CIDR block."""
+        """Add a CIDR block (host bits ignored); a plain ``addr/prefixlen`` skips the slow ipaddress path."""
+        address, _, prefix = cidr.partition("/")
+        key = _pton(address.strip())
+        prefix = prefix.strip()
+        if key is not None and prefix.isdigit() and int(prefix) <= (32 if key[0] == V4 else 128):
+            host_bits = (32 if key[0] == V4 else 128) - int(prefix)
+            start = key[1] >> host_bits << host_bits
+            self._entries.add((key[0], start, start | ((1 << host_bits) - 1)))
+            return
         try:
             network = ipaddress.ip_network(cidr, strict=False)
         except ValueError as exc:
@@ -148,12 +158,12 @@ class IPSetBuilder:
 
     def add_range(self, first: str, last: str) -> None:
         """Add an inclusive range of addresses of one family."""
-        low, high = _address(first), _address(last)
-        if low.version != high.version:
+        (family, low), (other_family, high) = _address_key(first), _address_key(last)
+        if family != other_family:
             raise ValueError("range mixes IPv4 and IPv6")
-        if int(low) > int(high):
+        if low > high:
             raise ValueError("range ends before it starts")
-        self._entries.add((low.version, int(low), int(high)))
+        self._entries.add((family, low, high))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -181,11 +191,11 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(text.partition("%")[0] if ":" in text else text)
-    except ValueError as exc:
-        raise ValueError(f"not an IP address: {_short(text)}") from exc
+def _address_key(text: str) -> IPKey:
+    key = _pton(text)
+    if key is None:
+        raise ValueError(f"not an IP address: {_short(text)}")
+    return key
 
 
 def _short(text: str, limit: int = 80) -> str:
