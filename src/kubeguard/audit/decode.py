@@ -16,6 +16,7 @@ import gzip
 import io
 import logging
 import sys
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,12 @@ BLOCK_BYTES = 4 * 1024 * 1024
 MAX_KEPT_REJECTS = 1000
 #: How many rejects are logged one by one; the rest are only counted and kept.
 MAX_LOGGED_REJECTS = 20
+
+
+#: What a broken record raises while decoding (RecursionError: nesting deeper than the decoder allows).
+RECORD_ERRORS = (msgspec.DecodeError, ValueError, UnicodeDecodeError, RecursionError)
+#: What a broken input stream raises while it is read: a corrupt or truncated gzip member, an I/O error.
+STREAM_ERRORS = (OSError, EOFError, zlib.error)
 
 
 class UnknownFormatError(ValueError):
@@ -209,7 +216,11 @@ class EventReader:
             buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered))  # type: ignore[arg-type]
         first, number = b"", 0
         while not first.strip():
-            first = buffered.readline(MAX_RECORD_BYTES + 1)
+            try:
+                first = buffered.readline(MAX_RECORD_BYTES + 1)
+            except STREAM_ERRORS as error:
+                self.rejects.add(Reject(source, number + 1, f"unreadable input: {_reason(error)}"))
+                return
             number += 1
             if not first:
                 return
@@ -247,7 +258,7 @@ class EventReader:
             self.records += 1
             try:
                 record = decode(line)
-            except (msgspec.DecodeError, UnicodeDecodeError) as error:
+            except RECORD_ERRORS as error:
                 self.rejects.add(Reject(source, number, _reason(error)))
                 continue
             if record.items is not None:
@@ -270,13 +281,17 @@ class EventReader:
             self.records += 1
             try:
                 events, envelope_cluster = decode(line)
-            except (msgspec.DecodeError, ValueError, UnicodeDecodeError) as error:
+            except RECORD_ERRORS as error:
                 self.rejects.add(Reject(source, number, _reason(error)))
                 continue
             yield from self._stamp(events, envelope_cluster)
 
     def _read_document(self, first: bytes, stream: BinaryIO, source: str) -> Iterator[AuditEvent]:
-        data = first + stream.read(MAX_RECORD_BYTES + 1 - len(first))
+        try:
+            data = first + stream.read(MAX_RECORD_BYTES + 1 - len(first))
+        except STREAM_ERRORS as error:
+            self.rejects.add(Reject(source, 1, f"unreadable input: {_reason(error)}"))
+            return
         if len(data) > MAX_RECORD_BYTES:
             self.rejects.add(Reject(source, 1, f"document larger than {MAX_RECORD_BYTES} bytes"))
             return
@@ -284,7 +299,7 @@ class EventReader:
         try:
             fmt = _resolve_format(self.input_format, data)
             events, envelope_cluster = self._decode_document(data, fmt)
-        except (msgspec.DecodeError, ValueError, UnicodeDecodeError) as error:
+        except RECORD_ERRORS as error:
             if isinstance(error, UnknownFormatError):
                 raise
             self.rejects.add(Reject(source, 1, _reason(error)))
@@ -330,7 +345,15 @@ def _line_blocks(
     number = first_number - 1  # lines handed out so far
     skipping = False
     while True:
-        chunk = stream.read(BLOCK_BYTES)
+        try:
+            chunk = stream.read(BLOCK_BYTES)
+        except STREAM_ERRORS as error:
+            # A truncated or corrupt gzip: the lines before the damage stand, the rest is one reject.
+            rejects.add(Reject(source, number + 1, f"unreadable input: {_reason(error)}"))
+            chunk = b""
+            if pending and not skipping:
+                yield [pending]
+            return
         data = pending + chunk if pending else chunk
         if not chunk:
             if data and not skipping:
