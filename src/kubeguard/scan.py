@@ -77,9 +77,12 @@ def run_scan(
     findings = FindingSet()
     started = time.perf_counter()
     count = 0
+    process, add = pipeline.process_event, findings.add
     for event in reader.read_paths(paths):
-        for finding in pipeline.process_event(event):
-            findings.add(finding)
+        found = process(event)
+        if found:
+            for finding in found:
+                add(finding)
         count += 1
         if progress is not None and count % progress_every == 0:
             progress(count, len(findings))

@@ -251,25 +251,29 @@ class EventReader:
         """The hot path: API server output, decoded straight into AuditEvents."""
         cluster = self.cluster or "default"
         decode = _native_decoder.decode
-        for line in lines:
-            number += 1
-            if not line or line.isspace():
-                continue
-            self.records += 1
-            try:
-                record = decode(line)
-            except RECORD_ERRORS as error:
-                self.rejects.add(Reject(source, number, _reason(error)))
-                continue
-            if record.items is not None:
-                for event in record.items:
-                    event.cluster = cluster
-                    yield event
-            elif record.auditID or record.verb or record.requestURI:
-                record.cluster = cluster
-                yield record
-            else:
-                self.rejects.add(Reject(source, number, "not an audit event: no auditID, verb or requestURI"))
+        records = 0
+        try:
+            for line in lines:
+                number += 1
+                if not line or line.isspace():
+                    continue
+                records += 1
+                try:
+                    record = decode(line)
+                except (msgspec.DecodeError, UnicodeDecodeError) as error:
+                    self.rejects.add(Reject(source, number, _reason(error)))
+                    continue
+                if record.items is not None:
+                    for event in record.items:
+                        event.cluster = cluster
+                        yield event
+                elif record.auditID or record.verb or record.requestURI:
+                    record.cluster = cluster
+                    yield record
+                else:
+                    self.rejects.add(Reject(source, number, "not an audit event: no auditID, verb or requestURI"))
+        finally:
+            self.records += records
 
     def _envelope_lines(
         self, lines: list[bytes], number: int, source: str, decode: RecordDecoder

@@ -38,7 +38,10 @@ class Engine:
 
     def detect(self, event: AuditEvent) -> list[Detection]:
         ref = event.objectRef
-        route = self.route(event.verb, ref.resource, ref.subresource) if ref else self.route(event.verb, "")
+        key = (event.verb, ref.resource, ref.subresource) if ref is not None else (event.verb, "", "")
+        route = self._routes.get(key)
+        if route is None:
+            route = self.route(*key)
         detections: list[Detection] = []
         context = self.context
         for detector in route:

@@ -66,7 +66,7 @@ class ThreatIntelCaller:
     wants = ((ANY, ANY),)
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, ...], dict[str, list[Any]]] = {}
+        self._cache: dict[str | tuple[str, ...], dict[str, list[Any]]] = {}
         self._cached_for: Any = None
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Sequence[Detection]:
@@ -74,7 +74,7 @@ class ThreatIntelCaller:
         intel = ctx.intel
         if intel is None or not event.sourceIPs:
             return ()
-        matches_by_kind = self._matches(tuple(event.sourceIPs), intel)
+        matches_by_kind = self._matches(event.sourceIPs, intel)
         if not matches_by_kind or is_anonymous(event):
             return ()
         tactic = classify(event)
@@ -82,13 +82,14 @@ class ThreatIntelCaller:
             return ()
         return tuple(self._detection(event, tactic, kind, matches) for kind, matches in matches_by_kind.items())
 
-    def _matches(self, source_ips: tuple[str, ...], intel: Any) -> dict[str, list[Any]]:
-        """Matches by list kind, remembered per sourceIPs tuple until the intel is reloaded."""
+    def _matches(self, source_ips: list[str], intel: Any) -> dict[str, list[Any]]:
+        """Matches by list kind, remembered per sourceIPs until the intel is reloaded."""
         if intel is not self._cached_for or len(self._cache) >= MATCH_CACHE_SIZE:
             self._cache, self._cached_for = {}, intel
-        found = self._cache.get(source_ips)
+        key = source_ips[0] if len(source_ips) == 1 else tuple(source_ips)
+        found = self._cache.get(key)
         if found is None:
-            found = self._cache[source_ips] = match_by_kind(source_ips, intel)
+            found = self._cache[key] = match_by_kind(source_ips, intel)
         return found
 
     @staticmethod
