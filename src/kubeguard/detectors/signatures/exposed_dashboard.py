@@ -19,7 +19,10 @@ DASHBOARD = "Policy:Kubernetes/ExposedDashboard"
 KUBEFLOW = "Policy:Kubernetes/KubeflowDashboardExposed"
 EXPOSING_TYPES = ("LoadBalancer", "NodePort")
 DASHBOARD_NAME = "kubernetes-dashboard"
-NAME_LABELS = ("k8s-app", "app", "app.kubernetes.io/name", "app.kubernetes.io/instance")
+NAME_LABELS = ("k8s-app", "app", "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/part-of")
+#: The dashboard's own namespace: its Helm chart names Services ``kubernetes-dashboard-web``,
+#: ``kubernetes-dashboard-kong-proxy`` and so on.
+DASHBOARD_NAMESPACE = "kubernetes-dashboard"
 #: State scope: clusters where a ``kubeflow`` namespace was seen (so its ingress gateway fronts Kubeflow).
 KUBEFLOW_CLUSTERS = "kubeflow.clusters"
 
@@ -59,9 +62,11 @@ def _is_private_range(cidr: str) -> bool:
         return False
 
 
-def is_kubernetes_dashboard(service: Service, name: str) -> bool:
+def is_kubernetes_dashboard(service: Service, name: str, namespace: str) -> bool:
     labels = service.metadata.labels
-    return name == DASHBOARD_NAME or any(labels.get(label) == DASHBOARD_NAME for label in NAME_LABELS)
+    if name.startswith(DASHBOARD_NAME) or any(labels.get(label) == DASHBOARD_NAME for label in NAME_LABELS):
+        return True
+    return namespace == DASHBOARD_NAMESPACE and "dashboard" in name
 
 
 def is_kubeflow_dashboard(service: Service, name: str, namespace: str, kubeflow_present: bool) -> bool:
@@ -86,7 +91,7 @@ class ExposedDashboard:
         name = service.metadata.name or event.name
         namespace = service.metadata.namespace or event.namespace
         kubeflow_present = ctx.state.seen(KUBEFLOW_CLUSTERS, event.cluster)
-        if is_kubernetes_dashboard(service, name):
+        if is_kubernetes_dashboard(service, name, namespace):
             finding, what = DASHBOARD, "The Kubernetes dashboard"
         elif is_kubeflow_dashboard(service, name, namespace, kubeflow_present):
             finding, what = KUBEFLOW, "The Kubeflow dashboard"
