@@ -12,7 +12,7 @@ caller: they are read-only records, and sharing is what keeps generation fast.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kubeguard.sim.clock import MINUTE, SECOND, rfc3339
@@ -61,7 +61,6 @@ class Request:
     #: How long the server took (or the stream stayed open); drawn when zero.
     duration: int = 0
     message: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def level_for(request: Request) -> str:
@@ -148,8 +147,6 @@ class EventFactory:
             decision = {"authorization.k8s.io/decision": "forbid", "authorization.k8s.io/reason": ""}
         else:
             decision = {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": caller.reason}
-        if request.extra:
-            decision = {**(decision or {}), **request.extra}
         if request.verb == "watch" or (request.subresource in _STREAMS and code == 101):
             return self._stream(at, event, decision, request.duration)
         done = at + (request.duration or rng.randrange(400, 6000))
