@@ -308,3 +308,9 @@ def test_random_text_never_crashes_a_parser(text, fmt):
     except ListError:
         return
     assert len(result.ipset) + result.problem_count + result.ignored <= len(text.encode()) + 1
+
+
+def test_skipped_entries_are_logged_with_list_name_and_line(caplog):
+    with caplog.at_level("WARNING", logger="kubeguard.intel.formats"):
+        parse_list(b"192.0.2.1\nnot-an-ip\n", "TXT", source="acme")
+    assert "acme:2: skipped 'not-an-ip'" in caplog.text

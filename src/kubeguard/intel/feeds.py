@@ -221,14 +221,10 @@ class FeedCache:
                 raise SourceError(f"{feed.url}: HTTP {result.status}")
             parsed = parse_list(result.body, feed.format, source=feed.name, max_bytes=max_bytes)
             if len(parsed.ipset) == 0 and parsed.problem_count:
-                raise ListError(
-                    f"no valid entries and {parsed.problem_count} problems; not a {feed.format} list"
-                )
+                raise ListError(f"no valid entries and {parsed.problem_count} problems; not a {feed.format} list")
         except (SourceError, ListError) as exc:
             state.last_error = str(exc)
-            log.warning(
-                "feed %s: %s; %s", feed.name, exc, "keeping the cached copy" if have_data else "no copy"
-            )
+            log.warning("feed %s: %s; %s", feed.name, exc, "keeping the cached copy" if have_data else "no copy")
             self._write_state(state)
             return UpdateOutcome(feed.name, "failed", str(exc))
         _atomic_write(self.data_path(feed.name), result.body)
@@ -262,12 +258,8 @@ class FeedCache:
                 continue
             age = state.age(now)
             if age is not None and age > STALE_AFTER:
-                log.warning(
-                    "cached feed %s is %.0f days old; run `kubeguard intel update`", state.name, age / 86400
-                )
-            loaded.append(
-                (state, LoadedList(state.name, str(path), hashlib.sha256(data).hexdigest(), parsed))
-            )
+                log.warning("cached feed %s is %.0f days old; run `kubeguard intel update`", state.name, age / 86400)
+            loaded.append((state, LoadedList(state.name, str(path), hashlib.sha256(data).hexdigest(), parsed)))
         return loaded
 
 

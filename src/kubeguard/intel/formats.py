@@ -37,11 +37,12 @@ log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 35 * 1024 * 1024
 """GuardDuty's limit for a list file."""
-MAX_LINE_CHARS = 8192
-"""No legitimate list line is near this; longer ones are reported and skipped."""
+MAX_LINE_CHARS = 16384
+"""Longer than any legitimate row (a FireEye row with a long title fits); longer ones are reported."""
 MAX_PROBLEMS = 1000
 """Problems kept on a result; the rest are only counted, so a junk file cannot exhaust memory."""
 _SNIPPET = 120
+_LOGGED_PROBLEMS = 20  # each of the first few is logged as a warning, the rest at debug plus a summary
 _BINARY_SAMPLE = 65536
 
 
@@ -82,11 +83,13 @@ class _Context:
         self.max_line_chars = max_line_chars
 
     def report(self, line: int, text: str, reason: str) -> None:
-        if len(self.result.problems) >= MAX_PROBLEMS:
+        problems = self.result.problems
+        level = logging.WARNING if len(problems) < _LOGGED_PROBLEMS else logging.DEBUG
+        log.log(level, "%s:%d: skipped %r: %s", self.source or "list", line, _snip(text), reason)
+        if len(problems) >= MAX_PROBLEMS:
             self.result.problems_dropped += 1
-            return
-        self.result.problems.append(ListProblem(line, _snip(text), reason))
-        log.warning("%s:%d: skipped %r: %s", self.source or "list", line, _snip(text), reason)
+        else:
+            problems.append(ListProblem(line, _snip(text), reason))
 
     def ignore(self) -> None:
         self.result.ignored += 1
@@ -132,8 +135,8 @@ def parse_list(
         except ValueError as exc:
             context.report(line, text, str(exc))
     result.ipset = builder.build()
-    if result.problems_dropped:
-        log.warning("%s: %d more problems not shown", source or "list", result.problems_dropped)
+    if result.problem_count > _LOGGED_PROBLEMS:
+        log.warning("%s: %d entries skipped in all", source or "list", result.problem_count)
     return result
 
 

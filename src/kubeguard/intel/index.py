@@ -53,9 +53,7 @@ class ThreatList:
 
     @classmethod
     def from_loaded(cls, loaded: LoadedList, kind: str, threat_names: Sequence[str] = ()) -> ThreatList:
-        return cls(
-            loaded.name, kind, loaded.parsed.ipset, tuple(threat_names), loaded.sha256, loaded.location
-        )
+        return cls(loaded.name, kind, loaded.parsed.ipset, tuple(threat_names), loaded.sha256, loaded.location)
 
 
 class IntelIndex:
@@ -69,9 +67,7 @@ class IntelIndex:
             if threat_list.kind not in KINDS:
                 raise ValueError(f"list {threat_list.name}: kind must be one of {', '.join(KINDS)}")
             if threat_list.name in seen:
-                raise ValueError(
-                    f"two threat lists are named {threat_list.name!r}; findings could not tell them apart"
-                )
+                raise ValueError(f"two threat lists are named {threat_list.name!r}; findings could not tell them apart")
             seen.add(threat_list.name)
 
     @property
@@ -100,9 +96,7 @@ class IntelIndex:
         if key is None:
             return []
         return [
-            IntelMatch(
-                threat_list.kind, threat_list.name, threat_list.threat_names, ip, threat_list.file_sha256
-            )
+            IntelMatch(threat_list.kind, threat_list.name, threat_list.threat_names, ip, threat_list.file_sha256)
             for threat_list in self._lists
             if threat_list.ipset.contains_key(key)
         ]
@@ -131,9 +125,7 @@ class IntelIndex:
         or broken cached feed is logged and left out, and an explicit list of the same name replaces it.
         """
         custom = [ThreatList.from_loaded(_load(spec, timeout, max_bytes), "custom") for spec in threat_lists]
-        trusted = [
-            ThreatList.from_loaded(_load(spec, timeout, max_bytes), "trusted") for spec in trusted_lists
-        ]
+        trusted = [ThreatList.from_loaded(_load(spec, timeout, max_bytes), "trusted") for spec in trusted_lists]
         tor = [
             ThreatList.from_loaded(_load(str(spec), timeout, max_bytes), "tor", ("Tor exit node",))
             for spec in tor_exits
@@ -148,9 +140,7 @@ class IntelIndex:
 
 
 def _load(spec: str | ListSpec, timeout: float, max_bytes: int) -> LoadedList:
-    loaded = load_list(
-        parse_list_spec(spec) if isinstance(spec, str) else spec, timeout=timeout, max_bytes=max_bytes
-    )
+    loaded = load_list(parse_list_spec(spec) if isinstance(spec, str) else spec, timeout=timeout, max_bytes=max_bytes)
     log.info(
         "loaded list %s from %s: %d entries, %d problems",
         loaded.name,
