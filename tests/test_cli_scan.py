@@ -101,7 +101,7 @@ def test_stdin_gzip(lab_log, home):
 
 def test_state_file_remembers_privileged_images_between_scans(lab_dir, home, tmp_path):
     pod = next(
-        line for line in gzip.open(lab_dir / "audit.jsonl.gz", "rt")
+        line for line in gzip.decompress((lab_dir / "audit.jsonl.gz").read_bytes()).decode().splitlines(True)
         if '"priv-debug"' in line and '"verb":"create"' in line.replace(" ", "")
         and '"resource":"pods"' in line.replace(" ", "") and "ResponseComplete" in line and '"exec"' not in line
     )
