@@ -103,7 +103,9 @@ def _by_time(item: Stamped) -> int:
 
 
 def _external_ip(rng: random.Random, prefix: str) -> str:
-    return f"{prefix}.{rng.randrange(1, 255)}.{rng.randrange(1, 255)}"
+    """An address inside ``prefix`` (one to three leading octets), the rest drawn at random."""
+    missing = 4 - len(prefix.split("."))
+    return ".".join([prefix, *(str(rng.randrange(1, 255)) for _ in range(missing))])
 
 
 def _tester(book: Playbook, ip: str | None = None) -> Caller:
