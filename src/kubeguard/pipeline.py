@@ -16,6 +16,7 @@ from typing import Any
 
 from kubeguard.audit.event import CONNECT_SUBRESOURCES, AuditEvent
 from kubeguard.config import Settings
+from kubeguard.detectors.anomaly.baselines import Baselines
 from kubeguard.detectors.base import DetectionContext, Detector, StateStore
 from kubeguard.detectors.engine import Engine
 from kubeguard.detectors.registry import default_detectors
@@ -69,6 +70,10 @@ class Pipeline:
         describe_ip: IpDescriber = address_only,
     ) -> None:
         self.settings = settings
+        if baselines is None and settings.anomaly.enabled:
+            baselines = Baselines.from_settings(settings.anomaly)
+            baselines.load(state)
+        self.baselines = baselines
         context = DetectionContext(state=state, intel=intel, baselines=baselines)
         self.engine = Engine(default_detectors() if detectors is None else detectors, context)
         self.builder = FindingBuilder(settings, describe_ip)
@@ -94,6 +99,11 @@ class Pipeline:
             return []
         stats.detections += len(detections)
         return [self.builder.build(d) for d in detections]
+
+    def save_state(self) -> None:
+        """Write what detectors hold in memory (the anomaly baselines) into the state store."""
+        if isinstance(self.baselines, Baselines):
+            self.baselines.save(self.engine.context.state)
 
     def process(self, events: Iterable[AuditEvent]) -> list[dict[str, Any]]:
         findings: list[dict[str, Any]] = []

@@ -89,6 +89,7 @@ def run_scan(
     if progress is not None:
         progress(count, len(findings))
     if state_path:
+        pipeline.save_state()
         state.save(state_path)
     return ScanResult(
         findings=findings.values(),

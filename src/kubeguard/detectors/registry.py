@@ -6,6 +6,15 @@ finding types all read this list.
 
 from __future__ import annotations
 
+from kubeguard.detectors.anomaly.detectors import (
+    AnomalyLearner,
+    ExecInPodAnomaly,
+    PermissionCheckedAnomaly,
+    RoleBindingCreatedAnomaly,
+    RoleCreatedAnomaly,
+    SecretsAccessedAnomaly,
+    WorkloadDeployedAnomaly,
+)
 from kubeguard.detectors.base import Detector
 from kubeguard.detectors.callers.anonymous import SuccessfulAnonymousAccess
 from kubeguard.detectors.callers.threat_intel import ThreatIntelCaller
@@ -33,4 +42,11 @@ def default_detectors() -> list[Detector]:
         ExposedDashboard(),
         PrivilegedContainer(),
         ContainerWithSensitiveMount(),
+        SecretsAccessedAnomaly(),
+        RoleBindingCreatedAnomaly(),
+        ExecInPodAnomaly(),
+        WorkloadDeployedAnomaly(),
+        RoleCreatedAnomaly(),
+        PermissionCheckedAnomaly(),
+        AnomalyLearner(),  # last: learns each event after the anomaly detectors have judged it
     ]

@@ -7,6 +7,7 @@ raises again what the first already raised.
 
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
 from pathlib import Path
@@ -39,6 +40,14 @@ class MemoryState:
 
     def forget(self, scope: str, key: str) -> None:
         self._sets.get(scope, set()).discard(key)
+
+    def get_blob(self, name: str) -> bytes | None:
+        """The bytes last stored under ``name`` (kept as base64 text in the snapshot), or None."""
+        text = self.blobs.get(name)
+        return base64.b64decode(text) if text is not None else None
+
+    def put_blob(self, name: str, data: bytes) -> None:
+        self.blobs[name] = base64.b64encode(data).decode("ascii")
 
     # -- persistence ------------------------------------------------------------------------------
 

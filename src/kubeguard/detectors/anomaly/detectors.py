@@ -1,0 +1,357 @@
+"""The eight AnomalousBehavior findings: candidates by content, judged against the caller's profile.
+
+Each detector picks the actions GuardDuty names for its type (reading secrets, binding a powerful role,
+exec, deploying a workload, writing an excessive role, checking a powerful permission) and asks
+:mod:`~kubeguard.detectors.anomaly.scoring` whether the action is unusual for the principal. The
+:class:`AnomalyLearner` runs after them on every event and adds it to the profiles, so an action is
+always judged against the history *before* it. All are silent while ``ctx.baselines`` is None
+(anomaly detection disabled) or while the cluster or principal is still learning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from kubeguard.audit.event import AuditEvent
+from kubeguard.audit.objects import AccessReview, decode_body
+from kubeguard.detectors import rbac, workload
+from kubeguard.detectors.anomaly import explain
+from kubeguard.detectors.anomaly import features as f
+from kubeguard.detectors.anomaly.baselines import Baselines, Observation, observe
+from kubeguard.detectors.anomaly.scoring import CLUSTER, USER, Unusual, Verdict, decide, judge
+from kubeguard.detectors.anomaly.suspicious import (
+    SENSITIVE_NAMESPACES,
+    image_repository,
+    is_powerful_permission,
+    permission_name,
+    role_excesses,
+    suspicious_command,
+    suspicious_image,
+)
+from kubeguard.detectors.base import (
+    ANY,
+    SEVERITY_HIGH,
+    SEVERITY_MEDIUM,
+    Detection,
+    DetectionContext,
+)
+from kubeguard.detectors.common import api_call, make_detection
+
+SECRETS_ACCESSED = "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed"
+ROLE_BINDING_CREATED = "PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated"
+EXEC_IN_POD = "Execution:Kubernetes/AnomalousBehavior.ExecInPod"
+DEPLOYED_PRIVILEGED = "PrivilegeEscalation:Kubernetes/AnomalousBehavior.WorkloadDeployed!PrivilegedContainer"
+DEPLOYED_SENSITIVE_MOUNT = "Persistence:Kubernetes/AnomalousBehavior.WorkloadDeployed!ContainerWithSensitiveMount"
+WORKLOAD_DEPLOYED = "Execution:Kubernetes/AnomalousBehavior.WorkloadDeployed"
+ROLE_CREATED = "PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated"
+PERMISSION_CHECKED = "Discovery:Kubernetes/AnomalousBehavior.PermissionChecked"
+
+WRITES = ("create", "update", "patch")
+#: Built-in ClusterRoles that grant secrets and exec across a namespace: overly permissive to bind.
+PERMISSIVE_CLUSTER_ROLES = rbac.ADMIN_CLUSTER_ROLES | {"edit"}
+#: Role excesses that are risky on their own; reading secrets alone needs a second unusual attribute.
+_RISKY_EXCESSES = ("wildcard verbs", "wildcard resources", "verbs", "pods/exec", "serviceaccounts/token",
+                   "nodes/proxy")
+ACCESS_REVIEWS = ("selfsubjectaccessreviews", "subjectaccessreviews", "selfsubjectrulesreviews")
+
+
+def _observation(event: AuditEvent, baselines: Baselines) -> Observation:
+    """The event's features, computed once per event for the detectors and the learner."""
+    memo = baselines.memo
+    if memo is not None and memo[0] is event:
+        return memo[1]
+    seen = observe(event)
+    baselines.memo = (event, seen)
+    return seen
+
+
+def evaluate(
+    event: AuditEvent,
+    ctx: DetectionContext,
+    *,
+    risky: bool,
+    extra: dict[str, list[str]] | None = None,
+) -> tuple[Verdict, dict[str, Any]] | None:
+    """Score ``event`` against its principal's profile; the verdict and its wire explanation, or None.
+
+    ``extra`` carries values read from the body (images, the checked permission): they are judged both
+    for the principal and for the cluster, since an image nobody in the cluster ever ran is news even
+    for a principal that deploys all day.
+    """
+    baselines: Baselines | None = ctx.baselines
+    if baselines is None:
+        return None
+    seen = _observation(event, baselines)
+    if baselines.learning(seen):
+        return None
+    cluster = baselines.clusters[seen.cluster]
+    profile = cluster.principals[seen.principal]
+    at = seen.at
+    unusual: list[Unusual] = []
+    for name, value in seen.values.items():
+        found = judge(profile.features.get(name), value, at, USER, name)
+        if found is not None:
+            unusual.append(found)
+    for name, values in (extra or {}).items():
+        for value in values:
+            found = judge(profile.features.get(name), value, at, USER, name)
+            if found is not None:
+                unusual.append(found)
+            found = judge(cluster.features.get(name), value, at, CLUSTER, name)
+            if found is not None:
+                unusual.append(found)
+    verdict = decide(unusual, risky)
+    if not verdict.fire:
+        return None
+    names = [*seen.values, *(extra or {})]
+    return verdict, {
+        "anomaly": explain.anomaly(verdict, profile, cluster, names),
+        "additional_info": explain.additional_info(verdict),
+    }
+
+
+def _detection(type_name: str, event: AuditEvent, key: str, action: str, result: tuple[Verdict, dict[str, Any]],
+               severity: float | None = None, **fields: Any) -> Detection:
+    verdict, wire = result
+    principal = f.principal(event)
+    return make_detection(type_name, event, key=key, severity=severity,
+                          description=explain.sentence(action, principal, verdict), **wire, **fields)
+
+
+class SecretsAccessedAnomaly:
+    """Reading secrets in a way this principal does not (reference §1.5, SecretsAccessed)."""
+
+    name: ClassVar[str] = "anomaly.secrets-accessed"
+    finding_types: ClassVar[tuple[str, ...]] = (SECRETS_ACCESSED,)
+    wants: ClassVar[tuple[tuple[str, str], ...]] = (("get", "secrets"), ("list", "secrets"), ("watch", "secrets"))
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if ctx.baselines is None or not event.succeeded:
+            return ()
+        everywhere = event.verb != "get" and not event.namespace
+        result = evaluate(event, ctx, risky=everywhere)
+        if result is None:
+            return ()
+        where = f"in namespace {event.namespace}" if event.namespace else "across all namespaces"
+        action = f"called {api_call(event)} {where}"
+        return [_detection(SECRETS_ACCESSED, event, f"secrets/{event.namespace or '*'}", action, result)]
+
+
+class RoleBindingCreatedAnomaly:
+    """Binding an overly permissive role, or binding in a sensitive namespace, anomalously."""
+
+    name: ClassVar[str] = "anomaly.role-binding-created"
+    finding_types: ClassVar[tuple[str, ...]] = (ROLE_BINDING_CREATED,)
+    wants: ClassVar[tuple[tuple[str, str], ...]] = tuple(
+        (verb, resource) for verb in WRITES for resource in rbac.BINDING_RESOURCES
+    )
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if ctx.baselines is None or not event.succeeded:
+            return ()
+        binding = rbac.read_binding(event)
+        if binding is None or binding.roleRef is None:
+            return ()
+        admin = rbac.is_admin_role_ref(event, binding, ctx.state)
+        ref = binding.roleRef
+        permissive = admin or (ref.kind == "ClusterRole" and ref.name in PERMISSIVE_CLUSTER_ROLES)
+        namespace = binding.metadata.namespace or event.namespace
+        if not permissive and namespace not in SENSITIVE_NAMESPACES:
+            return ()
+        result = evaluate(event, ctx, risky=permissive)
+        if result is None:
+            return ()
+        details = rbac.binding_details(event, binding)
+        action = f"called {api_call(event)} {details['name']} to {ref.kind} {ref.name}"
+        return [_detection(ROLE_BINDING_CREATED, event, rbac.binding_key(event, binding), action, result,
+                           severity=SEVERITY_HIGH if admin else None, role_binding=details)]
+
+
+class ExecInPodAnomaly:
+    """A command run in a pod through the exec API, unusually for the caller."""
+
+    name: ClassVar[str] = "anomaly.exec-in-pod"
+    finding_types: ClassVar[tuple[str, ...]] = (EXEC_IN_POD,)
+    wants: ClassVar[tuple[tuple[str, str], ...]] = (("create", "pods/exec"), ("get", "pods/exec"))
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if ctx.baselines is None or not event.authorized:
+            return ()
+        result = evaluate(event, ctx, risky=event.namespace in SENSITIVE_NAMESPACES)
+        if result is None:
+            return ()
+        pod = f"{event.namespace}/{event.name}"
+        return [_detection(EXEC_IN_POD, event, pod, f"ran a command in pod {pod}", result)]
+
+
+class WorkloadDeployedAnomaly:
+    """A workload created or changed anomalously: privileged, with a sensitive mount, or plain."""
+
+    name: ClassVar[str] = "anomaly.workload-deployed"
+    finding_types: ClassVar[tuple[str, ...]] = (DEPLOYED_PRIVILEGED, DEPLOYED_SENSITIVE_MOUNT, WORKLOAD_DEPLOYED)
+    wants: ClassVar[tuple[tuple[str, str], ...]] = tuple(
+        (verb, resource)
+        for verb in WRITES
+        for resource in (*workload.WORKLOAD_RESOURCES, workload.EPHEMERAL_CONTAINERS)
+    )
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if ctx.baselines is None or not workload.is_workload_write(event):
+            return ()
+        view = workload.read_workload(event)
+        if view is None or workload.created_by_controller(event, view):
+            return ()
+        containers = view.containers
+        privileged = any(workload.is_privileged(c) for c in containers)
+        mounts = workload.sensitive_mounts(view)
+        suspicious = [s for c in containers for s in (suspicious_image(c.image), suspicious_command(c)) if s]
+        pod = view.pod
+        risky = privileged or bool(mounts) or bool(suspicious) or pod.hostPID or pod.hostNetwork
+        images = sorted({image_repository(c.image) for c in containers if c.image})
+        result = evaluate(event, ctx, risky=risky, extra={f.IMAGE: images})
+        if result is None:
+            return ()
+        details = workload.workload_details(event, view)
+        key = workload.workload_key(event, view)
+        action = f"called {api_call(event)} {details['namespace']}/{details['name']}"
+        found = []
+        if privileged:
+            found.append(_detection(DEPLOYED_PRIVILEGED, event, key, action + " with a privileged container",
+                                    result, workload=details))
+        if mounts:
+            paths = ", ".join(sorted({path for _, path, _ in mounts}))
+            found.append(_detection(DEPLOYED_SENSITIVE_MOUNT, event, key,
+                                    f"{action} mounting host path {paths} writable", result, workload=details))
+        if not found:
+            severity = SEVERITY_MEDIUM if suspicious else None
+            if suspicious:
+                result[1]["additional_info"]["suspicious"] = suspicious
+            found.append(_detection(WORKLOAD_DEPLOYED, event, key, action, result, severity=severity,
+                                    workload=details))
+        return found
+
+
+class RoleCreatedAnomaly:
+    """A Role or ClusterRole with excessive permissions written anomalously."""
+
+    name: ClassVar[str] = "anomaly.role-created"
+    finding_types: ClassVar[tuple[str, ...]] = (ROLE_CREATED,)
+    wants: ClassVar[tuple[tuple[str, str], ...]] = tuple(
+        (verb, resource) for verb in WRITES for resource in rbac.ROLE_RESOURCES
+    )
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if ctx.baselines is None or not event.succeeded:
+            return ()
+        role = rbac.read_role(event)
+        if role is None:
+            return ()
+        excesses = role_excesses(role)
+        if not excesses:
+            return ()
+        risky = any(e.startswith(_RISKY_EXCESSES) for e in excesses)
+        result = evaluate(event, ctx, risky=risky)
+        if result is None:
+            return ()
+        kind = role.kind or ("ClusterRole" if event.resource == "clusterroles" else "Role")
+        name = role.metadata.name or event.name
+        namespace = role.metadata.namespace or event.namespace
+        result[1]["additional_info"]["excessivePermissions"] = excesses
+        action = f"called {api_call(event)} {name} granting {', '.join(excesses)}"
+        return [_detection(ROLE_CREATED, event, rbac.role_key(event.cluster, kind, namespace, name), action, result,
+                           role={"kind": kind, "name": name, "uid": role.metadata.uid})]
+
+
+def read_review(event: AuditEvent) -> AccessReview | None:
+    """The access review as answered (response), else as asked."""
+    for body in (event.responseObject, event.requestObject):
+        review = decode_body(body, AccessReview)
+        if review is not None and review.kind != "Status" and review.spec is not None:
+            return review
+    return None
+
+
+def checked_permission(event: AuditEvent) -> tuple[str, dict[str, Any], bool] | None:
+    """(profile value, kubernetesPermissionCheckedDetails, powerful) of a successful access review."""
+    review = read_review(event)
+    if review is None or review.spec is None:
+        return None
+    allowed = bool(review.status.allowed) if review.status is not None else False
+    attributes = review.spec.resourceAttributes
+    if attributes is None:
+        namespace = review.spec.namespace or event.namespace
+        details = {"verb": "list", "resource": "rules", "namespace": namespace, "allowed": allowed}
+        return "list rules", details, False
+    resource = f"{attributes.resource}/{attributes.subresource}" if attributes.subresource else attributes.resource
+    details = {"verb": attributes.verb or "*", "resource": resource or "*", "namespace": attributes.namespace,
+               "allowed": allowed}
+    return permission_name(attributes), details, is_powerful_permission(attributes)
+
+
+class PermissionCheckedAnomaly:
+    """A successful check of a powerful permission (``kubectl auth can-i``), unusual for the caller."""
+
+    name: ClassVar[str] = "anomaly.permission-checked"
+    finding_types: ClassVar[tuple[str, ...]] = (PERMISSION_CHECKED,)
+    wants: ClassVar[tuple[tuple[str, str], ...]] = tuple(("create", resource) for resource in ACCESS_REVIEWS)
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if ctx.baselines is None or not event.succeeded:
+            return ()
+        checked = checked_permission(event)
+        if checked is None:
+            return ()
+        permission, details, powerful = checked
+        if not powerful and event.resource != "selfsubjectrulesreviews":
+            return ()
+        result = evaluate(event, ctx, risky=powerful, extra={f.PERMISSION: [permission]})
+        if result is None:
+            return ()
+        action = f"checked the permission {permission}"
+        return [_detection(PERMISSION_CHECKED, event, permission, action, result, permission_check=details)]
+
+
+class AnomalyLearner:
+    """Adds every event to the profiles, after the anomaly detectors have judged it (register it last)."""
+
+    name: ClassVar[str] = "anomaly.learner"
+    finding_types: ClassVar[tuple[str, ...]] = ()
+    wants: ClassVar[tuple[tuple[str, str], ...]] = ((ANY, ANY),)
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        baselines: Baselines | None = ctx.baselines
+        if baselines is None:
+            return ()
+        seen = _observation(event, baselines)
+        baselines.memo = None
+        baselines.learn(seen, _body_values(event))
+        return ()
+
+
+def _body_values(event: AuditEvent) -> dict[str, list[str]] | None:
+    """Images deployed and permissions checked: the features that live in request or response bodies."""
+    if event.verb not in WRITES or not event.succeeded:
+        return None
+    resource = event.resource
+    if resource in ACCESS_REVIEWS:
+        checked = checked_permission(event)
+        return {f.PERMISSION: [checked[0]]} if checked is not None else None
+    if workload.is_workload_write(event):
+        view = workload.read_workload(event)
+        if view is not None:
+            return {f.IMAGE: sorted({image_repository(c.image) for c in view.containers if c.image})}
+    return None
+
+
+def anomaly_detectors() -> list[Any]:
+    """The eight types' detectors, then the learner: the order the registry must keep."""
+    return [
+        SecretsAccessedAnomaly(),
+        RoleBindingCreatedAnomaly(),
+        ExecInPodAnomaly(),
+        WorkloadDeployedAnomaly(),
+        RoleCreatedAnomaly(),
+        PermissionCheckedAnomaly(),
+        AnomalyLearner(),
+    ]
