@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import re
 from datetime import timedelta
 from typing import Literal
@@ -93,6 +94,12 @@ def test_every_event_decodes_with_the_audit_fields_and_types(attacked):
         assert "cluster" not in event
         decoded = msgspec.json.decode(raw, type=AuditEvent)
         assert decoded.auditID == fields.auditID
+
+
+def test_every_source_address_is_a_valid_ip(attacked):
+    addresses = {ip for _, event in attacked[0] for ip in event["sourceIPs"]}
+    for ip in addresses:
+        ipaddress.ip_address(ip)  # raises ValueError on a malformed address
 
 
 def test_resource_requests_carry_an_object_ref_and_uri_that_agree(attacked):
