@@ -63,6 +63,10 @@ def scan(
     threat_list: Annotated[
         list[str] | None, typer.Option(help="Custom threat list PATH_OR_URL[:FORMAT]; repeatable.")
     ] = None,
+    malicious_list: Annotated[
+        list[str] | None,
+        typer.Option(help="Known-malicious IP list (MaliciousIPCaller) PATH_OR_URL[:FORMAT]; repeatable."),
+    ] = None,
     trusted_list: Annotated[
         list[str] | None, typer.Option(help="Trusted IP list PATH_OR_URL[:FORMAT]; repeatable.")
     ] = None,
@@ -83,6 +87,7 @@ def scan(
         settings = load_settings(config)
         intel = settings.intel
         intel.threat_lists = [*intel.threat_lists, *(threat_list or [])]
+        intel.malicious_lists = [*intel.malicious_lists, *(malicious_list or [])]
         intel.trusted_lists = [*intel.trusted_lists, *(trusted_list or [])]
         intel.tor_exits = [*intel.tor_exits, *(tor_exits or [])]
         intel.use_default_feeds = intel.use_default_feeds and not no_default_feeds

@@ -32,6 +32,9 @@ class IntelSettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=Tr
     """Threat intelligence: list specs are ``PATH_OR_URL[:FORMAT]``."""
 
     threat_lists: list[str] = []
+    #: Lists kept as known-malicious intelligence (``MaliciousIPCaller``), like the feeds ``intel update``
+    #: caches; ``threat_lists`` are the operator's own (``MaliciousIPCaller.Custom``).
+    malicious_lists: list[str] = []
     trusted_lists: list[str] = []
     tor_exits: list[str] = []
     use_default_feeds: bool = True

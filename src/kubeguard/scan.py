@@ -42,6 +42,7 @@ def load_intel(settings: Settings) -> IntelIndex | None:
     config = settings.intel
     index = IntelIndex.from_settings(
         threat_lists=config.threat_lists,
+        malicious_lists=config.malicious_lists,
         trusted_lists=config.trusted_lists,
         tor_exits=config.tor_exits,
         use_default_feeds=config.use_default_feeds,

@@ -113,6 +113,7 @@ class IntelIndex:
         tor_exits: Sequence[str | Path] = (),
         use_default_feeds: bool = True,
         cache_dir: str | Path | None = None,
+        malicious_lists: Sequence[str | ListSpec] = (),
         *,
         timeout: float = DEFAULT_TIMEOUT,
         max_bytes: int = MAX_FILE_BYTES,
@@ -130,11 +131,15 @@ class IntelIndex:
             ThreatList.from_loaded(_load(str(spec), timeout, max_bytes), "tor", ("Tor exit node",))
             for spec in tor_exits
         ]
+        known_bad = [
+            ThreatList.from_loaded(_load(spec, timeout, max_bytes), "malicious", ("Known malicious IP",))
+            for spec in malicious_lists
+        ]
         feeds: list[ThreatList] = []
         if use_default_feeds:
-            explicit = {item.name for item in [*custom, *tor]}
+            explicit = {item.name for item in [*custom, *known_bad, *tor]}
             feeds = [item for item in _cached_feeds(cache_dir, max_bytes) if item.name not in explicit]
-        malicious = [item for item in feeds if item.kind == "malicious"]
+        malicious = known_bad + [item for item in feeds if item.kind == "malicious"]
         tor += [item for item in feeds if item.kind == "tor"]
         return cls([*custom, *malicious, *tor], trusted)
 
