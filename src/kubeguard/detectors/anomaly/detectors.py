@@ -94,8 +94,9 @@ def evaluate(
         if found is not None:
             unusual.append(found)
     for name, values in (extra or {}).items():
+        total = profile.events if name == f.PERMISSION else None
         for value in values:
-            found = judge(profile.features.get(name), value, at, USER, name)
+            found = judge(profile.features.get(name), value, at, USER, name, total)
             if found is not None:
                 unusual.append(found)
             found = judge(cluster.features.get(name), value, at, CLUSTER, name)

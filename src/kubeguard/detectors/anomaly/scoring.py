@@ -13,9 +13,15 @@ Why this method
     model (isolation forest, autoencoder) is not, and it costs a few dict look-ups per event.
 
     A value is *unusual* when its smoothed probability is below ``P_UNUSUAL`` and it is either unseen
-    (UNSEEN) or rare: seen at most ``RARE_COUNT`` times, or first seen within ``RECENT_SECONDS`` (so an
-    attacker's burst of twenty calls does not make itself normal after the third), and under
-    ``RARE_SHARE`` of the feature's history (RARE). It is *strongly* unusual below ``P_STRONG``.
+    (UNSEEN) or rare: seen at most ``RARE_COUNT`` times, or first seen within ``RECENT_SECONDS`` (RARE).
+    A value younger than ``RECENT_SECONDS`` is not yet part of the baseline: its probability is that of
+    an unseen value against the history before it, so an attacker's burst of twenty calls from a new
+    address does not make the address normal after the eighth. It is *strongly* unusual below
+    ``P_STRONG``.
+
+    Permission checks are sparse (a person runs ``kubectl auth can-i`` a few times a month), so a
+    checked permission's rarity is measured against everything the principal does, not only against
+    its other checks: "dave never checked ``* *`` in 480 calls" is the evidence, not "in 3 checks".
 
 How features combine
     Features that move together count once: a new network and a new ASN are one fact (the caller
@@ -54,7 +60,6 @@ INFREQUENT = "INFREQUENT"
 P_UNUSUAL = 0.05
 P_STRONG = 0.01
 RARE_COUNT = 2
-RARE_SHARE = 0.01
 RECENT_SECONDS = 86_400
 #: A value with at least this share of a feature's history is FREQUENT in an explanation.
 FREQUENT_SHARE = 0.10
@@ -105,25 +110,38 @@ class Verdict:
         return list(dict.fromkeys(u.feature for u in self.unusual))
 
 
-def smoothed(counts: Counts, value: str) -> float:
-    """Laplace-smoothed probability of ``value``; the ``other`` bucket counts as one more value."""
+def smoothed(counts: Counts, value: str, total: int | None = None) -> float:
+    """Laplace-smoothed probability of ``value`` among ``total`` observations (the feature's own by default);
+    the ``other`` bucket counts as one more value."""
     distinct = len(counts.counts) + (1 if counts.other else 0)
-    return (counts.count(value) + 1) / (counts.total + distinct + 1)
+    return (counts.count(value) + 1) / ((counts.total if total is None else total) + distinct + 1)
 
 
-def judge(counts: Counts | None, value: str, at: int, scope: str, feature: str) -> Unusual | None:
-    """The value's rarity in one profile feature, or None when it is usual there."""
-    if counts is None or counts.total == 0:
-        return None
-    probability = smoothed(counts, value)
-    if probability >= P_UNUSUAL:
+def judge(
+    counts: Counts | None, value: str, at: int, scope: str, feature: str, total: int | None = None
+) -> Unusual | None:
+    """The value's rarity in one profile feature, or None when it is usual there.
+
+    ``total`` replaces the feature's own history size as the denominator (see permission checks above).
+    """
+    if counts is None:
+        counts = Counts()
+    size = counts.total if total is None else total
+    if size == 0:
         return None
     count = counts.count(value)
+    recent = count > 0 and at - counts.first.get(value, 0) < RECENT_SECONDS
+    if recent:
+        distinct = len(counts.counts) + (1 if counts.other else 0)
+        probability = 1 / max(1, size - count + distinct)
+    else:
+        probability = smoothed(counts, value, size)
+    if probability >= P_UNUSUAL:
+        return None
     if count == 0:
-        return Unusual(scope, feature, value, UNSEEN, 0, counts.total, probability)
-    recent = at - counts.first.get(value, 0) < RECENT_SECONDS
-    if (count <= RARE_COUNT or recent) and count / counts.total < RARE_SHARE:
-        return Unusual(scope, feature, value, RARE, count, counts.total, probability)
+        return Unusual(scope, feature, value, UNSEEN, 0, size, probability)
+    if count <= RARE_COUNT or recent:
+        return Unusual(scope, feature, value, RARE, count, size, probability)
     return None
 
 
