@@ -45,10 +45,6 @@ RULE_TO_FINDING: dict[str, str | None] = {
     "K8s Secret Created": None, "K8s Secret Deleted": None,
 }
 
-#: Cases where kubeguard's GuardDuty semantics differ from Falco's on purpose; see docs/falco-parity.md.
-#: The fixture pods were stamped out by the ReplicaSet controller; kubeguard reports the sensitive mount on
-#: the owner workload's creation, not on every pod, so the check is made on the same pod created by a person.
-CONTROLLER_POD_CASES = {"create_sensitive_mount_pod", "create_sensitive_mount_2nd_container_pod"}
 
 
 def _override(rules_files: str) -> bool:
@@ -68,15 +64,6 @@ def _scan(data: bytes) -> set[str]:
         for finding in pipeline.process_event(event):
             findings.add(finding)
     return {f["type"] for f in findings.values()}
-
-
-def _as_person(data: bytes) -> bytes:
-    """The same pod created by a user instead of the ReplicaSet controller."""
-    record = json.loads(data)
-    record["user"] = {"username": "minikube-user", "groups": ["system:masters", "system:authenticated"]}
-    for body in ("requestObject", "responseObject"):
-        record[body]["metadata"].pop("ownerReferences", None)
-    return json.dumps(record).encode()
 
 
 def _expected(row: dict[str, str]) -> set[str]:
@@ -100,10 +87,6 @@ def test_kubeguard_raises_the_finding_of_the_same_meaning_for_every_falco_case(f
             continue
         data = (falco_dir / row["trace_file"]).read_bytes()
         expected = _expected(row)
-        if row["test"] in CONTROLLER_POD_CASES:
-            if _scan(data) != set():
-                mismatches.append((row["test"], "controller pod reported", _scan(data)))
-            data = _as_person(data)
         raised = _scan(data)
         checked.append(row["test"])
         if raised != expected:

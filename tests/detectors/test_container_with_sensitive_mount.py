@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -59,19 +60,31 @@ def test_writable_mount_of_node_controlling_path(lab_record, run, path):
     assert finding["service"]["action"]["kubernetesApiCallAction"]["parameters"] == path
 
 
-def test_pod_stamped_out_by_replicaset_controller_is_not_reported_again(falco_dir, run):
-    text = (falco_dir / "create_nginx_pod_sensitive_mount.json").read_text()
-    record = json.loads(text)
+def test_controller_pod_whose_owner_was_not_seen_is_reported(falco_dir, run):
+    # The log starts after the Deployment was created: the first pod is the only sign of the mount.
+    record = json.loads((falco_dir / "create_nginx_pod_sensitive_mount.json").read_text())
     assert record["user"]["username"] == "system:serviceaccount:kube-system:replicaset-controller"
-    assert run([ContainerWithSensitiveMount()], [record]) == []
-    # The same pod created by a person (no controller owner) is the finding.
-    record["user"] = {"username": "minikube-user", "groups": ["system:masters"]}
-    for body in ("requestObject", "responseObject"):
-        record[body]["metadata"].pop("ownerReferences")
     [finding] = run([ContainerWithSensitiveMount()], [record])
     assert finding["resource"]["kubernetesDetails"]["kubernetesWorkloadDetails"]["name"] == (
         "nginx-deployment-7d5b5dd9cf-t8ngb"
     )
+
+
+def test_controller_pods_of_a_reported_owner_are_not_reported_again(falco_dir, run):
+    pod = json.loads((falco_dir / "create_nginx_pod_sensitive_mount.json").read_text())
+    owner = copy.deepcopy(pod)
+    owner["auditID"] = "owner-deployment"
+    owner["user"] = {"username": "minikube-user", "groups": ["system:masters"]}
+    owner["objectRef"] = {**owner["objectRef"], "resource": "deployments", "name": "nginx-deployment"}
+    for body in ("requestObject", "responseObject"):
+        spec = owner[body]["spec"]
+        owner[body] = {"kind": "Deployment", "metadata": {"name": "nginx-deployment", "namespace": "default"},
+                       "spec": {"template": {"metadata": {}, "spec": spec}}}
+    findings = run([ContainerWithSensitiveMount()], [owner, pod])
+    assert [f["resource"]["kubernetesDetails"]["kubernetesWorkloadDetails"]["name"] for f in findings] == [
+        "nginx-deployment"
+    ]
+    assert findings[0]["resource"]["kubernetesDetails"]["kubernetesUserDetails"]["username"] == "minikube-user"
 
 
 def test_guardduty_tester_deployment_mounting_etc_at_test_pd(lab_record, run):

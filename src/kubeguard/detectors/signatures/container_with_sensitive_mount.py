@@ -2,7 +2,8 @@
 
 Write access to ``/etc``, the kubelet's directory, a runtime socket and the like lets a container plant
 files on the node or take over its runtime (DESIGN.md lists the paths). Pods stamped out by a controller
-for an owner workload are not reported again: the owner's creation already named the workload.
+for an owner workload are not reported again when the owner's creation already named the same images and
+host paths; when the log starts after the owner was created, the first such pod is reported.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kubeguard.audit.event import AuditEvent
+from kubeguard.audit.objects import Container
 from kubeguard.detectors.base import Detection, DetectionContext
 from kubeguard.detectors.common import make_detection, who
 from kubeguard.detectors.workload import (
@@ -25,6 +27,14 @@ from kubeguard.detectors.workload import (
 )
 
 FINDING = "Persistence:Kubernetes/ContainerWithSensitiveMount"
+#: State scope: (cluster, namespace, image and host path) combinations already reported.
+REPORTED_SHAPES = "workload.sensitive-mount-shapes"
+
+
+def mount_shape(cluster: str, namespace: str, mounts: list[tuple[Container, str, str]]) -> str:
+    """What a controller's copy of a reported workload has in common with it: images and host paths."""
+    parts = sorted({f"{container.image}={host}" for container, host, _ in mounts})
+    return "\x1f".join([cluster, namespace, *parts])
 
 
 class ContainerWithSensitiveMount:
@@ -36,11 +46,16 @@ class ContainerWithSensitiveMount:
         if not is_workload_write(event):
             return
         view = read_workload(event)
-        if view is None or created_by_controller(event, view):
+        if view is None:
             return
         mounts = sensitive_mounts(view)
         if not mounts:
             return
+        namespace = view.obj.metadata.namespace or event.namespace
+        shape = mount_shape(event.cluster, namespace, mounts)
+        if created_by_controller(event, view) and ctx.state.seen(REPORTED_SHAPES, shape):
+            return
+        ctx.state.first_seen(REPORTED_SHAPES, shape)
         details = workload_details(event, view)
         listed = ", ".join(f"{host} at {path} in {c.name}" for c, host, path in mounts)
         yield make_detection(
