@@ -72,9 +72,15 @@ class ThreatIntelCaller:
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Sequence[Detection]:
         """Runs on every event, so it returns a plain tuple rather than starting a generator."""
         intel = ctx.intel
-        if intel is None or not event.sourceIPs:
+        source_ips = event.sourceIPs
+        if intel is None or not source_ips:
             return ()
-        matches_by_kind = self._matches(event.sourceIPs, intel)
+        if intel is not self._cached_for:
+            self._cache, self._cached_for = {}, intel
+        key = source_ips[0] if len(source_ips) == 1 else tuple(source_ips)
+        matches_by_kind = self._cache.get(key)
+        if matches_by_kind is None:
+            matches_by_kind = self._remember(key, source_ips, intel)
         if not matches_by_kind or is_anonymous(event):
             return ()
         tactic = classify(event)
@@ -82,14 +88,11 @@ class ThreatIntelCaller:
             return ()
         return tuple(self._detection(event, tactic, kind, matches) for kind, matches in matches_by_kind.items())
 
-    def _matches(self, source_ips: list[str], intel: Any) -> dict[str, list[Any]]:
-        """Matches by list kind, remembered per sourceIPs until the intel is reloaded."""
-        if intel is not self._cached_for or len(self._cache) >= MATCH_CACHE_SIZE:
-            self._cache, self._cached_for = {}, intel
-        key = source_ips[0] if len(source_ips) == 1 else tuple(source_ips)
-        found = self._cache.get(key)
-        if found is None:
-            found = self._cache[key] = match_by_kind(source_ips, intel)
+    def _remember(self, key: str | tuple[str, ...], source_ips: list[str], intel: Any) -> dict[str, list[Any]]:
+        """Matches by list kind for new sourceIPs, kept until the intel is reloaded or the cache fills."""
+        if len(self._cache) >= MATCH_CACHE_SIZE:
+            self._cache = {}
+        found = self._cache[key] = match_by_kind(source_ips, intel)
         return found
 
     @staticmethod
