@@ -11,7 +11,7 @@ from .test_types import CASES, WHEN
 from .traffic import ATTACK_AGENT, VPS_IP, anomalies, habits, pipeline
 
 SHAPES = botocore.loaders.Loader().load_service_model("guardduty", "service-2")["shapes"]
-SCALARS = {"string": str, "long": int, "integer": int, "boolean": bool}
+SCALARS = {"string": str, "long": int, "integer": int, "boolean": bool, "double": (int, float)}
 
 
 def conforms(value: Any, shape_name: str, path: str) -> None:
@@ -23,6 +23,8 @@ def conforms(value: Any, shape_name: str, path: str) -> None:
         for key, item in value.items():
             assert key in members, f"{path}.{key} is not in {shape_name}"
             conforms(item, members[key], f"{path}.{key}")
+        for required in shape.get("required", ()):
+            assert shape["members"][required].get("locationName", required) in value, f"{path}.{required} missing"
     elif kind == "map":
         assert isinstance(value, dict), path
         for key, item in value.items():
@@ -38,7 +40,7 @@ def conforms(value: Any, shape_name: str, path: str) -> None:
             assert value in shape["enum"], f"{path}: {value!r} not in {shape_name}"
 
 
-def test_every_type_emits_a_valid_anomaly_and_readable_additional_info() -> None:
+def test_every_type_emits_a_valid_finding_anomaly_and_additional_info() -> None:
     pipe = pipeline()
     anomalies(pipe, habits())
     for index, (finding_type, _, action) in enumerate(CASES):
@@ -46,6 +48,7 @@ def test_every_type_emits_a_valid_anomaly_and_readable_additional_info() -> None
         finding = next(f for f in found if f["type"] == finding_type)
         anomaly = finding["service"]["detection"]["anomaly"]
         conforms(anomaly, "Anomaly", "anomaly")
+        conforms(finding, "Finding", "finding")
         assert anomaly["profiles"]["USER"]["kubernetesApi"][0]["profileSubtype"] == "FREQUENT"
         info = orjson.loads(finding["service"]["additionalInfo"]["value"])
         assert info["unusual"]["network"] == "167.99.92.0/24"
