@@ -88,19 +88,9 @@ class JobTemplate(msgspec.Struct, omit_defaults=True):
     spec: JobSpec | None = None
 
 
-class WorkloadSpec(msgspec.Struct, omit_defaults=True):
+class WorkloadSpec(PodSpec, omit_defaults=True):
     """The spec of a Pod, or of any pod-template owner (Deployment ... Job), or of a CronJob."""
 
-    # Pod
-    containers: list[Container] = []
-    initContainers: list[Container] = []
-    ephemeralContainers: list[Container] = []
-    volumes: list[Volume] = []
-    hostNetwork: bool = False
-    hostPID: bool = False
-    hostIPC: bool = False
-    serviceAccountName: str = ""
-    serviceAccount: str = ""
     # Deployment, DaemonSet, StatefulSet, ReplicaSet, ReplicationController, Job
     template: PodTemplate | None = None
     # CronJob
@@ -122,17 +112,7 @@ class Workload(msgspec.Struct, omit_defaults=True):
         if spec.jobTemplate is not None and spec.jobTemplate.spec is not None:
             template = spec.jobTemplate.spec.template
             return template.spec if template is not None else None
-        return PodSpec(
-            containers=spec.containers,
-            initContainers=spec.initContainers,
-            ephemeralContainers=spec.ephemeralContainers,
-            volumes=spec.volumes,
-            hostNetwork=spec.hostNetwork,
-            hostPID=spec.hostPID,
-            hostIPC=spec.hostIPC,
-            serviceAccountName=spec.serviceAccountName,
-            serviceAccount=spec.serviceAccount,
-        )
+        return spec
 
 
 class Subject(msgspec.Struct, omit_defaults=True):

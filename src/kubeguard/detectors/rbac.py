@@ -9,6 +9,8 @@ from kubeguard.audit.objects import Role, RoleBinding, Subject, decode_body
 from kubeguard.detectors.base import StateStore
 
 BINDING_RESOURCES = ("rolebindings", "clusterrolebindings")
+#: What a binding detector declares it wants: every create, update or patch of a (Cluster)RoleBinding.
+BINDING_WRITES = tuple((verb, resource) for verb in ("create", "update", "patch") for resource in BINDING_RESOURCES)
 ROLE_RESOURCES = ("roles", "clusterroles")
 ADMIN_CLUSTER_ROLES = frozenset({"cluster-admin", "admin"})
 #: State scope of the (Cluster)Roles seen granting ``*`` verbs on ``*`` resources.

@@ -28,6 +28,10 @@ WORKLOAD_RESOURCES = (
 #: ``kubectl debug`` adds containers to a running pod through this subresource.
 EPHEMERAL_CONTAINERS = "pods/ephemeralcontainers"
 WRITE_VERBS = ("create", "update", "patch")
+#: What a workload detector declares it wants: every write of a workload or of ephemeral containers.
+WORKLOAD_WRITES = tuple(
+    (verb, resource) for verb in WRITE_VERBS for resource in (*WORKLOAD_RESOURCES, EPHEMERAL_CONTAINERS)
+)
 
 #: Host paths whose write access gives control of the node (DESIGN.md, "Sensitive host paths").
 SENSITIVE_HOST_PATHS = frozenset(

@@ -13,7 +13,7 @@ from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import Detection, DetectionContext
 from kubeguard.detectors.common import make_detection, who
 from kubeguard.detectors.rbac import (
-    BINDING_RESOURCES,
+    BINDING_WRITES,
     binding_details,
     binding_key,
     grants_anonymous,
@@ -31,7 +31,7 @@ BOOTSTRAP_USER = "system:apiserver"
 class AnonymousAccessGranted:
     name = "anonymous-access-granted"
     finding_types = (FINDING,)
-    wants = tuple((verb, resource) for verb in ("create", "update", "patch") for resource in BINDING_RESOURCES)
+    wants = BINDING_WRITES
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
         if not event.succeeded:

@@ -15,9 +15,7 @@ from kubeguard.audit.objects import Container
 from kubeguard.detectors.base import Detection, DetectionContext
 from kubeguard.detectors.common import make_detection, who
 from kubeguard.detectors.workload import (
-    EPHEMERAL_CONTAINERS,
-    WORKLOAD_RESOURCES,
-    WRITE_VERBS,
+    WORKLOAD_WRITES,
     created_by_controller,
     is_workload_write,
     read_workload,
@@ -40,7 +38,7 @@ def mount_shape(cluster: str, namespace: str, mounts: list[tuple[Container, str,
 class ContainerWithSensitiveMount:
     name = "container-with-sensitive-mount"
     finding_types = (FINDING,)
-    wants = tuple((v, r) for v in WRITE_VERBS for r in (*WORKLOAD_RESOURCES, EPHEMERAL_CONTAINERS))
+    wants = WORKLOAD_WRITES
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
         if not is_workload_write(event):

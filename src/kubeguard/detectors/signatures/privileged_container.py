@@ -14,9 +14,7 @@ from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import Detection, DetectionContext
 from kubeguard.detectors.common import make_detection, who
 from kubeguard.detectors.workload import (
-    EPHEMERAL_CONTAINERS,
-    WORKLOAD_RESOURCES,
-    WRITE_VERBS,
+    WORKLOAD_WRITES,
     is_privileged,
     is_workload_write,
     read_workload,
@@ -31,7 +29,7 @@ PRIVILEGED_IMAGES = "workload.privileged-images"
 class PrivilegedContainer:
     name = "privileged-container"
     finding_types = (FINDING,)
-    wants = tuple((v, r) for v in WRITE_VERBS for r in (*WORKLOAD_RESOURCES, EPHEMERAL_CONTAINERS))
+    wants = WORKLOAD_WRITES
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
         if not is_workload_write(event):
