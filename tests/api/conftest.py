@@ -3,9 +3,9 @@ from collections.abc import Callable, Iterator
 import boto3
 import pytest
 from botocore.config import Config
+from store.databases import DIALECTS, database_url
 
 from api.server import Server
-from store.databases import DIALECTS, database_url
 
 
 @pytest.fixture(params=DIALECTS)
