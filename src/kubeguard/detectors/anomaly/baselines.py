@@ -6,6 +6,15 @@ of *event* time have passed since its first event (replaying last month's logs l
 the few seconds the replay took), and a principal is scored only once it has ``min_principal_events``
 events of history.
 
+Learning is batched. Most events are repetitive machine traffic that no anomaly detector judges, so the
+learner only counts each distinct (who, what, where, from where, with what) tuple in a pending table per
+principal. A principal's table is folded into its profile before that principal is judged; every table
+is folded before saving, before any other read, and when ``MAX_PENDING`` distinct tuples are waiting.
+Judgements therefore see exactly the principal's history before the event, as with per-event learning,
+at a fraction of the cost. (Cluster-wide features learned from deferred events may lag by up to
+``MAX_PENDING`` tuples; the ones scoring reads, images and permissions, come from bodies and are
+learned at once.)
+
 Persistence goes through the detectors' state store as one named blob (``put_blob``/``get_blob``),
 MessagePack-encoded, so ``scan --state`` and the service keep what was learned across restarts: a
 restart neither forgets nor re-learns.
@@ -33,6 +42,40 @@ DAY = 86_400
 BLOB_NAME = "anomaly.baselines"
 #: Cluster-wide feature: per API, how many distinct principals used it.
 API_PRINCIPALS = "apiPrincipals"
+#: Distinct pending tuples held before they are folded into the profiles.
+MAX_PENDING = 50_000
+
+#: (cluster, username, raw user.extra): whose pending table a tuple sits in.
+Owner = tuple[str, str, bytes]
+#: (verb, resource, subresource, namespace, non-resource URI, ip, user agent): what the owner did.
+Action = tuple[str, str, str, str, str, str, str]
+
+
+def owner_of(event: AuditEvent) -> Owner:
+    return (event.cluster, event.user.username, bytes(event.user.extra))
+
+
+def action_of(event: AuditEvent) -> Action:
+    ref = event.objectRef
+    ips = event.sourceIPs
+    ip = ips[0] if ips else ""
+    if ref is not None and ref.resource:
+        return (event.verb, ref.resource, ref.subresource, ref.namespace, "", ip, event.userAgent)
+    namespace = ref.namespace if ref is not None else ""
+    return (event.verb, "", "", namespace, event.requestURI, ip, event.userAgent)
+
+
+def observe_key(owner: Owner, action: Action, at: int) -> Observation:
+    """The observation of every event by ``owner`` doing ``action`` (what :func:`observe` makes of each)."""
+    cluster, username, extra = owner
+    verb, resource, subresource, namespace, uri, ip, agent = action
+    values = {f.API: f.api_of(verb, resource, subresource, uri), f.USER_AGENT: f.user_agent(agent)}
+    if namespace:
+        values[f.NAMESPACE] = namespace
+    if ip:
+        values[f.NETWORK] = f.network(ip)
+        values[f.ASN_ORG] = f.asn_org(ip)
+    return Observation(cluster, f.principal_of(username, extra), at, values)
 
 
 @dataclass(slots=True)
@@ -78,6 +121,8 @@ class Baselines:
         self.clusters: dict[str, ClusterProfile] = {}
         #: The last event's observation, shared by the detectors that judge it and the learner.
         self.memo: tuple[AuditEvent, Observation] | None = None
+        self._pending: dict[Owner, dict[Action, list[Any]]] = {}
+        self._pending_count = 0
 
     @classmethod
     def from_settings(cls, settings: Any) -> Baselines:
@@ -86,25 +131,70 @@ class Baselines:
 
     # -- learning ---------------------------------------------------------------------------------
 
-    def learn(self, seen: Observation, extra: dict[str, list[str]] | None = None) -> None:
-        """Add one event to its principal's and its cluster's profiles."""
+    def defer(self, event: AuditEvent) -> None:
+        """Count ``event`` in its principal's pending table; it reaches the profile at the next flush."""
+        key = action_of(event)
+        stamp = event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp
+        owner = (event.cluster, event.user.username, bytes(event.user.extra))
+        table = self._pending.get(owner)
+        if table is None:
+            table = self._pending[owner] = {}
+        slot = table.get(key)
+        if slot is None:
+            if self._pending_count >= MAX_PENDING:
+                self.flush()
+                table = self._pending[owner] = {}
+            table[key] = [1, stamp, stamp]
+            self._pending_count += 1
+            return
+        slot[0] += 1
+        if stamp < slot[1]:
+            slot[1] = stamp
+        elif stamp > slot[2]:
+            slot[2] = stamp
+
+    def flush_owner(self, event: AuditEvent) -> None:
+        """Fold the pending table of ``event``'s principal into its profile (before judging it)."""
+        owner = owner_of(event)
+        table = self._pending.pop(owner, None)
+        if table:
+            self._pending_count -= len(table)
+            self._fold([(owner, action, slot) for action, slot in table.items()])
+
+    def flush(self) -> None:
+        """Fold every pending table into the profiles, earliest tuples first."""
+        if not self._pending:
+            return
+        tables, self._pending, self._pending_count = self._pending, {}, 0
+        self._fold([(owner, action, slot) for owner, table in tables.items() for action, slot in table.items()])
+
+    def _fold(self, items: list[tuple[Owner, Action, list[Any]]]) -> None:
+        for owner, action, (times, first, last) in sorted(items, key=lambda item: item[2][1]):
+            seen = observe_key(owner, action, f.seconds_of(first))
+            self.learn(seen, times=times, last=f.seconds_of(last))
+
+    def learn(
+        self, seen: Observation, extra: dict[str, list[str]] | None = None, *, times: int = 1, last: int = 0
+    ) -> None:
+        """Add ``times`` events (first at ``seen.at``, last at ``last``) to the principal's and cluster's profiles."""
+        latest = max(seen.at, last)
         cluster = self.clusters.get(seen.cluster)
         if cluster is None:
-            cluster = self.clusters[seen.cluster] = ClusterProfile(first=seen.at, last=seen.at)
-        if seen.at > cluster.last:
-            cluster.last = seen.at
+            cluster = self.clusters[seen.cluster] = ClusterProfile(first=seen.at, last=latest)
+        if latest > cluster.last:
+            cluster.last = latest
         profile = cluster.principals.get(seen.principal)
         if profile is None:
             if len(cluster.principals) >= self.max_principals:
                 cluster.evict(self.max_principals - max(1, self.max_principals // 10))
             profile = cluster.principals[seen.principal] = PrincipalProfile(first=seen.at)
-        profile.events += 1
-        if seen.at > profile.last:
-            profile.last = seen.at
+        profile.events += times
+        if latest > profile.last:
+            profile.last = latest
         cap = self.principal_cap
         at = seen.at
         for name, value in seen.values.items():
-            new = profile.feature(name).add(value, at, cap)
+            new = profile.feature(name).add(value, at, cap, times)
             if new and name == f.API:
                 cluster.feature(API_PRINCIPALS).add(value, at, self.cluster_cap)
         for name, values in (extra or {}).items():
@@ -115,10 +205,14 @@ class Baselines:
     # -- reading ----------------------------------------------------------------------------------
 
     def cluster(self, name: str) -> ClusterProfile | None:
+        self.flush()
         return self.clusters.get(name)
 
     def learning(self, seen: Observation) -> bool:
-        """True while the cluster or the principal has too little history for a judgement."""
+        """True while the cluster or the principal has too little history for a judgement.
+
+        The caller flushes the principal's pending table first (:meth:`flush_owner`).
+        """
         cluster = self.clusters.get(seen.cluster)
         if cluster is None or seen.at - cluster.first < self.learning_seconds:
             return True
@@ -126,16 +220,19 @@ class Baselines:
         return profile is None or profile.events < self.min_principal_events
 
     def principal(self, seen: Observation) -> PrincipalProfile | None:
+        self.flush()
         cluster = self.clusters.get(seen.cluster)
         return cluster.principals.get(seen.principal) if cluster is not None else None
 
     def principal_count(self, cluster: str) -> int:
+        self.flush()
         found = self.clusters.get(cluster)
         return len(found.principals) if found is not None else 0
 
     # -- persistence ------------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
+        self.flush()
         return encode(self.clusters)
 
     def restore(self, data: bytes) -> None:

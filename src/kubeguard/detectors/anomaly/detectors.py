@@ -82,6 +82,7 @@ def evaluate(
     baselines: Baselines | None = ctx.baselines
     if baselines is None:
         return None
+    baselines.flush_owner(event)
     seen = _observation(event, baselines)
     if baselines.learning(seen):
         return None
@@ -324,17 +325,27 @@ class AnomalyLearner:
         baselines: Baselines | None = ctx.baselines
         if baselines is None:
             return ()
+        extra = _body_values(event)
+        if extra is None:
+            baselines.defer(event)
+            return ()
         seen = _observation(event, baselines)
         baselines.memo = None
-        baselines.learn(seen, _body_values(event))
+        baselines.flush()
+        baselines.learn(seen, extra)
         return ()
+
+
+#: Resources whose bodies carry a feature (images, permissions); other events never need decoding.
+_BODY_RESOURCES = frozenset({*ACCESS_REVIEWS, *workload.WORKLOAD_RESOURCES})
 
 
 def _body_values(event: AuditEvent) -> dict[str, list[str]] | None:
     """Images deployed and permissions checked: the features that live in request or response bodies."""
-    if event.verb not in WRITES or not event.succeeded:
+    ref = event.objectRef
+    if ref is None or ref.resource not in _BODY_RESOURCES or event.verb not in WRITES or not event.succeeded:
         return None
-    resource = event.resource
+    resource = ref.resource
     if resource in ACCESS_REVIEWS:
         checked = checked_permission(event)
         return {f.PERMISSION: [checked[0]]} if checked is not None else None

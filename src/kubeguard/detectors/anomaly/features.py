@@ -13,7 +13,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from kubeguard.audit.event import AuditEvent
+import msgspec
+
+from kubeguard.audit.event import AuditEvent, UserInfo
 
 #: Feature names, as they appear in ``service.detection.anomaly``.
 API = "kubernetesApi"
@@ -54,24 +56,27 @@ def principal(event: AuditEvent) -> str:
     in ``user.extra["arn"]`` (``assumed-role/ROLE/SESSION``) tells them apart and stays the same across
     the person's daily sessions, so it is the principal when present. Otherwise the username is.
     """
-    user = event.user
-    extra = bytes(user.extra)
+    return principal_of(event.user.username, bytes(event.user.extra))
+
+
+def principal_of(username: str, extra: bytes) -> str:
+    """:func:`principal` from the username and the raw ``user.extra`` JSON."""
     if not extra:
-        return user.username
-    key = (user.username, extra)
+        return username
+    key = (username, extra)
     found = _principal_cache.get(key)
     if found is None:
         if len(_principal_cache) >= _CACHE_LIMIT:
             _principal_cache.clear()
-        extras = user.extras
+        extras = UserInfo(username=username, extra=msgspec.Raw(extra)).extras
         arns = extras.get("arn") or []
         sessions = extras.get("sessionName") or []
         if arns:
             found = arns[0]
         elif sessions:
-            found = f"{user.username}/{sessions[0]}"
+            found = f"{username}/{sessions[0]}"
         else:
-            found = user.username
+            found = username
         _principal_cache[key] = found
     return found
 
@@ -80,11 +85,18 @@ def api(event: AuditEvent) -> str:
     """``list secrets``, ``create pods/exec`` or ``get /apis``: verb and resource[/subresource]."""
     ref = event.objectRef
     if ref is not None and ref.resource:
-        target = f"{ref.resource}/{ref.subresource}" if ref.subresource else ref.resource
+        return api_of(event.verb, ref.resource, ref.subresource, "")
+    return api_of(event.verb, "", "", event.requestURI)
+
+
+def api_of(verb: str, resource: str, subresource: str, request_uri: str) -> str:
+    """:func:`api` from its parts; ``request_uri`` is read only for non-resource calls."""
+    if resource:
+        target = f"{resource}/{subresource}" if subresource else resource
     else:
-        path = event.requestURI.split("?", 1)[0]
+        path = request_uri.split("?", 1)[0]
         target = "/".join(path.split("/")[:3]) or "/"
-    return f"{event.verb} {target}"
+    return f"{verb} {target}"
 
 
 @_bounded_cache
@@ -148,7 +160,11 @@ _minute_cache: dict[str, int] = {}
 
 def event_seconds(event: AuditEvent) -> int:
     """Event time in epoch seconds (0 when absent); parsing is memoised per minute of the timestamp."""
-    stamp = event.event_time
+    return seconds_of(event.event_time)
+
+
+def seconds_of(stamp: str) -> int:
+    """An RFC 3339 timestamp in epoch seconds (0 when unreadable)."""
     if len(stamp) < 19:
         return 0
     minute = stamp[:16]

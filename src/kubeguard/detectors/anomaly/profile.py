@@ -28,19 +28,19 @@ class Counts(msgspec.Struct, omit_defaults=True, gc=False):
     counts: dict[str, int] = {}
     first: dict[str, int] = {}
 
-    def add(self, value: str, at: int, cap: int) -> bool:
-        """Count ``value`` seen at ``at``; True when it was new and is now remembered."""
-        self.total += 1
+    def add(self, value: str, at: int, cap: int, times: int = 1) -> bool:
+        """Count ``value`` seen ``times`` times, first at ``at``; True when it was new and is now remembered."""
+        self.total += times
         counts = self.counts
         count = counts.get(value)
         if count is not None:
-            counts[value] = count + 1
+            counts[value] = count + times
             return False
         if len(counts) < cap:
-            counts[value] = 1
+            counts[value] = times
             self.first[value] = at
             return True
-        self.other += 1
+        self.other += times
         return False
 
     def count(self, value: str) -> int:
