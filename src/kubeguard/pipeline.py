@@ -100,6 +100,10 @@ class Pipeline:
         stats.detections += len(detections)
         return [self.builder.build(d) for d in detections]
 
+    def set_intel(self, intel: Any) -> None:
+        """Swap the threat intelligence detectors read (an API call activated or removed a list)."""
+        self.engine.context.intel = intel
+
     def save_state(self) -> None:
         """Write what detectors hold in memory (the anomaly baselines) into the state store."""
         if isinstance(self.baselines, Baselines):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 import threading
+from pathlib import Path
 
 from sqlalchemy import select
 
+from kubeguard.audit.decode import decode_bytes
+from kubeguard.config import Settings
+from kubeguard.pipeline import Pipeline
 from kubeguard.store import detectors, filters, findings, schema
-from kubeguard.store.database import migrate
+from kubeguard.store.database import MIGRATIONS, migrate
 from kubeguard.store.recorder import FindingRecorder
 from kubeguard.store.spool import Spool
 from kubeguard.store.state import SqlState
@@ -36,9 +40,38 @@ def make_finding(finding_id="a" * 32, *, detector="d" * 32, seen="2024-05-14T09:
 
 
 def test_migrations_are_recorded_and_idempotent(engine):
-    assert migrate(engine) == migrate(engine) == 1
+    latest = MIGRATIONS[-1][0]
+    assert migrate(engine) == migrate(engine) == latest
     with engine.connect() as conn:
-        assert conn.execute(select(schema.schema_version.c.version)).scalars().all() == [1]
+        versions = conn.execute(select(schema.schema_version.c.version)).scalars().all()
+    assert sorted(versions) == [number for number, _ in MIGRATIONS]
+
+
+def test_a_version_1_store_gains_the_blobs_table_on_upgrade(engine):
+    with engine.begin() as conn:
+        schema.blobs.drop(conn, checkfirst=True)
+        conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 1))
+    assert migrate(engine) == 2
+    SqlState(engine).put_blob("anomaly.baselines", b"\x00\x01")
+    assert SqlState(engine).get_blob("anomaly.baselines") == b"\x00\x01"
+
+
+def test_seen_and_forget_agree_with_first_seen_across_instances(engine):
+    writer, reader = SqlState(engine), SqlState(engine)
+    assert reader.seen("rbac.wildcard-roles", "prod/ClusterRole//god") is False
+    assert writer.first_seen("rbac.wildcard-roles", "prod/ClusterRole//god") is True
+    assert reader.seen("rbac.wildcard-roles", "prod/ClusterRole//god") is True
+    writer.forget("rbac.wildcard-roles", "prod/ClusterRole//god")
+    assert SqlState(engine).seen("rbac.wildcard-roles", "prod/ClusterRole//god") is False
+    assert writer.first_seen("rbac.wildcard-roles", "prod/ClusterRole//god") is True
+
+
+def test_blobs_are_replaced_whole_and_absent_ones_are_none(engine):
+    state = SqlState(engine)
+    assert state.get_blob("anomaly.baselines") is None
+    state.put_blob("anomaly.baselines", b"first")
+    state.put_blob("anomaly.baselines", b"second" * 1000)
+    assert SqlState(engine).get_blob("anomaly.baselines") == b"second" * 1000
 
 
 def test_same_id_aggregates_instead_of_duplicating(engine):
@@ -136,3 +169,16 @@ def test_a_higher_ranked_noop_filter_wins_over_archive(engine):
             )
     FindingRecorder(engine, published.append).record([make_finding()])
     assert len(published) == 1 and published[0]["service"]["archived"] is False
+
+
+def test_anomaly_baselines_survive_a_restart_through_the_store(engine):
+    lab_log = Path(__file__).resolve().parents[2] / "examples" / "lab-audit.jsonl.gz"
+    events = decode_bytes(lab_log.read_bytes(), cluster="lab").events
+    before = Pipeline(Settings(), SqlState(engine))
+    before.process(events)
+    before.save_state()
+    learned = before.baselines.principal_count("lab")
+    assert learned > 5
+    after = Pipeline(Settings(), SqlState(engine))
+    assert after.baselines.principal_count("lab") == learned
+    assert after.baselines.to_bytes() == before.baselines.to_bytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +30,10 @@ from kubeguard.store.spool import Spool
 from kubeguard.store.state import SqlState
 
 log = logging.getLogger(__name__)
+
+#: How often the drainer writes the anomaly baselines to the store (and always when it stops). A crash
+#: loses at most this much learning, never a finding: findings are committed with their spool batch.
+STATE_SAVE_SECONDS = 30.0
 
 
 def _sink(options: SinkOptions) -> Sink:
@@ -61,16 +66,29 @@ class FiledPipeline:
     still drained, so nothing waits in the spool forever.
     """
 
-    def __init__(self, pipeline: Any, context: ServiceContext) -> None:
+    def __init__(self, pipeline: Any, context: ServiceContext, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.pipeline = pipeline
         self.context = context
+        self._clock = clock
+        self._saved_at = clock()
 
     def process(self, events: list[AuditEvent]) -> list[dict[str, Any]]:
         occurrences = self.pipeline.process(events)
+        if self._clock() - self._saved_at >= STATE_SAVE_SECONDS:
+            self.save_state()
         detector_id = self.context.detector_id
         if detector_id is None or not self.context.detector_enabled:
             return []
         return [stamp_detector(finding, detector_id) for finding in occurrences]
+
+
+    def save_state(self) -> None:
+        """Persist the detectors' in-memory state (the anomaly baselines) into the store."""
+        self._saved_at = self._clock()
+        try:
+            self.pipeline.save_state()
+        except Exception:  # noqa: BLE001 - a failed save is retried at the next interval
+            log.exception("saving detector state failed; it will be retried")
 
 
 def intel_swapper(pipeline: Any, base: IntelIndex | None) -> Callable[[IntelIndex], None]:
@@ -80,7 +98,7 @@ def intel_swapper(pipeline: Any, base: IntelIndex | None) -> Callable[[IntelInde
         names = {item.name for item in from_api.lists}
         lists = [item for item in (base.lists if base else ()) if item.name not in names]
         combined = IntelIndex([*from_api.lists, *lists], [*from_api.trusted, *(base.trusted if base else ())])
-        pipeline.engine.context.intel = combined if combined.lists or combined.trusted else None
+        pipeline.set_intel(combined if combined.lists or combined.trusted else None)
         log.info("threat intelligence reloaded: %r", combined)
 
     return swap

@@ -66,8 +66,16 @@ def _create_initial_tables(conn: Connection) -> None:
     schema.metadata.create_all(conn)
 
 
+def _add_blobs(conn: Connection) -> None:
+    """Version 2: named blobs for detector state that is one document (the anomaly baselines)."""
+    schema.blobs.create(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _create_initial_tables),)
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
+    (1, _create_initial_tables),
+    (2, _add_blobs),
+)
 
 
 def current_version(conn: Connection) -> int:

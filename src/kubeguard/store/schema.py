@@ -107,6 +107,14 @@ state = Table(
     Column("created_at_ms", BigInteger, nullable=False),
 )
 
+blobs = Table(
+    "kg_blobs",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
 spool = Table(
     "kg_spool",
     metadata,

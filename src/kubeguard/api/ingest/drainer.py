@@ -66,6 +66,9 @@ class SpoolDrainer:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
+        save_state = getattr(self._pipeline, "save_state", None)
+        if save_state is not None and not self._thread.is_alive():
+            save_state()
 
     def drain_once(self) -> int:
         """Process up to one round of pending batches; returns how many were processed."""
