@@ -196,12 +196,14 @@ def _summary(result: ScanResult) -> None:
 def _register_subcommands() -> None:
     """The other modes live in their own modules; they are attached here so ``kubeguard --help`` lists them."""
     from kubeguard import serve
+    from kubeguard.findings_cli import app as findings_app
     from kubeguard.intel.cli import app as intel_app
     from kubeguard.sim.cli import simulate
 
     app.command("serve")(serve.command)
     app.command("simulate", help="Generate realistic audit logs with labelled attack scenarios.")(simulate)
     app.add_typer(intel_app, name="intel")
+    app.add_typer(findings_app, name="findings", help="List, show and archive stored findings.")
 
 
 _register_subcommands()

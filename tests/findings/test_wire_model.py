@@ -185,3 +185,19 @@ def test_boto3_parses_get_findings_into_typed_members(raised):
     binding = by_type["Policy:Kubernetes/AnonymousAccessGranted"]["Service"]["Action"]
     assert binding["KubernetesRoleBindingDetails"]["RoleRefName"] == "cluster-admin"
     assert privileged["Service"]["Count"] == 1
+
+
+@pytest.mark.parametrize("finding_type", ALL_FINDING_TYPES)
+def test_sample_finding_of_every_type_matches_the_model_and_is_marked(finding_type):
+    from kubeguard.findings.sample import sample_finding
+
+    first, second = sample_finding(finding_type, Settings()), sample_finding(finding_type, Settings())
+    check(first, "Finding")
+    assert first["type"] == finding_type
+    assert first["title"].startswith("[SAMPLE] ")
+    assert json.loads(first["service"]["additionalInfo"]["value"])["sample"] is True
+    assert first["id"] != second["id"]
+    if "IPCaller" in finding_type:
+        assert first["service"]["evidence"]["threatIntelligenceDetails"][0]["threatListName"]
+    if "AnomalousBehavior" in finding_type:
+        assert first["service"]["detection"]["anomaly"]["unusual"]["behavior"]
