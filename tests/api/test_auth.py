@@ -59,3 +59,14 @@ def test_refuses_to_listen_beyond_loopback_without_credentials(monkeypatch, tmp_
     monkeypatch.delenv("KUBEGUARD_WEBHOOK_TOKENS", raising=False)
     with pytest.raises(ServeError, match="refusing to listen"):
         serve(host="0.0.0.0", port=0, db=str(tmp_path / "db.sqlite"))
+
+
+def test_open_loopback_server_takes_the_example_kubeconfig_placeholder_token(server):
+    # deploy/audit-webhook.kubeconfig carries a placeholder token; a default `kubeguard serve` has none configured.
+    body = gzip.decompress(LAB_EVENTLISTS.read_bytes()).splitlines()[0]
+    response = httpx.post(
+        f"{server.url}/k8s-audit/lab", content=body,
+        headers={"Authorization": "Bearer REPLACE-WITH-A-LONG-RANDOM-TOKEN", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert httpx.get(f"{server.url}/api/spool").json()["events"] > 0

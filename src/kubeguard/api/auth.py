@@ -1,6 +1,7 @@
 """Who may call what.
 
-- Loopback listener and no credential configured: everything is open (the out-of-the-box developer case).
+- Loopback listener and no credential configured: everything is open (the out-of-the-box developer case),
+  and a bearer token the webhook does not know is ignored rather than refused.
 - Otherwise the GuardDuty and native API need a valid SigV4 signature by a configured access key;
   the webhook needs a configured bearer token (which may also name the cluster) or a client certificate
   (when ``--client-ca`` is set, the TLS handshake has already verified it); ``/metrics`` takes either.
@@ -51,6 +52,10 @@ def webhook_identity(request: Request) -> str | None:
         for known, cluster in ctx.options.webhook_tokens.items():
             if hmac.compare_digest(known.encode(), token.encode()):
                 return cluster
+        if ctx.open_access and not ctx.options.webhook_tokens:
+            # Open loopback listener with no tokens configured: a kubeconfig that carries a placeholder
+            # token (like deploy/'s example) must still deliver, as every other caller may.
+            return None
         raise Unauthorized("unknown bearer token")
     if ctx.open_access or ctx.mutual_tls:
         return None
