@@ -6,6 +6,8 @@ import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
+
 from kubeguard.detectors.anomaly.baselines import BLOB_NAME, Baselines, Observation, observe
 from kubeguard.detectors.anomaly.profile import PRINCIPAL_CAP
 from kubeguard.detectors.state import MemoryState
@@ -108,3 +110,24 @@ def test_memory_for_ten_thousand_principals_is_bounded() -> None:
     tracemalloc.stop()
     assert len(baselines.clusters["prod"].principals) == 10_000
     assert size < 100 * 1024 * 1024
+
+
+def test_deferred_history_of_every_session_is_folded_before_a_judgement() -> None:
+    """EKS writes a new ``extra`` (access key, session) per session; the principal's pending history of all
+    of them must reach its profile before it is judged, or habits would look new."""
+    baselines = Baselines()
+    for day in range(3):
+        for call in range(5):
+            seen = event("list", "pods", "shop", at=START + timedelta(days=day, minutes=call))
+            seen.user.extra = msgspec.Raw(msgspec.json.encode(
+                {"arn": ["arn:aws:sts::1:assumed-role/developers/alice"], "accessKeyId": [f"ASIA{day}"]}
+            ))
+            baselines.defer(seen)
+    judged = event("list", "pods", "shop", at=START + timedelta(days=3))
+    judged.user.extra = msgspec.Raw(msgspec.json.encode(
+        {"arn": ["arn:aws:sts::1:assumed-role/developers/alice"], "accessKeyId": ["ASIA9"]}
+    ))
+    baselines.flush_owner(judged)
+    profile = baselines.clusters["prod"].principals["arn:aws:sts::1:assumed-role/developers/alice"]
+    assert profile.events == 15
+    assert profile.features["kubernetesApi"].counts == {"list pods": 15}

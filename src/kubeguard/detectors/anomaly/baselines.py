@@ -45,14 +45,15 @@ API_PRINCIPALS = "apiPrincipals"
 #: Distinct pending tuples held before they are folded into the profiles.
 MAX_PENDING = 50_000
 
-#: (cluster, username, raw user.extra): whose pending table a tuple sits in.
-Owner = tuple[str, str, bytes]
+#: (cluster, principal): whose pending table a tuple sits in. Keyed by principal, not by the raw user
+#: (EKS session extras change per session), so folding before a judgement takes the whole history.
+Owner = tuple[str, str]
 #: (verb, resource, subresource, namespace, non-resource URI, ip, user agent): what the owner did.
 Action = tuple[str, str, str, str, str, str, str]
 
 
 def owner_of(event: AuditEvent) -> Owner:
-    return (event.cluster, event.user.username, bytes(event.user.extra))
+    return (event.cluster, f.principal(event))
 
 
 def action_of(event: AuditEvent) -> Action:
@@ -67,7 +68,7 @@ def action_of(event: AuditEvent) -> Action:
 
 def observe_key(owner: Owner, action: Action, at: int) -> Observation:
     """The observation of every event by ``owner`` doing ``action`` (what :func:`observe` makes of each)."""
-    cluster, username, extra = owner
+    cluster, principal = owner
     verb, resource, subresource, namespace, uri, ip, agent = action
     values = {f.API: f.api_of(verb, resource, subresource, uri), f.USER_AGENT: f.user_agent(agent)}
     if namespace:
@@ -75,7 +76,7 @@ def observe_key(owner: Owner, action: Action, at: int) -> Observation:
     if ip:
         values[f.NETWORK] = f.network(ip)
         values[f.ASN_ORG] = f.asn_org(ip)
-    return Observation(cluster, f.principal_of(username, extra), at, values)
+    return Observation(cluster, principal, at, values)
 
 
 @dataclass(slots=True)
@@ -135,7 +136,7 @@ class Baselines:
         """Count ``event`` in its principal's pending table; it reaches the profile at the next flush."""
         key = action_of(event)
         stamp = event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp
-        owner = (event.cluster, event.user.username, bytes(event.user.extra))
+        owner = (event.cluster, f.principal(event))
         table = self._pending.get(owner)
         if table is None:
             table = self._pending[owner] = {}
@@ -207,6 +208,19 @@ class Baselines:
     def cluster(self, name: str) -> ClusterProfile | None:
         self.flush()
         return self.clusters.get(name)
+
+    def cluster_learning(self, event: AuditEvent) -> bool:
+        """True while ``event``'s cluster is in its learning period: nothing there is judged yet.
+
+        Checked before a principal's pending table is folded, so a young cluster costs no folding.
+        """
+        cluster = self.clusters.get(event.cluster)
+        if cluster is None:
+            self.flush()
+            cluster = self.clusters.get(event.cluster)
+            if cluster is None:
+                return True
+        return f.seconds_of(event.event_time) - cluster.first < self.learning_seconds
 
     def learning(self, seen: Observation) -> bool:
         """True while the cluster or the principal has too little history for a judgement.

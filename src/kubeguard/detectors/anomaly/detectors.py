@@ -82,6 +82,8 @@ def evaluate(
     baselines: Baselines | None = ctx.baselines
     if baselines is None:
         return None
+    if baselines.cluster_learning(event):
+        return None
     baselines.flush_owner(event)
     seen = _observation(event, baselines)
     if baselines.learning(seen):
@@ -325,14 +327,12 @@ class AnomalyLearner:
         baselines: Baselines | None = ctx.baselines
         if baselines is None:
             return ()
-        extra = _body_values(event)
-        if extra is None:
-            baselines.defer(event)
-            return ()
-        seen = _observation(event, baselines)
         baselines.memo = None
-        baselines.flush()
-        baselines.learn(seen, extra)
+        baselines.defer(event)
+        extra = _body_values(event)
+        if extra is not None:
+            # Images and permissions are learned at once: they are what cluster-wide judgements read.
+            baselines.learn(Observation(event.cluster, f.principal(event), f.event_seconds(event), {}), extra, times=0)
         return ()
 
 
