@@ -7,7 +7,7 @@ strategic-merge patch that carries a fragment of one, decodes without error.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -202,10 +202,24 @@ class Secret(msgspec.Struct, omit_defaults=True):
 
 
 _decoders: dict[type, msgspec.json.Decoder] = {}
+#: The last (body, model, result): several detectors often read the same body of the same event as the
+#: same model (a role write is read by a tracker and by an anomaly detector). Holding the body keeps its
+#: identity from being reused, and the tuple is replaced whole, so a reader never sees a torn entry.
+_last: tuple[Any, type, Any] = (None, type(None), None)
 
 
 def decode_body(raw: msgspec.Raw | bytes, model: type[T]) -> T | None:
     """Decode a body into ``model``; None when the body is absent or is not that kind of object."""
+    global _last
+    cached = _last
+    if cached[0] is raw and cached[1] is model:
+        return cached[2]
+    result = _decode_body(raw, model)
+    _last = (raw, model, result)
+    return result
+
+
+def _decode_body(raw: msgspec.Raw | bytes, model: type[T]) -> T | None:
     data = bytes(raw)
     if not data or data == b"null":
         return None

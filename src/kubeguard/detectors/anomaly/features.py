@@ -56,7 +56,8 @@ def principal(event: AuditEvent) -> str:
     in ``user.extra["arn"]`` (``assumed-role/ROLE/SESSION``) tells them apart and stays the same across
     the person's daily sessions, so it is the principal when present. Otherwise the username is.
     """
-    return principal_of(event.user.username, bytes(event.user.extra))
+    user = event.user
+    return principal_of(user.username, bytes(user.extra)) if user.extra else user.username
 
 
 def principal_of(username: str, extra: bytes) -> str:
