@@ -74,6 +74,13 @@ def scan(
     no_default_feeds: Annotated[
         bool, typer.Option("--no-default-feeds", help="Ignore feeds cached by `kubeguard intel update`.")
     ] = False,
+    learning_days: Annotated[
+        float | None, typer.Option(help="Anomaly learning period per cluster, in days of event time (default 7).")
+    ] = None,
+    min_principal_events: Annotated[
+        int | None, typer.Option(help="History a principal needs before its anomalies are judged (default 50).")
+    ] = None,
+    no_anomaly: Annotated[bool, typer.Option("--no-anomaly", help="Turn the AnomalousBehavior detectors off.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
     """Scan audit logs and print GuardDuty-format findings."""
@@ -91,6 +98,12 @@ def scan(
         intel.trusted_lists = [*intel.trusted_lists, *(trusted_list or [])]
         intel.tor_exits = [*intel.tor_exits, *(tor_exits or [])]
         intel.use_default_feeds = intel.use_default_feeds and not no_default_feeds
+        anomaly = settings.anomaly
+        anomaly.enabled = anomaly.enabled and not no_anomaly
+        if learning_days is not None:
+            anomaly.learning_days = learning_days
+        if min_principal_events is not None:
+            anomaly.min_principal_events = min_principal_events
         _check_paths(paths)
     except (ValueError, ConfigError, FileNotFoundError) as error:
         raise _fail(str(error)) from error

@@ -48,6 +48,10 @@ ROLE_CREATED = "PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleCreated"
 PERMISSION_CHECKED = "Discovery:Kubernetes/AnomalousBehavior.PermissionChecked"
 
 WRITES = ("create", "update", "patch")
+#: The control plane's own identities (loopback and component certificates). Their calls are learned but
+#: never judged: at every start they re-create the bootstrap roles, bindings and reads by design, and no
+#: attacker acts as them without already owning the control plane.
+CONTROL_PLANE_IDENTITIES = frozenset({"system:apiserver", "system:kube-controller-manager", "system:kube-scheduler"})
 #: Built-in ClusterRoles that grant secrets and exec across a namespace: overly permissive to bind.
 PERMISSIVE_CLUSTER_ROLES = rbac.ADMIN_CLUSTER_ROLES | {"edit"}
 #: Role excesses that are risky on their own; reading secrets alone needs a second unusual attribute.
@@ -80,7 +84,7 @@ def evaluate(
     for a principal that deploys all day.
     """
     baselines: Baselines | None = ctx.baselines
-    if baselines is None:
+    if baselines is None or event.user.username in CONTROL_PLANE_IDENTITIES:
         return None
     if baselines.cluster_learning(event):
         return None
