@@ -6,15 +6,7 @@ finding types all read this list.
 
 from __future__ import annotations
 
-from kubeguard.detectors.anomaly.detectors import (
-    AnomalyLearner,
-    ExecInPodAnomaly,
-    PermissionCheckedAnomaly,
-    RoleBindingCreatedAnomaly,
-    RoleCreatedAnomaly,
-    SecretsAccessedAnomaly,
-    WorkloadDeployedAnomaly,
-)
+from kubeguard.detectors.anomaly.detectors import anomaly_detectors
 from kubeguard.detectors.base import Detector
 from kubeguard.detectors.callers.anonymous import SuccessfulAnonymousAccess
 from kubeguard.detectors.callers.threat_intel import ThreatIntelCaller
@@ -42,11 +34,5 @@ def default_detectors() -> list[Detector]:
         ExposedDashboard(),
         PrivilegedContainer(),
         ContainerWithSensitiveMount(),
-        SecretsAccessedAnomaly(),
-        RoleBindingCreatedAnomaly(),
-        ExecInPodAnomaly(),
-        WorkloadDeployedAnomaly(),
-        RoleCreatedAnomaly(),
-        PermissionCheckedAnomaly(),
-        AnomalyLearner(),  # last: learns each event after the anomaly detectors have judged it
+        *anomaly_detectors(),  # the learner comes last: each action is judged against history before it
     ]

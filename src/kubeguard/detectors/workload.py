@@ -66,7 +66,9 @@ class WorkloadView:
 
 
 def read_workload(event: AuditEvent) -> WorkloadView | None:
-    """The workload a successful write created or changed, or None."""
+    """The workload a successful write created or changed; None for any other event."""
+    if not is_workload_write(event):
+        return None
     for body in (event.responseObject, event.requestObject):
         obj = decode_body(body, Workload)
         if obj is None or obj.kind == "Status":

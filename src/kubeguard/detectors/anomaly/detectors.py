@@ -205,9 +205,7 @@ class WorkloadDeployedAnomaly:
     )
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
-        if ctx.baselines is None or not workload.is_workload_write(event):
-            return ()
-        view = workload.read_workload(event)
+        view = workload.read_workload(event) if ctx.baselines is not None else None
         if view is None or workload.created_by_controller(event, view):
             return ()
         containers = view.containers
@@ -353,10 +351,9 @@ def _body_values(event: AuditEvent) -> dict[str, list[str]] | None:
     if resource in ACCESS_REVIEWS:
         checked = checked_permission(event)
         return {f.PERMISSION: [checked[0]]} if checked is not None else None
-    if workload.is_workload_write(event):
-        view = workload.read_workload(event)
-        if view is not None:
-            return {f.IMAGE: sorted({image_repository(c.image) for c in view.containers if c.image})}
+    view = workload.read_workload(event)
+    if view is not None:
+        return {f.IMAGE: sorted({image_repository(c.image) for c in view.containers if c.image})}
     return None
 
 

@@ -17,7 +17,6 @@ from kubeguard.detectors.common import make_detection, who
 from kubeguard.detectors.workload import (
     WORKLOAD_WRITES,
     created_by_controller,
-    is_workload_write,
     read_workload,
     sensitive_mounts,
     workload_details,
@@ -41,8 +40,6 @@ class ContainerWithSensitiveMount:
     wants = WORKLOAD_WRITES
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
-        if not is_workload_write(event):
-            return
         view = read_workload(event)
         if view is None:
             return

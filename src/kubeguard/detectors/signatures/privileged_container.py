@@ -16,7 +16,6 @@ from kubeguard.detectors.common import make_detection, who
 from kubeguard.detectors.workload import (
     WORKLOAD_WRITES,
     is_privileged,
-    is_workload_write,
     read_workload,
     workload_details,
     workload_key,
@@ -32,8 +31,6 @@ class PrivilegedContainer:
     wants = WORKLOAD_WRITES
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
-        if not is_workload_write(event):
-            return
         view = read_workload(event)
         if view is None:
             return
