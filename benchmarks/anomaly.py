@@ -27,6 +27,8 @@ from kubeguard.audit.event import AuditEvent
 from kubeguard.config import Settings
 from kubeguard.detectors.registry import default_detectors
 from kubeguard.detectors.state import MemoryState
+from kubeguard.intel.index import IntelIndex, ThreatList
+from kubeguard.intel.ipset import IPSet
 from kubeguard.pipeline import Pipeline
 from kubeguard.sim import SimConfig, Simulator
 from kubeguard.sim.simulator import cluster_names
@@ -55,12 +57,23 @@ def decode(lines: list[bytes], names: list[str]) -> list[AuditEvent]:
     return events
 
 
-def run(events: list[AuditEvent], anomaly: bool) -> tuple[float, dict[str, list[str]], Pipeline]:
+def intel_from_labels(labels: list[dict]) -> IntelIndex:
+    """The Tor and custom lists the threat-list scenarios call from, as an operator would configure them."""
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for label in labels:
+        for kind, addresses in (label.get("threatIPs") or {}).items():
+            by_kind[kind].extend(addresses)
+    return IntelIndex([ThreatList(f"sim-{kind}", kind, IPSet.of(ips)) for kind, ips in by_kind.items()])
+
+
+def run(
+    events: list[AuditEvent], anomaly: bool, intel: IntelIndex
+) -> tuple[float, dict[str, list[str]], Pipeline]:
     """Seconds taken, and the finding types raised per auditID."""
     settings = Settings()
     settings.anomaly.enabled = anomaly
     detectors = [d for d in default_detectors() if anomaly or not d.name.startswith("anomaly.")]
-    pipeline = Pipeline(settings, MemoryState(), detectors=detectors)
+    pipeline = Pipeline(settings, MemoryState(), detectors=detectors, intel=intel)
     raised: dict[str, list[str]] = defaultdict(list)
     started = time.perf_counter()
     for event in events:
@@ -80,8 +93,9 @@ def main() -> None:
     lines, names, labels = simulate(args.days, args.seed, args.clusters)
     print(f"simulated {len(lines):,} events over {args.days} days in {time.perf_counter() - started:.1f}s")
 
-    plain_seconds, _, _ = run(decode(lines, names), anomaly=False)
-    seconds, raised, pipeline = run(decode(lines, names), anomaly=True)
+    intel = intel_from_labels(labels)
+    plain_seconds, _, _ = run(decode(lines, names), anomaly=False, intel=intel)
+    seconds, raised, pipeline = run(decode(lines, names), anomaly=True, intel=intel)
 
     attack_ids = {audit_id for label in labels for audit_id in label["auditIDs"]}
     print("\nrecall per attack scenario (finding type: raised on its labelled events?, events covered)")
