@@ -1,0 +1,173 @@
+"""Helpers for the publishing tests: a recording HTTP receiver, feeding the lab batches, reading metrics."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+from api.server import LAB_EVENTLISTS, Server
+
+T = TypeVar("T")
+
+
+@dataclass
+class Received:
+    at: float
+    status: int
+    body: bytes
+    content_type: str
+
+
+@dataclass
+class Receiver:
+    """A local HTTP endpoint that records every POST and answers 500 to the first ``fail_first``."""
+
+    fail_first: int = 0
+    requests: list[Received] = field(default_factory=list)
+    url: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def delivered(self) -> list[bytes]:
+        with self._lock:
+            return [r.body for r in self.requests if r.status == 200]
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver._lock:
+                    status = 500 if receiver.fail_first > 0 else 200
+                    receiver.fail_first -= status == 500
+                    receiver.requests.append(
+                        Received(time.monotonic(), status, body, self.headers.get("Content-Type", ""))
+                    )
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+                return
+
+        return Handler
+
+
+@contextmanager
+def running_receiver(fail_first: int = 0) -> Iterator[Receiver]:
+    receiver = Receiver(fail_first=fail_first)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), receiver.handler())
+    receiver.url = f"http://127.0.0.1:{httpd.server_address[1]}/events"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def lab_batches() -> list[bytes]:
+    with gzip.open(LAB_EVENTLISTS) as lines:
+        return list(lines)
+
+
+def with_new_audit_ids(batch: bytes, suffix: str) -> bytes:
+    """The same EventList with every auditID changed, so the events count as new occurrences."""
+    document = orjson.loads(batch)
+    for item in document["items"]:
+        item["auditID"] = f"{item['auditID']}-{suffix}"
+    return orjson.dumps(document)
+
+
+def feed(server: Server, batches: list[bytes], cluster: str = "lab") -> None:
+    with httpx.Client(timeout=10) as client:
+        for batch in batches:
+            response = client.post(f"{server.url}/k8s-audit/{cluster}", content=batch)
+            assert response.status_code == 200, response.text
+    server.wait_drained(timeout=20)
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.05) -> T:
+    """Poll ``probe`` until it returns something other than None or False; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last is not None and last is not False:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+def metric_samples(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of ``/metrics`` by (name, labels)."""
+    text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric(server: Server, name: str, **labels: str) -> float | None:
+    return metric_samples(server).get((name, frozenset(labels.items())))
+
+
+def occurrences(server: Server) -> dict[str, float]:
+    """Finding occurrences recorded so far, by outcome (created, updated, suppressed)."""
+    totals: dict[str, float] = {}
+    for (name, labels), value in metric_samples(server).items():
+        if name == "kubeguard_findings_total":
+            outcome = dict(labels)["outcome"]
+            totals[outcome] = totals.get(outcome, 0) + value
+    return totals
+
+
+def detector_id(server: Server) -> str:
+    [detector] = httpx.get(f"{server.url}/detector", timeout=5).json()["detectorIds"]
+    return detector
+
+
+def stored_findings(server: Server, detector: str) -> dict[str, dict[str, Any]]:
+    """Every finding of ``detector`` exactly as GetFindings returns it on the wire, by id."""
+    ids: list[str] = []
+    token = ""
+    while True:
+        listed = httpx.post(
+            f"{server.url}/detector/{detector}/findings",
+            json={"maxResults": 50, **({"nextToken": token} if token else {})},
+            timeout=5,
+        ).json()
+        ids += listed["findingIds"]
+        token = listed.get("nextToken", "")
+        if not token:
+            break
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 50):
+        response = httpx.post(
+            f"{server.url}/detector/{detector}/findings/get", json={"findingIds": ids[start : start + 50]}, timeout=5
+        )
+        found.update({f["id"]: f for f in response.json()["findings"]})
+    assert sorted(found) == sorted(ids)
+    return found
+
+
+def sinks_config(*sinks: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for sink in sinks:
+        lines.append("[[serve.sinks]]")
+        lines += [f"{key} = {orjson.dumps(str(value) if not isinstance(value, int) else value).decode()}"
+                  for key, value in sink.items()]
+    return "\n".join(lines) + "\n"
