@@ -13,12 +13,13 @@ import ssl
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 import uvicorn
 
 from kubeguard.api.app import build_context, create_app
 from kubeguard.api.options import serve_options
-from kubeguard.config import load_settings
+from kubeguard.config import ConfigError, load_settings
 from kubeguard.store.database import url_from_option
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,11 @@ def serve(
     client_ca: str | Path | None = None,
 ) -> None:
     """Run the service until interrupted."""
-    settings = load_settings(config)
-    options = serve_options(settings.serve)
+    try:
+        settings = load_settings(config)
+        options = serve_options(settings.serve)
+    except (ConfigError, msgspec.ValidationError) as exc:
+        raise ServeError(f"configuration: {exc}") from exc
     if client_ca and not tls_cert:
         raise ServeError("--client-ca needs --tls-cert and --tls-key")
     if bool(tls_cert) != bool(tls_key):

@@ -70,3 +70,18 @@ def test_open_loopback_server_takes_the_example_kubeconfig_placeholder_token(ser
     )
     assert response.status_code == 200, response.text
     assert httpx.get(f"{server.url}/api/spool").json()["events"] > 0
+
+
+@pytest.mark.parametrize(
+    ("sink", "message"),
+    [
+        ('type = "http"', "needs a url"),
+        ('type = "jsonl"', "needs a path"),
+        ('type = "stdout"\nqueue_size = 0', "must be positive"),
+    ],
+)
+def test_a_sink_that_could_only_lose_events_is_refused_at_start(tmp_path, sink, message):
+    config = tmp_path / "kubeguard.toml"
+    config.write_text(f"[serve]\n[[serve.sinks]]\n{sink}\n")
+    with pytest.raises(ServeError, match=message):
+        serve(port=0, db=f"sqlite:///{tmp_path / 'kg.db'}", config=config)

@@ -2,7 +2,8 @@
 
 - Loopback listener and no credential configured: everything is open (the out-of-the-box developer case),
   and a bearer token the webhook does not know is ignored rather than refused.
-- Otherwise the GuardDuty and native API need a valid SigV4 signature by a configured access key;
+- Otherwise the GuardDuty and native API need a valid SigV4 signature by a configured access key, even
+  under mutual TLS;
   the webhook needs a configured bearer token (which may also name the cluster) or a client certificate
   (when ``--client-ca`` is set, the TLS handshake has already verified it); ``/metrics`` takes either.
 - ``/healthz`` is always open: it says nothing but "up".
@@ -28,8 +29,8 @@ async def require_signature(request: Request) -> None:
     ctx = context(request)
     if ctx.open_access:
         return
-    if ctx.mutual_tls:
-        return
+    # A client certificate is the webhook's credential, not the API's: the CA that signs the API server's
+    # client certificate often signs kubelets' too, and none of them may read or delete findings.
     body = await request.body()
     signed = SignedRequest(
         method=request.method,

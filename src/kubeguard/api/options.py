@@ -29,6 +29,15 @@ class SinkOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     queue_size: int = 10_000
     max_attempts: int = 6
 
+    def __post_init__(self) -> None:
+        """Refuse at start-up a sink that could only lose every event."""
+        if self.type == "http" and not self.url.startswith(("http://", "https://")):
+            raise ValueError("an http sink needs a url starting with http:// or https://")
+        if self.type == "jsonl" and not self.path:
+            raise ValueError("a jsonl sink needs a path")
+        if self.queue_size <= 0 or self.max_attempts <= 0:
+            raise ValueError("a sink's queue_size and max_attempts must be positive")
+
 
 class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: access key id -> secret access key, for SigV4 on the API.
