@@ -48,3 +48,15 @@ def test_malformed_and_oversized_bodies_are_refused_and_store_nothing(make_serve
     assert httpx.post(f"{server.url}/k8s-audit", content=bomb).status_code == 413
     assert httpx.post(f"{server.url}/k8s-audit/bad%20name", content=b"[]").status_code == 400
     assert server.wait_drained()["batches"] == 0
+
+
+def test_a_bad_record_in_a_batch_is_rejected_and_counted_once_while_the_rest_is_kept(server):
+    good = b'{"auditID":"a-1","stage":"ResponseComplete","verb":"get","requestURI":"/api","user":{"username":"u"}}'
+    body = b"[" + good + b', {"auditID": 7}]'
+    response = httpx.post(f"{server.url}/k8s-audit/prod", content=body)
+    assert response.status_code == 200 and response.json() == {"accepted": 1, "rejected": 1}
+    totals = server.wait_drained()
+    assert (totals["events"], totals["batches_done"]) == (1, 1)
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert "kubeguard_events_rejected_total 1.0" in metrics
+    assert "kubeguard_events_decoded_total 1.0" in metrics

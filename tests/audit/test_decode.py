@@ -144,3 +144,15 @@ def test_truncated_gzip_keeps_what_came_before_and_rejects_the_rest():
 def test_cluster_stamped_on_every_event():
     body = json.dumps({"kind": "EventList", "items": [_event("a"), _event("b")]}).encode()
     assert {e.cluster for e in decode_bytes(body, cluster="prod").events} == {"prod"}
+
+
+def test_one_bad_item_of_an_eventlist_costs_only_that_item():
+    good = [_event("a"), _event("b")]
+    event_list = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [good[0], {"auditID": 7}, good[1]]}
+    for data in (json.dumps(event_list).encode(), json.dumps(event_list, indent=2).encode(),
+                 json.dumps([good[0], {"verb": ["x"]}, good[1]]).encode()):
+        result = decode_bytes(data, source="batch")
+        assert [e.auditID for e in result.events] == ["a", "b"]
+        [reject] = result.rejects
+        assert (reject.source, reject.line) == ("batch", 1)
+        assert reject.reason.startswith("item 1: ")

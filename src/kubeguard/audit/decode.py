@@ -113,6 +113,42 @@ def _decode_native(data: bytes) -> tuple[list[AuditEvent], str]:
     return [record], ""
 
 
+class _RawEventList(msgspec.Struct):
+    items: list[msgspec.Raw] | None = None
+
+
+_raw_array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_raw_event_list_decoder = msgspec.json.Decoder(_RawEventList)
+
+
+def salvage_native(data: bytes) -> tuple[list[AuditEvent], list[str]] | None:
+    """Decode an EventList or array item by item, after one bad item failed the whole document.
+
+    Returns the events that read and a reason per item that did not, or None when ``data`` is not a
+    well-formed list of items at all (then the whole record is the reject). One bad event must not cost
+    the other events of a webhook batch.
+    """
+    try:
+        if data.lstrip().startswith(b"["):
+            items = _raw_array_decoder.decode(data)
+        else:
+            items = _raw_event_list_decoder.decode(data).items
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if items is None:
+        return None
+    events: list[AuditEvent] = []
+    problems: list[str] = []
+    for index, item in enumerate(items):
+        try:
+            found, _ = _decode_native(bytes(item))
+        except RECORD_ERRORS as error:
+            problems.append(f"item {index}: {_reason(error)}")
+        else:
+            events.extend(found)
+    return events, problems
+
+
 def _decode_cloudwatch(data: bytes) -> tuple[list[AuditEvent], str]:
     return unwrap_cloudwatch(_cloudwatch_decoder.decode(data))
 
@@ -260,8 +296,8 @@ class EventReader:
                 records += 1
                 try:
                     record = decode(line)
-                except (msgspec.DecodeError, UnicodeDecodeError) as error:
-                    self.rejects.add(Reject(source, number, _reason(error)))
+                except RECORD_ERRORS as error:
+                    yield from self._salvage(line, source, number, error, cluster)
                     continue
                 if record.items is not None:
                     for event in record.items:
@@ -306,9 +342,28 @@ class EventReader:
         except RECORD_ERRORS as error:
             if isinstance(error, UnknownFormatError):
                 raise
-            self.rejects.add(Reject(source, 1, _reason(error)))
+            if fmt != "native":
+                self.rejects.add(Reject(source, 1, _reason(error)))
+                return
+            yield from self._salvage(data, source, 1, error, self.cluster or "default")
             return
         yield from self._stamp(events, envelope_cluster)
+
+    def _salvage(
+        self, data: bytes, source: str, number: int, error: Exception, cluster: str
+    ) -> Iterator[AuditEvent]:
+        """The readable events of a list one of whose items failed; each bad item is its own reject."""
+        salvaged = salvage_native(data)
+        if salvaged is None or not salvaged[0]:
+            # Nothing in it reads: the record is one reject, with the reason the whole decode gave.
+            self.rejects.add(Reject(source, number, _reason(error)))
+            return
+        events, problems = salvaged
+        for problem in problems:
+            self.rejects.add(Reject(source, number, problem))
+        for event in events:
+            event.cluster = cluster
+            yield event
 
     def _decode_document(self, data: bytes, fmt: str) -> tuple[list[AuditEvent], str]:
         if not data.lstrip().startswith(b"["):
