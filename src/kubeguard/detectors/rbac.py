@@ -22,6 +22,8 @@ UNAUTHENTICATED_GROUP = "system:unauthenticated"
 
 def read_binding(event: AuditEvent) -> RoleBinding | None:
     """The binding a successful write produced (response preferred: a patch request is a fragment)."""
+    if not event.succeeded:
+        return None
     for body in (event.responseObject, event.requestObject):
         binding = decode_body(body, RoleBinding)
         if binding is not None and binding.kind != "Status" and binding.roleRef is not None:

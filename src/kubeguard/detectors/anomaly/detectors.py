@@ -156,9 +156,7 @@ class RoleBindingCreatedAnomaly:
     )
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
-        if ctx.baselines is None or not event.succeeded:
-            return ()
-        binding = rbac.read_binding(event)
+        binding = rbac.read_binding(event) if ctx.baselines is not None else None
         if binding is None or binding.roleRef is None:
             return ()
         admin = rbac.is_admin_role_ref(event, binding, ctx.state)

@@ -30,8 +30,6 @@ class AdminAccessToDefaultServiceAccount:
     wants = BINDING_WRITES
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
-        if not event.succeeded:
-            return
         binding = read_binding(event)
         if binding is None or not is_admin_role_ref(event, binding, ctx.state):
             return

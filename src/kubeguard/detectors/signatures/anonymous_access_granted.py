@@ -34,8 +34,6 @@ class AnonymousAccessGranted:
     wants = BINDING_WRITES
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
-        if not event.succeeded:
-            return
         binding = read_binding(event)
         if binding is None or event.user.username == BOOTSTRAP_USER:
             return
