@@ -52,7 +52,7 @@ def verify(request: SignedRequest, secret_for: Callable[[str], str | None], *, n
     if len(scope_parts) != 4 or scope_parts[3] != "aws4_request":
         raise SignatureError("malformed credential scope")
     secret = secret_for(access_key)
-    if secret is None:
+    if not secret:  # an access key configured without a secret ("AKID" instead of "AKID:secret") signs nothing
         raise SignatureError("unknown access key")
     amz_date = headers.get("x-amz-date", "")
     _check_date(amz_date, scope_parts[0], now or datetime.now(UTC))
@@ -89,9 +89,9 @@ def _check_date(amz_date: str, scope_date: str, now: datetime) -> None:
 
 def canonical_request(request: SignedRequest, headers: dict[str, str], signed_headers: list[str]) -> str:
     canonical_headers = "".join(f"{name}:{headers.get(name, '')}\n" for name in signed_headers)
-    payload_hash = headers.get("x-amz-content-sha256") or hashlib.sha256(request.body).hexdigest()
-    if payload_hash == "UNSIGNED-PAYLOAD":
-        payload_hash = hashlib.sha256(request.body).hexdigest()
+    # Always the hash of the body that arrived: an ``X-Amz-Content-Sha256`` header is the client's claim,
+    # and trusting it would let a captured signed request be replayed with any other body.
+    payload_hash = hashlib.sha256(request.body).hexdigest()
     return "\n".join(
         [
             request.method.upper(),

@@ -1,0 +1,55 @@
+"""SigV4 verification, unit level: requests signed by botocore, then tampered with."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from kubeguard.api.sigv4 import SignatureError, SignedRequest, verify
+
+HOST = "127.0.0.1:8080"
+NOW = datetime.now(UTC)
+
+
+def signed(body: bytes, *, key: str = "AKIDTEST", secret: str = "secret", extra: dict[str, str] | None = None):
+    request = AWSRequest(
+        method="POST",
+        url=f"http://{HOST}/detector/d1/findings",
+        data=body,
+        headers={"Host": HOST, "Content-Type": "application/json", **(extra or {})},
+    )
+    signer = SigV4Auth(Credentials(key, secret), "guardduty", "us-east-1")
+    signer.add_auth(request)
+    return SignedRequest(
+        method="POST",
+        raw_path="/detector/d1/findings",
+        query="",
+        headers=list(request.headers.items()),
+        body=body,
+    )
+
+
+def test_a_botocore_signature_verifies():
+    request = signed(b'{"maxResults": 5}')
+    assert verify(request, {"AKIDTEST": "secret"}.get, now=NOW) == "AKIDTEST"
+
+
+def test_a_signed_content_hash_header_does_not_let_the_body_be_swapped():
+    original = b'{"findingIds": ["a"]}'
+    claimed = hashlib.sha256(original).hexdigest()
+    request = signed(original, extra={"X-Amz-Content-Sha256": claimed})
+    assert verify(request, {"AKIDTEST": "secret"}.get, now=NOW) == "AKIDTEST"
+    swapped = SignedRequest(request.method, request.raw_path, request.query, request.headers, b'{"findingIds": ["b"]}')
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(swapped, {"AKIDTEST": "secret"}.get, now=NOW)
+
+
+def test_an_access_key_configured_without_a_secret_verifies_nothing():
+    request = signed(b"{}", secret="")
+    with pytest.raises(SignatureError, match="unknown access key"):
+        verify(request, {"AKIDTEST": ""}.get, now=NOW)
