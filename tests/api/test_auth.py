@@ -85,3 +85,21 @@ def test_a_sink_that_could_only_lose_events_is_refused_at_start(tmp_path, sink, 
     config.write_text(f"[serve]\n[[serve.sinks]]\n{sink}\n")
     with pytest.raises(ServeError, match=message):
         serve(port=0, db=f"sqlite:///{tmp_path / 'kg.db'}", config=config)
+
+
+def test_an_unsigned_oversized_body_is_refused_before_it_is_buffered(secured):
+    # The signature check reads the body; before any caller is authenticated it must stay bounded.
+    huge = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+    for headers in ({}, {"Transfer-Encoding": "chunked"}):
+        content = huge if not headers else iter([huge[i : i + 65536] for i in range(0, len(huge), 65536)])
+        response = httpx.post(f"{secured.url}/detector", content=content, headers=headers)
+        assert response.status_code == 400, response.text
+        assert "request body is over" in response.json()["message"]
+    gd = guardduty_client(secured.url, "AKIDKUBEGUARD", "wJalrXUtnFEMI/K7MDENG+bPxRfiCY")
+    assert len(gd.list_detectors()["DetectorIds"]) == 1  # a signed body under the bound still reads
+
+
+@pytest.mark.parametrize("value", ["²", "9" * 5000])
+def test_a_max_results_query_that_int_cannot_read_is_a_bad_request(server, value):
+    response = httpx.get(f"{server.url}/detector", params={"maxResults": value})
+    assert response.status_code == 400 and "maxResults" in response.json()["message"]

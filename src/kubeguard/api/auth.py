@@ -17,6 +17,7 @@ from fastapi import Request
 
 from kubeguard.api.context import ServiceContext
 from kubeguard.api.errors import AccessDenied, Unauthorized
+from kubeguard.api.params import read_body
 from kubeguard.api.sigv4 import SignatureError, SignedRequest, verify
 
 
@@ -31,7 +32,7 @@ async def require_signature(request: Request) -> None:
         return
     # A client certificate is the webhook's credential, not the API's: the CA that signs the API server's
     # client certificate often signs kubelets' too, and none of them may read or delete findings.
-    body = await request.body()
+    body = await read_body(request)
     signed = SignedRequest(
         method=request.method,
         raw_path=request.scope.get("raw_path", request.url.path.encode()).decode("latin-1"),

@@ -18,11 +18,33 @@ MAX_API_BODY_BYTES = 1024 * 1024
 _MISSING = object()
 
 
+async def read_body(request: Request) -> bytes:
+    """The request body, refused once it passes ``MAX_API_BODY_BYTES`` instead of buffered whole.
+
+    Signature checks read the body before anyone is authenticated, so the bound applies while streaming;
+    the body is kept on the request (where Starlette keeps it) for the handler's own read.
+    """
+    cached = getattr(request, "_body", None)
+    if cached is not None:
+        return cached
+    too_large = BadRequest(f"request body is over {MAX_API_BODY_BYTES} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_API_BODY_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_API_BODY_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    request._body = b"".join(chunks)
+    return request._body
+
+
 async def json_body(request: Request) -> Params:
     """The request's JSON object (empty when there is no body)."""
-    raw = await request.body()
-    if len(raw) > MAX_API_BODY_BYTES:
-        raise BadRequest(f"request body is over {MAX_API_BODY_BYTES} bytes")
+    raw = await read_body(request)
     if not raw.strip():
         return Params({})
     try:
@@ -115,6 +137,7 @@ def query_max_results(request: Request, *, high: int, default: int) -> int:
     raw = request.query_params.get("maxResults")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
+    # isdigit() alone passes "²" and 5,000-digit strings, on which int() raises (a 500, not a 400).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= high:
         raise BadRequest(f"maxResults must be an integer from 1 to {high}")
     return int(raw)
