@@ -60,3 +60,11 @@ def test_a_bad_record_in_a_batch_is_rejected_and_counted_once_while_the_rest_is_
     metrics = httpx.get(f"{server.url}/metrics").text
     assert "kubeguard_events_rejected_total 1.0" in metrics
     assert "kubeguard_events_decoded_total 1.0" in metrics
+
+
+def test_gzip_inside_gzip_is_refused_not_inflated_without_bound(server):
+    # The inflated-size bound covers one layer; the decoder would gunzip a second one without any.
+    nested = gzip.compress(gzip.compress(first_eventlist()))
+    response = httpx.post(f"{server.url}/k8s-audit", content=nested)
+    assert response.status_code == 400 and "gzip inside gzip" in response.json()["message"]
+    assert server.wait_drained()["batches"] == 0

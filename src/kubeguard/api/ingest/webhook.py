@@ -46,6 +46,9 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
         body = await _read_limited(request, ctx.options.max_body_bytes)
         if request.headers.get("content-encoding", "").lower() == "gzip" or body.startswith(GZIP_MAGIC):
             body = _inflate(body, ctx.options.max_inflated_bytes)
+            if body.startswith(GZIP_MAGIC):
+                # The decoder would gunzip this second layer without any bound (here and in the drainer).
+                raise BadRequest("gzip inside gzip is not accepted")
     except PayloadTooLarge:
         ctx.metrics.batches_refused.labels("too_large").inc()
         raise
