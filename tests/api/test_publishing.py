@@ -30,6 +30,7 @@ from api.publishing import (
     with_new_audit_ids,
 )
 from api.server import free_port
+from kubeguard.findings.publish import HttpSink
 
 PRIVILEGED = "PrivilegeEscalation:Kubernetes/PrivilegedContainer"
 ENVELOPE_KEYS = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
@@ -201,3 +202,10 @@ def test_archive_filter_stores_matching_new_findings_archived_and_publishes_only
     published = {event["detail"]["id"] for event in events}
     assert published == set(stored) - {suppressed}
     assert all(event["detail"]["service"]["archived"] is False for event in events)
+
+
+def test_an_http_sink_is_named_without_the_credentials_in_its_url():
+    # The sink name is a label on /metrics (readable with a webhook token) and appears in logs.
+    sink = HttpSink("https://hook:s3cr3t@hooks.example:8443/events?token=t0ken#frag")
+    assert sink.name == "http:https://hooks.example:8443/events"
+    assert sink.url == "https://hook:s3cr3t@hooks.example:8443/events?token=t0ken#frag"  # still delivers there

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -88,7 +89,8 @@ class HttpSink:
 
     def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 10.0) -> None:
         self.url = url
-        self.name = f"http:{url}"
+        # The name is a metric label (served on /metrics) and goes into logs: no user:password or query.
+        self.name = f"http:{_redacted(url)}"
         self._client = httpx.Client(
             timeout=timeout, headers={"Content-Type": "application/json", **(headers or {})}
         )
@@ -100,6 +102,12 @@ class HttpSink:
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             raise PermanentFailure(f"HTTP {response.status_code}")
         raise RuntimeError(f"HTTP {response.status_code}")
+
+
+def _redacted(url: str) -> str:
+    """``url`` without the credentials a webhook URL may carry in its userinfo, query or fragment."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 class QueuedSink:
