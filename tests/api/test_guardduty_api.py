@@ -235,3 +235,33 @@ def test_create_sample_findings_marks_every_type_as_sample(gd):
     )
     found = {f["Type"] for f in gd.get_findings(DetectorId=detector_id, FindingIds=ids["FindingIds"])["Findings"]}
     assert found <= set(types) and len(found) == min(50, len(types))
+
+
+def test_deleting_a_detector_unloads_its_threat_intel_sets(gd, server, tmp_path):
+    listed = tmp_path / "bad.txt"
+    listed.write_text("203.0.113.7\n")
+    [old] = gd.list_detectors()["DetectorIds"]
+    gd.create_threat_intel_set(DetectorId=old, Name="bad", Format="TXT", Location=f"file://{listed}", Activate=True)
+
+    def call_from_listed_address(audit_id: str) -> None:
+        event = {
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": audit_id,
+            "stage": "ResponseComplete", "requestURI": "/api/v1/namespaces/default/secrets", "verb": "list",
+            "user": {"username": "alice", "groups": ["system:authenticated"]}, "sourceIPs": ["203.0.113.7"],
+            "objectRef": {"resource": "secrets", "namespace": "default", "apiVersion": "v1"},
+            "responseStatus": {"code": 200},
+            "requestReceivedTimestamp": "2026-11-27T17:47:50.142700Z", "stageTimestamp": "2026-11-27T17:47:50.143836Z",
+        }
+        assert httpx.post(f"{server.url}/k8s-audit/lab", json=event).status_code == 200
+        server.wait_drained()
+
+    def custom_caller_findings(detector: str) -> list[str]:
+        criterion = {"type": {"Eq": ["CredentialAccess:Kubernetes/MaliciousIPCaller.Custom"]}}
+        return gd.list_findings(DetectorId=detector, FindingCriteria={"Criterion": criterion})["FindingIds"]
+
+    call_from_listed_address("before-delete")
+    assert custom_caller_findings(old)
+    gd.delete_detector(DetectorId=old)
+    new = gd.create_detector(Enable=True)["DetectorId"]
+    call_from_listed_address("after-delete")
+    assert custom_caller_findings(new) == []  # the deleted detector's list no longer applies

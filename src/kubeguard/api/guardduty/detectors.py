@@ -17,7 +17,7 @@ from kubeguard.api.errors import BadRequest
 from kubeguard.api.guardduty.common import require_detector
 from kubeguard.api.pagination import page
 from kubeguard.api.params import Params, json_body, query_max_results
-from kubeguard.store import detectors
+from kubeguard.store import detectors, ipsets
 
 router = APIRouter()
 
@@ -134,7 +134,11 @@ async def delete_detector(request: Request, detector_id: str) -> dict[str, Any]:
     ctx = context(request)
     with ctx.engine.begin() as conn:
         require_detector(conn, detector_id)
+        set_ids = [r.id for kind in (ipsets.THREAT, ipsets.TRUSTED) for r in ipsets.list_for(conn, detector_id, kind)]
         detectors.remove(conn, detector_id)
+    # Its ThreatIntelSets and IPSets went with it: they must stop applying to detection now, not at restart.
+    for set_id in set_ids:
+        ctx.intel.deactivate(set_id)
     if detector_id == ctx.detector_id:
         ctx.detector_id = None
     return {}
