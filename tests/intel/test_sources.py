@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
+import httpx
 import pytest
 
 from kubeguard.intel.formats import ListError
-from kubeguard.intel.sources import ListSpec, SourceError, load_list, parse_list_spec, read_location
+from kubeguard.intel.sources import ListSpec, SourceError, fetch, load_list, parse_list_spec, read_location
 
 from .conftest import Route
 
@@ -101,3 +102,16 @@ def test_a_hostile_remote_list_is_refused(http_server):
     http_server.routes["/x.xml"] = Route(b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY b "c">]><a>&b;</a>')
     with pytest.raises(ListError, match="hostile"):
         load_list(http_server.url("/x.xml") + ":STIX")
+
+
+def test_an_https_list_redirected_to_plain_http_is_refused():
+    # Following https -> http would let anyone on the path rewrite the list (a trusted list included).
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "https":
+            return httpx.Response(302, headers={"Location": "http://feeds.example/list.txt"})
+        return httpx.Response(200, content=b"198.51.100.1\n")
+
+    with httpx.Client(transport=httpx.MockTransport(handler), follow_redirects=True) as client:
+        with pytest.raises(SourceError, match="refusing to leave https"):
+            fetch(client, "https://feeds.example/list.txt")
+        assert fetch(client, "http://feeds.example/list.txt").body == b"198.51.100.1\n"  # plain http, if asked for

@@ -166,6 +166,9 @@ def fetch(
     deadline = time.monotonic() + 4 * timeout
     try:
         with client.stream("GET", url, headers=headers or {}, timeout=timeout) as response:
+            if urlsplit(url).scheme.lower() == "https" and response.url.scheme != "https":
+                # A redirect off TLS: whoever is on the path could write the list (or a trusted list).
+                raise SourceError(f"{url}: redirected to {response.url.scheme}://, refusing to leave https")
             if response.status_code != 200:
                 return FetchResult(response.status_code)
             declared = response.headers.get("content-length", "")
