@@ -68,3 +68,13 @@ def test_gzip_inside_gzip_is_refused_not_inflated_without_bound(server):
     response = httpx.post(f"{server.url}/k8s-audit", content=nested)
     assert response.status_code == 400 and "gzip inside gzip" in response.json()["message"]
     assert server.wait_drained()["batches"] == 0
+
+
+def test_every_member_of_a_multi_member_gzip_body_is_read(server):
+    # `cat a.gz b.gz` is one valid gzip stream; reading only the first member acknowledged and lost the rest.
+    event = b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"%s","stage":"ResponseComplete","verb":"get"}\n'
+    body = gzip.compress(event % b"m1") + gzip.compress(event % b"m2")
+    response = httpx.post(f"{server.url}/k8s-audit", content=body)
+    assert response.status_code == 200 and response.json()["accepted"] == 2
+    assert httpx.post(f"{server.url}/k8s-audit", content=gzip.compress(event % b"m3") + b"junk").status_code == 400
+    assert server.wait_drained()["events"] == 2

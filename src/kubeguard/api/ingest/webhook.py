@@ -80,14 +80,22 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 
 def _inflate(data: bytes, limit: int) -> bytes:
-    """Gunzip with a bound on the output, so a small bomb cannot take the memory."""
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise BadRequest(f"body is not valid gzip: {exc}") from exc
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"inflated body is over the {limit}-byte limit")
-    if not inflater.eof:
-        raise BadRequest("gzip body is truncated")
-    return out
+    """Gunzip with a bound on the output, so a small bomb cannot take the memory.
+
+    Every member is inflated (a gzip stream may hold several, as ``cat a.gz b.gz`` makes): stopping after
+    the first would acknowledge the batch and silently drop the events of the others.
+    """
+    out = bytearray()
+    while True:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            out += inflater.decompress(data, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise BadRequest(f"body is not valid gzip: {exc}") from exc
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"inflated body is over the {limit}-byte limit")
+        if not inflater.eof:
+            raise BadRequest("gzip body is truncated")
+        data = inflater.unused_data
+        if not data:
+            return bytes(out)
