@@ -51,6 +51,10 @@ def test_webhook_needs_a_token_which_may_name_the_cluster(secured):
     routed = httpx.post(f"{secured.url}/k8s-audit/beta", content=batch, headers={"Authorization": "Bearer token-any"})
     assert routed.status_code == 200
     assert httpx.get(f"{secured.url}/metrics", headers={"Authorization": "Bearer token-alpha"}).status_code == 200
+    # A token bound to a cluster cannot file its events under another one through the path.
+    alpha = {"Authorization": "Bearer token-alpha"}
+    assert httpx.post(f"{secured.url}/k8s-audit/beta", content=batch, headers=alpha).status_code == 403
+    assert httpx.post(f"{secured.url}/k8s-audit/alpha", content=batch, headers=alpha).status_code == 200
     assert httpx.get(f"{secured.url}/metrics").status_code == 403
 
 

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from kubeguard.api.auth import context, webhook_identity
-from kubeguard.api.errors import BadRequest, PayloadTooLarge
+from kubeguard.api.errors import AccessDenied, BadRequest, PayloadTooLarge
 from kubeguard.audit.decode import decode_bytes
 
 router = APIRouter()
@@ -41,6 +41,9 @@ async def ingest_cluster(request: Request, cluster: str) -> JSONResponse:
 async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
     ctx = context(request)
     token_cluster = webhook_identity(request)
+    if token_cluster and path_cluster and path_cluster != token_cluster:
+        # A token bound to a cluster reports for that cluster only; the path must not file its events elsewhere.
+        raise AccessDenied(f"this token reports for cluster {token_cluster}, not {path_cluster}")
     cluster = path_cluster or token_cluster or ctx.options.default_cluster
     try:
         body = await _read_limited(request, ctx.options.max_body_bytes)
