@@ -265,3 +265,11 @@ def test_deleting_a_detector_unloads_its_threat_intel_sets(gd, server, tmp_path)
     new = gd.create_detector(Enable=True)["DetectorId"]
     call_from_listed_address("after-delete")
     assert custom_caller_findings(new) == []  # the deleted detector's list no longer applies
+
+
+def test_a_plain_http_list_location_is_refused(gd):
+    [detector_id] = gd.list_detectors()["DetectorIds"]
+    for create in (gd.create_threat_intel_set, gd.create_ip_set):
+        with pytest.raises(gd.exceptions.BadRequestException, match="https://"):
+            create(DetectorId=detector_id, Name="plain", Format="TXT", Location="http://lists.example/x.txt",
+                   Activate=True)

@@ -22,7 +22,8 @@ from kubeguard.store import ipsets
 
 FORMATS = ("TXT", "STIX", "OTX_CSV", "ALIEN_VAULT", "PROOF_POINT", "FIRE_EYE")
 MAX_SETS = 6
-LOCATION_SCHEMES = ("file://", "https://", "http://", "/", "./", "../")
+#: Plain http:// is refused: anyone on the path could rewrite a list that decides what is trusted.
+LOCATION_SCHEMES = ("file://", "https://", "/", "./", "../")
 
 
 @dataclass(frozen=True, slots=True)
