@@ -13,7 +13,6 @@ import ssl
 from pathlib import Path
 from typing import Annotated
 
-import msgspec
 import typer
 import uvicorn
 
@@ -51,7 +50,7 @@ def serve(
     try:
         settings = load_settings(config)
         options = serve_options(settings.serve)
-    except (ConfigError, msgspec.ValidationError) as exc:
+    except (ConfigError, ValueError) as exc:  # msgspec.ValidationError is a ValueError
         raise ServeError(f"configuration: {exc}") from exc
     if client_ca and not tls_cert:
         raise ServeError("--client-ca needs --tls-cert and --tls-key")

@@ -107,3 +107,9 @@ def test_an_unsigned_oversized_body_is_refused_before_it_is_buffered(secured):
 def test_a_max_results_query_that_int_cannot_read_is_a_bad_request(server, value):
     response = httpx.get(f"{server.url}/detector", params={"maxResults": value})
     assert response.status_code == 400 and "maxResults" in response.json()["message"]
+
+
+def test_an_access_key_without_a_secret_is_refused_at_start(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBEGUARD_ACCESS_KEYS", "AKIDNOSECRET")
+    with pytest.raises(ServeError, match="AKIDNOSECRET"):
+        serve(port=0, db=f"sqlite:///{tmp_path / 'kg.db'}")

@@ -16,14 +16,15 @@ HOST = "127.0.0.1:8080"
 NOW = datetime.now(UTC)
 
 
-def signed(body: bytes, *, key: str = "AKIDTEST", secret: str = "secret", extra: dict[str, str] | None = None):
+def signed(body: bytes, *, key: str = "AKIDTEST", secret: str = "secret", extra: dict[str, str] | None = None,
+           service: str = "guardduty"):
     request = AWSRequest(
         method="POST",
         url=f"http://{HOST}/detector/d1/findings",
         data=body,
         headers={"Host": HOST, "Content-Type": "application/json", **(extra or {})},
     )
-    signer = SigV4Auth(Credentials(key, secret), "guardduty", "us-east-1")
+    signer = SigV4Auth(Credentials(key, secret), service, "us-east-1")
     signer.add_auth(request)
     return SignedRequest(
         method="POST",
@@ -53,3 +54,9 @@ def test_an_access_key_configured_without_a_secret_verifies_nothing():
     request = signed(b"{}", secret="")
     with pytest.raises(SignatureError, match="unknown access key"):
         verify(request, {"AKIDTEST": ""}.get, now=NOW)
+
+
+def test_a_signature_made_for_another_service_does_not_open_this_api():
+    request = signed(b"{}", service="s3")
+    with pytest.raises(SignatureError, match="service 's3'"):
+        verify(request, {"AKIDTEST": "secret"}.get, now=NOW)

@@ -66,6 +66,9 @@ def serve_options(section: Mapping[str, object]) -> ServeOptions:
         **options.webhook_tokens,
         **_pairs(os.environ.get("KUBEGUARD_WEBHOOK_TOKENS", ""), "="),
     }
+    keyless = sorted(key for key, secret in options.access_keys.items() if not secret)
+    if keyless:
+        raise ValueError(f"access keys without a secret (write KEY:SECRET): {', '.join(keyless)}")
     return options
 
 

@@ -41,6 +41,10 @@ class SignedRequest:
     body: bytes
 
 
+#: The signing name of the API kubeguard answers (botocore's GuardDuty model: signingName "guardduty").
+SERVICE = "guardduty"
+
+
 def verify(request: SignedRequest, secret_for: Callable[[str], str | None], *, now: datetime | None = None) -> str:
     """Check the signature; return the access key id that signed, or raise :class:`SignatureError`."""
     headers = _header_map(request.headers)
@@ -51,6 +55,9 @@ def verify(request: SignedRequest, secret_for: Callable[[str], str | None], *, n
     scope_parts = scope.split("/")
     if len(scope_parts) != 4 or scope_parts[3] != "aws4_request":
         raise SignatureError("malformed credential scope")
+    if scope_parts[2] != SERVICE:
+        # A signature made for another AWS service with the same key must not open this API.
+        raise SignatureError(f"credential scope is for service {scope_parts[2]!r}, not {SERVICE!r}")
     secret = secret_for(access_key)
     if not secret:  # an access key configured without a secret ("AKID" instead of "AKID:secret") signs nothing
         raise SignatureError("unknown access key")
