@@ -7,9 +7,13 @@ strategic-merge patch that carries a fragment of one, decodes without error.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
+
+if TYPE_CHECKING:
+    from kubeguard.audit.event import AuditEvent
 
 T = TypeVar("T")
 
@@ -230,3 +234,17 @@ def _decode_body(raw: msgspec.Raw | bytes, model: type[T]) -> T | None:
         return decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
+
+
+def read_object(event: AuditEvent, model: type[T], complete: Callable[[T], bool]) -> T | None:
+    """The object an event's bodies describe, as ``model``.
+
+    The response is preferred, because it is the whole object after the change (a ``patch`` request
+    carries only a fragment); the request is the fallback when the audit level left responses out. A
+    ``Status`` answer, or an object without what ``complete`` requires, is not the object.
+    """
+    for body in (event.responseObject, event.requestObject):
+        found = decode_body(body, model)
+        if found is not None and getattr(found, "kind", "") != "Status" and complete(found):
+            return found
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeguard.audit.event import AuditEvent
-from kubeguard.audit.objects import Role, RoleBinding, Subject, decode_body
+from kubeguard.audit.objects import Role, RoleBinding, Subject, read_object
 from kubeguard.detectors.base import StateStore
 
 BINDING_RESOURCES = ("rolebindings", "clusterrolebindings")
@@ -24,19 +24,11 @@ def read_binding(event: AuditEvent) -> RoleBinding | None:
     """The binding a successful write produced (response preferred: a patch request is a fragment)."""
     if not event.succeeded:
         return None
-    for body in (event.responseObject, event.requestObject):
-        binding = decode_body(body, RoleBinding)
-        if binding is not None and binding.kind != "Status" and binding.roleRef is not None:
-            return binding
-    return None
+    return read_object(event, RoleBinding, lambda binding: binding.roleRef is not None)
 
 
 def read_role(event: AuditEvent) -> Role | None:
-    for body in (event.responseObject, event.requestObject):
-        role = decode_body(body, Role)
-        if role is not None and role.kind != "Status" and role.rules is not None:
-            return role
-    return None
+    return read_object(event, Role, lambda role: role.rules is not None)
 
 
 def role_key(cluster: str, kind: str, namespace: str, name: str) -> str:

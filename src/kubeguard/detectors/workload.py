@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeguard.audit.event import AuditEvent
-from kubeguard.audit.objects import Container, PodSpec, Workload, decode_body
+from kubeguard.audit.objects import Container, PodSpec, Workload, read_object
 
 WORKLOAD_RESOURCES = (
     "pods",
@@ -69,14 +69,17 @@ def read_workload(event: AuditEvent) -> WorkloadView | None:
     """The workload a successful write created or changed; None for any other event."""
     if not is_workload_write(event):
         return None
-    for body in (event.responseObject, event.requestObject):
-        obj = decode_body(body, Workload)
-        if obj is None or obj.kind == "Status":
-            continue
-        pod = obj.pod_spec()
-        if pod is not None and pod.all_containers():
-            return WorkloadView(obj=obj, pod=pod, resource=event.resource)
-    return None
+    obj = read_object(event, Workload, _runs_containers)
+    if obj is None:
+        return None
+    pod = obj.pod_spec()
+    assert pod is not None  # _runs_containers checked it
+    return WorkloadView(obj=obj, pod=pod, resource=event.resource)
+
+
+def _runs_containers(obj: Workload) -> bool:
+    pod = obj.pod_spec()
+    return pod is not None and bool(pod.all_containers())
 
 
 def is_workload_write(event: AuditEvent) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from kubeguard.audit.event import AuditEvent
-from kubeguard.audit.objects import AccessReview, decode_body
+from kubeguard.audit.objects import AccessReview, read_object
 from kubeguard.detectors import rbac, workload
 from kubeguard.detectors.anomaly import explain
 from kubeguard.detectors.anomaly import features as f
@@ -269,11 +269,7 @@ class RoleCreatedAnomaly:
 
 def read_review(event: AuditEvent) -> AccessReview | None:
     """The access review as answered (response), else as asked."""
-    for body in (event.responseObject, event.requestObject):
-        review = decode_body(body, AccessReview)
-        if review is not None and review.kind != "Status" and review.spec is not None:
-            return review
-    return None
+    return read_object(event, AccessReview, lambda review: review.spec is not None)
 
 
 def checked_permission(event: AuditEvent) -> tuple[str, dict[str, Any], bool] | None:

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Iterator
 
 from kubeguard.audit.event import AuditEvent
-from kubeguard.audit.objects import Service, decode_body
+from kubeguard.audit.objects import Service, read_object
 from kubeguard.detectors.base import Detection, DetectionContext
 from kubeguard.detectors.common import make_detection, who
 
@@ -39,11 +39,7 @@ INTERNAL_ANNOTATIONS = {
 
 
 def read_service(event: AuditEvent) -> Service | None:
-    for body in (event.responseObject, event.requestObject):
-        service = decode_body(body, Service)
-        if service is not None and service.kind != "Status" and service.spec is not None:
-            return service
-    return None
+    return read_object(event, Service, lambda service: service.spec is not None)
 
 
 def is_internal(service: Service) -> bool:
