@@ -71,10 +71,17 @@ def _add_blobs(conn: Connection) -> None:
     schema.blobs.create(conn, checkfirst=True)
 
 
+def _add_outbox(conn: Connection) -> None:
+    """Version 3: the sinks' durable outbox and GuardDuty publishing destinations."""
+    schema.outbox.create(conn, checkfirst=True)
+    schema.publishing_destinations.create(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
+    (3, _add_outbox),
 )
 
 

@@ -1,0 +1,37 @@
+"""The HTTP transport every webhook-style sink shares: one client, statuses mapped to retry or refuse."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from kubeguard.sinks.delivery import http_failure
+
+
+class HttpTransport:
+    def __init__(self, timeout: float, headers: Mapping[str, str] | None = None, verify: bool = True) -> None:
+        self._client = httpx.Client(timeout=timeout, headers=dict(headers or {}), verify=verify)
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """POST ``body``; returns a 2xx response, raises DeliveryError/PermanentFailure otherwise."""
+        response = self._client.post(url, content=body, headers=dict(headers or {}))
+        if not response.is_success:
+            raise http_failure(response.status_code, response.text)
+        return response
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def redacted(url: str) -> str:
+    """``url`` without what a webhook URL carries as its secret: userinfo, query, fragment."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def host_only(url: str) -> str:
+    """Scheme and host of ``url``: chat webhook paths are themselves the secret."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], "", "", ""))

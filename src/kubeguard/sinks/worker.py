@@ -1,0 +1,169 @@
+"""One thread per sink: take due events from the outbox, deliver them, retry failures with backoff.
+
+A transient failure reschedules the batch (backoff doubles per attempt up to ``max_backoff_seconds``) and
+keeps it; only an event the destination refuses, one past ``max_attempts`` or one older than
+``max_age_seconds`` is dropped, and every drop is counted and logged with its reason. The first failure of
+an outage and the recovery are logged at WARNING with the destination's own error text, so the log says
+why a sink is behind. Interval sinks (S3) deliver what is due once per interval, as one object.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from kubeguard.sinks import outbox
+from kubeguard.sinks.delivery import DeliveryError, Destination, Item, PartialFailure, PermanentFailure
+from kubeguard.sinks.health import SinkHealth
+from kubeguard.sinks.options import SinkOptions
+
+log = logging.getLogger(__name__)
+#: Longest sleep between looks at the outbox when nothing wakes the worker.
+IDLE_POLL_SECONDS = 1.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SinkWorker:
+    def __init__(
+        self,
+        engine: Engine,
+        destination: Destination,
+        options: SinkOptions,
+        health: SinkHealth,
+        *,
+        link: Callable[[dict], str],
+        interval_seconds: float = 0.0,
+    ) -> None:
+        self.engine = engine
+        self.destination = destination
+        self.options = options
+        self.health = health
+        self.name = health.name
+        self._link = link
+        self._interval = interval_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sink {self.name}", daemon=True)
+        self._last_flush = time.monotonic()
+
+    def start(self) -> None:
+        with self.engine.connect() as conn:
+            self.health.set_depth(outbox.depth(conn, self.name))
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the delivery in progress; what is still in the outbox waits for the next start."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self.destination.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self.step()
+            except Exception:  # noqa: BLE001 - a store hiccup must not kill the sink's thread
+                log.exception("sink %s: outbox step failed; retrying", self.name)
+                worked = False
+            if not worked:
+                self._wake.wait(self._idle_seconds())
+                self._wake.clear()
+
+    def _idle_seconds(self) -> float:
+        if self._interval:
+            return max(0.05, min(IDLE_POLL_SECONDS, self._last_flush + self._interval - time.monotonic()))
+        with self.engine.connect() as conn:
+            upcoming = outbox.next_due_ms(conn, self.name)
+        if upcoming is None:
+            return IDLE_POLL_SECONDS
+        return max(0.01, min(IDLE_POLL_SECONDS, (upcoming - now_ms()) / 1000))
+
+    def step(self) -> bool:
+        """Deliver one batch of due events; False when there was nothing to do yet."""
+        if self._interval and time.monotonic() - self._last_flush < self._interval and not self._stop.is_set():
+            return False
+        with self.engine.connect() as conn:
+            rows = outbox.due(conn, self.name, now_ms(), self.destination.batch_size)
+        if not rows:
+            self._last_flush = time.monotonic()
+            return False
+        rows = self._drop_expired(rows)
+        if rows:
+            self._deliver(rows)
+        with self.engine.connect() as conn:
+            self.health.set_depth(outbox.depth(conn, self.name))
+        return True
+
+    def _drop_expired(self, rows: list[outbox.Pending]) -> list[outbox.Pending]:
+        oldest_kept = now_ms() - self.options.max_age_seconds * 1000
+        expired = [row for row in rows if row.enqueued_at_ms < oldest_kept]
+        exhausted = [
+            row
+            for row in rows
+            if self.options.max_attempts and row.attempts >= self.options.max_attempts and row not in expired
+        ]
+        if expired:
+            self._drop(expired, "expired", f"older than max_age_seconds={self.options.max_age_seconds}")
+        if exhausted:
+            self._drop(exhausted, "retries_exhausted", f"{self.options.max_attempts} attempts failed")
+        gone = {row.id for row in expired + exhausted}
+        return [row for row in rows if row.id not in gone]
+
+    def _deliver(self, rows: list[outbox.Pending]) -> None:
+        items = [Item(row.finding, self._link(row.finding)) for row in rows]
+        try:
+            self.destination.deliver(items)
+        except PermanentFailure as error:
+            self._drop(rows, "refused", str(error))
+        except PartialFailure as error:
+            failed = {rows[index].id for index in error.failed}
+            self._delivered([row for row in rows if row.id not in failed])
+            refused = [rows[i] for i, (_reason, permanent) in error.failed.items() if permanent]
+            again = [rows[i] for i, (_reason, permanent) in error.failed.items() if not permanent]
+            if refused:
+                self._drop(refused, "refused", str(error))
+            if again:
+                self._retry(again, str(error))
+        except DeliveryError as error:
+            self._retry(rows, str(error))
+        except Exception as error:  # noqa: BLE001 - transport errors (DNS, refused, TLS, SDK) are retried
+            self._retry(rows, f"{type(error).__name__}: {error}")
+        else:
+            self._delivered(rows)
+        self._last_flush = time.monotonic()
+
+    def _delivered(self, rows: list[outbox.Pending]) -> None:
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            outbox.remove(conn, (row.id for row in rows))
+        if self.health.failing_since is not None:
+            log.warning("sink %s: delivering again after an outage since %s", self.name,
+                        time.strftime("%H:%M:%S", time.localtime(self.health.failing_since)))
+        self.health.on_delivered(len(rows))
+
+    def _retry(self, rows: list[outbox.Pending], error: str) -> None:
+        attempts = max(row.attempts for row in rows) + 1
+        delay = min(self.options.max_backoff_seconds, self.options.backoff_seconds * 2 ** (attempts - 1))
+        with self.engine.begin() as conn:
+            outbox.reschedule(conn, rows, now_ms() + int(delay * 1000), error)
+        level = logging.WARNING if self.health.failing_since is None or attempts in (2, 5, 10) else logging.DEBUG
+        log.log(level, "sink %s: delivery failed (%s); %d event(s) kept, attempt %d, next try in %.1fs",
+                self.name, error, len(rows), attempts, delay)
+        self.health.on_retry(len(rows), error)
+
+    def _drop(self, rows: list[outbox.Pending], reason: str, error: str) -> None:
+        with self.engine.begin() as conn:
+            outbox.remove(conn, (row.id for row in rows))
+        log.warning("sink %s: dropped %d event(s) (%s): %s", self.name, len(rows), reason, error)
+        self.health.on_dropped(reason, len(rows), error)
