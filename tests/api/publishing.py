@@ -164,10 +164,20 @@ def stored_findings(server: Server, detector: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def sinks_config(*sinks: dict[str, Any]) -> str:
-    lines: list[str] = []
+def toml_value(value: Any) -> str:
+    """A TOML value: JSON spells strings, numbers, booleans and arrays the same; tables are inline."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{orjson.dumps(str(k)).decode()} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, bool | int | float):
+        return orjson.dumps(value).decode()
+    return orjson.dumps(str(value)).decode()
+
+
+def sinks_config(*sinks: dict[str, Any], serve: dict[str, Any] | None = None) -> str:
+    lines = ["[serve]"] + [f"{key} = {toml_value(value)}" for key, value in (serve or {}).items()]
     for sink in sinks:
         lines.append("[[serve.sinks]]")
-        lines += [f"{key} = {orjson.dumps(str(value) if not isinstance(value, int) else value).decode()}"
-                  for key, value in sink.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in sink.items()]
     return "\n".join(lines) + "\n"

@@ -56,17 +56,28 @@ def add(conn: Connection, sink: str, findings: Sequence[dict[str, Any]], now_ms:
 
 
 def due(conn: Connection, sink: str, now_ms: int, limit: int) -> list[Pending]:
+    """The sink's oldest events, in order, up to the first one not yet due: a sink delivers in order, so an
+    event waiting for its retry holds back those behind it (a PagerDuty resolve never overtakes its trigger).
+    """
     query = (
-        select(_table.c.id, _table.c.body, _table.c.enqueued_at_ms, _table.c.attempts)
-        .where(_table.c.sink == sink, _table.c.next_attempt_ms <= now_ms)
+        select(_table.c.id, _table.c.body, _table.c.enqueued_at_ms, _table.c.attempts, _table.c.next_attempt_ms)
+        .where(_table.c.sink == sink)
         .order_by(_table.c.id)
         .limit(limit)
     )
-    return [Pending(row.id, orjson.loads(row.body), row.enqueued_at_ms, row.attempts) for row in conn.execute(query)]
+    rows: list[Pending] = []
+    for row in conn.execute(query):
+        if row.next_attempt_ms > now_ms:
+            break
+        rows.append(Pending(row.id, orjson.loads(row.body), row.enqueued_at_ms, row.attempts))
+    return rows
 
 
 def next_due_ms(conn: Connection, sink: str) -> int | None:
-    value = conn.execute(select(func.min(_table.c.next_attempt_ms)).where(_table.c.sink == sink)).scalar_one()
+    """When the sink's oldest event is due (the head of its queue), or None when the outbox is empty."""
+    value = conn.execute(
+        select(_table.c.next_attempt_ms).where(_table.c.sink == sink).order_by(_table.c.id).limit(1)
+    ).scalar()
     return None if value is None else int(value)
 
 

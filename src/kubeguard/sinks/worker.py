@@ -107,17 +107,9 @@ class SinkWorker:
     def _drop_expired(self, rows: list[outbox.Pending]) -> list[outbox.Pending]:
         oldest_kept = now_ms() - self.options.max_age_seconds * 1000
         expired = [row for row in rows if row.enqueued_at_ms < oldest_kept]
-        exhausted = [
-            row
-            for row in rows
-            if self.options.max_attempts and row.attempts >= self.options.max_attempts and row not in expired
-        ]
         if expired:
             self._drop(expired, "expired", f"older than max_age_seconds={self.options.max_age_seconds}")
-        if exhausted:
-            self._drop(exhausted, "retries_exhausted", f"{self.options.max_attempts} attempts failed")
-        gone = {row.id for row in expired + exhausted}
-        return [row for row in rows if row.id not in gone]
+        return [row for row in rows if row.enqueued_at_ms >= oldest_kept]
 
     def _deliver(self, rows: list[outbox.Pending]) -> None:
         items = [Item(row.finding, self._link(row.finding)) for row in rows]
@@ -153,6 +145,15 @@ class SinkWorker:
         self.health.on_delivered(len(rows))
 
     def _retry(self, rows: list[outbox.Pending], error: str) -> None:
+        limit = self.options.max_attempts
+        if limit:
+            spent = [row for row in rows if row.attempts + 1 >= limit]
+            if spent:
+                self.health.on_retry(0, error)
+                self._drop(spent, "retries_exhausted", f"{limit} attempts failed, the last: {error}")
+                rows = [row for row in rows if row.attempts + 1 < limit]
+            if not rows:
+                return
         attempts = max(row.attempts for row in rows) + 1
         delay = min(self.options.max_backoff_seconds, self.options.backoff_seconds * 2 ** (attempts - 1))
         with self.engine.begin() as conn:
