@@ -1,8 +1,8 @@
 """OCSF Detection Finding (class 2004), the shape Amazon Security Lake stores GuardDuty findings in.
 
 Mapping: the GuardDuty finding type is the analytic and ``finding_info.types``; its tactic becomes a MITRE
-ATT&CK tactic in ``finding_info.attacks``; the caller is ``actor.user`` with ``src_endpoint``; the cluster is a
-resource; the API call is the evidence. The activity is Create for a finding seen once, Update for a later
+ATT&CK tactic in ``finding_info.attacks``; the cluster is a resource; the API call, its caller
+(``actor.user``) and their address (``src_endpoint``) are the evidence. The activity is Create for a finding seen once, Update for a later
 occurrence and Close once it is archived (OCSF status Resolved). Severity ids follow OCSF: Low 2,
 Medium 3, High 4, Critical 5. The whole GuardDuty finding rides along in ``unmapped`` so nothing is lost.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from kubeguard.findings.criteria import epoch_ms
 from kubeguard.findings.formats.summary import summarize
 
-OCSF_VERSION = "1.3.0"
+OCSF_VERSION = "1.5.0"
 CLASS_UID = 2004
 CATEGORY_UID = 2
 ACTIVITY_CREATE, ACTIVITY_UPDATE, ACTIVITY_CLOSE = 1, 2, 3
@@ -50,8 +50,7 @@ def ocsf_finding(finding: Mapping[str, Any], link: str = "", product_version: st
         "modified_time": _ms(finding.get("updatedAt")),
         "first_seen_time": _ms(facts.first_seen),
         "last_seen_time": _ms(facts.last_seen),
-        "analytic": {"name": facts.type, "type_id": 1, "type": "Rule"},
-        "product_uid": str(finding.get("arn") or facts.id),
+        "analytic": {"uid": facts.type, "name": facts.type, "type_id": 1, "type": "Rule"},
     }
     if link:
         info["src_url"] = link
@@ -89,7 +88,12 @@ def ocsf_finding(finding: Mapping[str, Any], link: str = "", product_version: st
         "cloud": {
             "provider": "AWS",
             "region": str(finding.get("region") or ""),
-            "account": {"uid": str(finding.get("accountId") or ""), "type_id": 10, "type": "AWS Account"},
+            "account": {
+                "uid": str(finding.get("accountId") or ""),
+                "name": str(finding.get("accountId") or ""),
+                "type_id": 10,
+                "type": "AWS Account",
+            },
         },
         "resources": [
             _compact(
@@ -104,11 +108,7 @@ def ocsf_finding(finding: Mapping[str, Any], link: str = "", product_version: st
         ],
         "unmapped": {"guardduty": dict(finding)},
     }
-    if user:
-        document["actor"] = {"user": _user(user)}
-    if facts.source_ip:
-        document["src_endpoint"] = {"ip": facts.source_ip}
-    if call:
+    if call or user or facts.source_ip:
         document["evidences"] = [_evidence(call, user, facts.source_ip)]
     return document
 
@@ -128,18 +128,12 @@ def _evidence(call: Mapping[str, Any], user: Mapping[str, Any], source_ip: str) 
         "api": _compact(
             {
                 "operation": str(call.get("verb", "")),
-                "service": {"name": "kubernetes"},
                 "response": {"code": call["statusCode"]} if isinstance(call.get("statusCode"), int) else {},
             }
         ),
     }
-    if call.get("requestUri") or call.get("userAgent"):
-        evidence["http_request"] = _compact(
-            {
-                "url": {"path": str(call.get("requestUri", ""))} if call.get("requestUri") else {},
-                "user_agent": str(call.get("userAgent", "")),
-            }
-        )
+    if call.get("requestUri"):
+        evidence["url"] = {"path": str(call["requestUri"])}
     if source_ip:
         evidence["src_endpoint"] = {"ip": source_ip}
     if user:
