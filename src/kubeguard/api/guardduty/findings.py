@@ -144,7 +144,8 @@ async def _set_service_field(request: Request, detector_id: str, field: str, val
         if field == "archived" and value:
             # Sinks that follow a finding's life (PagerDuty resolves, Security Hub archives) hear of it.
             newly = [i for i, f in before.items() if not (f.get("service") or {}).get("archived")]
-            ctx.publisher.stage(conn, list(finding_store.get_many(conn, detector_id, newly).values()), archived_now=True)
+            archived = list(finding_store.get_many(conn, detector_id, newly).values())
+            ctx.publisher.stage(conn, archived, archived_now=True)
     ctx.publisher.wake()
     return {}
 

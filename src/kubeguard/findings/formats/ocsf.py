@@ -2,9 +2,10 @@
 
 Mapping: the GuardDuty finding type is the analytic and ``finding_info.types``; its tactic becomes a MITRE
 ATT&CK tactic in ``finding_info.attacks``; the cluster is a resource; the API call, its caller
-(``actor.user``) and their address (``src_endpoint``) are the evidence. The activity is Create for a finding seen once, Update for a later
-occurrence and Close once it is archived (OCSF status Resolved). Severity ids follow OCSF: Low 2,
-Medium 3, High 4, Critical 5. The whole GuardDuty finding rides along in ``unmapped`` so nothing is lost.
+(``actor.user``) and their address (``src_endpoint``) are the evidence. The activity is Create for a
+finding seen once, Update for a later occurrence and Close once it is archived (OCSF status Resolved).
+Severity ids follow OCSF: Low 2, Medium 3, High 4, Critical 5. The whole GuardDuty finding rides along
+in ``unmapped`` so nothing is lost.
 """
 
 from __future__ import annotations
