@@ -35,9 +35,9 @@ class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sinks: list[AnySinkOptions] = []
     #: Where users reach the console (``https://kubeguard.example.com``): messages link to each finding there.
     public_url: str = ""
-    #: Interval of S3 publishing destinations created through the API (0: the detector's publishing
-    #: frequency, as GuardDuty does).
-    publishing_interval_seconds: float = 0.0
+    #: Interval of S3 publishing destinations created through the API: seconds, so findings land within
+    #: seconds; 0 follows the detector's ``findingPublishingFrequency`` as GuardDuty does (15 min to 6 h).
+    publishing_interval_seconds: float = 5.0
 
     @property
     def has_credentials(self) -> bool:

@@ -218,8 +218,9 @@ class S3Options(AwsOptions, tag="s3"):
     #: Key prefix before GuardDuty's ``AWSLogs/{account}/GuardDuty/{region}/YYYY/MM/DD/``.
     prefix: str = ""
     kms_key_arn: str = ""
-    #: One object per interval (GuardDuty exports at its publishing frequency).
-    interval_seconds: float = 300.0
+    #: At most one object per interval: the first finding after a quiet interval goes out at once, later
+    #: ones wait for the interval to end and share an object.
+    interval_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         super().__post_init__()

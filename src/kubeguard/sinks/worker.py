@@ -51,7 +51,8 @@ class SinkWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sink {self.name}", daemon=True)
-        self._last_flush = time.monotonic()
+        #: When an interval sink last wrote; "never", so the first finding goes out at once.
+        self._last_flush = -float("inf")
 
     def start(self) -> None:
         with self.engine.connect() as conn:
@@ -80,7 +81,7 @@ class SinkWorker:
                 self._wake.clear()
 
     def _idle_seconds(self) -> float:
-        if self._interval:
+        if self._interval and time.monotonic() - self._last_flush < self._interval:
             return max(0.05, min(IDLE_POLL_SECONDS, self._last_flush + self._interval - time.monotonic()))
         with self.engine.connect() as conn:
             upcoming = outbox.next_due_ms(conn, self.name)
@@ -95,7 +96,6 @@ class SinkWorker:
         with self.engine.connect() as conn:
             rows = outbox.due(conn, self.name, now_ms(), self.destination.batch_size)
         if not rows:
-            self._last_flush = time.monotonic()
             return False
         rows = self._drop_expired(rows)
         if rows:
