@@ -21,6 +21,7 @@ from typing import Any
 import platformdirs
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
 
+from kubeguard.extras import require
 from kubeguard.store import schema
 
 #: An arbitrary constant naming the migration lock in ``pg_advisory_xact_lock``.
@@ -64,6 +65,8 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
+        if url.startswith("postgresql"):
+            require("psycopg")
         engine = create_engine(
             url,
             pool_pre_ping=True,
