@@ -22,6 +22,7 @@ from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions
 from kubeguard.audit.event import AuditEvent
 from kubeguard.intel.index import IntelIndex
+from kubeguard.intel.locations import LocationPolicy
 from kubeguard.sinks.destinations import add_publishing_destinations
 from kubeguard.sinks.registry import build_publisher
 from kubeguard.store import detectors, ipsets
@@ -102,7 +103,10 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     )
     pipeline_options = default_pipeline_options(settings)
     pipeline = Pipeline(settings, SqlState(engine), **pipeline_options)
-    intel = IntelSets(intel_swapper(pipeline, pipeline_options.get("intel")))
+    policy = LocationPolicy.from_settings(
+        settings.intel.allowed_locations, settings.intel.allow_private_addresses
+    )
+    intel = IntelSets(intel_swapper(pipeline, pipeline_options.get("intel")), policy)
     context = ServiceContext(
         engine=engine,
         settings=settings,

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
+from kubeguard.extras import require
 from kubeguard.sinks.delivery import DeliveryError, PermanentFailure
 from kubeguard.sinks.options import AwsOptions
 
@@ -40,6 +37,10 @@ REFUSED_CODES = frozenset(
 
 
 def aws_client(service: str, options: AwsOptions, default_region: str) -> Any:
+    """A client for ``service``; without ``kubeguard[aws]`` installed, start-up stops naming the extra."""
+    boto3 = require("boto3")
+    from botocore.config import Config
+
     session = boto3.session.Session(profile_name=options.profile or None)
     region = options.region or session.region_name or default_region
     config = Config(
@@ -52,6 +53,8 @@ def aws_client(service: str, options: AwsOptions, default_region: str) -> Any:
 
 def aws_failure(error: Exception) -> DeliveryError:
     """A boto3 exception as a delivery failure, with the service's code and message as the reason."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     if isinstance(error, ClientError):
         info = error.response.get("Error", {})
         code = str(info.get("Code", "Unknown"))
@@ -68,6 +71,8 @@ def refused(code: str) -> bool:
 
 def call(method: Any, **kwargs: Any) -> Any:
     """Call one SDK operation, turning its exceptions into delivery failures."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         return method(**kwargs)
     except (ClientError, BotoCoreError) as error:
