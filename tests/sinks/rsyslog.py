@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-OSSL_DRIVER = Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_ossl.so")
+#: rsyslog's OpenSSL stream driver (Debian's rsyslog-openssl), wherever the architecture puts it.
+OSSL_DRIVERS = sorted(Path("/usr/lib").glob("*/rsyslog/lmnsd_ossl.so")) + sorted(Path("/usr/lib/rsyslog").glob("lmnsd_ossl.so"))
 
 
 def rsyslogd_or_skip() -> str:
@@ -81,7 +82,7 @@ class Rsyslog:
         self.udp_port = free_port(socket.SOCK_DGRAM)
         self.tcp_port = free_port()
         self.tls_port = free_port()
-        self.tls = OSSL_DRIVER.exists()
+        self.tls = bool(OSSL_DRIVERS)
         self.cert, self.key = self_signed(workdir)
         self.process: subprocess.Popen[bytes] | None = None
         self.config = workdir / "rsyslog.conf"

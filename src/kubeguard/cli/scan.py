@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 #: The input formats ``--input-format`` takes (``kubeguard.audit.decode.FORMATS``, repeated here so that
 #: the help text costs no import; a test checks that the two agree).
 INPUT_FORMATS = ("auto", "native", "cloudwatch", "gke", "aks")
-OUTPUT_FORMATS = ("table", "json", "jsonl")
+#: ``guardduty`` ... ``text`` are the finding formats every sink shares (``kubeguard.findings.formats.FORMATS``,
+#: repeated for the same reason; one document or line per finding).
+OUTPUT_FORMATS = ("table", "json", "jsonl", "guardduty", "eventbridge", "asff", "ocsf", "text")
 
 
 def _stderr() -> Any:
@@ -56,7 +58,9 @@ def _check_paths(paths: list[str]) -> None:
 @guarded("scan")
 def scan(
     paths: Annotated[list[str], typer.Argument(help="Audit log files or directories; - reads stdin.")],
-    output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or jsonl.")] = "table",
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help=f"One of: {', '.join(OUTPUT_FORMATS)} (the last five: one per line).")
+    ] = "table",
     cluster: Annotated[str | None, typer.Option(help="Cluster name (else from the envelope, else default).")] = None,
     input_format: Annotated[str, typer.Option(help=f"One of: {', '.join(INPUT_FORMATS)}.")] = "auto",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write findings here.")] = None,
@@ -183,6 +187,10 @@ def _emit(findings: list[dict[str, Any]], output_format: str, output: Path | Non
         data = orjson.dumps({"findings": findings}, option=orjson.OPT_INDENT_2) + b"\n"
     elif output_format == "jsonl":
         data = b"".join(orjson.dumps(f) + b"\n" for f in findings)
+    elif output_format != "table":
+        from kubeguard.findings.formats import encode
+
+        data = b"".join(encode(output_format, f) + b"\n" for f in findings)
     else:
         _table(findings, output)
         return
