@@ -196,6 +196,9 @@ def test_a_webhook_down_across_a_restart_loses_nothing_and_keeps_order(make_serv
     failing = wait_for(lambda: (h := sink_health(server)[sink])["retried"] >= 2 and h, timeout=10)
     assert failing["state"] == "failing" and failing["delivered"] == 0 and failing["outboxDepth"] == len(first)
     assert "ConnectError" in failing["lastError"] or "refused" in failing["lastError"].lower()
+    assert metric(server, "kubeguard_sink_outbox_depth", sink=sink) == len(first)
+    assert metric(server, "kubeguard_sink_retried_total", sink=sink) >= 2
+    assert metric(server, "kubeguard_sink_delivered_total", sink=sink) is None
     assert "delivery failed" in (tmp_path / "server.log").read_text()  # the reason is in the log
     server.kill()  # the outbox is in the store: a crash while the destination is down loses nothing
     server.start()
