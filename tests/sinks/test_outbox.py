@@ -185,3 +185,22 @@ def test_sink_options_refuse_what_could_only_fail(monkeypatch):
         convert({"type": "stdout", "criteria": {"severity": {"between": 3}}})
     monkeypatch.setenv("KG_HEC", "s3cret")
     assert convert({"type": "splunk", "url": "https://splunk:8088", "token": "env:KG_HEC"}).token == "s3cret"
+
+
+def test_a_finding_the_sink_cannot_render_is_dropped_alone_and_does_not_block_the_rest(tmp_path):
+    class Picky(Scripted):
+        def deliver(self, items: list[Item]) -> None:
+            for item in items:
+                item.finding["service"]["count"] + 0  # a malformed finding fails here, like a renderer would
+            super().deliver(items)
+
+    destination = Picky()
+    publisher, health = publisher_with(tmp_path, destination)
+    batch = findings(3)
+    batch[1]["service"]["count"] = None
+    stage(publisher, batch)
+    publisher.start()
+    wait(lambda: len(destination.delivered) == 2)
+    publisher.close()
+    assert destination.delivered == [batch[0]["id"], batch[2]["id"]]
+    assert dict(health.dropped) == {"unrenderable": 1} and "TypeError" in health.last_error

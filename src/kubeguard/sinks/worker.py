@@ -24,6 +24,8 @@ from kubeguard.sinks.options import SinkOptions
 log = logging.getLogger(__name__)
 #: Longest sleep between looks at the outbox when nothing wakes the worker.
 IDLE_POLL_SECONDS = 1.0
+#: What rendering a malformed finding raises (never a transport): retrying could not help.
+UNRENDERABLE = (TypeError, KeyError, AttributeError, IndexError, UnicodeError)
 
 
 def now_ms() -> int:
@@ -128,11 +130,25 @@ class SinkWorker:
                 self._retry(again, str(error))
         except DeliveryError as error:
             self._retry(rows, str(error))
+        except UNRENDERABLE as error:
+            self._isolate(rows, f"{type(error).__name__}: {error}")
         except Exception as error:  # noqa: BLE001 - transport errors (DNS, refused, TLS, SDK) are retried
             self._retry(rows, f"{type(error).__name__}: {error}")
         else:
             self._delivered(rows)
         self._last_flush = time.monotonic()
+
+    def _isolate(self, rows: list[outbox.Pending], error: str) -> None:
+        """A finding this sink cannot render: find it by delivering one at a time, drop it, keep the rest.
+
+        Retrying it would hold every later finding behind it until it expired.
+        """
+        if len(rows) == 1:
+            log.error("sink %s: a finding it cannot render was dropped (%s)", self.name, error)
+            self._drop(rows, "unrenderable", error)
+            return
+        for row in rows:
+            self._deliver([row])
 
     def _delivered(self, rows: list[outbox.Pending]) -> None:
         if not rows:

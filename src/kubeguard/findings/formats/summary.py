@@ -35,7 +35,7 @@ def summarize(finding: Mapping[str, Any]) -> Summary:
     user = (resource.get("kubernetesDetails") or {}).get("kubernetesUserDetails") or {}
     remote = (call.get("remoteIpDetails") or {}).get("ipAddressV4") or ""
     sources = call.get("sourceIPs") or []
-    severity = float(finding.get("severity") or 0)
+    severity = _number(finding.get("severity"), 0.0)
     return Summary(
         id=str(finding.get("id", "")),
         type=str(finding.get("type", "")),
@@ -48,8 +48,19 @@ def summarize(finding: Mapping[str, Any]) -> Summary:
         source_ip=str(remote or (sources[0] if sources else "")),
         verb=str(call.get("verb", "")),
         request_uri=str(call.get("requestUri", "")),
-        count=int(service.get("count") or 1),
+        count=int(_number(service.get("count"), 1)),
         archived=bool(service.get("archived")),
         first_seen=str(service.get("eventFirstSeen", "")),
         last_seen=str(service.get("eventLastSeen", "")),
     )
+
+
+def _number(value: Any, default: float) -> float:
+    """A number from the finding, or ``default`` when it is missing or not a number (never raise here:
+    the publisher filters every finding through this)."""
+    if isinstance(value, bool):
+        return default
+    try:
+        return float(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
