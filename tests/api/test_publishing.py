@@ -30,7 +30,7 @@ from api.publishing import (
     with_new_audit_ids,
 )
 from api.server import free_port
-from kubeguard.sinks.delivery import Renderer
+from kubeguard.sinks.delivery import Renderer, SinkEnv
 from kubeguard.sinks.options import HttpOptions
 from kubeguard.sinks.webhook import WebhookDestination
 
@@ -210,6 +210,6 @@ def test_archive_filter_stores_matching_new_findings_archived_and_publishes_only
 def test_an_http_sink_is_named_without_the_credentials_in_its_url():
     # The sink name is a label on /metrics (readable with a webhook token) and appears in logs.
     url = "https://hook:s3cr3t@hooks.example:8443/events?token=t0ken#frag"
-    sink = WebhookDestination(HttpOptions(url=url), Renderer("eventbridge"))
+    sink = WebhookDestination(HttpOptions(url=url), SinkEnv(Renderer("eventbridge")))
     assert sink.name == "http:https://hooks.example:8443/events"
     assert sink.url == "https://hook:s3cr3t@hooks.example:8443/events?token=t0ken#frag"  # still delivers there

@@ -73,6 +73,16 @@ class Renderer:
         return self.template.safe_substitute(template_fields(item))
 
 
+@dataclass(frozen=True, slots=True)
+class SinkEnv:
+    """What building a destination needs besides its options: its renderer and the service's identity."""
+
+    renderer: Renderer
+    region: str = "us-east-1"
+    account: str = ""
+
+
+
 def template_fields(item: Item) -> dict[str, Any]:
     facts = summarize(item.finding)
     return {

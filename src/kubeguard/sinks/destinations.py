@@ -110,7 +110,7 @@ def start_destination(engine: Engine, publisher: Publisher, settings: Any, optio
 
     with engine.connect() as conn:
         interval = interval_seconds(conn, record, options.publishing_interval_seconds)
-    publisher.add(build_route(engine, publisher, sink_options(record, interval), settings, metrics, record.sink_name))
+    publisher.add(build_route(engine, publisher, sink_options(record, interval), settings, metrics))
 
 
 def add_publishing_destinations(

@@ -11,18 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from kubeguard.sinks.aws import aws_client, call, refused
-from kubeguard.sinks.delivery import Item, PartialFailure, Renderer
+from kubeguard.sinks.delivery import Item, PartialFailure, SinkEnv
 from kubeguard.sinks.options import EventBridgeOptions
 
 
 class EventBridgeDestination:
     batch_size = 10
 
-    def __init__(self, options: EventBridgeOptions, renderer: Renderer, default_region: str, name: str = "") -> None:
-        self.name = name or f"eventbridge:{options.event_bus}"
+    def __init__(self, options: EventBridgeOptions, env: SinkEnv) -> None:
+        self.name = options.name or f"eventbridge:{options.event_bus}"
         self.options = options
-        self.renderer = renderer
-        self.client = aws_client("events", options, default_region)
+        self.renderer = env.renderer
+        self.client = aws_client("events", options, env.region)
 
     def entry(self, item: Item) -> dict[str, Any]:
         entry: dict[str, Any] = {

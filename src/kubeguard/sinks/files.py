@@ -5,15 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kubeguard.sinks.delivery import Item, Renderer
+from kubeguard.sinks.delivery import Item, SinkEnv
+from kubeguard.sinks.options import JsonlOptions, StdoutOptions
 
 
 class StdoutDestination:
     batch_size = 100
 
-    def __init__(self, renderer: Renderer, name: str = "stdout") -> None:
-        self.name = name
-        self.renderer = renderer
+    def __init__(self, options: StdoutOptions, env: SinkEnv) -> None:
+        self.name = options.name or "stdout"
+        self.renderer = env.renderer
 
     def deliver(self, items: list[Item]) -> None:
         sys.stdout.buffer.write(b"".join(self.renderer.body(item) + b"\n" for item in items))
@@ -28,10 +29,10 @@ class JsonlFileDestination:
 
     batch_size = 100
 
-    def __init__(self, path: str, renderer: Renderer, name: str = "") -> None:
-        self.path = Path(path)
-        self.name = name or f"file:{self.path}"
-        self.renderer = renderer
+    def __init__(self, options: JsonlOptions, env: SinkEnv) -> None:
+        self.path = Path(options.path)
+        self.name = options.name or f"file:{self.path}"
+        self.renderer = env.renderer
 
     def deliver(self, items: list[Item]) -> None:
         with self.path.open("ab") as handle:

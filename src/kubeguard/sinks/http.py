@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import orjson
 
-from kubeguard.sinks.delivery import http_failure
+from kubeguard.sinks.delivery import Item, http_failure
 
 
 class HttpTransport:
@@ -23,6 +25,25 @@ class HttpTransport:
 
     def close(self) -> None:
         self._client.close()
+
+
+class JsonPoster:
+    """A destination that POSTs one JSON document per finding to one URL (chat and paging webhooks)."""
+
+    batch_size = 1
+
+    def __init__(self, name: str, url: str, timeout: float, build: Callable[[Item], Any]) -> None:
+        self.name = name
+        self.url = url
+        self.build = build
+        self.http = HttpTransport(timeout, {"Content-Type": "application/json"})
+
+    def deliver(self, items: list[Item]) -> None:
+        for item in items:
+            self.http.post(self.url, orjson.dumps(self.build(item)))
+
+    def close(self) -> None:
+        self.http.close()
 
 
 def redacted(url: str) -> str:

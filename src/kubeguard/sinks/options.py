@@ -75,9 +75,12 @@ def secret(value: str) -> str:
     return value
 
 
-def _require_url(kind: str, url: str) -> None:
+def _url(kind: str, url: str) -> str:
+    """The sink's URL (``env:NAME`` resolved), refused unless it is http(s)."""
+    url = secret(url)
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"a {kind} sink needs a url starting with http:// or https://")
+    return url
 
 
 class StdoutOptions(SinkOptions, tag="stdout"):
@@ -101,9 +104,8 @@ class WebhookOptions(SinkOptions, tag="webhook"):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.url = secret(self.url)
+        self.url = _url(self.type_name, self.url)
         self.hmac_secret = secret(self.hmac_secret)
-        _require_url(self.type_name, self.url)
 
 
 class HttpOptions(WebhookOptions, tag="http"):
@@ -115,8 +117,7 @@ class SlackOptions(SinkOptions, tag="slack"):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.url = secret(self.url)
-        _require_url("slack", self.url)
+        self.url = _url("slack", self.url)
 
 
 class TeamsOptions(SinkOptions, tag="teams"):
@@ -126,8 +127,7 @@ class TeamsOptions(SinkOptions, tag="teams"):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.url = secret(self.url)
-        _require_url("teams", self.url)
+        self.url = _url("teams", self.url)
 
 
 class PagerDutyOptions(SinkOptions, tag="pagerduty"):
@@ -140,7 +140,7 @@ class PagerDutyOptions(SinkOptions, tag="pagerduty"):
         self.routing_key = secret(self.routing_key)
         if not self.routing_key:
             raise ValueError("a pagerduty sink needs a routing_key (the Events API v2 integration key)")
-        _require_url("pagerduty", self.url)
+        self.url = _url("pagerduty", self.url)
 
 
 class SplunkOptions(SinkOptions, tag="splunk"):
@@ -156,7 +156,7 @@ class SplunkOptions(SinkOptions, tag="splunk"):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.token = secret(self.token)
-        _require_url("splunk", self.url)
+        self.url = _url("splunk", self.url)
         if not self.token:
             raise ValueError("a splunk sink needs the HEC token")
 

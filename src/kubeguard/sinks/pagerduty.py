@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from kubeguard.findings.formats.summary import summarize
-from kubeguard.sinks.delivery import Item, Renderer
-from kubeguard.sinks.http import HttpTransport
+from kubeguard.sinks.delivery import Item, Renderer, SinkEnv
+from kubeguard.sinks.http import JsonPoster
 from kubeguard.sinks.options import PagerDutyOptions
 
 SEVERITIES = {"Critical": "critical", "High": "error", "Medium": "warning", "Low": "info"}
@@ -48,19 +46,8 @@ def pagerduty_event(item: Item, routing_key: str, renderer: Renderer) -> dict[st
     return event
 
 
-class PagerDutyDestination:
-    batch_size = 1
-
-    def __init__(self, options: PagerDutyOptions, renderer: Renderer, name: str = "") -> None:
-        self.name = name or "pagerduty"
-        self.url = options.url
-        self.routing_key = options.routing_key
-        self.renderer = renderer
-        self.http = HttpTransport(options.timeout_seconds, {"Content-Type": "application/json"})
-
-    def deliver(self, items: list[Item]) -> None:
-        for item in items:
-            self.http.post(self.url, orjson.dumps(pagerduty_event(item, self.routing_key, self.renderer)))
-
-    def close(self) -> None:
-        self.http.close()
+class PagerDutyDestination(JsonPoster):
+    def __init__(self, options: PagerDutyOptions, env: SinkEnv) -> None:
+        key = options.routing_key
+        super().__init__(options.name or "pagerduty", options.url, options.timeout_seconds,
+                         lambda item: pagerduty_event(item, key, env.renderer))

@@ -6,13 +6,14 @@ derived from the destination (without secrets: chat webhook paths and URL creden
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from sqlalchemy import Engine
 
 from kubeguard.findings.publish import Publisher, Route
 from kubeguard.sinks import options as o
-from kubeguard.sinks.delivery import Destination, Renderer
+from kubeguard.sinks.delivery import Destination, Renderer, SinkEnv
 from kubeguard.sinks.filters import SinkFilter
 from kubeguard.sinks.health import HealthMetrics, SinkHealth
 from kubeguard.sinks.worker import SinkWorker
@@ -36,69 +37,36 @@ DEFAULT_FORMATS = {
 }
 
 
-def destination(options: o.SinkOptions, settings: Any, name: str) -> Destination:
+#: Sink type -> "module:class" of its destination, imported only when configured (the AWS ones need boto3).
+DESTINATIONS = {
+    "stdout": "files:StdoutDestination",
+    "jsonl": "files:JsonlFileDestination",
+    "http": "webhook:WebhookDestination",
+    "webhook": "webhook:WebhookDestination",
+    "slack": "slack:SlackDestination",
+    "teams": "teams:TeamsDestination",
+    "pagerduty": "pagerduty:PagerDutyDestination",
+    "splunk": "splunk:SplunkDestination",
+    "syslog": "syslog:SyslogDestination",
+    "eventbridge": "eventbridge:EventBridgeDestination",
+    "sns": "sns:SnsDestination",
+    "sqs": "sqs:SqsDestination",
+    "securityhub": "securityhub:SecurityHubDestination",
+    "s3": "s3:S3Destination",
+}
+
+
+def destination(options: o.SinkOptions, settings: Any) -> Destination:
     renderer = Renderer(options.format or DEFAULT_FORMATS[options.type_name], options.template)
-    region = getattr(settings, "region", "us-east-1")
-    if isinstance(options, o.StdoutOptions):
-        from kubeguard.sinks.files import StdoutDestination
-
-        return StdoutDestination(renderer, name or "stdout")
-    if isinstance(options, o.JsonlOptions):
-        from kubeguard.sinks.files import JsonlFileDestination
-
-        return JsonlFileDestination(options.path, renderer, name)
-    if isinstance(options, o.WebhookOptions):
-        from kubeguard.sinks.webhook import WebhookDestination
-
-        return WebhookDestination(options, renderer, name)
-    if isinstance(options, o.SlackOptions):
-        from kubeguard.sinks.slack import SlackDestination
-
-        return SlackDestination(options, renderer, name)
-    if isinstance(options, o.TeamsOptions):
-        from kubeguard.sinks.teams import TeamsDestination
-
-        return TeamsDestination(options, renderer, name)
-    if isinstance(options, o.PagerDutyOptions):
-        from kubeguard.sinks.pagerduty import PagerDutyDestination
-
-        return PagerDutyDestination(options, renderer, name)
-    if isinstance(options, o.SplunkOptions):
-        from kubeguard.sinks.splunk import SplunkDestination
-
-        return SplunkDestination(options, renderer, name)
-    if isinstance(options, o.SyslogOptions):
-        from kubeguard.sinks.syslog import SyslogDestination
-
-        return SyslogDestination(options, renderer, name)
-    if isinstance(options, o.EventBridgeOptions):
-        from kubeguard.sinks.eventbridge import EventBridgeDestination
-
-        return EventBridgeDestination(options, renderer, region, name)
-    if isinstance(options, o.SnsOptions):
-        from kubeguard.sinks.sns import SnsDestination
-
-        return SnsDestination(options, renderer, region, name)
-    if isinstance(options, o.SqsOptions):
-        from kubeguard.sinks.sqs import SqsDestination
-
-        return SqsDestination(options, renderer, region, name)
-    if isinstance(options, o.SecurityHubOptions):
-        from kubeguard.sinks.securityhub import SecurityHubDestination
-
-        return SecurityHubDestination(options, region, name)
-    if isinstance(options, o.S3Options):
-        from kubeguard.sinks.s3 import S3Destination
-
-        return S3Destination(options, renderer, region, getattr(settings, "account_id", ""), name)
-    raise ValueError(f"no destination for sink type {options.type_name!r}")
+    env = SinkEnv(renderer, getattr(settings, "region", "us-east-1"), getattr(settings, "account_id", ""))
+    module, _, name = DESTINATIONS[options.type_name].partition(":")
+    return getattr(importlib.import_module(f"kubeguard.sinks.{module}"), name)(options, env)
 
 
 def build_route(
-    engine: Engine, publisher: Publisher, options: o.SinkOptions, settings: Any, metrics: HealthMetrics,
-    name: str = "",
+    engine: Engine, publisher: Publisher, options: o.SinkOptions, settings: Any, metrics: HealthMetrics
 ) -> Route:
-    target = destination(options, settings, name or options.name)
+    target = destination(options, settings)
     health = SinkHealth(
         name=target.name,
         type=options.type_name,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubeguard.sinks.aws import aws_client, call
-from kubeguard.sinks.delivery import Item, Renderer
+from kubeguard.sinks.delivery import Item, SinkEnv
 from kubeguard.sinks.options import S3Options
 
 MAX_OBJECT_FINDINGS = 10_000
@@ -37,16 +37,14 @@ def object_key(prefix: str, account: str, region: str, moment: datetime) -> str:
 class S3Destination:
     batch_size = MAX_OBJECT_FINDINGS
 
-    def __init__(
-        self, options: S3Options, renderer: Renderer, default_region: str, account: str, name: str = ""
-    ) -> None:
-        self.name = name or f"s3:{options.bucket}/{options.prefix}".rstrip("/")
+    def __init__(self, options: S3Options, env: SinkEnv) -> None:
+        self.name = options.name or f"s3:{options.bucket}/{options.prefix}".rstrip("/")
         self.options = options
-        self.renderer = renderer
-        self.account = account
-        self.region = options.region or default_region
+        self.renderer = env.renderer
+        self.account = env.account
+        self.region = options.region or env.region
         self.interval_seconds = options.interval_seconds
-        self.client = aws_client("s3", options, default_region)
+        self.client = aws_client("s3", options, env.region)
 
     def deliver(self, items: list[Item]) -> None:
         body = gzip.compress(b"".join(self.renderer.body(item) + b"\n" for item in items))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kubeguard.findings.formats.asff import asff_finding
 from kubeguard.sinks.aws import aws_client, call, refused
-from kubeguard.sinks.delivery import Item, PartialFailure
+from kubeguard.sinks.delivery import Item, PartialFailure, SinkEnv
 from kubeguard.sinks.options import SecurityHubOptions
 
 RETRIED_CODES = frozenset({"InternalException", "ThrottlingException", "LimitExceededException"})
@@ -19,9 +19,9 @@ RETRIED_CODES = frozenset({"InternalException", "ThrottlingException", "LimitExc
 class SecurityHubDestination:
     batch_size = 100
 
-    def __init__(self, options: SecurityHubOptions, default_region: str, name: str = "") -> None:
-        self.name = name or "securityhub"
-        self.client = aws_client("securityhub", options, default_region)
+    def __init__(self, options: SecurityHubOptions, env: SinkEnv) -> None:
+        self.name = options.name or "securityhub"
+        self.client = aws_client("securityhub", options, env.region)
 
     def deliver(self, items: list[Item]) -> None:
         documents = [asff_finding(item.finding, item.link) for item in items]

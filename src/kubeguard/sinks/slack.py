@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from kubeguard.findings.formats.summary import summarize
 from kubeguard.sinks.chat import colour, facts
-from kubeguard.sinks.delivery import Item, Renderer
-from kubeguard.sinks.http import HttpTransport, host_only
+from kubeguard.sinks.delivery import Item, Renderer, SinkEnv
+from kubeguard.sinks.http import JsonPoster, host_only
 from kubeguard.sinks.options import SlackOptions
 
 MAX_SECTION_TEXT = 3000
@@ -56,21 +54,10 @@ def slack_message(item: Item, renderer: Renderer) -> dict[str, Any]:
     }
 
 
-class SlackDestination:
-    batch_size = 1
-
-    def __init__(self, options: SlackOptions, renderer: Renderer, name: str = "") -> None:
-        self.name = name or f"slack:{host_only(options.url)}"
-        self.url = options.url
-        self.renderer = renderer
-        self.http = HttpTransport(options.timeout_seconds, {"Content-Type": "application/json"})
-
-    def deliver(self, items: list[Item]) -> None:
-        for item in items:
-            self.http.post(self.url, orjson.dumps(slack_message(item, self.renderer)))
-
-    def close(self) -> None:
-        self.http.close()
+class SlackDestination(JsonPoster):
+    def __init__(self, options: SlackOptions, env: SinkEnv) -> None:
+        name = options.name or f"slack:{host_only(options.url)}"
+        super().__init__(name, options.url, options.timeout_seconds, lambda item: slack_message(item, env.renderer))
 
 
 def _cut(text: str, limit: int = MAX_SECTION_TEXT) -> str:

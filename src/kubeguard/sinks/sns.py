@@ -13,7 +13,7 @@ from typing import Any
 from kubeguard.findings.formats.summary import summarize
 from kubeguard.findings.formats.text import text_line
 from kubeguard.sinks.aws import aws_client, call, refused
-from kubeguard.sinks.delivery import Item, PartialFailure, Renderer
+from kubeguard.sinks.delivery import Item, PartialFailure, SinkEnv
 from kubeguard.sinks.options import SnsOptions
 
 MAX_SUBJECT = 100
@@ -44,11 +44,11 @@ def batch_failures(response: dict[str, Any]) -> dict[int, tuple[str, bool]]:
 class SnsDestination:
     batch_size = 10
 
-    def __init__(self, options: SnsOptions, renderer: Renderer, default_region: str, name: str = "") -> None:
-        self.name = name or f"sns:{options.topic_arn}"
+    def __init__(self, options: SnsOptions, env: SinkEnv) -> None:
+        self.name = options.name or f"sns:{options.topic_arn}"
         self.topic_arn = options.topic_arn
-        self.renderer = renderer
-        self.client = aws_client("sns", options, default_region)
+        self.renderer = env.renderer
+        self.client = aws_client("sns", options, env.region)
 
     def deliver(self, items: list[Item]) -> None:
         entries = [

@@ -15,7 +15,7 @@ import orjson
 
 from kubeguard.findings.criteria import epoch_ms
 from kubeguard.findings.formats.summary import summarize
-from kubeguard.sinks.delivery import Item, Renderer, one_by_one
+from kubeguard.sinks.delivery import Item, Renderer, SinkEnv, one_by_one
 from kubeguard.sinks.http import HttpTransport, host_only
 from kubeguard.sinks.options import SplunkOptions
 
@@ -41,12 +41,12 @@ def hec_event(item: Item, options: SplunkOptions, renderer: Renderer) -> dict[st
 
 
 class SplunkDestination:
-    def __init__(self, options: SplunkOptions, renderer: Renderer, name: str = "") -> None:
-        self.name = name or f"splunk:{host_only(options.url)}"
+    def __init__(self, options: SplunkOptions, env: SinkEnv) -> None:
+        self.name = options.name or f"splunk:{host_only(options.url)}"
         base = options.url.rstrip("/")
         self.url = base if "/services/collector" in base else base + EVENT_PATH
         self.options = options
-        self.renderer = renderer
+        self.renderer = env.renderer
         self.batch_size = max(1, options.batch_size)
         self.http = HttpTransport(
             options.timeout_seconds,

@@ -10,7 +10,7 @@ from typing import Any
 
 from kubeguard.findings.formats.summary import summarize
 from kubeguard.sinks.aws import aws_client, call
-from kubeguard.sinks.delivery import Item, PartialFailure, Renderer
+from kubeguard.sinks.delivery import Item, PartialFailure, SinkEnv
 from kubeguard.sinks.options import SqsOptions
 from kubeguard.sinks.sns import batch_failures, message_attributes
 
@@ -18,12 +18,12 @@ from kubeguard.sinks.sns import batch_failures, message_attributes
 class SqsDestination:
     batch_size = 10
 
-    def __init__(self, options: SqsOptions, renderer: Renderer, default_region: str, name: str = "") -> None:
-        self.name = name or f"sqs:{options.queue_url.rsplit('/', 1)[-1]}"
+    def __init__(self, options: SqsOptions, env: SinkEnv) -> None:
+        self.name = options.name or f"sqs:{options.queue_url.rsplit('/', 1)[-1]}"
         self.queue_url = options.queue_url
         self.fifo = options.queue_url.endswith(".fifo")
-        self.renderer = renderer
-        self.client = aws_client("sqs", options, default_region)
+        self.renderer = env.renderer
+        self.client = aws_client("sqs", options, env.region)
 
     def entry(self, index: int, item: Item) -> dict[str, Any]:
         entry: dict[str, Any] = {

@@ -21,7 +21,7 @@ import ssl
 from datetime import UTC, datetime
 
 from kubeguard.findings.formats.summary import summarize
-from kubeguard.sinks.delivery import DeliveryError, Item, Renderer
+from kubeguard.sinks.delivery import DeliveryError, Item, Renderer, SinkEnv
 from kubeguard.sinks.options import SyslogOptions
 
 FACILITIES = {
@@ -69,12 +69,12 @@ def syslog_message(item: Item, renderer: Renderer, *, facility: int, app_name: s
 class SyslogDestination:
     batch_size = 50
 
-    def __init__(self, options: SyslogOptions, renderer: Renderer, name: str = "") -> None:
+    def __init__(self, options: SyslogOptions, env: SinkEnv) -> None:
         if options.facility not in FACILITIES:
             raise ValueError(f"unknown syslog facility {options.facility!r}")
-        self.name = name or f"syslog:{options.protocol}://{options.host}:{options.port}"
+        self.name = options.name or f"syslog:{options.protocol}://{options.host}:{options.port}"
         self.options = options
-        self.renderer = renderer
+        self.renderer = env.renderer
         self.facility = FACILITIES[options.facility]
         self.hostname = socket.gethostname()
         self._socket: socket.socket | None = None

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from kubeguard.findings.formats.summary import summarize
 from kubeguard.sinks.chat import colour, facts
-from kubeguard.sinks.delivery import Item, Renderer
-from kubeguard.sinks.http import HttpTransport, host_only
+from kubeguard.sinks.delivery import Item, Renderer, SinkEnv
+from kubeguard.sinks.http import JsonPoster, host_only
 from kubeguard.sinks.options import TeamsOptions
 
 _STYLES = {"Critical": "attention", "High": "attention", "Medium": "warning", "Low": "accent"}
@@ -74,19 +72,8 @@ def message_card(item: Item, renderer: Renderer) -> dict[str, Any]:
     return card
 
 
-class TeamsDestination:
-    batch_size = 1
-
-    def __init__(self, options: TeamsOptions, renderer: Renderer, name: str = "") -> None:
-        self.name = name or f"teams:{host_only(options.url)}"
-        self.url = options.url
-        self.renderer = renderer
-        self.build = adaptive_card if options.card == "adaptive" else message_card
-        self.http = HttpTransport(options.timeout_seconds, {"Content-Type": "application/json"})
-
-    def deliver(self, items: list[Item]) -> None:
-        for item in items:
-            self.http.post(self.url, orjson.dumps(self.build(item, self.renderer)))
-
-    def close(self) -> None:
-        self.http.close()
+class TeamsDestination(JsonPoster):
+    def __init__(self, options: TeamsOptions, env: SinkEnv) -> None:
+        build = adaptive_card if options.card == "adaptive" else message_card
+        name = options.name or f"teams:{host_only(options.url)}"
+        super().__init__(name, options.url, options.timeout_seconds, lambda item: build(item, env.renderer))

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import time
 
-from kubeguard.sinks.delivery import Item, Renderer
+from kubeguard.sinks.delivery import Item, SinkEnv
 from kubeguard.sinks.http import HttpTransport, redacted
 from kubeguard.sinks.options import WebhookOptions
 
@@ -28,12 +28,12 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 class WebhookDestination:
     batch_size = 1
 
-    def __init__(self, options: WebhookOptions, renderer: Renderer, name: str = "") -> None:
-        self.name = name or f"http:{redacted(options.url)}"
+    def __init__(self, options: WebhookOptions, env: SinkEnv) -> None:
+        self.name = options.name or f"http:{redacted(options.url)}"
         self.url = options.url
         self.secret = options.hmac_secret
-        self.renderer = renderer
-        content_type = "text/plain; charset=utf-8" if renderer.format == "text" else "application/json"
+        self.renderer = env.renderer
+        content_type = "text/plain; charset=utf-8" if env.renderer.format == "text" else "application/json"
         self.http = HttpTransport(options.timeout_seconds, {"Content-Type": content_type, **options.headers})
 
     def deliver(self, items: list[Item]) -> None:
