@@ -204,3 +204,31 @@ def test_a_finding_the_sink_cannot_render_is_dropped_alone_and_does_not_block_th
     publisher.close()
     assert destination.delivered == [batch[0]["id"], batch[2]["id"]]
     assert dict(health.dropped) == {"unrenderable": 1} and "TypeError" in health.last_error
+
+
+def test_two_services_on_one_postgresql_store_deliver_each_event_once_and_in_order(tmp_path):
+    from store.databases import database_url
+
+    with database_url("postgresql", tmp_path) as url:
+        engine = open_engine(url)
+        shared = Scripted()
+        replicas = []
+        for _ in range(2):
+            sink = JsonlOptions(path="unused", name="shared", backoff_seconds=0.05, max_backoff_seconds=0.1)
+            health = SinkHealth("shared", "jsonl", "guardduty", sink.outbox_size)
+            replica = Publisher(engine)
+            replica.add(Route(SinkWorker(engine, shared, sink, health, link=replica.link), SinkFilter(sink)))
+            replicas.append((replica, health))
+        shared.batch_size = 1  # many small steps, so the two replicas contend for every one
+        batch = findings(40)
+        for replica, _ in replicas:
+            replica.start()
+        stage(replicas[0][0], batch)
+        replicas[1][0].wake()
+        wait(lambda: len(shared.delivered) >= len(batch), timeout=20)
+        time.sleep(0.3)  # a duplicate would show up now
+        for replica, _ in replicas:
+            replica.close()
+        engine.dispose()
+        assert shared.delivered == [f["id"] for f in batch]
+        assert sum(health.delivered for _, health in replicas) == len(batch)

@@ -9,12 +9,14 @@ why a sink is behind. Interval sinks (S3) deliver what is due once per interval,
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from kubeguard.sinks import outbox
 from kubeguard.sinks.delivery import DeliveryError, Destination, Item, PartialFailure, PermanentFailure
@@ -53,6 +55,7 @@ class SinkWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sink {self.name}", daemon=True)
+        self._turn = Turn(engine, self.name)
         #: When an interval sink last wrote; "never", so the first finding goes out at once.
         self._last_flush = -float("inf")
 
@@ -70,6 +73,7 @@ class SinkWorker:
         self._wake.set()
         self._thread.join(timeout)
         self.destination.close()
+        self._turn.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -92,7 +96,11 @@ class SinkWorker:
         return max(0.01, min(IDLE_POLL_SECONDS, (upcoming - now_ms()) / 1000))
 
     def step(self) -> bool:
-        """Deliver one batch of due events; False when there was nothing to do yet."""
+        """Deliver one batch of due events; False when there was nothing to do (or another process is)."""
+        with self._turn as mine:
+            return self._step() if mine else False
+
+    def _step(self) -> bool:
         if self._interval and time.monotonic() - self._last_flush < self._interval and not self._stop.is_set():
             return False
         with self.engine.connect() as conn:
@@ -184,3 +192,57 @@ class SinkWorker:
             outbox.remove(conn, (row.id for row in rows))
         log.warning("sink %s: dropped %d event(s) (%s): %s", self.name, len(rows), reason, error)
         self.health.on_dropped(reason, len(rows), error)
+
+
+class Turn:
+    """Whose turn it is to deliver a sink when several services share one PostgreSQL store.
+
+    Each step runs under a PostgreSQL advisory lock keyed by the database, schema and sink, taken on a
+    connection of its own and released after the step, so two replicas never deliver the same events (each
+    step deletes what it delivered before it lets go) and a sink keeps its order. SQLite has one process.
+    """
+
+    def __init__(self, engine: Engine, sink: str) -> None:
+        self._engine = engine
+        self._sink = sink
+        self._locks: Engine | None = None
+        self._conn: Connection | None = None
+        self._key: int | None = None
+        self._taken = False
+
+    def __enter__(self) -> bool:
+        self._taken = False
+        if self._engine.dialect.name != "postgresql":
+            return True
+        try:
+            conn = self._connection()
+            self._taken = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}).scalar())
+        except Exception:
+            self.close()
+            raise
+        return self._taken
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._engine.dialect.name == "postgresql" and self._conn is not None and self._taken:
+            try:
+                self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+            except Exception:  # noqa: BLE001 - a lost connection has released the lock with it
+                self.close()
+
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            if self._locks is None:
+                self._locks = create_engine(self._engine.url, poolclass=NullPool)
+            self._conn = self._locks.connect().execution_options(isolation_level="AUTOCOMMIT")
+            where = self._conn.execute(text("SELECT current_database() || '.' || current_schema()")).scalar()
+            digest = hashlib.sha256(f"kubeguard-sink:{where}:{self._sink}".encode()).digest()
+            self._key = int.from_bytes(digest[:8], "big", signed=True)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._locks is not None:
+            self._locks.dispose()
+            self._locks = None
