@@ -195,6 +195,17 @@ def test_aws_destinations_receive_every_finding_across_an_outage(make_server, mo
                    for k in keys), keys
         assert sorted(orjson.dumps(line) for line in lines) == sorted(orjson.dumps(e) for e in events)
         assert len(keys) >= 2  # one object per interval: before the outage and after it
+    # Archiving a finding re-imports it into Security Hub as ARCHIVED / RESOLVED (and the exports stay as they are).
+    target = events[0]
+    gd.archive_findings(DetectorId=detector, FindingIds=[target["id"]])
+
+    def archived_in_hub():
+        found = moto.client("securityhub").get_findings(MaxResults=100)["Findings"]
+        [document] = [f for f in found if f["Id"] == target["arn"]]
+        return document if document["RecordState"] == "ARCHIVED" else None
+
+    assert wait_for(archived_in_hub, timeout=10)["Workflow"] == {"Status": "RESOLVED"}
+    assert drain(sqs, resources["kg-queue"]) == []
     gd.delete_publishing_destination(DetectorId=detector, DestinationId=destination)
     assert gd.list_publishing_destinations(DetectorId=detector)["Destinations"] == []
     assert f"publishing-destination:{destination}" not in sink_health(server)

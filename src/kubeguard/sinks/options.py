@@ -39,6 +39,8 @@ class SinkOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_
     template: str = ""
     #: Undelivered events kept in the store for this sink; what does not fit is dropped and counted.
     outbox_size: int = 100_000
+    #: The name ``outbox_size`` had before the outbox was durable; still read so old configurations work.
+    queue_size: int | None = None
     #: Give up on an event after this many attempts (0: keep trying until ``max_age_seconds``).
     max_attempts: int = 0
     max_age_seconds: int = 7 * DAY
@@ -47,6 +49,8 @@ class SinkOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, tag_
     timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.queue_size is not None:
+            self.outbox_size = self.queue_size
         if self.format and self.format not in FORMATS:
             raise ValueError(f"sink {self.type_name}: unknown format {self.format!r}; choose {', '.join(FORMATS)}")
         if self.min_severity:

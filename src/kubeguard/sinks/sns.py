@@ -16,7 +16,7 @@ from kubeguard.sinks.aws import aws_client, call, refused
 from kubeguard.sinks.delivery import Item, PartialFailure, SinkEnv
 from kubeguard.sinks.options import SnsOptions
 
-MAX_SUBJECT = 100
+MAX_SUBJECT = 99  # SNS: "less than 100 characters"
 
 
 def message_attributes(item: Item) -> dict[str, dict[str, str]]:
