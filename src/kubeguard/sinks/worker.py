@@ -182,7 +182,9 @@ class SinkWorker:
         delay = min(self.options.max_backoff_seconds, self.options.backoff_seconds * 2 ** (attempts - 1))
         with self.engine.begin() as conn:
             outbox.reschedule(conn, rows, now_ms() + int(delay * 1000), error)
-        level = logging.WARNING if self.health.failing_since is None or attempts in (2, 5, 10) else logging.DEBUG
+        # Loud at the start of an outage and then now and again, not at every retry of a long one.
+        loud = self.health.failing_since is None or attempts in (2, 5, 10) or attempts % 30 == 0
+        level = logging.WARNING if loud else logging.DEBUG
         log.log(level, "sink %s: delivery failed (%s); %d event(s) kept, attempt %d, next try in %.1fs",
                 self.name, error, len(rows), attempts, delay)
         self.health.on_retry(len(rows), error)
