@@ -17,6 +17,7 @@ from rich.table import Table
 from kubeguard import severity
 from kubeguard.audit.decode import FORMATS, UnknownFormatError, expand_path
 from kubeguard.config import ConfigError, load_settings
+from kubeguard.correlate.sequences import SEQUENCE_TYPE
 from kubeguard.intel.formats import ListError
 from kubeguard.intel.sources import SourceError
 from kubeguard.scan import ScanResult, run_scan
@@ -159,23 +160,12 @@ def _emit(findings: list[dict[str, Any]], output_format: str, output: Path | Non
 
 
 def _table(findings: list[dict[str, Any]], output: Path | None) -> None:
+    """Attack sequences first, each followed by its member findings (indented); then the rest by severity."""
     table = Table(title=f"{len(findings)} findings", show_lines=False)
     for column in ("Severity", "Type", "User", "Namespace", "Target", "Source IP", "Count"):
         table.add_column(column, overflow="fold")
-    for finding in sorted(findings, key=lambda f: -f["severity"]):
-        call = finding["service"]["action"]["kubernetesApiCallAction"]
-        user = finding["resource"]["kubernetesDetails"]["kubernetesUserDetails"]["username"]
-        workload = finding["resource"]["kubernetesDetails"].get("kubernetesWorkloadDetails")
-        target = workload["name"] if workload else call.get("resourceName") or call.get("requestUri", "")
-        table.add_row(
-            severity.label(finding["severity"]),
-            finding["type"],
-            user,
-            call.get("namespace", ""),
-            target,
-            (call.get("sourceIPs") or [""])[0],
-            str(finding["service"]["count"]),
-        )
+    for finding, depth in table_order(findings):
+        table.add_row(*_table_row(finding, depth))
     if output is None:
         console = Console()
         if not console.is_terminal:
@@ -184,6 +174,47 @@ def _table(findings: list[dict[str, Any]], output: Path | None) -> None:
     else:
         with output.open("w") as handle:
             Console(file=handle, width=200).print(table)
+
+
+def table_order(findings: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    """(finding, depth): each sequence (depth 0) then its members (depth 1), then the others by severity."""
+    sequences = [f for f in findings if f["type"] == SEQUENCE_TYPE]
+    members: dict[str, list[dict[str, Any]]] = {s["arn"]: [] for s in sequences}
+    others = []
+    for finding in findings:
+        if finding["type"] == SEQUENCE_TYPE:
+            continue
+        arn = finding.get("associatedAttackSequenceArn")
+        members.get(arn or "", others).append(finding)
+    ordered: list[tuple[dict[str, Any], int]] = []
+    for sequence in sequences:
+        ordered.append((sequence, 0))
+        chain = sorted(members[sequence["arn"]], key=lambda f: f["service"]["eventFirstSeen"])
+        ordered.extend((member, 1) for member in chain)
+    ordered.extend((finding, 0) for finding in sorted(others, key=lambda f: -f["severity"]))
+    return ordered
+
+
+def _table_row(finding: dict[str, Any], depth: int) -> tuple[str, ...]:
+    service = finding["service"]
+    user = finding["resource"]["kubernetesDetails"]["kubernetesUserDetails"].get("username", "")
+    if finding["type"] == SEQUENCE_TYPE:
+        sequence = service["detection"]["sequence"]
+        ips = [e["id"] for e in sequence.get("endpoints", [])]
+        return (severity.label(finding["severity"]), f"[bold]{finding['type']}[/]", user, "",
+                f"{len(sequence['signals'])} signals", ", ".join(ips[:3]), str(service["count"]))
+    call = service.get("action", {}).get("kubernetesApiCallAction", {})
+    workload = finding["resource"]["kubernetesDetails"].get("kubernetesWorkloadDetails")
+    target = workload["name"] if workload else call.get("resourceName") or call.get("requestUri", "")
+    return (
+        ("└ " if depth else "") + severity.label(finding["severity"]),
+        finding["type"],
+        user,
+        call.get("namespace", ""),
+        target,
+        (call.get("sourceIPs") or [""])[0],
+        str(service["count"]),
+    )
 
 
 def _summary(result: ScanResult) -> None:
