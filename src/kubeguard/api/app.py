@@ -21,6 +21,7 @@ from kubeguard.api.intel_sets import IntelSets
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions, SinkOptions
 from kubeguard.audit.event import AuditEvent
+from kubeguard.correlate.stored import correlate_stored
 from kubeguard.findings.publish import HttpSink, JsonlFileSink, Publisher, QueuedSink, Sink, StdoutSink
 from kubeguard.intel.index import IntelIndex
 from kubeguard.store import detectors, ipsets
@@ -116,7 +117,10 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     metrics = ServiceMetrics()
     publisher = build_publisher(options, metrics)
     recorder = FindingRecorder(
-        engine, publisher.publish, lambda kind, outcome: metrics.findings.labels(kind, outcome).inc()
+        engine,
+        publisher.publish,
+        lambda kind, outcome: metrics.findings.labels(kind, outcome).inc(),
+        correlate=correlate_stored,
     )
     pipeline_options = default_pipeline_options(settings)
     pipeline = Pipeline(settings, SqlState(engine), **pipeline_options)
