@@ -45,8 +45,17 @@ class SignedRequest:
 SERVICE = "guardduty"
 
 
-def verify(request: SignedRequest, secret_for: Callable[[str], str | None], *, now: datetime | None = None) -> str:
-    """Check the signature; return the access key id that signed, or raise :class:`SignatureError`."""
+def verify(
+    request: SignedRequest,
+    secret_for: Callable[[str], str | None],
+    *,
+    now: datetime | None = None,
+    service: str = SERVICE,
+) -> str:
+    """Check the signature; return the access key id that signed, or raise :class:`SignatureError`.
+
+    ``service`` is the signing name the route answers as (``detective`` for the Detective routes).
+    """
     headers = _header_map(request.headers)
     match = _AUTHORIZATION.match(headers.get("authorization", ""))
     if match is None:
@@ -55,9 +64,9 @@ def verify(request: SignedRequest, secret_for: Callable[[str], str | None], *, n
     scope_parts = scope.split("/")
     if len(scope_parts) != 4 or scope_parts[3] != "aws4_request":
         raise SignatureError("malformed credential scope")
-    if scope_parts[2] != SERVICE:
+    if scope_parts[2] != service:
         # A signature made for another AWS service with the same key must not open this API.
-        raise SignatureError(f"credential scope is for service {scope_parts[2]!r}, not {SERVICE!r}")
+        raise SignatureError(f"credential scope is for service {scope_parts[2]!r}, not {service!r}")
     secret = secret_for(access_key)
     if not secret:  # an access key configured without a secret ("AKID" instead of "AKID:secret") signs nothing
         raise SignatureError("unknown access key")

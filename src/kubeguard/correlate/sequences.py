@@ -101,7 +101,7 @@ def _ms(text: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _member(finding: dict[str, Any]) -> Member:
+def member_of(finding: dict[str, Any]) -> Member:
     service = finding.get("service") or {}
     first = _ms(service.get("eventFirstSeen"))
     last = _ms(service.get("eventLastSeen")) or first
@@ -120,7 +120,7 @@ def correlate(findings: Iterable[dict[str, Any]]) -> Correlation:
         elif is_archived(finding):
             archived.add(finding["id"])
         else:
-            member = _member(finding)
+            member = member_of(finding)
             by_cluster[member.entities.cluster].append(member)
     result = Correlation()
     for cluster in sorted(by_cluster):
@@ -142,8 +142,8 @@ def _cluster(finding: dict[str, Any]) -> str:
 
 # -- step 1: link ---------------------------------------------------------------------------------------
 
-def link(members: list[Member]) -> list[list[Member]]:
-    """Connected chains of members (each sorted by first seen), linked by shared entities within 24 h."""
+def link(members: list[Member], window_ms: int = WINDOW_MS) -> list[list[Member]]:
+    """Connected chains of members (each sorted by first seen), linked by shared entities within the window."""
     parent = list(range(len(members)))
 
     def root(index: int) -> int:
@@ -160,10 +160,11 @@ def link(members: list[Member]) -> list[list[Member]]:
         indexes.sort(key=lambda i: (members[i].first_ms, members[i].id))
         reach = members[indexes[0]].last_ms
         for previous, current in zip(indexes, indexes[1:], strict=False):
-            if members[current].first_ms - reach <= WINDOW_MS:
+            if members[current].first_ms - reach <= window_ms:
                 parent[root(current)] = root(previous)
-            reach = max(reach, members[current].last_ms) if members[current].first_ms - reach <= WINDOW_MS \
-                else members[current].last_ms
+                reach = max(reach, members[current].last_ms)
+            else:
+                reach = members[current].last_ms
     chains: dict[int, list[Member]] = defaultdict(list)
     for index, member in enumerate(members):
         chains[root(index)].append(member)
