@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from kubeguard.api import native
 from kubeguard.api.context import ServiceContext
+from kubeguard.api.detective import build_router as build_detective_router
 from kubeguard.api.errors import install_error_handlers
 from kubeguard.api.guardduty import build_router
 from kubeguard.api.guardduty.findings import stamp_detector
@@ -175,4 +176,5 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
     app.include_router(webhook.router)
     app.include_router(native.router)
     app.include_router(build_router())
+    app.include_router(build_detective_router())
     return app

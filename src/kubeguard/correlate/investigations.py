@@ -92,14 +92,14 @@ def _network_address(network: str) -> str | None:
 
 def investigate(
     findings: Iterable[dict[str, Any]],
-    cluster: str,
+    cluster: str | None,
     username: str,
     start_ms: int,
     end_ms: int,
     describe: IpDescriber,
 ) -> Investigation:
     """Indicators for ``username`` in ``cluster`` between ``start_ms`` and ``end_ms``."""
-    everything = [f for f in findings if cluster_of(f) == cluster]
+    everything = [f for f in findings if cluster is None or cluster_of(f) == cluster]
     mine = [f for f in everything if _involves(f, username) and _in_scope(f, start_ms, end_ms)]
     mine.sort(key=lambda f: (member_of(f).first_ms, f["id"]))
     indicators: list[dict[str, Any]] = []
@@ -117,7 +117,7 @@ def investigate(
                            "IndicatorDetail": {"RelatedFindingGroupDetail": {"Id": group["id"]}}})
     severity = _severity(mine, indicators)
     kinds = sorted({i["IndicatorType"] for i in indicators})
-    summary = (f"{username} in {cluster}: {len(mine)} related findings"
+    summary = (f"{username} in {cluster or 'every cluster'}: {len(mine)} related findings"
                + (f"; indicators {', '.join(kinds)}" if kinds else "; nothing suspicious in scope") + ".")
     return Investigation(severity, indicators, summary)
 
