@@ -37,8 +37,7 @@ def test_the_intrusion_is_one_critical_sequence_listed_first_and_naming_its_memb
     keys = {i["key"]: i["values"] for i in body["sequenceIndicators"]}
     assert {"Credential Access", "Privilege Escalation", "Initial Access"} <= set(keys["ATTACK_TACTIC"])
     assert "UNUSUAL_ASN_FOR_USER" in keys
-    assert any(v.startswith("OpenAPI-Generator") for v in keys["SUSPICIOUS_USER_AGENT"]) or \
-        "OpenAPI-Generator/29.0" in keys["SUSPICIOUS_USER_AGENT"]
+    assert any(v.startswith("OpenAPI-Generator") for v in keys["SUSPICIOUS_USER_AGENT"])
     assert intrusion.label["sourceIPs"][0] in {e["ip"] for e in body["endpoints"]}
 
 
@@ -79,14 +78,14 @@ def test_archived_findings_are_left_out(intrusion):
     for finding in plain:
         if finding["type"].startswith(("PrivilegeEscalation:", "Persistence:", "Execution:", "Policy:")):
             finding["service"]["archived"] = True
-    assert correlate(plain).sequences == []
+    assert [s["service"]["detection"]["sequence"]["description"] for s in correlate(plain).sequences] == []
 
 
 def test_findings_of_different_subjects_do_not_chain(intrusion):
     plain = [copy.deepcopy(f) for f in intrusion.findings if f["type"] != SEQUENCE_TYPE]
     for finding in plain:
-        if not finding["type"].startswith("CredentialAccess:"):
+        if not finding["type"].startswith(("CredentialAccess:", "Discovery:")):
             user = finding["resource"]["kubernetesDetails"]["kubernetesUserDetails"]
             user["username"] = "someone-else"
             finding["service"]["action"]["kubernetesApiCallAction"]["sourceIPs"] = ["10.0.0.9"]
-    assert correlate(plain).sequences == []
+    assert [s["service"]["detection"]["sequence"]["description"] for s in correlate(plain).sequences] == []

@@ -116,7 +116,8 @@ def _start(ctx: ServiceContext, entity: str, cluster: str | None, username: str,
                       asn_mmdb=ctx.settings.intel.geo_asn_mmdb or None) if ctx.settings.intel.geo_city_mmdb \
         or ctx.settings.intel.geo_asn_mmdb else _geo
     created = int(time.time() * 1000)
-    investigation_id = hashlib.sha256(f"{entity}\x1f{start}\x1f{end}\x1f{created}".encode()).hexdigest()[:20]
+    digest = hashlib.sha256(f"{entity}\x1f{start}\x1f{end}\x1f{created}".encode()).hexdigest()
+    investigation_id = f"{int(digest, 16) % 10**21:021d}"  # Detective's ids are 21 digits
     with ctx.engine.begin() as conn:
         found = store.cluster_findings(conn, str(ctx.detector_id), cluster)
         result = investigate(found, cluster, username, start, end, geo.details)
