@@ -43,7 +43,7 @@ async def require_signature(request: Request, service: str = SERVICE) -> None:
         body=body,
     )
     try:
-        verify(signed, ctx.options.access_keys.get, service=service)
+        verify(signed, ctx.options.access_keys.get, region=ctx.settings.region, services=(service,))
     except SignatureError as exc:
         raise AccessDenied(f"request signature rejected: {exc}") from exc
 

@@ -28,3 +28,22 @@ def with_sequences(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     kept = {s["id"] for s in correlation.sequences}
     others = [f for f in findings if is_sequence(f) and f["id"] not in kept]
     return [*correlation.sequences, *others, *updated]
+
+
+def table_order(findings: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    """(finding, depth) in the order a table shows them: each sequence (depth 0) followed by its members
+    (depth 1) in the order they happened, then every other finding, most severe first."""
+    sequences = [f for f in findings if is_sequence(f)]
+    members: dict[str, list[dict[str, Any]]] = {s["arn"]: [] for s in sequences}
+    others = []
+    for finding in findings:
+        if is_sequence(finding):
+            continue
+        members.get(finding.get("associatedAttackSequenceArn") or "", others).append(finding)
+    ordered: list[tuple[dict[str, Any], int]] = []
+    for sequence in sequences:
+        ordered.append((sequence, 0))
+        chain = sorted(members[sequence["arn"]], key=lambda f: f["service"]["eventFirstSeen"])
+        ordered.extend((member, 1) for member in chain)
+    ordered.extend((finding, 0) for finding in sorted(others, key=lambda f: -f["severity"]))
+    return ordered
