@@ -39,8 +39,9 @@ def signed(method: str, url: str, service: str, body: bytes = b"") -> httpx.Resp
     return httpx.request(method, url, headers=dict(request.headers), content=body)
 
 
-@pytest.fixture
-def served(tmp_path, intrusion):
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, intrusion):
+    tmp_path = tmp_path_factory.mktemp("served")
     url = f"sqlite:///{tmp_path / 'kubeguard.db'}"
     engine = open_engine(url)
     FindingRecorder(engine, correlate=correlate_stored).record(occurrences(intrusion))
