@@ -73,6 +73,16 @@ def test_investigating_the_intruders_subject_gives_detective_indicators(served, 
                if i["IndicatorType"] == "RELATED_FINDING"}
     assert {"AttackSequence:EKS/CompromisedCluster",
             "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed"} <= related
+    pages, token = [], {}
+    while True:
+        answer = detective.list_indicators(GraphArn=graph["Arn"], InvestigationId=investigation_id, MaxResults=4,
+                                           **token)
+        pages.append(answer["Indicators"])
+        if "NextToken" not in answer:
+            break
+        token = {"NextToken": answer["NextToken"]}
+    assert len(pages) > 1 and all(len(p) <= 4 for p in pages)
+    assert [i for p in pages for i in p] == indicators
     only_new = detective.list_indicators(GraphArn=graph["Arn"], InvestigationId=investigation_id,
                                          IndicatorType="NEW_USER_AGENT")["Indicators"]
     assert [i["IndicatorType"] for i in only_new] == ["NEW_USER_AGENT"]
