@@ -18,8 +18,9 @@ The rule, per cluster (archived findings and sequences themselves are left out, 
    and is corroborated: it has an ACCESS-stage signal (a new ASN, network or client for the subject, a
    flagged or anonymous caller, an exposed dashboard) or a High-severity member.
 3. **Identity.** The sequence id is derived from the cluster, the chain's main actor (the anchor) and its
-   earliest member, so the same chain gets the same id in every mode; when a chain overlaps a sequence
-   raised before, it updates that sequence (its id, creation time and earlier signals are kept).
+   earliest member and when that began, so the same chain gets the same id in every mode; when a chain
+   overlaps a sequence raised before, it updates that sequence (its id, creation time and earlier signals
+   are kept).
 """
 
 from __future__ import annotations
@@ -213,8 +214,10 @@ def anchor_actor(chain: list[Member]) -> Member:
     return next(m for m in chain if counts[m.entities.actor] == best)
 
 
-def sequence_id(cluster: str, actor: str, earliest_member_id: str) -> str:
-    material = "\x1f".join((cluster, SEQUENCE_TYPE, actor, earliest_member_id)).encode()
+def sequence_id(cluster: str, actor: str, earliest_member_id: str, earliest_ms: int) -> str:
+    """The anchor: cluster, main actor, and the earliest member with when it began (so the same person's
+    next intrusion, weeks later, is a new sequence even when its first finding aggregates into an old one)."""
+    material = "\x1f".join((cluster, SEQUENCE_TYPE, actor, earliest_member_id, str(earliest_ms))).encode()
     return hashlib.sha256(material).hexdigest()[:32]
 
 
@@ -233,7 +236,8 @@ def build_sequence(
     anchor = anchor_actor(chain)
     first = chain[0].finding
     cluster = anchor.entities.cluster
-    sid = previous["id"] if previous else sequence_id(cluster, anchor.entities.actor, chain[0].id)
+    sid = previous["id"] if previous else sequence_id(cluster, anchor.entities.actor, chain[0].id,
+                                                      chain[0].first_ms)
     arn = first["arn"].rpartition("/finding/")[0] + f"/finding/{sid}"
     body = _sequence_body(chain, signals, cluster)
     if previous is not None:
