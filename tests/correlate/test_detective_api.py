@@ -106,6 +106,15 @@ def test_a_quiet_scope_is_informational_and_unknown_graphs_and_ids_are_not_found
     with pytest.raises(ClientError) as error:
         detective.get_investigation(GraphArn=graph["Arn"], InvestigationId="0" * 21)
     assert error.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as error:
+        detective.start_investigation(GraphArn=graph["Arn"], EntityArn="arn:aws:s3:::bucket",
+                                      ScopeStartTime=datetime(2026, 1, 6, tzinfo=UTC),
+                                      ScopeEndTime=datetime(2026, 1, 7, tzinfo=UTC))
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    bad_state = signed("POST", f"{served.url}/investigations/updateInvestigationState", "detective",
+                       b'{"GraphArn": "%s", "InvestigationId": "%s", "State": "DONE"}'
+                       % (graph["Arn"].encode(), quiet["InvestigationId"].encode()))
+    assert (bad_state.status_code, bad_state.headers["x-amzn-errortype"]) == (400, "ValidationException")
 
 
 def test_detective_routes_need_a_detective_signature(served):

@@ -7,8 +7,10 @@ same later; UpdateInvestigationState archives or reactivates it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from kubeguard.api.auth import context
 from kubeguard.api.context import ServiceContext
 from kubeguard.api.detective import store
-from kubeguard.api.errors import ApiError
+from kubeguard.api.errors import ApiError, BadRequest
 from kubeguard.api.pagination import page
 from kubeguard.api.params import Params, json_body
 from kubeguard.correlate.entities import parse_subject_arn
@@ -26,6 +28,8 @@ from kubeguard.correlate.investigations import SEVERITIES, investigate
 from kubeguard.intel.geo import GeoResolver
 
 router = APIRouter()
+INDICATOR_TYPES = ("TTP_OBSERVED", "IMPOSSIBLE_TRAVEL", "FLAGGED_IP_ADDRESS", "NEW_GEOLOCATION", "NEW_ASO",
+                   "NEW_USER_AGENT", "RELATED_FINDING", "RELATED_FINDING_GROUP")
 MAX_SCOPE_MS = 366 * 24 * 3600 * 1000
 
 
@@ -37,6 +41,19 @@ class ResourceNotFound(ApiError):
 class ValidationError(ApiError):
     status = 400
     code = "ValidationException"
+
+
+def detective_errors(route: Callable[[Request], Awaitable[dict[str, Any]]]) -> Callable[..., Any]:
+    """Detective names a bad input ValidationException (GuardDuty's BadRequestException is not in its model)."""
+
+    @functools.wraps(route)
+    async def wrapper(request: Request) -> dict[str, Any]:
+        try:
+            return await route(request)
+        except BadRequest as exc:
+            raise ValidationError(exc.message) from exc
+
+    return wrapper
 
 
 def graph_arn(ctx: ServiceContext) -> str:
@@ -56,16 +73,26 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+#: Timestamps outside 1970..9999 cannot be shown back in ISO 8601.
+LAST_MS = 253_402_300_799_000
+
+
 def _time_ms(params: Params, name: str) -> int:
+    """A timestamp member (epoch seconds or ISO 8601, as botocore may send either) in epoch ms."""
     value = params.data.get(name)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value * 1000)
-    if isinstance(value, str):
+    moment: int | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= LAST_MS / 1000:
+        moment = int(value * 1000)
+    elif isinstance(value, str):
         try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            pass
-    raise ValidationError(f"{name} must be a timestamp")
+            parsed = None
+        if parsed is not None:
+            moment = int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000)
+    if moment is None or not 0 <= moment <= LAST_MS:
+        raise ValidationError(f"{name} must be a timestamp between 1970 and 9999")
+    return moment
 
 
 def subject_of(entity_arn: str) -> tuple[str | None, str, str | None]:
@@ -95,6 +122,7 @@ async def list_graphs(request: Request) -> dict[str, Any]:
 
 
 @router.post("/investigations/startInvestigation")
+@detective_errors
 async def start_investigation(request: Request) -> dict[str, Any]:
     ctx = context(request)
     params = await json_body(request)
@@ -152,6 +180,7 @@ def _load(ctx: ServiceContext, params: Params) -> dict[str, Any]:
 
 
 @router.post("/investigations/getInvestigation")
+@detective_errors
 async def get_investigation(request: Request) -> dict[str, Any]:
     ctx = context(request)
     params = await json_body(request)
@@ -159,15 +188,16 @@ async def get_investigation(request: Request) -> dict[str, Any]:
 
 
 @router.post("/investigations/listIndicators")
+@detective_errors
 async def list_indicators(request: Request) -> dict[str, Any]:
     ctx = context(request)
     params = await json_body(request)
     record = await run_in_threadpool(_load, ctx, params)
-    wanted = params.data.get("IndicatorType")
+    wanted = params.choice("IndicatorType", INDICATOR_TYPES)
     indicators = [i for i in record["Indicators"] if not wanted or i["IndicatorType"] == wanted]
     limit = params.integer("MaxResults", low=1, high=100, default=100) or 100
-    chunk, token = page(indicators, params.data.get("NextToken"), limit, ("indicators", record["InvestigationId"],
-                                                                           wanted))
+    chunk, token = page(indicators, params.string("NextToken"), limit,
+                        ["indicators", record["InvestigationId"], wanted])
     answer: dict[str, Any] = {"GraphArn": record["GraphArn"], "InvestigationId": record["InvestigationId"],
                               "Indicators": chunk}
     if token:
@@ -176,21 +206,24 @@ async def list_indicators(request: Request) -> dict[str, Any]:
 
 
 @router.post("/investigations/listInvestigations")
+@detective_errors
 async def list_investigations(request: Request) -> dict[str, Any]:
     ctx = context(request)
     params = await json_body(request)
     _require_graph(ctx, params)
-    with ctx.engine.connect() as conn:
-        records = await run_in_threadpool(store.all_records, conn)
-    records = [r for r in records if _passes(r, params.mapping("FilterCriteria") or {})]
-    sort = params.mapping("SortCriteria") or {}
-    field = {"SEVERITY": "Severity", "STATUS": "Status", "CREATED_TIME": "_createdMs"}.get(sort.get("Field", ""))
+    records = await run_in_threadpool(_all_records, ctx)
+    criteria = params.mapping("FilterCriteria") or {}
+    records = [r for r in records if _passes(r, criteria)]
+    sort = Params(params.mapping("SortCriteria") or {})
+    field = {"SEVERITY": "Severity", "STATUS": "Status", "CREATED_TIME": "_createdMs"}.get(
+        sort.choice("Field", ("SEVERITY", "STATUS", "CREATED_TIME")) or "")
     if field:
         def key(r: dict[str, Any]) -> Any:
             return SEVERITIES.index(r[field]) if field == "Severity" else r[field]
-        records.sort(key=key, reverse=sort.get("SortOrder") == "DESC")
+        records.sort(key=key, reverse=sort.choice("SortOrder", ("ASC", "DESC")) == "DESC")
     limit = params.integer("MaxResults", low=1, high=100, default=50) or 50
-    chunk, token = page(records, params.data.get("NextToken"), limit, ("investigations", repr(params.data)))
+    chunk, token = page(records, params.string("NextToken"), limit,
+                        ["investigations", criteria, params.mapping("SortCriteria")])
     details = [{k: r[k] for k in ("InvestigationId", "Severity", "Status", "State", "CreatedTime", "EntityArn",
                                   "EntityType") if k in r} for r in chunk]
     answer: dict[str, Any] = {"InvestigationDetails": details}
@@ -199,28 +232,36 @@ async def list_investigations(request: Request) -> dict[str, Any]:
     return answer
 
 
+def _all_records(ctx: ServiceContext) -> list[dict[str, Any]]:
+    with ctx.engine.connect() as conn:
+        return store.all_records(conn)
+
+
 def _passes(record: dict[str, Any], criteria: dict[str, Any]) -> bool:
-    for name, member in (("Severity", "Severity"), ("Status", "Status"), ("State", "State"),
-                         ("EntityArn", "EntityArn")):
-        wanted = (criteria.get(name) or {}).get("Value")
-        if wanted and record.get(member) != wanted:
+    """Detective's FilterCriteria: equality on Severity, Status, State, EntityArn; a CreatedTime range."""
+    filters = Params(criteria)
+    for name in ("Severity", "Status", "State", "EntityArn"):
+        wanted = Params(filters.mapping(name) or {}).string("Value")
+        if wanted and record.get(name) != wanted:
             return False
-    created = criteria.get("CreatedTime") or {}
+    created = filters.mapping("CreatedTime") or {}
     for bound, check in (("StartInclusive", lambda v, r: r >= v), ("EndInclusive", lambda v, r: r <= v)):
-        value = created.get(bound)
-        if value is not None:
-            value_ms = _time_ms(Params({"t": value}), "t")
+        if created.get(bound) is not None:
+            value_ms = _time_ms(Params(created), bound)
             if not check(value_ms, record["_createdMs"]):
                 return False
     return True
 
 
 @router.post("/investigations/updateInvestigationState")
+@detective_errors
 async def update_investigation_state(request: Request) -> dict[str, Any]:
     ctx = context(request)
     params = await json_body(request)
     _require_graph(ctx, params)
     state = params.choice("State", ("ACTIVE", "ARCHIVED"))
+    if state is None:
+        raise ValidationError("State is required: ACTIVE or ARCHIVED")
     investigation_id = params.string("InvestigationId", required=True) or ""
     with ctx.engine.begin() as conn:
         if not store.set_state(conn, investigation_id, str(state)):
