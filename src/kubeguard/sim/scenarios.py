@@ -149,6 +149,16 @@ def _deploy(book: Playbook, caller: Caller, namespace: str, name: str, spec: dic
     return event
 
 
+def _can_i(book: Playbook, caller: Caller, checks: tuple[tuple[str, str, str, str, str], ...], binding: str) -> None:
+    """``kubectl auth can-i`` for each (verb, resource, namespace, group, subresource), allowed by ``binding``."""
+    for verb, resource, namespace, group, subresource in checks:
+        review = k8s.access_review(verb, resource, namespace, group, subresource)
+        answer = k8s.access_review(verb, resource, namespace, group, subresource, allowed=True,
+                                   reason=f'RBAC: allowed by ClusterRoleBinding "{binding}"')
+        book.do(caller, Request("create", "selfsubjectaccessreviews", group="authorization.k8s.io",
+                                request_object=review, response_object=answer), PERMISSION_CHECKED)
+
+
 # -- the GuardDuty tester ------------------------------------------------------------------------------
 
 def anonymous_access(book: Playbook) -> None:
@@ -316,14 +326,8 @@ def rbac_backdoor(book: Playbook) -> None:
     grant = k8s.binding("ClusterRoleBinding", "system:metrics-aggregator", None, "ClusterRole",
                         "system:metrics-aggregator", [k8s.subject("User", "svc-metrics")])
     book.do(caller, _create("clusterrolebindings", grant, RBAC), BINDING_CREATED)
-    for verb, resource, namespace, group, subresource in (("*", "*", "", "*", ""),
-                                                          ("create", "pods", "kube-system", "", "exec"),
-                                                          ("impersonate", "users", "", "", "")):
-        review = k8s.access_review(verb, resource, namespace, group, subresource)
-        answer = k8s.access_review(verb, resource, namespace, group, subresource, allowed=True,
-                                   reason='RBAC: allowed by ClusterRoleBinding "system:metrics-aggregator"')
-        book.do(caller, Request("create", "selfsubjectaccessreviews", group="authorization.k8s.io",
-                                request_object=review, response_object=answer), PERMISSION_CHECKED)
+    _can_i(book, caller, (("*", "*", "", "*", ""), ("create", "pods", "kube-system", "", "exec"),
+                          ("impersonate", "users", "", "", "")), "system:metrics-aggregator")
 
 
 def compromised_credentials(book: Playbook) -> None:
@@ -340,13 +344,8 @@ def compromised_credentials(book: Playbook) -> None:
     book.do(attacker, Request("list", "secrets", query="limit=500"), SECRETS_ACCESSED)
     for app in book.rng.sample([a for a in world.cluster.apps if a.namespace in ("data", "search")], 2):
         book.do(attacker, Request("get", "secrets", app.namespace, app.secrets[0]), SECRETS_ACCESSED)
-    for verb, resource, namespace, group, subresource in (("create", "clusterrolebindings", "", RBAC, ""),
-                                                          ("create", "pods", "kube-system", "", "exec")):
-        review = k8s.access_review(verb, resource, namespace, group, subresource)
-        answer = k8s.access_review(verb, resource, namespace, group, subresource, allowed=True,
-                                   reason='RBAC: allowed by ClusterRoleBinding "data-engineers"')
-        book.do(attacker, Request("create", "selfsubjectaccessreviews", group="authorization.k8s.io",
-                                  request_object=review, response_object=answer), PERMISSION_CHECKED)
+    _can_i(book, attacker, (("create", "clusterrolebindings", "", RBAC, ""),
+                            ("create", "pods", "kube-system", "", "exec")), "data-engineers")
     app = next(a for a in world.cluster.apps if a.namespace == "data")
     book.do(attacker, Request("create", "pods", app.namespace, book.rng.choice(app.pods), "exec",
                               query=f"command=sh&container={app.name}&stdin=true&stdout=true&tty=true",

@@ -198,11 +198,8 @@ async def list_indicators(request: Request) -> dict[str, Any]:
     limit = params.integer("MaxResults", low=1, high=100, default=100) or 100
     chunk, token = page(indicators, params.string("NextToken"), limit,
                         ["indicators", record["InvestigationId"], wanted])
-    answer: dict[str, Any] = {"GraphArn": record["GraphArn"], "InvestigationId": record["InvestigationId"],
-                              "Indicators": chunk}
-    if token:
-        answer["NextToken"] = token
-    return answer
+    return _paged({"GraphArn": record["GraphArn"], "InvestigationId": record["InvestigationId"],
+                   "Indicators": chunk}, token)
 
 
 @router.post("/investigations/listInvestigations")
@@ -226,10 +223,11 @@ async def list_investigations(request: Request) -> dict[str, Any]:
                         ["investigations", criteria, params.mapping("SortCriteria")])
     details = [{k: r[k] for k in ("InvestigationId", "Severity", "Status", "State", "CreatedTime", "EntityArn",
                                   "EntityType") if k in r} for r in chunk]
-    answer: dict[str, Any] = {"InvestigationDetails": details}
-    if token:
-        answer["NextToken"] = token
-    return answer
+    return _paged({"InvestigationDetails": details}, token)
+
+
+def _paged(answer: dict[str, Any], token: str | None) -> dict[str, Any]:
+    return {**answer, "NextToken": token} if token else answer
 
 
 def _all_records(ctx: ServiceContext) -> list[dict[str, Any]]:
