@@ -136,3 +136,22 @@ def test_finding_groups_relate_the_intruders_findings(served, intrusion):
     assert mine[0]["attackSequenceArns"] == [sequence["arn"]]
     assert len(mine[0]["findingIds"]) == len(
         [f for f in intrusion.findings if f.get("associatedAttackSequenceArn") == sequence["arn"]])
+
+
+def test_the_guardduty_api_serves_the_sequence_and_boto3_parses_it(served, intrusion):
+    guardduty = client("guardduty", served.url)
+    (detector_id,) = guardduty.list_detectors()["DetectorIds"]
+    ids = guardduty.list_findings(
+        DetectorId=detector_id,
+        FindingCriteria={"Criterion": {"type": {"Eq": ["AttackSequence:EKS/CompromisedCluster"]}}})["FindingIds"]
+    (sequence,) = guardduty.get_findings(DetectorId=detector_id, FindingIds=ids)["Findings"]
+    assert sequence["Severity"] == 9.0
+    body = sequence["Service"]["Detection"]["Sequence"]
+    assert {s["Name"] for s in body["Signals"]} >= {"CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed",
+                                                   "PrivilegeEscalation:Kubernetes/PrivilegedContainer"}
+    members = guardduty.list_findings(
+        DetectorId=detector_id, FindingCriteria={"Criterion": {"associatedAttackSequenceArn": {"Eq": [
+            sequence["Arn"]]}}})["FindingIds"]
+    assert len(members) == len([s for s in body["Signals"] if s["Type"] == "FINDING"])
+    statistics = guardduty.get_findings_statistics(DetectorId=detector_id, FindingStatisticTypes=["COUNT_BY_SEVERITY"])
+    assert statistics["FindingStatistics"]["CountBySeverity"]["9.0"] == 1
