@@ -37,7 +37,7 @@ def _entity(subject: str, cluster: str | None) -> tuple[str, str | None, str]:
         return subject, parsed[0], parsed[1]
     if cluster:
         return subject_arn(cluster, subject), cluster, subject
-    if subject.startswith("arn:") and ":iam::" in subject:
+    if subject.startswith("arn:") and (":iam::" in subject or ":assumed-role/" in subject):
         return subject, None, subject
     raise UsageError("name the cluster with --cluster (or give the subject's ARN "
                      "arn:kubeguard:kubernetes:::cluster/<cluster>/subject/<username>)")

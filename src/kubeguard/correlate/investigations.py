@@ -45,8 +45,22 @@ class Investigation:
     summary: str = ""
 
 
+def _role_session(arn: str) -> tuple[str, str] | None:
+    """(role ARN EKS logs as the username, session name) for an STS assumed-role ARN from EKS user extras."""
+    prefix, _, rest = arn.partition(":assumed-role/")
+    if not rest or not prefix.startswith("arn:") or ":sts::" not in prefix:
+        return None
+    role, _, session = rest.partition("/")
+    account_prefix = prefix.replace(":sts::", ":iam::", 1)
+    return f"{account_prefix}:role/{role}", session
+
+
 def _involves(finding: dict[str, Any], username: str) -> bool:
-    if user_of(finding).get("username") == username:
+    user = user_of(finding)
+    if user.get("username") == username:
+        return True
+    session = _role_session(username)
+    if session is not None and user.get("username") == session[0] and session[1] in (user.get("sessionName") or []):
         return True
     if is_sequence(finding):
         actors = (((finding.get("service") or {}).get("detection") or {}).get("sequence") or {}).get("actors") or []

@@ -100,12 +100,13 @@ def subject_of(entity_arn: str) -> tuple[str | None, str, str | None]:
     parsed = parse_subject_arn(entity_arn)
     if parsed is not None:
         cluster, username = parsed
-    elif entity_arn.startswith("arn:") and ":iam::" in entity_arn:
+    elif entity_arn.startswith("arn:") and (":iam::" in entity_arn or ":assumed-role/" in entity_arn):
         cluster, username = None, entity_arn
     else:
-        raise ValidationError("EntityArn must be arn:kubeguard:kubernetes:::cluster/<cluster>/subject/<username> "
-                              "or an IAM role or user ARN")
-    entity_type = "IAM_ROLE" if ":role/" in username else "IAM_USER" if ":user/" in username else None
+        raise ValidationError("EntityArn must be arn:kubeguard:kubernetes:::cluster/<cluster>/subject/<username>, "
+                              "an IAM role or user ARN, or an assumed-role session ARN from EKS user extras")
+    entity_type = "IAM_ROLE" if ":role/" in username or ":assumed-role/" in username else \
+        "IAM_USER" if ":user/" in username else None
     return cluster, username, entity_type
 
 
