@@ -37,6 +37,7 @@ from kubeguard.correlate.entities import (
     WORKLOAD_TYPES,
     Entities,
     api_call_of,
+    cluster_of,
     entities_of,
     subject_arn,
     workload_uid,
@@ -117,7 +118,7 @@ def correlate(findings: Iterable[dict[str, Any]]) -> Correlation:
     for finding in findings:
         if is_sequence(finding):
             if not is_archived(finding):
-                earlier[_cluster(finding)].append(finding)
+                earlier[cluster_of(finding)].append(finding)
         elif is_archived(finding):
             archived.add(finding["id"])
         else:
@@ -135,10 +136,6 @@ def correlate(findings: Iterable[dict[str, Any]]) -> Correlation:
             for member in chain:
                 result.memberships[member.id] = sequence["arn"]
     return result
-
-
-def _cluster(finding: dict[str, Any]) -> str:
-    return ((finding.get("resource") or {}).get("eksClusterDetails") or {}).get("name", "")
 
 
 # -- step 1: link ---------------------------------------------------------------------------------------
