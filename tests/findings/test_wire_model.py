@@ -80,6 +80,10 @@ EXTRA_TRIGGERS = [
             body={"kind": "Service", "metadata": {"name": name, "namespace": ns},
                   "spec": {"type": "LoadBalancer"}})
       for ns, name in (("kubernetes-dashboard", "kubernetes-dashboard"), ("kubeflow", "centraldashboard"))],
+    _call("create", "/api/v1/namespaces/kube-system/pods/coredns-1/exec?command=id&stdout=true", "pods",
+          user="kubernetes-admin", code=101, namespace="kube-system", name="coredns-1") | {
+        "objectRef": {"resource": "pods", "subresource": "exec", "namespace": "kube-system", "name": "coredns-1",
+                      "apiVersion": "v1"}},
 ]
 
 

@@ -52,11 +52,22 @@ def is_admin_role_ref(event: AuditEvent, binding: RoleBinding, state: StateStore
     return state.seen(WILDCARD_ROLES, key)
 
 
+#: Groups every default service account belongs to (all authenticated callers include them).
+_GROUPS_WITH_DEFAULT_ACCOUNTS = ("system:serviceaccounts", "system:authenticated")
+
+
 def is_default_service_account(subject: Subject, binding_namespace: str) -> bool:
+    """A subject that is, or contains, a namespace's ``default`` service account.
+
+    A service account can be named as a ``ServiceAccount`` subject, as a ``User`` subject by its user
+    name (``system:serviceaccount:<ns>:default``), or through the groups every service account is in.
+    """
     if subject.kind == "ServiceAccount":
         return subject.name == "default"
+    if subject.kind == "User":
+        return subject.name.startswith("system:serviceaccount:") and subject.name.endswith(":default")
     if subject.kind == "Group":
-        return subject.name == "system:serviceaccounts" or subject.name.startswith("system:serviceaccounts:")
+        return subject.name in _GROUPS_WITH_DEFAULT_ACCOUNTS or subject.name.startswith("system:serviceaccounts:")
     return False
 
 

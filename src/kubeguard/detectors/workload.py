@@ -59,10 +59,13 @@ class WorkloadView:
     obj: Workload
     pod: PodSpec
     resource: str
+    #: ``kubectl debug`` (the ephemeralcontainers subresource) launches only the pod's ephemeral
+    #: containers; the containers already running were judged when the pod was created.
+    ephemeral_only: bool = False
 
     @property
     def containers(self) -> list[Container]:
-        return self.pod.all_containers()
+        return list(self.pod.ephemeralContainers) if self.ephemeral_only else self.pod.all_containers()
 
 
 def read_workload(event: AuditEvent) -> WorkloadView | None:
@@ -74,7 +77,7 @@ def read_workload(event: AuditEvent) -> WorkloadView | None:
         return None
     pod = obj.pod_spec()
     assert pod is not None  # _runs_containers checked it
-    return WorkloadView(obj=obj, pod=pod, resource=event.resource)
+    return WorkloadView(obj=obj, pod=pod, resource=event.resource, ephemeral_only=bool(event.subresource))
 
 
 def _runs_containers(obj: Workload) -> bool:
@@ -142,7 +145,7 @@ def workload_details(event: AuditEvent, view: WorkloadView) -> dict[str, Any]:
         "hostNetwork": pod.hostNetwork,
         "hostIPC": pod.hostIPC,
         "hostPID": pod.hostPID,
-        "containers": [_container_details(c) for c in view.containers],
+        "containers": [_container_details(c) for c in pod.all_containers()],
     }
     volumes = [
         {"name": v.name, "hostPath": {"path": v.hostPath.path}} for v in pod.volumes if v.hostPath is not None

@@ -1,8 +1,10 @@
 """Policy:Kubernetes/AnonymousAccessGranted — a binding that hands permissions to anonymous callers.
 
 Any subject that is the ``system:anonymous`` user or the ``system:unauthenticated`` group opens the
-cluster to whoever can reach its API endpoint. Kubernetes' own bootstrap bindings of its public,
-information-only roles are not findings.
+cluster to whoever can reach its API endpoint. Kubernetes' own bootstrap bindings (``system:public-info-
+viewer`` and friends, reconciled by the API server at every start) are not findings; that is decided by
+who made the change (``effect.is_bootstrap_change``), not by the role's name: anyone else binding
+``system:discovery`` or ``system:basic-user`` to anonymous callers is granting anonymous access.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import Detection, DetectionContext
 from kubeguard.detectors.common import make_detection, who
+from kubeguard.detectors.effect import is_bootstrap_change
 from kubeguard.detectors.rbac import (
     BINDING_WRITES,
     binding_details,
@@ -21,11 +24,6 @@ from kubeguard.detectors.rbac import (
 )
 
 FINDING = "Policy:Kubernetes/AnonymousAccessGranted"
-#: Kubernetes' own bootstrap policy binds these to unauthenticated callers on every cluster; they expose
-#: only health, version and discovery information.
-BUILT_IN_PUBLIC_ROLES = frozenset({"system:public-info-viewer", "system:discovery", "system:basic-user"})
-#: The API server reconciles its bootstrap RBAC policy under this identity at every start.
-BOOTSTRAP_USER = "system:apiserver"
 
 
 class AnonymousAccessGranted:
@@ -35,9 +33,7 @@ class AnonymousAccessGranted:
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
         binding = read_binding(event)
-        if binding is None or event.user.username == BOOTSTRAP_USER:
-            return
-        if binding.roleRef is not None and binding.roleRef.name in BUILT_IN_PUBLIC_ROLES:
+        if binding is None or is_bootstrap_change(event):
             return
         granted = [s for s in binding.subjects or () if grants_anonymous(s)]
         if not granted:

@@ -1,8 +1,9 @@
 """Execution:Kubernetes/ExecInKubeSystemPod — a command run through the exec API in kube-system.
 
 kube-system pods run with the cluster's most powerful identities; a shell in one is rarely routine.
-The finding fires when the exec was authorized, whatever the kubelet answered afterwards: the caller
-held the permission and used it (a pod without a node answers 400, a live one 101).
+Like every detector it sees only what happened (``detectors/effect.py``): an exec or attach counts once
+the API server upgraded the connection (101), at whichever stage it logged that; an exec answered 400
+(no node) or 404 (no such pod or container) ran nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class ExecInKubeSystemPod:
     wants = (("create", "pods/exec"), ("get", "pods/exec"), ("create", "pods/attach"), ("get", "pods/attach"))
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
-        if event.namespace != SYSTEM_NAMESPACE or not event.authorized:
+        if event.namespace != SYSTEM_NAMESPACE:
             return
         command = exec_command(event.requestURI)
         yield make_detection(
