@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from detectors.real_events import (
     ADMIN,
     ANONYMOUS,
@@ -25,7 +26,6 @@ from detectors.real_events import (
     v1beta1,
     workload,
 )
-
 from kubeguard.audit.decode import decode_bytes
 from kubeguard.audit.event import AuditEvent
 from kubeguard.config import Settings
