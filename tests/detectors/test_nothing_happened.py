@@ -205,7 +205,27 @@ ATTACKS: dict[str, tuple[list[dict[str, Any]], set[str]]] = {
         {"kind": "User", "name": "bob"}], user=ANONYMOUS)], {"Persistence:Kubernetes/SuccessfulAnonymousAccess"}),
     "anonymous deletes events": ([api_event("deletecollection", "events", namespace="default", user=ANONYMOUS)],
                                  {"DefenseEvasion:Kubernetes/SuccessfulAnonymousAccess"}),
+    "JSON patch makes a daemonset privileged": ([api_event(
+        "patch", "daemonsets", name="agent", namespace="ops",
+        body=[{"op": "add", "path": "/spec/template/spec/containers/0/securityContext",
+               "value": {"privileged": True}}],
+        response=_stored(workload("daemonsets", "agent", "ops", privileged_pod_spec("agent:7"))))], {PRIV}),
+    "stolen kube-system token (not a controller) updates a deployment": ([launch(
+        "deployments", etc_mount_spec(), verb="update", name="metrics", namespace="kube-system",
+        user={"username": "system:serviceaccount:kube-system:metrics-server",
+              "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system"]})], {MOUNT}),
+    "patch drops the internal-load-balancer annotation of the dashboard": ([{
+        **dashboard_service("LoadBalancer", verb="patch"),
+        "requestObject": {"metadata": {"annotations": {
+            "service.beta.kubernetes.io/aws-load-balancer-internal": None}}}}], {DASHBOARD}),
 }
+
+
+def _metadata_patch(resource: str, spec: dict[str, Any], patch: Any, *, user: dict[str, Any] | None = None,
+                    name: str = "agent") -> dict[str, Any]:
+    """A patch that leaves the security-relevant part alone; the response is the whole stored object."""
+    return api_event("patch", resource, name=name, namespace="ops", body=patch, user=user,
+                     response=_stored(workload(resource, name, "ops", spec)))
 
 
 def _dry(record: dict[str, Any]) -> dict[str, Any]:
@@ -268,6 +288,28 @@ BENIGN: dict[str, list[dict[str, Any]]] = {
     "dashboard behind an internal load balancer": [dashboard_service(
         "LoadBalancer", annotations={"service.beta.kubernetes.io/aws-load-balancer-internal": "true"})],
     "dashboard as ClusterIP": [dashboard_service("ClusterIP")],
+    "label on a privileged, host-mounting daemonset": [_metadata_patch(
+        "daemonsets", {**etc_mount_spec(), "containers": [container(
+            "agent", "agent:7", securityContext={"privileged": True},
+            volumeMounts=[{"name": "host", "mountPath": "/host"}])]},
+        {"metadata": {"labels": {"team": "platform"}}})],
+    "kubectl rollout restart of a privileged deployment": [_metadata_patch(
+        "deployments", privileged_pod_spec(), {"spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": "2026-11-30T10:00:00Z"}}}}})],
+    "scale by JSON patch": [_metadata_patch("statefulsets", etc_mount_spec(),
+                                            [{"op": "replace", "path": "/spec/replicas", "value": 3}])],
+    "label on a pod with a privileged container": [_metadata_patch(
+        "pods", privileged_pod_spec(), {"metadata": {"labels": {"debug": "true"}}}, name="priv-1")],
+    "the deployment controller records a revision on a host-mounting deployment": [{
+        **launch("deployments", etc_mount_spec(), verb="update", name="agent", namespace="ops"),
+        "user": {"username": "system:serviceaccount:kube-system:deployment-controller",
+                 "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system"]}}],
+    "annotation on an existing anonymous binding": [{
+        **bind("clusterrolebindings", "view", ANON_SUBJECT, verb="patch", name="legacy-anon"),
+        "requestObject": {"metadata": {"annotations": {"owner": "platform"}}}}],
+    "owner annotation on an already exposed dashboard": [{
+        **dashboard_service("LoadBalancer", verb="patch"),
+        "requestObject": {"metadata": {"annotations": {"owner": "platform"}}}}],
     "anonymous health and version probes": [
         {**api_event("get", "pods", user=ANONYMOUS), "requestURI": path, "objectRef": None}
         for path in ("/healthz", "/livez?verbose", "/readyz", "/version")],

@@ -13,6 +13,11 @@ before the detector runs (see :class:`kubeguard.detectors.engine.Engine`):
   stream (``101 Switching Protocols``), at whichever stage it logged that. An exec answered 400 (the pod
   has no node) or 404 (no such pod or container) ran nothing.
 
+What a write changed matters too: a ``patch`` that did not touch the part of an object a detector is
+about (a label on a privileged DaemonSet, an annotation on an exposed Service, :func:`patch_touches`)
+launches and exposes nothing new, and updates the cluster's own controllers make to workloads copy
+templates someone else wrote (:func:`is_controller`).
+
 Detectors that judge *who is calling* rather than *what changed* (the threat-intelligence IP callers,
 the anomaly learner that profiles callers) declare the outcomes they also want to see in ``outcomes``;
 everything else sees applied requests only. Exemptions for Kubernetes' own bootstrap objects are decided
@@ -23,6 +28,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 from urllib.parse import parse_qs, urlsplit
+
+import msgspec
 
 from kubeguard.audit.event import CONNECT_SUBRESOURCES, AuditEvent
 
@@ -88,3 +95,73 @@ def took_effect(event: AuditEvent) -> bool:
 def is_bootstrap_change(event: AuditEvent) -> bool:
     """Made by the API server's own bootstrap identity, in its own name (nobody impersonating it)."""
     return event.user.username in BOOTSTRAP_USERS and event.impersonatedUser is None
+
+
+#: The kube-controller-manager, under its own name or (``--use-service-account-credentials``) one
+#: kube-system service account per controller: ``deployment-controller``, ``replicaset-controller``, ...
+CONTROLLER_USERS = frozenset({"system:kube-controller-manager"})
+CONTROLLER_ACCOUNT_PREFIX = "system:serviceaccount:kube-system:"
+_OTHER_CONTROLLER_ACCOUNTS = frozenset({"generic-garbage-collector", "horizontal-pod-autoscaler"})
+
+
+def is_controller(event: AuditEvent) -> bool:
+    """The cluster's own controllers: their updates copy templates someone else wrote (a Deployment's
+    revision annotation, a ReplicaSet's replica count), so what those templates launch was judged then.
+    Other kube-system service accounts are not trusted by name: a stolen token is a classic attack.
+    """
+    user = event.user.username
+    if user in CONTROLLER_USERS or event.impersonatedUser is not None:
+        return user in CONTROLLER_USERS and event.impersonatedUser is None
+    if not user.startswith(CONTROLLER_ACCOUNT_PREFIX):
+        return False
+    account = user[len(CONTROLLER_ACCOUNT_PREFIX):]
+    return account.endswith("-controller") or account in _OTHER_CONTROLLER_ACCOUNTS
+
+
+def patch_touches(event: AuditEvent, *paths: tuple[str, ...]) -> bool:
+    """Whether a ``patch`` request changed anything at or below one of ``paths`` (key tuples).
+
+    A patch that relabels a privileged DaemonSet or annotates an exposed Service launches and exposes
+    nothing new: the object's security-relevant part is what it was. Merge, strategic-merge and apply
+    patches are objects (an apply patch carries the whole manifest, so it always touches what it
+    declares); JSON patches are lists of operations with ``/``-separated paths. Any other verb, or a
+    patch whose body the audit level left out, counts as touching everything: nothing is known.
+    """
+    if event.verb != "patch":
+        return True
+    raw = bytes(event.requestObject)
+    if not raw or raw == b"null":
+        return True
+    try:
+        body = _json.decode(raw)
+    except msgspec.DecodeError:
+        return True
+    if isinstance(body, list):
+        return any(_operation_touches(op, paths) for op in body)
+    if isinstance(body, dict):
+        return any(_object_has(body, path) for path in paths)
+    return True
+
+
+_json = msgspec.json.Decoder()
+
+
+def _object_has(body: dict, path: tuple[str, ...]) -> bool:
+    node: object = body
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _operation_touches(op: object, paths: tuple[tuple[str, ...], ...]) -> bool:
+    if not isinstance(op, dict):
+        return True
+    keys = tuple(_unescape(part) for part in str(op.get("path", "")).split("/")[1:])
+    # An operation on a parent (replace /spec) or on a child (add /spec/template/spec/volumes/-) touches.
+    return any(keys[: len(path)] == path or path[: len(keys)] == keys for path in paths)
+
+
+def _unescape(part: str) -> str:
+    return part.replace("~1", "/").replace("~0", "~")

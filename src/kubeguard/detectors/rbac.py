@@ -7,6 +7,7 @@ from typing import Any
 from kubeguard.audit.event import AuditEvent
 from kubeguard.audit.objects import Role, RoleBinding, Subject, read_object
 from kubeguard.detectors.base import StateStore
+from kubeguard.detectors.effect import patch_touches
 
 BINDING_RESOURCES = ("rolebindings", "clusterrolebindings")
 #: What a binding detector declares it wants: every create, update or patch of a (Cluster)RoleBinding.
@@ -21,8 +22,11 @@ UNAUTHENTICATED_GROUP = "system:unauthenticated"
 
 
 def read_binding(event: AuditEvent) -> RoleBinding | None:
-    """The binding a successful write produced (response preferred: a patch request is a fragment)."""
-    if not event.succeeded:
+    """The binding a successful write produced (response preferred: a patch request is a fragment).
+
+    A patch that changes neither who is bound nor to what (a label, an annotation) grants nothing new.
+    """
+    if not event.succeeded or not patch_touches(event, ("subjects",), ("roleRef",)):
         return None
     return read_object(event, RoleBinding, lambda binding: binding.roleRef is not None)
 

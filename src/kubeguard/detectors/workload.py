@@ -14,6 +14,7 @@ from typing import Any
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.audit.objects import Container, PodSpec, Workload, read_object
+from kubeguard.detectors.effect import is_controller, patch_touches
 
 WORKLOAD_RESOURCES = (
     "pods",
@@ -68,9 +69,31 @@ class WorkloadView:
         return list(self.pod.ephemeralContainers) if self.ephemeral_only else self.pod.all_containers()
 
 
+#: Where each kind keeps the pod spec: a patch that touches nothing there launches nothing new.
+_POD_SPEC_PATHS = {
+    "pods": ("spec",),
+    "cronjobs": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+_TEMPLATE_SPEC_PATH = ("spec", "template", "spec")
+
+
+def launches(event: AuditEvent) -> bool:
+    """Whether this workload write can start something not judged before.
+
+    A create always can; ``kubectl debug`` (ephemeral containers) always does. An update or patch by
+    the cluster's own controllers copies a template someone else wrote, and a patch that leaves the pod
+    spec alone (scale, labels, ``kubectl rollout restart``'s annotation) starts the same containers again.
+    """
+    if event.verb == "create" or event.subresource:
+        return True
+    if is_controller(event):
+        return False
+    return patch_touches(event, _POD_SPEC_PATHS.get(event.resource, _TEMPLATE_SPEC_PATH))
+
+
 def read_workload(event: AuditEvent) -> WorkloadView | None:
     """The workload a successful write created or changed; None for any other event."""
-    if not is_workload_write(event):
+    if not is_workload_write(event) or not launches(event):
         return None
     obj = read_object(event, Workload, _runs_containers)
     if obj is None:
