@@ -26,12 +26,9 @@ from detectors.real_events import (
     v1beta1,
     workload,
 )
-from kubeguard.audit.decode import decode_bytes
-from kubeguard.audit.event import AuditEvent
-from kubeguard.config import Settings
+from detectors.scanning import decode, scan, types
 from kubeguard.detectors.effect import Outcome, is_dry_run, outcome
 from kubeguard.detectors.state import MemoryState
-from kubeguard.pipeline import FindingSet, Pipeline
 
 PRIV = "PrivilegeEscalation:Kubernetes/PrivilegedContainer"
 MOUNT = "Persistence:Kubernetes/ContainerWithSensitiveMount"
@@ -46,32 +43,12 @@ APPLY = "fieldManager=kubectl&fieldValidation=Strict&force=true"  # server-side 
 IPV6 = ["2001:db8:7:1::1f"]
 
 
-def scan(records: list[dict[str, Any]], state: MemoryState | None = None) -> list[dict[str, Any]]:
-    pipeline = Pipeline(Settings(), state if state is not None else MemoryState())
-    findings = FindingSet()
-    for event in decode(records):
-        for finding in pipeline.process_event(event):
-            findings.add(finding)
-    return findings.values()
-
-
-def decode(records: list[dict[str, Any]]) -> list[AuditEvent]:
-    """The events exactly as the scanner decodes them from a JSON-lines log."""
-    result = decode_bytes(b"\n".join(json.dumps(r).encode() for r in records))
-    assert result.rejects == [], result.rejects
-    return result.events
-
-
 def remembered(state: MemoryState, tmp_path: Path) -> dict[str, Any]:
     """What the state would persist: every remembered key of every scope, and every blob."""
     path = tmp_path / "state.json"
     state.save(path)
     snapshot = json.loads(path.read_text())
     return {"sets": {k: v for k, v in snapshot["sets"].items() if v}, "blobs": snapshot["blobs"]}
-
-
-def types(records: list[dict[str, Any]]) -> set[str]:
-    return {f["type"] for f in scan(records)}
 
 
 def privileged_pod_spec(image: str = "alpine:3.20") -> dict[str, Any]:
@@ -168,7 +145,8 @@ ATTACKS: dict[str, tuple[list[dict[str, Any]], set[str]]] = {
     "public-info-viewer re-bound by someone impersonating the API server": (
         [bind("clusterrolebindings", "system:public-info-viewer", UNAUTH_GROUP, verb="update",
               name="system:public-info-viewer",
-              impersonate={"username": "system:apiserver", "groups": ["system:masters"]})], {ANON_GRANTED}),
+              impersonate={"username": "system:apiserver", "groups": ["system:masters"]})],
+        {ANON_GRANTED, "PrivilegeEscalation:Kubernetes/PrivilegedIdentityImpersonated"}),
     "rolebinding of view to anonymous, v1beta1 RBAC": ([v1beta1(bind(
         "rolebindings", "view", ANON_SUBJECT, namespace="prod", version="v1beta1"))], {ANON_GRANTED}),
     "server-side apply adds the unauthenticated group": (

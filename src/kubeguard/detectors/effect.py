@@ -81,7 +81,7 @@ def outcome(event: AuditEvent) -> Outcome:
     code = event.status_code
     if is_streaming(event):
         return Outcome.APPLIED if code == SWITCHING_PROTOCOLS else Outcome.FAILED
-    if not 200 <= code < 300:
+    if not (200 <= code < 300 or code == SWITCHING_PROTOCOLS):  # 101: a proxied stream (nodes/proxy)
         return Outcome.FAILED
     if is_dry_run(event):
         return Outcome.DRY_RUN
