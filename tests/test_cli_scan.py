@@ -126,3 +126,13 @@ def test_bad_lines_are_counted_in_the_summary(home, tmp_path):
     assert result.returncode == 0
     err = result.stderr.decode()
     assert "2 records rejected" in err and f"{log}:1" in err and f"{log}:2" in err
+
+
+def test_audit_trail_pack_adds_its_findings_and_an_unknown_pack_is_a_usage_error(lab_log, home):
+    result = kubeguard(str(lab_log), "--format", "jsonl", "-q", "--pack", "audit-trail", home=home)
+    extra = {json.loads(line)["type"] for line in result.stdout.decode().splitlines()}
+    # The lab's admin bound cluster-admin to system:anonymous and created pods with host namespaces.
+    assert {"PrivilegeEscalation:Kubernetes/ClusterAdminRoleBound",
+            "PrivilegeEscalation:Kubernetes/WorkloadInHostNamespaces"} <= extra
+    bad = kubeguard(str(lab_log), "--pack", "nope", home=home)
+    assert bad.returncode == 2 and "unknown detection pack 'nope'" in bad.stderr.decode()

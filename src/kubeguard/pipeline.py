@@ -78,7 +78,9 @@ class Pipeline:
             baselines.load(state)
         self.baselines = baselines
         context = DetectionContext(state=state, intel=intel, baselines=baselines)
-        self.engine = Engine(default_detectors() if detectors is None else detectors, context)
+        if detectors is None:
+            detectors = default_detectors(settings.detectors.packs)
+        self.engine = Engine(detectors, context)
         self.builder = FindingBuilder(settings, describe_ip)
         self.recent = RecentKeys()
         self.stats = PipelineStats()

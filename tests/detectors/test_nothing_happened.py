@@ -347,3 +347,4 @@ def test_dry_run_is_read_from_the_query_exactly_as_the_api_server_reads_it(query
     [event] = decode([record])
     assert is_dry_run(event) is dry
     assert outcome(event) is (Outcome.DRY_RUN if dry else Outcome.APPLIED)
+
