@@ -192,6 +192,12 @@ ATTACKS: dict[str, tuple[list[dict[str, Any]], set[str]]] = {
         "deployments", etc_mount_spec(), verb="update", name="metrics", namespace="kube-system",
         user={"username": "system:serviceaccount:kube-system:metrics-server",
               "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system"]})], {MOUNT}),
+    "patch labels a public load balancer as the dashboard": ([{
+        **dashboard_service("LoadBalancer", verb="patch", name="ops-ui", namespace="ops"),
+        "requestObject": {"metadata": {"labels": {"k8s-app": "kubernetes-dashboard"}}},
+        "responseObject": {"kind": "Service", "apiVersion": "v1", "metadata": {
+            "name": "ops-ui", "namespace": "ops", "labels": {"k8s-app": "kubernetes-dashboard"}},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 443}]}}}], {DASHBOARD}),
     "patch drops the internal-load-balancer annotation of the dashboard": ([{
         **dashboard_service("LoadBalancer", verb="patch"),
         "requestObject": {"metadata": {"annotations": {
@@ -285,12 +291,16 @@ BENIGN: dict[str, list[dict[str, Any]]] = {
     "annotation on an existing anonymous binding": [{
         **bind("clusterrolebindings", "view", ANON_SUBJECT, verb="patch", name="legacy-anon"),
         "requestObject": {"metadata": {"annotations": {"owner": "platform"}}}}],
+    "team label on an already exposed dashboard": [{
+        **dashboard_service("LoadBalancer", verb="patch"),
+        "requestObject": {"metadata": {"labels": {"team": "platform"}}}}],
     "owner annotation on an already exposed dashboard": [{
         **dashboard_service("LoadBalancer", verb="patch"),
         "requestObject": {"metadata": {"annotations": {"owner": "platform"}}}}],
     "anonymous health and version probes": [
         {**api_event("get", "pods", user=ANONYMOUS), "requestURI": path, "objectRef": None}
-        for path in ("/healthz", "/livez?verbose", "/readyz", "/version")],
+        for path in ("/healthz", "/livez?verbose", "/readyz", "/version", "/version/", "/readyz/etcd",
+                     "/.well-known/openid-configuration", "/openid/v1/jwks")],
     "anonymous calls that were refused": [
         _failed(api_event("list", "secrets", namespace="prod", user=ANONYMOUS), 403),
         _failed(api_event("get", "secrets", name="db", namespace="prod", user=ANONYMOUS), 404),

@@ -38,12 +38,12 @@ INTERNAL_ANNOTATIONS = {
     "service.kubernetes.io/ibm-load-balancer-cloud-provider-ip-type": {"private"},
 }
 
-#: What a patch must touch to expose a Service anew: its type, its source ranges, what makes it a
-#: dashboard (labels) or the annotations that keep its load balancer internal.
+#: What a patch must touch to expose a Service anew: its type, its source ranges, the labels that make
+#: it a dashboard, or the annotations that keep its load balancer internal.
 EXPOSURE_PATHS = (
     ("spec", "type"),
     ("spec", "loadBalancerSourceRanges"),
-    ("metadata", "labels"),
+    *(("metadata", "labels", label) for label in NAME_LABELS),
     *(("metadata", "annotations", name) for name in INTERNAL_ANNOTATIONS),
 )
 
