@@ -151,6 +151,14 @@ ATTACKS: dict[str, tuple[list[dict[str, Any]], set[str]]] = {
         "rolebindings", "view", ANON_SUBJECT, namespace="prod", version="v1beta1"))], {ANON_GRANTED}),
     "server-side apply adds the unauthenticated group": (
         [bind("clusterrolebindings", "edit", UNAUTH_GROUP, verb="patch", name="ops", query=APPLY)], {ANON_GRANTED}),
+    "JSON patch appends system:anonymous, no response body logged": ([{
+        **api_event("patch", "clusterrolebindings", name="ops-view",
+                    body=[{"op": "add", "path": "/subjects/-", "value": {
+                        "kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "system:anonymous"}}]),
+        "level": "Request"}], {ANON_GRANTED}),
+    "merge patch sets the unauthenticated group, no response body logged": ([{
+        **api_event("patch", "rolebindings", name="viewers", namespace="prod",
+                    body={"subjects": UNAUTH_GROUP}), "level": "Request"}], {ANON_GRANTED}),
     "admin to dev:default": ([bind("rolebindings", "admin", DEFAULT_SUBJECT, namespace="dev")], {DEFAULT_SA}),
     "cluster-admin to the default account named as a User": ([bind(
         "clusterrolebindings", "cluster-admin",
@@ -250,6 +258,14 @@ BENIGN: dict[str, list[dict[str, Any]]] = {
         for role, subjects in (("system:public-info-viewer", UNAUTH_GROUP + [
             {"kind": "Group", "name": "system:authenticated"}]), ("system:discovery", [
                 {"kind": "Group", "name": "system:authenticated"}]))],
+    "JSON patch appends a colleague, no response body logged": [{
+        **api_event("patch", "clusterrolebindings", name="ops-view", body=[
+            {"op": "add", "path": "/subjects/-", "value": {"kind": "User", "name": "alice"}}]),
+        "level": "Request"}],
+    "JSON patch relabels an anonymous binding, no response body logged": [{
+        **api_event("patch", "clusterrolebindings", name="legacy-anon", body=[
+            {"op": "add", "path": "/metadata/labels/team", "value": "platform"}]),
+        "level": "Request"}],
     "system:discovery bound to authenticated users by an admin": [bind(
         "clusterrolebindings", "system:discovery", [{"kind": "Group", "name": "system:authenticated"}])],
     "edit granted to the default account (not admin)": [bind("rolebindings", "edit", DEFAULT_SUBJECT,

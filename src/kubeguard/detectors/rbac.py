@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from kubeguard.audit.event import AuditEvent
-from kubeguard.audit.objects import Role, RoleBinding, Subject, read_object
+from kubeguard.audit.objects import Role, RoleBinding, Subject, decode_body, read_object
 from kubeguard.detectors.base import StateStore
 from kubeguard.detectors.effect import patch_touches
 
@@ -29,6 +31,39 @@ def read_binding(event: AuditEvent) -> RoleBinding | None:
     if not event.succeeded or not patch_touches(event, ("subjects",), ("roleRef",)):
         return None
     return read_object(event, RoleBinding, lambda binding: binding.roleRef is not None)
+
+
+class _SubjectsFragment(msgspec.Struct, omit_defaults=True):
+    subjects: list[Subject] | None = None
+
+
+class _PatchOperation(msgspec.Struct, omit_defaults=True):
+    op: str = ""
+    path: str = ""
+    value: msgspec.Raw = msgspec.Raw(b"")
+
+
+def subjects_added_by_request(event: AuditEvent) -> list[Subject]:
+    """Subjects a binding write names in its request alone, for logs that keep no response body.
+
+    A merge or strategic-merge patch carries ``subjects``; a JSON patch adds them one by one
+    (``/subjects/-``) or whole (``/subjects``). The role is unknown then, which is enough for the grants
+    where the role does not matter (anything bound to anonymous callers).
+    """
+    if not event.succeeded or event.verb not in ("create", "update", "patch"):
+        return []
+    raw = bytes(event.requestObject)
+    if raw.lstrip().startswith(b"["):
+        found: list[Subject] = []
+        for op in decode_body(raw, list[_PatchOperation]) or []:
+            if op.op in ("add", "replace") and op.path.startswith("/subjects"):
+                value = bytes(op.value)
+                many = value.lstrip().startswith(b"[")
+                decoded = decode_body(value, list[Subject] if many else Subject)
+                found.extend(decoded if many else [decoded] if decoded is not None else [])
+        return found
+    fragment = decode_body(raw, _SubjectsFragment)
+    return list(fragment.subjects or []) if fragment is not None else []
 
 
 def read_role(event: AuditEvent) -> Role | None:

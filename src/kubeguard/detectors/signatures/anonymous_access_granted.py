@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import Detection, DetectionContext
 from kubeguard.detectors.common import make_detection, who
-from kubeguard.detectors.effect import is_bootstrap_change
+from kubeguard.detectors.effect import is_bootstrap_change, patch_touches
 from kubeguard.detectors.rbac import (
     BINDING_WRITES,
     binding_details,
     binding_key,
     grants_anonymous,
     read_binding,
+    subjects_added_by_request,
 )
 
 FINDING = "Policy:Kubernetes/AnonymousAccessGranted"
@@ -32,8 +33,11 @@ class AnonymousAccessGranted:
     wants = BINDING_WRITES
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
+        if is_bootstrap_change(event):
+            return
         binding = read_binding(event)
-        if binding is None or is_bootstrap_change(event):
+        if binding is None:
+            yield from self._from_request(event)
             return
         granted = [s for s in binding.subjects or () if grants_anonymous(s)]
         if not granted:
@@ -49,4 +53,23 @@ class AnonymousAccessGranted:
                 f"on cluster {event.cluster}."
             ),
             role_binding=details,
+        )
+
+    def _from_request(self, event: AuditEvent) -> Iterator[Detection]:
+        """The grant when the log kept only the request (a patch fragment, no response body)."""
+        if not patch_touches(event, ("subjects",)):
+            return
+        granted = [s for s in subjects_added_by_request(event) if grants_anonymous(s)]
+        if not granted:
+            return
+        kind = "ClusterRoleBinding" if event.resource == "clusterrolebindings" else "RoleBinding"
+        yield make_detection(
+            FINDING,
+            event,
+            key=f"{event.resource}/{event.namespace}/{event.name}",
+            description=(
+                f"{who(event)} added {', '.join(s.name for s in granted)} to {kind} {event.name} on cluster "
+                f"{event.cluster} (the log keeps no response body, so the role it grants is not shown)."
+            ),
+            role_binding={"kind": kind, "name": event.name},
         )
