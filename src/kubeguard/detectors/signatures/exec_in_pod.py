@@ -11,8 +11,7 @@ from collections.abc import Iterator
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import Detection, DetectionContext
-from kubeguard.detectors.common import make_detection, who
-from kubeguard.detectors.signatures.exec_in_kube_system_pod import SYSTEM_NAMESPACE, exec_command
+from kubeguard.detectors.signatures.exec_in_kube_system_pod import EXEC_WANTS, SYSTEM_NAMESPACE, exec_detection
 
 FINDING = "Execution:Kubernetes/ExecInPod"
 
@@ -20,19 +19,8 @@ FINDING = "Execution:Kubernetes/ExecInPod"
 class ExecInPod:
     name = "exec-in-pod"
     finding_types = (FINDING,)
-    wants = (("create", "pods/exec"), ("get", "pods/exec"), ("create", "pods/attach"), ("get", "pods/attach"))
+    wants = EXEC_WANTS
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
-        if event.namespace == SYSTEM_NAMESPACE:
-            return
-        command = exec_command(event.requestURI)
-        yield make_detection(
-            FINDING,
-            event,
-            key=f"{event.namespace}/{event.name}",
-            description=(
-                f"{who(event)} ran {command or 'a command'!r} through the {event.subresource} API in pod "
-                f"{event.namespace}/{event.name} on cluster {event.cluster}."
-            ),
-            parameters=command,
-        )
+        if event.namespace != SYSTEM_NAMESPACE:
+            yield exec_detection(FINDING, event)
