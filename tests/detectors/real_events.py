@@ -44,6 +44,7 @@ RESOURCES: dict[str, tuple[str, str, str, bool]] = {
     "validatingwebhookconfigurations": (
         "admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", False),
     "certificatesigningrequests": ("certificates.k8s.io", "v1", "CertificateSigningRequest", False),
+    "selfsubjectaccessreviews": ("authorization.k8s.io", "v1", "SelfSubjectAccessReview", False),
 }
 
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "AlreadyExists",

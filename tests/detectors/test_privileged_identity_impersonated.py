@@ -39,3 +39,13 @@ def test_access_proxies_running_as_service_accounts_are_not_reported():
 def test_a_refused_impersonation_is_not_reported():
     assert types([impersonating({"username": "system:admin", "groups": ["system:masters"]}, user=MALLORY,
                                 code=403)]) == set()
+
+
+def test_kubectl_auth_can_i_as_a_system_account_acts_as_nobody():
+    from detectors.real_events import api_event
+
+    review = api_event("create", "selfsubjectaccessreviews", impersonate={
+        "username": "system:serviceaccount:kube-system:coredns"}, body={
+        "kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+        "spec": {"resourceAttributes": {"verb": "list", "resource": "secrets"}}})
+    assert types([review]) == set()

@@ -181,6 +181,7 @@ _EXTENSIONS = (
         SEVERITY_MEDIUM,
         "A container was launched with Linux capabilities that allow escaping to the host.",
         "T1611 Escape to Host",
+        AUDIT_TRAIL_PACK,
     ),
     _extension(
         "PrivilegeEscalation:Kubernetes/PermissiveClusterRoleCreated",

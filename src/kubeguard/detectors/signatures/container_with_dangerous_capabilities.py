@@ -1,4 +1,4 @@
-"""PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities (kubeguard extension).
+"""PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities (kubeguard extension, audit-trail pack).
 
 A container need not be ``privileged`` to escape: ``SYS_ADMIN`` mounts the host's filesystems and
 cgroups, ``SYS_MODULE`` loads kernel modules, ``SYS_PTRACE`` (with the host's PIDs) injects into host
@@ -6,7 +6,8 @@ processes, ``DAC_READ_SEARCH`` reads any host file through a handle, ``SYS_RAWIO
 the kernel. Like GuardDuty's PrivilegedContainer, it is reported the first time an image runs with such
 a capability in a cluster, so a storage driver's DaemonSet does not raise on every rollout; a
 privileged container already has every capability and is PrivilegedContainer's to report. The network
-capabilities service meshes add to every pod (``NET_ADMIN``, ``NET_RAW``) are not on the list.
+capabilities service meshes add to every pod (``NET_ADMIN``, ``NET_RAW``) are not on the list. Storage
+and debugging tools add these capabilities as ordinary administration, so it ships in the opt-in pack.
 """
 
 from __future__ import annotations

@@ -39,12 +39,12 @@ def on_by_default() -> list[Detector]:
         SystemClusterRoleModified(),
         KubeletCommandThroughNodeProxy(),
         ConfigMapWithPrivateCredentials(),
-        ContainerWithDangerousCapabilities(),
     ]
 
 
 def audit_trail() -> list[Detector]:
     return [
+        ContainerWithDangerousCapabilities(),
         PermissiveClusterRoleCreated(),
         ClusterAdminRoleBound(),
         WorkloadCreatedInSystemNamespace(),

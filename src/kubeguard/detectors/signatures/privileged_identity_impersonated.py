@@ -1,7 +1,8 @@
 """PrivilegeEscalation:Kubernetes/PrivilegedIdentityImpersonated (kubeguard extension).
 
 Impersonation (``kubectl --as``) lets a caller act as someone else. Checking what a colleague may do
-(``--as alice``) is routine; acting as ``system:masters``, a node, the controller manager or a
+(``--as alice``, or ``kubectl auth can-i --as`` any identity: an access review acts as nobody) is
+routine; acting as ``system:masters``, a node, the controller manager or a
 kube-system service account is how a holder of the ``impersonate`` verb turns it into full control, and
 the audit log then shows the target's name on every later call. Impersonation by the cluster's own
 components (and by access proxies running as service accounts, whose impersonation is their job) is
@@ -18,6 +19,8 @@ from kubeguard.detectors.common import api_call, make_detection
 from kubeguard.detectors.identities import is_privileged_identity, is_system_user
 
 FINDING = "PrivilegeEscalation:Kubernetes/PrivilegedIdentityImpersonated"
+#: Asking what an identity may do reads its permissions; it does nothing as that identity.
+ACCESS_REVIEWS = frozenset({"selfsubjectaccessreviews", "selfsubjectrulesreviews"})
 
 
 class PrivilegedIdentityImpersonated:
@@ -28,7 +31,7 @@ class PrivilegedIdentityImpersonated:
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Sequence[Detection]:
         """Runs on every event, so it returns a plain tuple rather than starting a generator."""
         target = event.impersonatedUser
-        if target is None or is_system_user(event.user.username):
+        if target is None or is_system_user(event.user.username) or event.resource in ACCESS_REVIEWS:
             return ()
         if not is_privileged_identity(target.username, target.groups):
             return ()
