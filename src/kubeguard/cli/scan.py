@@ -99,7 +99,7 @@ def scan(
     from kubeguard.audit.decode import FORMATS, UnknownFormatError
     from kubeguard.config import ConfigError, DetectorSettings, load_settings
     from kubeguard.intel.formats import ListError
-    from kubeguard.intel.sources import SourceError
+    from kubeguard.intel.sources import SourceError, parse_list_spec
 
     if output_format not in OUTPUT_FORMATS:
         raise UsageError(f"unknown --format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
@@ -126,6 +126,8 @@ def scan(
             anomaly.min_principal_events = min_principal_events
         if pack:
             settings.detectors = DetectorSettings(packs=[*settings.detectors.packs, *pack])
+        for spec in (*intel.threat_lists, *intel.malicious_lists, *intel.trusted_lists):
+            parse_list_spec(spec)
         _check_paths(paths)
     except (ValueError, ConfigError, FileNotFoundError) as error:
         raise UsageError(str(error)) from error
