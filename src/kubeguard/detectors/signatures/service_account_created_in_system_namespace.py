@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import msgspec
 
 from kubeguard.audit.event import AuditEvent
-from kubeguard.audit.objects import ObjectMeta, decode_body
+from kubeguard.audit.objects import ObjectMeta, read_object
 from kubeguard.detectors.base import Detection, DetectionContext
 from kubeguard.detectors.common import make_detection, who
 from kubeguard.detectors.identities import SYSTEM_NAMESPACES, made_by_system
@@ -34,7 +34,10 @@ class ServiceAccountCreatedInSystemNamespace:
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
         if event.namespace not in SYSTEM_NAMESPACES or made_by_system(event):
             return
-        name = event.name or _name_in(event)
+        name = event.name
+        if not name:
+            named = read_object(event, _Object, lambda o: bool(o.metadata.name))
+            name = named.metadata.name if named is not None else ""
         yield make_detection(
             FINDING,
             event,
@@ -45,10 +48,3 @@ class ServiceAccountCreatedInSystemNamespace:
             ),
         )
 
-
-def _name_in(event: AuditEvent) -> str:
-    for body in (event.responseObject, event.requestObject):
-        found = decode_body(body, _Object)
-        if found is not None and found.metadata.name:
-            return found.metadata.name
-    return ""
