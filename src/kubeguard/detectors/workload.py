@@ -14,6 +14,8 @@ from typing import Any
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.audit.objects import Container, PodSpec, Workload, read_object
+from kubeguard.detectors.base import Detection, StateStore
+from kubeguard.detectors.common import make_detection, who
 from kubeguard.detectors.effect import is_controller, patch_touches
 
 WORKLOAD_RESOURCES = (
@@ -203,3 +205,32 @@ def workload_key(event: AuditEvent, view: WorkloadView) -> str:
     meta = view.obj.metadata
     namespace = meta.namespace or event.namespace
     return f"{view.resource}/{namespace}/{meta.name or event.name}"
+
+
+def reported_through_owner(event: AuditEvent, view: WorkloadView, state: StateStore, scope: str, shape: str) -> bool:
+    """Whether a controller's pod repeats a ``shape`` already reported (on its owner); else remember it.
+
+    The owner workload's creation names the workload a finding is about; the pods a controller stamps
+    out from it would raise one finding per replica and rollout. When the owner's creation is not in the
+    log, its first pod is the only sign and is reported.
+    """
+    if created_by_controller(event, view) and state.seen(scope, shape):
+        return True
+    state.first_seen(scope, shape)
+    return False
+
+
+def launch_detection(finding: str, event: AuditEvent, view: WorkloadView, what: str, **fields: Any) -> Detection:
+    """A workload finding: keyed by the workload, its details attached, described as a launch."""
+    details = workload_details(event, view)
+    return make_detection(
+        finding,
+        event,
+        key=workload_key(event, view),
+        description=(
+            f"{who(event)} launched {view.resource} {details['namespace']}/{details['name']} on cluster "
+            f"{event.cluster} {what}"
+        ),
+        workload=details,
+        **fields,
+    )

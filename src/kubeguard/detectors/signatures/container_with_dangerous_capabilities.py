@@ -17,14 +17,7 @@ from collections.abc import Iterator
 from kubeguard.audit.event import AuditEvent
 from kubeguard.audit.objects import Container
 from kubeguard.detectors.base import Detection, DetectionContext
-from kubeguard.detectors.common import make_detection, who
-from kubeguard.detectors.workload import (
-    WORKLOAD_WRITES,
-    is_privileged,
-    read_workload,
-    workload_details,
-    workload_key,
-)
+from kubeguard.detectors.workload import WORKLOAD_WRITES, is_privileged, launch_detection, read_workload
 
 FINDING = "PrivilegeEscalation:Kubernetes/ContainerWithDangerousCapabilities"
 DANGEROUS = frozenset({"ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_PTRACE", "SYS_RAWIO", "DAC_READ_SEARCH", "BPF",
@@ -57,15 +50,8 @@ class ContainerWithDangerousCapabilities:
                     new.append(f"{capability} in {container.name} ({container.image})")
         if not new:
             return
-        details = workload_details(event, view)
-        yield make_detection(
-            FINDING,
-            event,
-            key=workload_key(event, view),
-            description=(
-                f"{who(event)} launched {view.resource} {details['namespace']}/{details['name']} on cluster "
-                f"{event.cluster} adding {', '.join(new)}: capabilities that let a container take over its "
-                f"node, never added to these images in this cluster before."
-            ),
-            workload=details,
+        yield launch_detection(
+            FINDING, event, view,
+            f"adding {', '.join(new)}: capabilities that let a container take over its node, never added to "
+            f"these images in this cluster before.",
         )

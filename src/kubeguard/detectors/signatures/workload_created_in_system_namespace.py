@@ -12,9 +12,8 @@ from collections.abc import Iterator
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import Detection, DetectionContext
-from kubeguard.detectors.common import make_detection, who
 from kubeguard.detectors.identities import SYSTEM_NAMESPACES, made_by_system
-from kubeguard.detectors.workload import WORKLOAD_RESOURCES, read_workload, workload_details, workload_key
+from kubeguard.detectors.workload import WORKLOAD_RESOURCES, launch_detection, read_workload
 
 FINDING = "Persistence:Kubernetes/WorkloadCreatedInSystemNamespace"
 
@@ -30,15 +29,5 @@ class WorkloadCreatedInSystemNamespace:
         view = read_workload(event)
         if view is None:
             return
-        details = workload_details(event, view)
-        yield make_detection(
-            FINDING,
-            event,
-            key=workload_key(event, view),
-            description=(
-                f"{who(event)} created {view.resource} {details['namespace']}/{details['name']} running "
-                f"{', '.join(sorted({c.image for c in view.containers}))} in a system namespace on cluster "
-                f"{event.cluster}."
-            ),
-            workload=details,
-        )
+        images = ", ".join(sorted({c.image for c in view.containers}))
+        yield launch_detection(FINDING, event, view, f"running {images} in a system namespace.")

@@ -13,14 +13,7 @@ from collections.abc import Iterator
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import Detection, DetectionContext
-from kubeguard.detectors.common import make_detection, who
-from kubeguard.detectors.workload import (
-    WORKLOAD_WRITES,
-    created_by_controller,
-    read_workload,
-    workload_details,
-    workload_key,
-)
+from kubeguard.detectors.workload import WORKLOAD_WRITES, launch_detection, read_workload, reported_through_owner
 
 FINDING = "PrivilegeEscalation:Kubernetes/WorkloadInHostNamespaces"
 #: State scope: (cluster, namespace, images, shared namespaces) already reported.
@@ -43,17 +36,7 @@ class WorkloadInHostNamespaces:
             return
         namespace = view.obj.metadata.namespace or event.namespace
         shape = "\x1f".join([event.cluster, namespace, *shared, *sorted({c.image for c in view.containers})])
-        if created_by_controller(event, view) and ctx.state.seen(REPORTED_SHAPES, shape):
+        if reported_through_owner(event, view, ctx.state, REPORTED_SHAPES, shape):
             return
-        ctx.state.first_seen(REPORTED_SHAPES, shape)
-        details = workload_details(event, view)
-        yield make_detection(
-            FINDING,
-            event,
-            key=workload_key(event, view),
-            description=(
-                f"{who(event)} launched {view.resource} {details['namespace']}/{details['name']} on cluster "
-                f"{event.cluster} sharing the node's {', '.join(shared)} namespace{'s' if len(shared) > 1 else ''}."
-            ),
-            workload=details,
-        )
+        plural = "s" if len(shared) > 1 else ""
+        yield launch_detection(FINDING, event, view, f"sharing the node's {', '.join(shared)} namespace{plural}.")
