@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from kubeguard.api import native, sinks_api
 from kubeguard.api.context import ServiceContext
+from kubeguard.api.detective import build_router as build_detective_router
 from kubeguard.api.errors import install_error_handlers
 from kubeguard.api.guardduty import build_router
 from kubeguard.api.guardduty.findings import stamp_detector
@@ -21,6 +22,7 @@ from kubeguard.api.intel_sets import IntelSets
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions
 from kubeguard.audit.event import AuditEvent
+from kubeguard.correlate.stored import correlate_stored
 from kubeguard.intel.index import IntelIndex
 from kubeguard.intel.locations import LocationPolicy
 from kubeguard.sinks.destinations import add_publishing_destinations
@@ -99,6 +101,7 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
         engine,
         lambda _finding: publisher.wake(),
         lambda kind, outcome: metrics.findings.labels(kind, outcome).inc(),
+        correlate=correlate_stored,
         stage=publisher.stage,
     )
     pipeline_options = default_pipeline_options(settings)
@@ -159,5 +162,6 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
     app.include_router(webhook.router)
     app.include_router(native.router)
     app.include_router(build_router())
+    app.include_router(build_detective_router())
     app.include_router(sinks_api.router)
     return app
