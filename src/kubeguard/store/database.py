@@ -147,11 +147,17 @@ def _add_outbox(conn: Connection) -> None:
     schema.publishing_destinations.create(conn, checkfirst=True)
 
 
+def _add_investigations(conn: Connection) -> None:
+    """Version 4: Detective-style investigations of a subject (``kubeguard.correlate``)."""
+    schema.investigations.create(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
     (3, _add_outbox),
+    (4, _add_investigations),
 )
 
 
