@@ -71,10 +71,17 @@ def _add_blobs(conn: Connection) -> None:
     schema.blobs.create(conn, checkfirst=True)
 
 
+def _add_source_cursors(conn: Connection) -> None:
+    """Version 3: live sources' resume positions and the event ids their overlapping re-reads drop."""
+    schema.source_cursors.create(conn, checkfirst=True)
+    schema.source_seen.create(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
+    (3, _add_source_cursors),
 )
 
 

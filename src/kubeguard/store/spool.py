@@ -10,6 +10,7 @@ decoder or detector can replay them; drained batches are pruned after a retentio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
@@ -46,6 +47,21 @@ class Spool:
             result = conn.execute(
                 insert(_table).values(cluster=cluster, received_at_ms=now_ms(), event_count=event_count, body=body)
             )
+            return int(result.inserted_primary_key[0])
+
+    def append_with(
+        self, cluster: str, body: bytes, event_count: int, also: Callable[[Connection], None]
+    ) -> int:
+        """Store one batch and, in the same transaction, what ``also`` writes (a live source's cursor).
+
+        A source that commits its resume position this way can be killed at any instant: either the batch
+        and the position that skips it are both stored, or neither is and the source reads it again.
+        """
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                insert(_table).values(cluster=cluster, received_at_ms=now_ms(), event_count=event_count, body=body)
+            )
+            also(conn)
             return int(result.inserted_primary_key[0])
 
     def pending(self, limit: int) -> list[Batch]:

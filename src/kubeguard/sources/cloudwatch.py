@@ -1,0 +1,361 @@
+"""Read an EKS cluster's audit log from CloudWatch Logs, live or over a past interval.
+
+EKS writes one audit Event per log event into streams named ``kube-apiserver-audit-*`` of the group
+``/aws/eks/<cluster>/cluster``. FilterLogEvents over the group is the only call that reads all streams
+at once, and it has three habits a reader must survive: it pages with ``nextToken`` and may return empty
+pages that still carry one; events arrive late and out of order across streams; and it allows only a
+few requests per second per account and Region.
+
+So the reader works in *sweeps*: one FilterLogEvents pagination over ``[start, end]``, to the last page.
+Each sweep starts ``overlap`` before the end of the previous one, and every event id (and ``auditID`` and
+stage) read within that overlap is remembered, so an event that arrived late, or shares the millisecond
+of the last one read, is read on the next sweep and an event already read is dropped. The ids are stored
+with each batch and the resume point with the end of each sweep, both in the transactions that spool the
+events, so a kill at any instant loses nothing and repeats nothing. A backfill is cut into slices so the
+remembered ids stay bounded.
+
+Credentials, Region and endpoint are the AWS SDK's own (``AWS_PROFILE``, ``AWS_REGION``,
+``AWS_ENDPOINT_URL_CLOUDWATCH_LOGS``, IRSA, EKS Pod Identity, ...); kubeguard adds nothing of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kubeguard.audit.event import AuditEvent
+from kubeguard.sources.health import SourceHealth
+from kubeguard.sources.pacing import Backoff, RateBudget
+from kubeguard.sources.records import audit_key, read_event
+from kubeguard.sources.spec import SourceSpec, SourceSpecError
+from kubeguard.sources.writer import SpoolWriter
+from kubeguard.store import source_cursors
+from kubeguard.store.source_cursors import SeenEvent
+
+log = logging.getLogger(__name__)
+
+AUDIT_STREAM_PREFIX = "kube-apiserver-audit"
+REJECT_OTHER_STREAM = "not_audit_stream"
+#: Error codes CloudWatch Logs uses when it sheds load.
+THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "LimitExceededException"})
+#: A backfill is read in slices of at most this much log time (and at least three overlaps).
+SLICE_MS = 15 * 60 * 1000
+#: FilterLogEvents' page size ceiling.
+PAGE_LIMIT = 10_000
+
+
+class LogsClient(Protocol):
+    def filter_log_events(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+def logs_client() -> Any:
+    """A ``logs`` client from the SDK's standard chain only; a missing Region is a clear start-up error."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    if not session.region_name:
+        raise SourceSpecError("no AWS Region for CloudWatch Logs: set AWS_REGION (or a profile with a region)")
+    # Retries are ours (shared budget, backoff, counted and shown), not hidden inside the SDK.
+    config = Config(
+        retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=60, user_agent_extra="kubeguard"
+    )
+    return session.client("logs", config=config)
+
+
+@dataclass(slots=True)
+class Sweep:
+    """What one page of a sweep held, after the stream filter, de-duplication and decoding."""
+
+    events: list[tuple[AuditEvent, bytes]] = field(default_factory=list)
+    seen: list[SeenEvent] = field(default_factory=list)
+    rejects: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    last_event_ms: int | None = None
+
+
+class SeenIds:
+    """Event ids and audit keys read within the overlap window, with their event times."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.audit_keys: dict[str, int] = {}
+
+    def load(self, rows: list[SeenEvent]) -> None:
+        for row in rows:
+            self.add(row)
+
+    def add(self, row: SeenEvent) -> None:
+        self.ids[row.event_id] = row.timestamp_ms
+        if row.audit_key:
+            self.audit_keys[row.audit_key] = row.timestamp_ms
+
+    def forget_before(self, timestamp_ms: int) -> None:
+        self.ids = {key: ts for key, ts in self.ids.items() if ts >= timestamp_ms}
+        self.audit_keys = {key: ts for key, ts in self.audit_keys.items() if ts >= timestamp_ms}
+
+
+class CloudWatchReader:
+    """Paginates FilterLogEvents through the shared budget, retrying every failure with backoff."""
+
+    def __init__(
+        self,
+        client: LogsClient,
+        log_group: str,
+        budget: RateBudget,
+        health: SourceHealth,
+        stop: threading.Event,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.client = client
+        self.log_group = log_group
+        self.budget = budget
+        self.health = health
+        self.stop = stop
+        self.backoff = backoff or Backoff()
+
+    def pages(self, start_ms: int, end_ms: int | None) -> Iterator[list[dict[str, Any]]]:
+        """Every page of one sweep, empty ones included, until no ``nextToken`` (or stop)."""
+        params: dict[str, Any] = {
+            "logGroupName": self.log_group,
+            "logStreamNamePrefix": AUDIT_STREAM_PREFIX,
+            "startTime": start_ms,
+            "limit": PAGE_LIMIT,
+        }
+        if end_ms is not None:
+            params["endTime"] = end_ms
+        while True:
+            response = self._request(params)
+            if response is None:
+                return
+            yield response.get("events") or []
+            token = response.get("nextToken")
+            if not token:
+                return
+            params["nextToken"] = token
+
+    def _request(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """One FilterLogEvents call, repeated until it succeeds; None once the source is stopping."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        while not self.stop.is_set():
+            if not self.budget.take(self.stop):
+                return None
+            try:
+                response = self.client.filter_log_events(**params)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                self._failed(f"{code}: {exc}", throttled=code in THROTTLE_CODES)
+            except (BotoCoreError, OSError, ValueError) as exc:
+                self._failed(f"{type(exc).__name__}: {exc}", throttled=False)
+            else:
+                self.backoff.reset()
+                return response
+        return None
+
+    def _failed(self, message: str, *, throttled: bool) -> None:
+        self.health.failed(message, throttled=throttled)
+        delay = self.backoff.next_delay()
+        level = logging.INFO if throttled and self.backoff.failures < 4 else logging.WARNING
+        log.log(level, "source %s: %s; retrying in %.1fs", self.health.name, message, delay)
+        self.health.check_lag()
+        self.stop.wait(delay)
+
+
+def sort_page(raw_events: list[dict[str, Any]], seen: SeenIds, cluster: str) -> Sweep:
+    """Keep the new audit events of a page and count the rest; ``page.seen`` lists every id it read.
+
+    ``seen`` is only consulted: the caller adds ``page.seen`` once the page is committed, so a failed
+    commit leaves the ids unread and the retry reads them again.
+    """
+    page = Sweep()
+    ids: set[str] = set()
+    keys: set[str] = set()
+    for item in raw_events:
+        event_id = str(item.get("eventId", ""))
+        timestamp = int(item.get("timestamp", 0))
+        if event_id and (event_id in seen.ids or event_id in ids):
+            page.duplicates += 1
+            continue
+        row = SeenEvent(event_id, None, timestamp)
+        message = str(item.get("message", "")).encode()
+        if not str(item.get("logStreamName", "")).startswith(AUDIT_STREAM_PREFIX):
+            page.rejects[REJECT_OTHER_STREAM] += 1
+        else:
+            event = read_event(message)
+            if isinstance(event, str):
+                page.rejects[event] += 1
+            else:
+                key = audit_key(event)
+                if key is not None and (key in seen.audit_keys or key in keys):
+                    page.duplicates += 1
+                else:
+                    if key is not None:
+                        keys.add(key)
+                    row = SeenEvent(event_id, key, timestamp)
+                    event.cluster = cluster
+                    # A raw line break in a JSON message can only be whitespace: flatten it for JSON Lines.
+                    page.events.append((event, message.replace(b"\n", b" ").replace(b"\r", b" ")))
+                    page.last_event_ms = max(page.last_event_ms or 0, timestamp)
+        if event_id:
+            ids.add(event_id)
+            page.seen.append(row)
+    return page
+
+
+def read_range(
+    spec: SourceSpec,
+    start_ms: int,
+    end_ms: int | None,
+    *,
+    client: LogsClient | None = None,
+    budget: RateBudget | None = None,
+    health: SourceHealth | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[AuditEvent]:
+    """Every audit event of the group between two times, once each: ``kubeguard scan --source``."""
+    health = health or SourceHealth(spec.name, spec.kind, spec.target, spec.cluster)
+    reader = CloudWatchReader(
+        client or logs_client(), spec.target, budget or RateBudget(), health, stop or threading.Event()
+    )
+    seen = SeenIds()
+    for raw in reader.pages(start_ms, end_ms):
+        page = sort_page(raw, seen, spec.cluster)
+        for row in page.seen:
+            seen.add(row)
+        health.read(len(page.events), page.rejects, page.last_event_ms, page.duplicates)
+        for event, _message in page.events:
+            yield event
+
+
+class CloudWatchSource:
+    """A live reader of one log group feeding the spool; runs in its own thread until stopped."""
+
+    def __init__(
+        self,
+        spec: SourceSpec,
+        writer: SpoolWriter,
+        engine: Any,
+        budget: RateBudget,
+        *,
+        since_ms: int,
+        client: LogsClient | None = None,
+        health: SourceHealth | None = None,
+        clock: Any = time.time,
+    ) -> None:
+        self.spec = spec
+        self.writer = writer
+        self.engine = engine
+        self.since_ms = since_ms
+        self.health = health or SourceHealth(spec.name, spec.kind, spec.target, spec.cluster)
+        self.stop_event = threading.Event()
+        self.reader = CloudWatchReader(client or logs_client(), spec.target, budget, self.health, self.stop_event)
+        self.overlap_ms = int(spec.overlap_seconds * 1000)
+        self.slice_ms = max(SLICE_MS, 3 * self.overlap_ms)
+        self.seen = SeenIds()
+        self.next_start_ms = since_ms
+        self._clock = clock
+        self._thread = threading.Thread(target=self._run, name=f"source {spec.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        self._thread.join(timeout)
+
+    def resume(self) -> None:
+        """Load the cursor and the ids remembered for the overlap; on a first start, begin at ``since``."""
+        position = source_cursors.load_position(self.engine, self.spec.name)
+        if position is None:
+            self.next_start_ms = self.since_ms
+            self.writer.commit(self._cursor_write(self.since_ms, None))
+            log.info("source %s: first start, reading from %s", self.spec.name, _iso(self.since_ms))
+        else:
+            self.next_start_ms = int(position["next_start_ms"])
+            self.seen.load(source_cursors.load_seen(self.engine, self.spec.name))
+            log.info(
+                "source %s: resuming from %s with %d ids remembered",
+                self.spec.name,
+                _iso(self.next_start_ms),
+                len(self.seen.ids),
+            )
+        self.health.committed(self._position(self.next_start_ms, position and position.get("read_to_ms")))
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.resume()
+                break
+            except Exception as exc:  # noqa: BLE001 - the store may be briefly unavailable; keep trying
+                self.health.failed(f"loading the cursor: {exc}")
+                log.exception("source %s: could not load its cursor; retrying", self.spec.name)
+                self.stop_event.wait(5)
+        while not self.stop_event.is_set():
+            try:
+                caught_up = self.sweep_once()
+            except Exception as exc:  # noqa: BLE001 - never stop a source: count, show, back off, retry
+                self.health.failed(f"{type(exc).__name__}: {exc}")
+                log.exception("source %s: sweep failed; retrying", self.spec.name)
+                self.stop_event.wait(self.reader.backoff.next_delay())
+                continue
+            self.health.check_lag()
+            if caught_up:
+                self.stop_event.wait(self.spec.poll_seconds)
+
+    def sweep_once(self) -> bool:
+        """Read ``[next start, end]`` to its last page; True when the sweep reached the present."""
+        now_ms = int(self._clock() * 1000)
+        start = self.next_start_ms
+        end = min(now_ms, start + self.slice_ms)
+        for raw in self.reader.pages(start, end):
+            page = sort_page(raw, self.seen, self.spec.cluster)
+            self._store(page)
+        if self.stop_event.is_set():
+            return False  # an interrupted sweep is read again from its start (its ids are stored)
+        next_start = max(start, end - self.overlap_ms)
+        self.writer.commit(self._cursor_write(next_start, end))
+        self.seen.forget_before(next_start)
+        self.next_start_ms = next_start
+        self.health.committed(self._position(next_start, end), caught_up_ms=end)
+        return end >= now_ms
+
+    def _store(self, page: Sweep) -> None:
+        if not page.seen:
+            self.health.read(0, page.rejects, None, page.duplicates)
+            return
+
+        def remember(conn: Any) -> None:
+            source_cursors.add_seen(conn, self.spec.name, page.seen)
+
+        if page.events:
+            body = b"\n".join(message for _event, message in page.events)
+            self.writer.append(self.spec.cluster, body, len(page.events), remember)
+        else:
+            self.writer.commit(remember)
+        for row in page.seen:
+            self.seen.add(row)
+        self.health.read(len(page.events), page.rejects, page.last_event_ms, page.duplicates)
+
+    def _cursor_write(self, next_start_ms: int, read_to_ms: int | None) -> Any:
+        position = self._position(next_start_ms, read_to_ms)
+
+        def write(conn: Any) -> None:
+            source_cursors.save_position(conn, self.spec.name, position)
+            source_cursors.forget_seen_before(conn, self.spec.name, next_start_ms)
+
+        return write
+
+    def _position(self, next_start_ms: int, read_to_ms: int | None) -> dict[str, Any]:
+        return {"log_group": self.spec.target, "next_start_ms": next_start_ms, "read_to_ms": read_to_ms}
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
