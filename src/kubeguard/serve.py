@@ -45,8 +45,11 @@ def serve(
     tls_cert: str | Path | None = None,
     tls_key: str | Path | None = None,
     client_ca: str | Path | None = None,
+    *,
+    sources: list[str] | None = None,
+    since: str = "1h",
 ) -> None:
-    """Run the service until interrupted."""
+    """Run the service until interrupted; ``sources`` are live readers (``cloudwatch:...``, ``file:...``)."""
     try:
         settings = load_settings(config)
         options = serve_options(settings.serve)
@@ -68,6 +71,7 @@ def serve(
     context, drainer = build_context(
         settings, options, url_from_option(db), open_access=open_access, mutual_tls=bool(client_ca)
     )
+    context.sources = _live_sources(context, settings, options, sources or [], since)
     app = create_app(context, drainer)
     uvicorn.run(
         app,
@@ -82,6 +86,24 @@ def serve(
     )
 
 
+def _live_sources(context, settings, options, cli_sources: list[str], since: str):
+    """The live sources of ``--source`` and ``[[sources]]``, sharing the webhook's spool; None without any."""
+    from kubeguard.sources.manager import SourceManager
+    from kubeguard.sources.spec import SourceSpecError, collect_specs, parse_time
+
+    try:
+        specs = collect_specs(cli_sources, settings.sources, options.default_cluster)
+        if not specs:
+            return None
+        manager = SourceManager(
+            specs, context.engine, context.spool, since_ms=parse_time(since), wake=context.wake_drainer
+        )
+    except SourceSpecError as exc:
+        raise ServeError(str(exc)) from exc
+    context.metrics.registry.register(manager.collector())
+    return manager
+
+
 def command(
     host: Annotated[str, typer.Option(help="Address to listen on; non-loopback needs credentials.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
@@ -90,11 +112,16 @@ def command(
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate chain for HTTPS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS.")] = None,
     client_ca: Annotated[Path | None, typer.Option(help="Require client certificates signed by this CA.")] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="Live source cloudwatch:LOG_GROUP[,cluster=NAME] or file:PATH[,cluster=NAME]; repeatable."),
+    ] = None,
+    since: Annotated[str, typer.Option(help="First start of a source: read from this far back (1h, 7d, ISO).")] = "1h",
 ) -> None:
     """Run the audit webhook, finding store and GuardDuty-compatible API."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        serve(host, port, db, config, tls_cert, tls_key, client_ca)
+        serve(host, port, db, config, tls_cert, tls_key, client_ca, sources=source, since=since)
     except ServeError as exc:
         typer.echo(f"kubeguard serve: {exc}", err=True)
         raise typer.Exit(2) from exc

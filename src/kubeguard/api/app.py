@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from kubeguard.api import native
+from kubeguard.api import sources as source_routes
 from kubeguard.api.context import ServiceContext
 from kubeguard.api.errors import install_error_handlers
 from kubeguard.api.guardduty import build_router
@@ -151,9 +152,13 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if drainer is not None:
             drainer.start()
+        if context.sources is not None:
+            context.sources.start()
         try:
             yield
         finally:
+            if context.sources is not None:
+                context.sources.stop()
             if drainer is not None:
                 drainer.stop()
             context.publisher.close()
@@ -170,5 +175,6 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
     install_error_handlers(app)
     app.include_router(webhook.router)
     app.include_router(native.router)
+    app.include_router(source_routes.router)
     app.include_router(build_router())
     return app
