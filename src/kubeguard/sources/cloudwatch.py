@@ -21,6 +21,7 @@ Credentials, Region and endpoint are the AWS SDK's own (``AWS_PROFILE``, ``AWS_R
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -59,13 +60,15 @@ def logs_client() -> Any:
     from botocore.config import Config
 
     session = boto3.session.Session()
-    if not session.region_name:
+    # botocore reads AWS_DEFAULT_REGION and profiles; the other SDKs (and EKS Pod Identity) set AWS_REGION.
+    region = session.region_name or os.environ.get("AWS_REGION")
+    if not region:
         raise SourceSpecError("no AWS Region for CloudWatch Logs: set AWS_REGION (or a profile with a region)")
     # Retries are ours (shared budget, backoff, counted and shown), not hidden inside the SDK.
     config = Config(
         retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=60, user_agent_extra="kubeguard"
     )
-    return session.client("logs", config=config)
+    return session.client("logs", region_name=region, config=config)
 
 
 @dataclass(slots=True)
@@ -126,6 +129,8 @@ class CloudWatchReader:
             "logStreamNamePrefix": AUDIT_STREAM_PREFIX,
             "startTime": start_ms,
             "limit": PAGE_LIMIT,
+            # Deprecated and always on in AWS; emulators still need it to merge the streams by time.
+            "interleaved": True,
         }
         if end_ms is not None:
             params["endTime"] = end_ms
