@@ -263,7 +263,8 @@ class CloudWatchSource:
         self.overlap_ms = int(spec.overlap_seconds * 1000)
         self.slice_ms = max(SLICE_MS, 3 * self.overlap_ms)
         self.seen = SeenIds()
-        self.next_start_ms = since_ms
+        self.floor_ms = self.read_to_ms = since_ms
+        self.newest_ms: int | None = None
         self._clock = clock
         self._thread = threading.Thread(target=self._run, name=f"source {spec.name}", daemon=True)
 
@@ -278,19 +279,33 @@ class CloudWatchSource:
         """Load the cursor and the ids remembered for the overlap; on a first start, begin at ``since``."""
         position = source_cursors.load_position(self.engine, self.spec.name)
         if position is None:
-            self.next_start_ms = self.since_ms
-            self.writer.commit(self._cursor_write(self.since_ms, None))
+            self.floor_ms = self.read_to_ms = self.since_ms
+            self.newest_ms = None
+            self.writer.commit(self._cursor_write())
             log.info("source %s: first start, reading from %s", self.spec.name, _iso(self.since_ms))
         else:
-            self.next_start_ms = int(position["next_start_ms"])
+            self.floor_ms = int(position["floor_ms"])
+            self.read_to_ms = int(position["read_to_ms"])
+            self.newest_ms = position.get("newest_event_ms")
             self.seen.load(source_cursors.load_seen(self.engine, self.spec.name))
             log.info(
-                "source %s: resuming from %s with %d ids remembered",
+                "source %s: resuming at %s (read up to %s) with %d event ids remembered",
                 self.spec.name,
-                _iso(self.next_start_ms),
+                _iso(self.next_start()),
+                _iso(self.read_to_ms),
                 len(self.seen.ids),
             )
-        self.health.committed(self._position(self.next_start_ms, position and position.get("read_to_ms")))
+        self.health.committed(self._position())
+
+    def next_start(self) -> int:
+        """``overlap`` before what was read up to, or before the newest event read if that is older.
+
+        Anchoring on the newest event too keeps re-reading where late events land when a group's events
+        are stamped behind the wall clock (a replay, a skewed clock, a slow pipeline); the re-read then
+        costs only the events of the overlap, whatever the gap since.
+        """
+        anchor = self.read_to_ms if self.newest_ms is None else min(self.read_to_ms, self.newest_ms)
+        return max(self.floor_ms, anchor - self.overlap_ms)
 
     def _run(self) -> None:
         while not self.stop_event.is_set():
@@ -314,20 +329,19 @@ class CloudWatchSource:
                 self.stop_event.wait(self.spec.poll_seconds)
 
     def sweep_once(self) -> bool:
-        """Read ``[next start, end]`` to its last page; True when the sweep reached the present."""
+        """Read from the next start to the present (or one backfill slice further); True once caught up."""
         now_ms = int(self._clock() * 1000)
-        start = self.next_start_ms
-        end = min(now_ms, start + self.slice_ms)
+        start = self.next_start()
+        end = min(now_ms, self.read_to_ms + self.slice_ms)
         for raw in self.reader.pages(start, end):
             page = sort_page(raw, self.seen, self.spec.cluster)
             self._store(page)
         if self.stop_event.is_set():
             return False  # an interrupted sweep is read again from its start (its ids are stored)
-        next_start = max(start, end - self.overlap_ms)
-        self.writer.commit(self._cursor_write(next_start, end))
-        self.seen.forget_before(next_start)
-        self.next_start_ms = next_start
-        self.health.committed(self._position(next_start, end), caught_up_ms=end)
+        self.read_to_ms = max(self.read_to_ms, end)
+        self.writer.commit(self._cursor_write())
+        self.seen.forget_before(self.next_start())
+        self.health.committed(self._position(), caught_up_ms=self.read_to_ms)
         return end >= now_ms
 
     def _store(self, page: Sweep) -> None:
@@ -345,19 +359,28 @@ class CloudWatchSource:
             self.writer.commit(remember)
         for row in page.seen:
             self.seen.add(row)
+        if page.last_event_ms is not None:
+            self.newest_ms = max(self.newest_ms or 0, page.last_event_ms)
         self.health.read(len(page.events), page.rejects, page.last_event_ms, page.duplicates)
 
-    def _cursor_write(self, next_start_ms: int, read_to_ms: int | None) -> Any:
-        position = self._position(next_start_ms, read_to_ms)
+    def _cursor_write(self) -> Any:
+        position = self._position()
+        keep_from = self.next_start()
 
         def write(conn: Any) -> None:
             source_cursors.save_position(conn, self.spec.name, position)
-            source_cursors.forget_seen_before(conn, self.spec.name, next_start_ms)
+            source_cursors.forget_seen_before(conn, self.spec.name, keep_from)
 
         return write
 
-    def _position(self, next_start_ms: int, read_to_ms: int | None) -> dict[str, Any]:
-        return {"log_group": self.spec.target, "next_start_ms": next_start_ms, "read_to_ms": read_to_ms}
+    def _position(self) -> dict[str, Any]:
+        return {
+            "log_group": self.spec.target,
+            "floor_ms": self.floor_ms,
+            "read_to_ms": self.read_to_ms,
+            "newest_event_ms": self.newest_ms,
+            "next_start_ms": self.next_start(),
+        }
 
 
 def _iso(ms: int | None) -> str:
