@@ -95,7 +95,8 @@ def test_sigkill_and_restart_give_exactly_the_findings_of_a_scan(tmp_path, logs,
 
     assert totals["events"] == len(lab_lines), "an event was spooled twice"
     assert health["cluster"] == cluster and health["kind"] == "cloudwatch"
-    assert health["rejects"].get("not_audit_stream", 0) <= 1
+    # The plain API-server lines are counted as such (how many fell after the restart depends on the kill).
+    assert set(health["rejects"]) == {"not_audit_stream"}
     assert proxy.throttled == 2 and proxy.empty_served > 0
 
     expected = run_scan([str(LAB_LOG)], Settings(), cluster=cluster).findings
