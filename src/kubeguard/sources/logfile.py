@@ -45,6 +45,8 @@ TAIL_BYTES = 256
 #: At most this many directory entries are examined when looking for a rotated file.
 MAX_SIBLINGS = 2000
 REJECT_ROTATED_AWAY = "rotated_away"
+#: Rotated files compressed by logrotate are not followed (their content was read before compression).
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
 
 
 @dataclass(slots=True)
@@ -78,6 +80,8 @@ class LogFileSource:
         self.health = health or SourceHealth(spec.name, spec.kind, spec.target, spec.cluster)
         self.stop_event = threading.Event()
         self.current: OpenFile | None = None
+        #: When the file just finished was last written, while the file after it is not yet open.
+        self._last_write_ns: int | None = None
         self._thread = threading.Thread(target=self._run, name=f"source {spec.name}", daemon=True)
 
     # -- running ----------------------------------------------------------------------------------
@@ -208,7 +212,7 @@ class LogFileSource:
         if not current.tail:
             return None
         for candidate in self._siblings()[1:]:
-            if candidate.suffix in (".gz", ".bz2", ".xz", ".zst"):
+            if candidate.suffix in COMPRESSED:
                 continue
             try:
                 with candidate.open("rb") as handle:
@@ -229,9 +233,18 @@ class LogFileSource:
     def step(self) -> bool:
         """Read one chunk of lines, or handle the end of the file; True when something was read."""
         if self.current is None:
-            self.current = self._open_path(0)
-            if self.current is None:
+            opened = self._open_path(0)
+            if opened is None:
                 return False
+            if self._last_write_ns is not None:
+                self._read_rotated_since(self._last_write_ns, opened)
+                self._last_write_ns = None
+            self.current = opened
+            self._commit_position(opened)
+        if not self._tail_matches(self.current):
+            # Truncated (and perhaps refilled past our offset) since the last read: copytruncate.
+            self._recover_truncation(self.current)
+            return True
         if self._read_lines(self.current, final=False):
             return True
         return self._at_end(self.current)
@@ -250,17 +263,44 @@ class LogFileSource:
             while self._read_lines(current, final=True):
                 pass
             log.info("source %s: %s was rotated; following the new file", self.spec.name, current.label)
+            self._last_write_ns = os.fstat(current.fd).st_mtime_ns
             current.close()
-            self.current = OpenFile(
-                os.open(self.path, os.O_RDONLY), info.st_dev, info.st_ino, 0, b"", str(self.path)
-            )
-            self._commit_position(self.current)
+            self.current = None
             return True
         if not self._tail_matches(current):
             self._recover_truncation(current)
             return True
         self._caught_up(current)
         return False
+
+    def _read_rotated_since(self, last_write_ns: int, live: OpenFile) -> None:
+        """Read files rotated after the one just finished and before the live one, oldest first.
+
+        When the writer rotates more than once between two looks (small ``--audit-log-maxsize``, a burst),
+        the files in between exist only under their rotated names; they were all written after the file
+        just finished, which tells them apart from older backups.
+        """
+        rotated: list[tuple[int, Path, os.stat_result]] = []
+        live_id = (live.device, live.inode)
+        # Files rotated after the live one was opened are newer than it: they are read after it.
+        live_mtime = os.fstat(live.fd).st_mtime_ns
+        for candidate in self._siblings()[1:]:
+            if candidate.suffix in COMPRESSED:
+                continue
+            try:
+                info = candidate.stat()
+            except OSError:
+                continue
+            if last_write_ns < info.st_mtime_ns <= live_mtime and (info.st_dev, info.st_ino) != live_id:
+                rotated.append((info.st_mtime_ns, candidate, info))
+        for _mtime, path, info in sorted(rotated, key=lambda item: item[0]):
+            log.info("source %s: reading %s, rotated before it was seen", self.spec.name, path)
+            opened = OpenFile(os.open(path, os.O_RDONLY), info.st_dev, info.st_ino, 0, b"", str(path))
+            try:
+                while self._read_lines(opened, final=True):
+                    pass
+            finally:
+                opened.close()
 
     def _caught_up(self, current: OpenFile) -> None:
         self.health.committed(self._position(current), caught_up_ms=int(time.time() * 1000))
