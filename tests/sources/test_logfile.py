@@ -7,7 +7,6 @@ spooled: each line once, in order, nothing else.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 import time
