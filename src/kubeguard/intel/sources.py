@@ -71,7 +71,14 @@ def parse_list_spec(spec: str) -> ListSpec:
     location, colon, fmt = text.rpartition(":")
     if colon and location and fmt.upper() in FORMATS:
         return ListSpec(location, fmt.upper(), name)
+    if colon and location and _looks_like_format(fmt) and "://" not in text:
+        raise ValueError(f"unknown list format {fmt!r} in {spec!r}; use one of {', '.join(FORMATS)}")
     return ListSpec(text, None, name)
+
+
+def _looks_like_format(word: str) -> bool:
+    """A ``:SUFFIX`` meant as a format name: letters and ``_`` (a port or path part has digits or ``/``)."""
+    return len(word) > 1 and word.isascii() and word.replace("_", "").isalpha()
 
 
 def default_list_name(location: str) -> str:

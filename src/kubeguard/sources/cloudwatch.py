@@ -56,7 +56,9 @@ class LogsClient(Protocol):
 
 def logs_client() -> Any:
     """A ``logs`` client from the SDK's standard chain only; a missing Region is a clear start-up error."""
-    import boto3
+    from kubeguard.extras import require
+
+    boto3 = require("boto3")
     from botocore.config import Config
 
     session = boto3.session.Session()
