@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import time
 
 import httpx
@@ -76,8 +79,8 @@ def test_sigkill_and_restart_give_exactly_the_findings_of_a_scan(tmp_path, logs,
 
     proxy.empty_pages = True
     proxy.throttle_next = 2
-    config = f'[[sources]]\nsource = "cloudwatch:{group}"\npoll = "0.3s"\n'
-    server = Server(f"sqlite:///{tmp_path / 'kg.db'}", tmp_path, config, env=aws_env).start()
+    args = ["--source", f"cloudwatch:{group},poll=0.3s", "--since", "1h"]
+    server = Server(f"sqlite:///{tmp_path / 'kg.db'}", tmp_path, env=aws_env, args=args).start()
     try:
         _wait(lambda: _source_health(server)["eventsRead"] >= first, 60, "the backlog")
         _lay(logs, group, lab_lines[first:second], stamps[first:second])
@@ -109,4 +112,24 @@ def test_sigkill_and_restart_give_exactly_the_findings_of_a_scan(tmp_path, logs,
 
     assert summary(stored) == summary(expected)
     assert {f["id"] for f in stored} == {f["id"] for f in expected}
-    json.dumps(stored)
+
+    # The same history read once by `kubeguard scan --source` gives the same findings.
+    scanned = subprocess.run(
+        [sys.executable, "-m", "kubeguard.cli", "scan", "--source", f"cloudwatch:{group}", "--since", "1h", "-f", "json"],
+        capture_output=True,
+        env={**os.environ, **aws_env},
+        timeout=120,
+        check=True,
+    )
+    assert summary(json.loads(scanned.stdout)["findings"]) == summary(expected)
+    assert "not_audit_stream 3" in scanned.stderr.decode()
+
+
+def test_config_sources_table_and_bad_source_is_a_usage_error(tmp_path, aws_env):
+    bad = subprocess.run(
+        [sys.executable, "-m", "kubeguard.cli", "serve", "--db", str(tmp_path / "x.db"), "--source", "kinesis:foo"],
+        capture_output=True,
+        env={**os.environ, **aws_env},
+        timeout=60,
+    )
+    assert bad.returncode == 2 and b"unknown source 'kinesis:foo'" in bad.stderr

@@ -105,6 +105,7 @@ def scan(
     from kubeguard.config import ConfigError, load_settings
     from kubeguard.intel.formats import ListError
     from kubeguard.intel.sources import SourceError, parse_list_spec
+    from kubeguard.sources.cloudwatch import ReadFailed
 
     if output_format not in OUTPUT_FORMATS:
         raise UsageError(f"unknown --format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
@@ -145,6 +146,8 @@ def scan(
         result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet, sources=sources)
     except (UnknownFormatError, FileNotFoundError, SourceError, ListError) as error:
         raise UsageError(str(error)) from error
+    except ReadFailed as error:
+        raise CliError(str(error), code=EXIT_RUNTIME) from error
     except msgspec.MsgspecError as error:
         raise UsageError(f"--state {state}: not a kubeguard state file ({error})") from error
     inputs = [*paths, *(source or [])]

@@ -46,8 +46,14 @@ REJECT_OTHER_STREAM = "not_audit_stream"
 THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException", "LimitExceededException"})
 #: A backfill is read in slices of at most this much log time (and at least three overlaps).
 SLICE_MS = 15 * 60 * 1000
+#: Failed attempts in a row after which ``scan --source`` stops (with backoff, about two minutes).
+SCAN_MAX_FAILURES = 8
 #: FilterLogEvents' page size ceiling.
 PAGE_LIMIT = 10_000
+
+
+class ReadFailed(RuntimeError):
+    """A one-off read (``scan --source``) failed too often in a row; live sources never raise it."""
 
 
 class LogsClient(Protocol):
@@ -116,7 +122,9 @@ class CloudWatchReader:
         health: SourceHealth,
         stop: threading.Event,
         backoff: Backoff | None = None,
+        max_failures: int | None = None,
     ) -> None:
+        self.max_failures = max_failures
         self.client = client
         self.log_group = log_group
         self.budget = budget
@@ -167,6 +175,8 @@ class CloudWatchReader:
 
     def _failed(self, message: str, *, throttled: bool) -> None:
         self.health.failed(message, throttled=throttled)
+        if self.max_failures is not None and self.backoff.failures + 1 >= self.max_failures:
+            raise ReadFailed(f"{self.log_group}: giving up after {self.max_failures} failed attempts: {message}")
         delay = self.backoff.next_delay()
         level = logging.INFO if throttled and self.backoff.failures < 4 else logging.WARNING
         log.log(level, "source %s: %s; retrying in %.1fs", self.health.name, message, delay)
@@ -224,11 +234,21 @@ def read_range(
     budget: RateBudget | None = None,
     health: SourceHealth | None = None,
     stop: threading.Event | None = None,
+    max_failures: int | None = SCAN_MAX_FAILURES,
 ) -> Iterator[AuditEvent]:
-    """Every audit event of the group between two times, once each: ``kubeguard scan --source``."""
+    """Every audit event of the group between two times, once each: ``kubeguard scan --source``.
+
+    Unlike a live source, a one-off read gives up (:class:`ReadFailed`) after ``max_failures`` failed
+    attempts in a row: a user waiting at a terminal wants the error, not an endless retry.
+    """
     health = health or SourceHealth(spec.name, spec.kind, spec.target, spec.cluster)
     reader = CloudWatchReader(
-        client or logs_client(), spec.target, budget or RateBudget(), health, stop or threading.Event()
+        client or logs_client(),
+        spec.target,
+        budget or RateBudget(),
+        health,
+        stop or threading.Event(),
+        max_failures=max_failures,
     )
     seen = SeenIds()
     for raw in reader.pages(start_ms, end_ms):
