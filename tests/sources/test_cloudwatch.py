@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from store.databases import DIALECTS, database_url
 
 from kubeguard.sources.cloudwatch import CloudWatchSource, read_range
 from kubeguard.sources.pacing import RateBudget
@@ -40,11 +41,13 @@ def _event(audit_id: str, verb: str = "get", stage: str = "ResponseComplete") ->
     )
 
 
-@pytest.fixture
-def engine(tmp_path):
-    engine = open_engine(f"sqlite:///{tmp_path / 'kg.db'}")
-    yield engine
-    engine.dispose()
+@pytest.fixture(params=DIALECTS)
+def engine(request, tmp_path):
+    """The cursor commits with the spooled batch on both stores."""
+    with database_url(request.param, tmp_path) as url:
+        engine = open_engine(url)
+        yield engine
+        engine.dispose()
 
 
 def _source(engine, log_group, *, since_ms: int, overlap: str = "5m") -> CloudWatchSource:

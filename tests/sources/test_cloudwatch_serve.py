@@ -91,6 +91,7 @@ def test_sigkill_and_restart_give_exactly_the_findings_of_a_scan(tmp_path, logs,
         server.start()
         _wait(lambda: httpx.get(f"{server.url}/api/spool").json()["events"] >= len(lab_lines), 60, "all events")
         health = _source_health(server)
+        metrics = httpx.get(f"{server.url}/metrics").text
         totals = server.wait_drained()
         stored = httpx.get(f"{server.url}/api/findings", params={"limit": 1000}).json()["findings"]
     finally:
@@ -101,6 +102,7 @@ def test_sigkill_and_restart_give_exactly_the_findings_of_a_scan(tmp_path, logs,
     # The plain API-server lines are counted as such (how many fell after the restart depends on the kill).
     assert set(health["rejects"]) == {"not_audit_stream"}
     assert proxy.throttled == 2 and proxy.empty_served > 0
+    assert f'kubeguard_source_events_read_total{{cluster="{cluster}",kind="cloudwatch"' in metrics
 
     expected = run_scan([str(LAB_LOG)], Settings(), cluster=cluster).findings
     assert expected, "the lab log raises findings"

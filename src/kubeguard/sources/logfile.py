@@ -57,6 +57,12 @@ class OpenFile:
     offset: int
     tail: bytes
     label: str
+    #: The file's modification time when it was opened: files appearing later are newer than it.
+    opened_mtime_ns: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.opened_mtime_ns:
+            self.opened_mtime_ns = os.fstat(self.fd).st_mtime_ns
 
     def close(self) -> None:
         os.close(self.fd)
@@ -82,6 +88,8 @@ class LogFileSource:
         self.current: OpenFile | None = None
         #: When the file just finished was last written, while the file after it is not yet open.
         self._last_write_ns: int | None = None
+        #: Files read to their end lately, by (device, inode): never taken for unread rotated files.
+        self._finished: dict[tuple[int, int], None] = {}
         self._thread = threading.Thread(target=self._run, name=f"source {spec.name}", daemon=True)
 
     # -- running ----------------------------------------------------------------------------------
@@ -245,6 +253,8 @@ class LogFileSource:
             # Truncated (and perhaps refilled past our offset) since the last read: copytruncate.
             self._recover_truncation(self.current)
             return True
+        if self.current.offset == 0 and self._read_unread_copies(self.current):
+            return True
         if self._read_lines(self.current, final=False):
             return True
         return self._at_end(self.current)
@@ -264,7 +274,7 @@ class LogFileSource:
                 pass
             log.info("source %s: %s was rotated; following the new file", self.spec.name, current.label)
             self._last_write_ns = os.fstat(current.fd).st_mtime_ns
-            current.close()
+            self._finish(current)
             self.current = None
             return True
         if not self._tail_matches(current):
@@ -272,6 +282,46 @@ class LogFileSource:
             return True
         self._caught_up(current)
         return False
+
+    def _read_unread_copies(self, current: OpenFile) -> bool:
+        """Copytruncate of a file not read at all yet: its lines are only in the copy; read it first.
+
+        With nothing read there are no bytes to recognise the copy by, so any file that appeared beside
+        the path since it was opened, and was not read, is taken as such a copy.
+        """
+        opened_mtime = current.opened_mtime_ns
+        # A copy is made before the truncation that follows it; files rotated after this one (if it was
+        # renamed since) were written after its last change, and are read after it.
+        latest = os.fstat(current.fd).st_mtime_ns
+        try:
+            at_path = os.stat(self.path)
+            live = (at_path.st_dev, at_path.st_ino)
+        except FileNotFoundError:
+            live = None
+        copies = []
+        for candidate in self._siblings()[1:]:
+            if candidate.suffix in COMPRESSED:
+                continue
+            try:
+                info = candidate.stat()
+            except OSError:
+                continue
+            identity = (info.st_dev, info.st_ino)
+            between = opened_mtime <= info.st_mtime_ns <= latest
+            others = identity not in ((current.device, current.inode), live) and identity not in self._finished
+            if between and others and info.st_size > 0:
+                copies.append((info.st_mtime_ns, candidate, info))
+        for _mtime, path, info in sorted(copies, key=lambda item: item[:2]):
+            log.info("source %s: reading %s, copied from %s before it was read", self.spec.name, path, current.label)
+            opened = OpenFile(os.open(path, os.O_RDONLY), info.st_dev, info.st_ino, 0, b"", str(path))
+            try:
+                while self._read_lines(opened, final=True):
+                    pass
+            finally:
+                self._finish(opened)
+        if copies:
+            self._commit_position(current)
+        return bool(copies)
 
     def _read_rotated_since(self, last_write_ns: int, live: OpenFile) -> None:
         """Read files rotated after the one just finished and before the live one, oldest first.
@@ -291,16 +341,26 @@ class LogFileSource:
                 info = candidate.stat()
             except OSError:
                 continue
-            if last_write_ns < info.st_mtime_ns <= live_mtime and (info.st_dev, info.st_ino) != live_id:
-                rotated.append((info.st_mtime_ns, candidate, info))
-        for _mtime, path, info in sorted(rotated, key=lambda item: item[0]):
+            identity = (info.st_dev, info.st_ino)
+            # ">=": file times tick coarsely, so a burst of rotations can share one.
+            newer = last_write_ns <= info.st_mtime_ns <= live_mtime
+            if newer and identity != live_id and identity not in self._finished:
+                rotated.append((info.st_mtime_ns, info.st_ctime_ns, candidate, info))
+        for _mtime, _ctime, path, info in sorted(rotated, key=lambda item: item[:3]):
             log.info("source %s: reading %s, rotated before it was seen", self.spec.name, path)
             opened = OpenFile(os.open(path, os.O_RDONLY), info.st_dev, info.st_ino, 0, b"", str(path))
             try:
                 while self._read_lines(opened, final=True):
                     pass
             finally:
-                opened.close()
+                self._finish(opened)
+
+    def _finish(self, done: OpenFile) -> None:
+        """Close a file read to its end and remember it (a bounded memory: the latest few dozen)."""
+        done.close()
+        self._finished[(done.device, done.inode)] = None
+        while len(self._finished) > 64:
+            del self._finished[next(iter(self._finished))]
 
     def _caught_up(self, current: OpenFile) -> None:
         self.health.committed(self._position(current), caught_up_ms=int(time.time() * 1000))
