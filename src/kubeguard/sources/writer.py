@@ -21,7 +21,7 @@ class SpoolWriter:
 
     def append(self, cluster: str, body: bytes, event_count: int, cursor: CursorWrite) -> None:
         """Store a batch and the cursor that moves past it, atomically."""
-        self._spool.append_with(cluster, body, event_count, cursor)
+        self._spool.append(cluster, body, event_count, also=cursor)
         if self._wake is not None:
             self._wake()
 

@@ -1,7 +1,7 @@
 """Where live sources resume: one position per source, and the CloudWatch event ids already read.
 
 Both are written by the source inside the transaction that appends the batch they cover to the spool
-(:meth:`kubeguard.store.spool.Spool.append_with`), so after a crash at any instant the stored position
+(:meth:`kubeguard.store.spool.Spool.append` with ``also``), so after a crash at any instant the stored position
 and the stored batches agree: nothing read is lost and nothing is read twice.
 """
 

@@ -41,27 +41,20 @@ class Spool:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def append(self, cluster: str, body: bytes, event_count: int) -> int:
-        """Store one batch; when this returns, the batch survives a crash. Returns its id."""
-        with self._engine.begin() as conn:
-            result = conn.execute(
-                insert(_table).values(cluster=cluster, received_at_ms=now_ms(), event_count=event_count, body=body)
-            )
-            return int(result.inserted_primary_key[0])
-
-    def append_with(
-        self, cluster: str, body: bytes, event_count: int, also: Callable[[Connection], None]
+    def append(
+        self, cluster: str, body: bytes, event_count: int, also: Callable[[Connection], None] | None = None
     ) -> int:
-        """Store one batch and, in the same transaction, what ``also`` writes (a live source's cursor).
+        """Store one batch; when this returns, the batch survives a crash. Returns its id.
 
-        A source that commits its resume position this way can be killed at any instant: either the batch
-        and the position that skips it are both stored, or neither is and the source reads it again.
+        ``also`` writes in the same transaction (a live source's cursor): either the batch and the position
+        that skips it are both stored, or neither is and the source reads the batch again.
         """
         with self._engine.begin() as conn:
             result = conn.execute(
                 insert(_table).values(cluster=cluster, received_at_ms=now_ms(), event_count=event_count, body=body)
             )
-            also(conn)
+            if also is not None:
+                also(conn)
             return int(result.inserted_primary_key[0])
 
     def pending(self, limit: int) -> list[Batch]:
