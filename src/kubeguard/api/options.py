@@ -44,6 +44,9 @@ class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     access_keys: dict[str, str] = {}
     #: bearer token -> cluster name ("" means: the cluster comes from the URL path).
     webhook_tokens: dict[str, str] = {}
+    #: Client certificate identity (``CN=name`` or a SAN as ``DNS:name``, ``URI:...``, ``IP:...``) -> cluster
+    #: its batches come from. With entries here, a certificate that matches none is refused.
+    client_certificates: dict[str, str] = {}
     #: Cluster name for webhook batches that name none.
     default_cluster: str = "default"
     max_body_bytes: int = 16 * MIB

@@ -14,11 +14,13 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from kubeguard.intel.formats import FORMATS, MAX_FILE_BYTES, ParsedList, parse_list
+
+if TYPE_CHECKING:  # httpx costs a tenth of a second to import; only HTTP lists need it
+    import httpx
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -117,6 +119,8 @@ def read_location(location: str, *, max_bytes: int = MAX_FILE_BYTES, timeout: fl
     """The bytes at a path, ``file://`` or ``http(s)://`` URL, at most ``max_bytes`` of them."""
     scheme = urlsplit(location).scheme.lower()
     if scheme in ("http", "https"):
+        import httpx
+
         with httpx.Client(timeout=timeout, follow_redirects=True) as client:
             result = fetch(client, location, max_bytes=max_bytes, timeout=timeout)
         if result.status != 200:
@@ -170,6 +174,8 @@ def fetch(
     ``headers`` carries ``If-None-Match``/``If-Modified-Since`` for a conditional GET; a 304 comes back as
     ``FetchResult(304)``. Any other non-200 status is returned too, for the caller to report.
     """
+    import httpx
+
     deadline = time.monotonic() + 4 * timeout
     try:
         with client.stream("GET", url, headers=headers or {}, timeout=timeout) as response:

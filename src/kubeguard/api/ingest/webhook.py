@@ -43,7 +43,7 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
     token_cluster = webhook_identity(request)
     if token_cluster and path_cluster and path_cluster != token_cluster:
         # A token bound to a cluster reports for that cluster only; the path must not file its events elsewhere.
-        raise AccessDenied(f"this token reports for cluster {token_cluster}, not {path_cluster}")
+        raise AccessDenied(f"this credential reports for cluster {token_cluster}, not {path_cluster}")
     cluster = path_cluster or token_cluster or ctx.options.default_cluster
     try:
         body = await _read_limited(request, ctx.options.max_body_bytes)
