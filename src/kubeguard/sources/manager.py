@@ -35,12 +35,16 @@ class SourceManager:
     ) -> None:
         self.writer = SpoolWriter(engine, spool, wake)
         self.budget = budget or RateBudget()
-        self.sources: list[CloudWatchSource | LogFileSource] = []
+        self.sources: list[Any] = []
         for spec in specs:
             if spec.kind == "cloudwatch":
                 self.sources.append(
                     CloudWatchSource(spec, self.writer, engine, self.budget, since_ms=since_ms, client=client_factory())
                 )
+            elif spec.kind == "pubsub":
+                from kubeguard.sources.pubsub import PubSubSource
+
+                self.sources.append(PubSubSource(spec, self.writer, engine))
             else:
                 self.sources.append(LogFileSource(spec, self.writer, engine))
 

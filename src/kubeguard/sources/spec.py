@@ -1,7 +1,8 @@
 """What a user writes to name a live source, and the times they give it.
 
 On the command line a source is ``KIND:TARGET[,key=value...]``: ``cloudwatch:/aws/eks/prod/cluster``,
-``cloudwatch:my-group,cluster=prod``, ``file:/var/log/kubernetes/audit.log,cluster=lab``. In the TOML
+``cloudwatch:my-group,cluster=prod``, ``file:/var/log/kubernetes/audit.log,cluster=lab``,
+``pubsub:projects/my-project/subscriptions/gke-audit``. In the TOML
 configuration the same goes in ``[[sources]]`` tables (``source = "..."`` plus optional ``cluster``,
 ``overlap``, ``poll``). Times are durations back from now (``90s``, ``30m``, ``1h``, ``7d``) or ISO 8601
 instants.
@@ -17,9 +18,11 @@ from datetime import UTC, datetime
 
 from kubeguard.audit.envelopes import eks_cluster_from_log_group
 
-KINDS = ("cloudwatch", "file")
+KINDS = ("cloudwatch", "file", "pubsub")
 #: CloudWatch log group names: 1-512 of these characters.
 LOG_GROUP = re.compile(r"[A-Za-z0-9._/#-]{1,512}")
+#: A Pub/Sub subscription's full name.
+SUBSCRIPTION = re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/subscriptions/[A-Za-z][A-Za-z0-9._~%+-]{2,254}")
 CLUSTER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -76,7 +79,7 @@ def parse_source(text: str, default_cluster: str = "default") -> SourceSpec:
     """``KIND:TARGET[,cluster=NAME][,overlap=5m][,poll=5s]``."""
     kind, separator, rest = text.partition(":")
     if not separator or kind not in KINDS:
-        raise SourceSpecError(f"unknown source {text!r}: write cloudwatch:LOG_GROUP or file:PATH")
+        raise SourceSpecError(f"unknown source {text!r}: write cloudwatch:LOG_GROUP, file:PATH or pubsub:SUBSCRIPTION")
     parts = rest.split(",")
     options: dict[str, str] = {}
     while len(parts) > 1 and parts[-1].partition("=")[0].strip() in _OPTIONS and "=" in parts[-1]:
@@ -103,9 +106,12 @@ def build_spec(kind: str, target: str, options: Mapping[str, str], default_clust
         raise SourceSpecError(f"{kind}: source needs a target")
     if kind == "cloudwatch" and not LOG_GROUP.fullmatch(target):
         raise SourceSpecError(f"not a CloudWatch log group name: {target!r}")
+    if kind == "pubsub" and not SUBSCRIPTION.fullmatch(target):
+        raise SourceSpecError(f"not a Pub/Sub subscription: {target!r} (write projects/PROJECT/subscriptions/NAME)")
     cluster = options.get("cluster") or (eks_cluster_from_log_group(target) if kind == "cloudwatch" else "")
-    cluster = cluster or default_cluster
-    if not CLUSTER.fullmatch(cluster):
+    # A Pub/Sub sink carries entries that name their cluster; "" files each under its own.
+    cluster = cluster or ("" if kind == "pubsub" else default_cluster)
+    if cluster and not CLUSTER.fullmatch(cluster):
         raise SourceSpecError(f"cluster name {cluster!r}: use 1-100 letters, digits, '.', '_' and '-'")
     overlap = parse_duration(options["overlap"]) if "overlap" in options else DEFAULT_OVERLAP_SECONDS
     poll = parse_duration(options["poll"]) if "poll" in options else DEFAULT_POLL_SECONDS
