@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.sources.health import SourceHealth
+from kubeguard.sources.loop import LiveSource
 from kubeguard.sources.pacing import Backoff, RateBudget
 from kubeguard.sources.records import audit_key, read_event
 from kubeguard.sources.spec import SourceSpec, SourceSpecError
@@ -260,7 +261,7 @@ def read_range(
             yield event
 
 
-class CloudWatchSource:
+class CloudWatchSource(LiveSource):
     """A live reader of one log group feeding the spool; runs in its own thread until stopped."""
 
     def __init__(
@@ -275,12 +276,12 @@ class CloudWatchSource:
         health: SourceHealth | None = None,
         clock: Any = time.time,
     ) -> None:
+        super().__init__(spec)
         self.spec = spec
         self.writer = writer
         self.engine = engine
         self.since_ms = since_ms
         self.health = health or SourceHealth(spec.name, spec.kind, spec.target, spec.cluster)
-        self.stop_event = threading.Event()
         self.reader = CloudWatchReader(client or logs_client(), spec.target, budget, self.health, self.stop_event)
         self.overlap_ms = int(spec.overlap_seconds * 1000)
         self.slice_ms = max(SLICE_MS, 3 * self.overlap_ms)
@@ -288,14 +289,7 @@ class CloudWatchSource:
         self.floor_ms = self.read_to_ms = since_ms
         self.newest_ms: int | None = None
         self._clock = clock
-        self._thread = threading.Thread(target=self._run, name=f"source {spec.name}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stop_event.set()
-        self._thread.join(timeout)
+        self._resumed = False
 
     def resume(self) -> None:
         """Load the cursor and the ids remembered for the overlap; on a first start, begin at ``since``."""
@@ -329,26 +323,11 @@ class CloudWatchSource:
         anchor = self.read_to_ms if self.newest_ms is None else min(self.read_to_ms, self.newest_ms)
         return max(self.floor_ms, anchor - self.overlap_ms)
 
-    def _run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.resume()
-                break
-            except Exception as exc:  # noqa: BLE001 - the store may be briefly unavailable; keep trying
-                self.health.failed(f"loading the cursor: {exc}")
-                log.exception("source %s: could not load its cursor; retrying", self.spec.name)
-                self.stop_event.wait(5)
-        while not self.stop_event.is_set():
-            try:
-                caught_up = self.sweep_once()
-            except Exception as exc:  # noqa: BLE001 - never stop a source: count, show, back off, retry
-                self.health.failed(f"{type(exc).__name__}: {exc}")
-                log.exception("source %s: sweep failed; retrying", self.spec.name)
-                self.stop_event.wait(self.reader.backoff.next_delay())
-                continue
-            self.health.check_lag()
-            if caught_up:
-                self.stop_event.wait(self.spec.poll_seconds)
+    def advance(self) -> bool:
+        if not self._resumed:
+            self.resume()
+            self._resumed = True
+        return not self.sweep_once()
 
     def sweep_once(self) -> bool:
         """Read from the next start to the present (or one backfill slice further); True once caught up."""

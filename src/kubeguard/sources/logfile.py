@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeguard.sources.health import SourceHealth
+from kubeguard.sources.loop import LiveSource
 from kubeguard.sources.records import REJECT_TOO_LONG, read_event
 from kubeguard.sources.spec import SourceSpec
 from kubeguard.sources.writer import SpoolWriter
@@ -68,7 +68,7 @@ class OpenFile:
         os.close(self.fd)
 
 
-class LogFileSource:
+class LogFileSource(LiveSource):
     def __init__(
         self,
         spec: SourceSpec,
@@ -78,48 +78,33 @@ class LogFileSource:
         health: SourceHealth | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
+        super().__init__(spec)
         self.spec = spec
         self.path = Path(spec.target)
         self.writer = writer
         self.engine = engine
         self.max_line_bytes = max_line_bytes
         self.health = health or SourceHealth(spec.name, spec.kind, spec.target, spec.cluster)
-        self.stop_event = threading.Event()
         self.current: OpenFile | None = None
+        self._resumed = False
         #: When the file just finished was last written, while the file after it is not yet open.
         self._last_write_ns: int | None = None
         #: Files read to their end lately, by (device, inode): never taken for unread rotated files.
         self._finished: dict[tuple[int, int], None] = {}
-        self._thread = threading.Thread(target=self._run, name=f"source {spec.name}", daemon=True)
 
     # -- running ----------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread.start()
-
     def stop(self, timeout: float = 10.0) -> None:
-        self.stop_event.set()
-        self._thread.join(timeout)
+        super().stop(timeout)
         if self.current is not None:
             self.current.close()
             self.current = None
 
-    def _run(self) -> None:
-        resumed = False
-        while not self.stop_event.is_set():
-            try:
-                if not resumed:
-                    self.resume()
-                    resumed = True
-                progressed = self.step()
-            except Exception as exc:  # noqa: BLE001 - never stop a source: count, show, retry
-                self.health.failed(f"{type(exc).__name__}: {exc}")
-                log.exception("source %s: read failed; retrying", self.spec.name)
-                self.stop_event.wait(min(30.0, max(1.0, self.spec.poll_seconds)))
-                continue
-            self.health.check_lag()
-            if not progressed:
-                self.stop_event.wait(self.spec.poll_seconds)
+    def advance(self) -> bool:
+        if not self._resumed:
+            self.resume()
+            self._resumed = True
+        return self.step()
 
     # -- position ---------------------------------------------------------------------------------
 
@@ -287,38 +272,19 @@ class LogFileSource:
         """Copytruncate of a file not read at all yet: its lines are only in the copy; read it first.
 
         With nothing read there are no bytes to recognise the copy by, so any file that appeared beside
-        the path since it was opened, and was not read, is taken as such a copy.
+        the path since it was opened, and was not read, is taken as such a copy. A copy is made before the
+        truncation that follows it; files rotated after this one (if it was renamed since) were written
+        after its last change, and are read after it.
         """
-        opened_mtime = current.opened_mtime_ns
-        # A copy is made before the truncation that follows it; files rotated after this one (if it was
-        # renamed since) were written after its last change, and are read after it.
-        latest = os.fstat(current.fd).st_mtime_ns
         try:
             at_path = os.stat(self.path)
             live = (at_path.st_dev, at_path.st_ino)
         except FileNotFoundError:
             live = None
-        copies = []
-        for candidate in self._siblings()[1:]:
-            if candidate.suffix in COMPRESSED:
-                continue
-            try:
-                info = candidate.stat()
-            except OSError:
-                continue
-            identity = (info.st_dev, info.st_ino)
-            between = opened_mtime <= info.st_mtime_ns <= latest
-            others = identity not in ((current.device, current.inode), live) and identity not in self._finished
-            if between and others and info.st_size > 0:
-                copies.append((info.st_mtime_ns, candidate, info))
-        for _mtime, path, info in sorted(copies, key=lambda item: item[:2]):
-            log.info("source %s: reading %s, copied from %s before it was read", self.spec.name, path, current.label)
-            opened = OpenFile(os.open(path, os.O_RDONLY), info.st_dev, info.st_ino, 0, b"", str(path))
-            try:
-                while self._read_lines(opened, final=True):
-                    pass
-            finally:
-                self._finish(opened)
+        copies = self._unread_siblings(
+            current.opened_mtime_ns, os.fstat(current.fd).st_mtime_ns, {(current.device, current.inode), live}
+        )
+        self._read_whole(copies, f"copied from {current.label} before it was read")
         if copies:
             self._commit_position(current)
         return bool(copies)
@@ -328,12 +294,17 @@ class LogFileSource:
 
         When the writer rotates more than once between two looks (small ``--audit-log-maxsize``, a burst),
         the files in between exist only under their rotated names; they were all written after the file
-        just finished, which tells them apart from older backups.
+        just finished, which tells them apart from older backups, and before the live one was opened.
         """
-        rotated: list[tuple[int, Path, os.stat_result]] = []
-        live_id = (live.device, live.inode)
-        # Files rotated after the live one was opened are newer than it: they are read after it.
-        live_mtime = os.fstat(live.fd).st_mtime_ns
+        rotated = self._unread_siblings(last_write_ns, os.fstat(live.fd).st_mtime_ns, {(live.device, live.inode)})
+        self._read_whole(rotated, "rotated before it was seen")
+
+    def _unread_siblings(self, after_ns: int, until_ns: int, exclude: set[Any]) -> list[tuple[Path, os.stat_result]]:
+        """Files beside the path, not read, last changed in ``[after, until]``: oldest first.
+
+        The bounds are inclusive because file times tick coarsely, so a burst of rotations can share one.
+        """
+        found = []
         for candidate in self._siblings()[1:]:
             if candidate.suffix in COMPRESSED:
                 continue
@@ -342,12 +313,15 @@ class LogFileSource:
             except OSError:
                 continue
             identity = (info.st_dev, info.st_ino)
-            # ">=": file times tick coarsely, so a burst of rotations can share one.
-            newer = last_write_ns <= info.st_mtime_ns <= live_mtime
-            if newer and identity != live_id and identity not in self._finished:
-                rotated.append((info.st_mtime_ns, info.st_ctime_ns, candidate, info))
-        for _mtime, _ctime, path, info in sorted(rotated, key=lambda item: item[:3]):
-            log.info("source %s: reading %s, rotated before it was seen", self.spec.name, path)
+            if identity in exclude or identity in self._finished or info.st_size == 0:
+                continue
+            if after_ns <= info.st_mtime_ns <= until_ns:
+                found.append((info.st_mtime_ns, info.st_ctime_ns, str(candidate), candidate, info))
+        return [(path, info) for *_order, path, info in sorted(found, key=lambda item: item[:3])]
+
+    def _read_whole(self, files: list[tuple[Path, os.stat_result]], why: str) -> None:
+        for path, info in files:
+            log.info("source %s: reading %s, %s", self.spec.name, path, why)
             opened = OpenFile(os.open(path, os.O_RDONLY), info.st_dev, info.st_ino, 0, b"", str(path))
             try:
                 while self._read_lines(opened, final=True):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import threading
 import time
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -29,7 +28,7 @@ import httpx
 
 from kubeguard.audit.decode import decode_bytes
 from kubeguard.sources.health import SourceHealth
-from kubeguard.sources.pacing import Backoff
+from kubeguard.sources.loop import LiveSource
 from kubeguard.sources.records import REJECT_NOT_AUDIT_EVENT
 from kubeguard.sources.spec import SourceSpec
 from kubeguard.sources.writer import SpoolWriter
@@ -123,7 +122,7 @@ def publish_time_ms(text: str) -> int:
         return int(time.time() * 1000)
 
 
-class PubSubSource:
+class PubSubSource(LiveSource):
     """A live reader of one subscription feeding the spool; runs in its own thread until stopped."""
 
     def __init__(
@@ -135,42 +134,22 @@ class PubSubSource:
         client: PubSubRest | None = None,
         health: SourceHealth | None = None,
     ) -> None:
+        super().__init__(spec)
         self.spec = spec
         self.writer = writer
         self.engine = engine
         self.client = client or PubSubRest(spec.target)
         self.health = health or SourceHealth(spec.name, spec.kind, spec.target, spec.cluster or "(from entries)")
-        self.stop_event = threading.Event()
-        self.backoff = Backoff()
         self.seen: set[str] = set()
         self.newest_ms = 0
         self._pruned_at = 0.0
         self._loaded = False
-        self._thread = threading.Thread(target=self._run, name=f"source {spec.name}", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+    def advance(self) -> bool:
+        return self.pull_once() > 0
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stop_event.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                received = self.pull_once()
-            except Exception as exc:  # noqa: BLE001 - never stop a source: count, show, back off, retry
-                throttled = isinstance(exc, PubSubError) and exc.throttled
-                self.health.failed(f"{type(exc).__name__}: {exc}", throttled=throttled)
-                delay = self.backoff.next_delay()
-                log.warning("source %s: %s; retrying in %.1fs", self.spec.name, exc, delay)
-                self.health.check_lag()
-                self.stop_event.wait(delay)
-                continue
-            self.backoff.reset()
-            self.health.check_lag()
-            if not received:
-                self.stop_event.wait(self.spec.poll_seconds)
+    def is_throttle(self, exc: Exception) -> bool:
+        return isinstance(exc, PubSubError) and exc.throttled
 
     def load(self) -> None:
         rows = source_cursors.load_seen(self.engine, self.spec.name)
