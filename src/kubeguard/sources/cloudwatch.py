@@ -251,11 +251,11 @@ def read_range(
         stop or threading.Event(),
         max_failures=max_failures,
     )
-    seen = SeenIds()
+    # One pagination never returns an event twice, and copies of an event under another id are dropped by
+    # the pipeline's own bounded de-duplication: remembering every id of a long interval would only cost memory.
+    nothing_seen = SeenIds()
     for raw in reader.pages(start_ms, end_ms):
-        page = sort_page(raw, seen, spec.cluster)
-        for row in page.seen:
-            seen.add(row)
+        page = sort_page(raw, nothing_seen, spec.cluster)
         health.read(len(page.events), page.rejects, page.last_event_ms, page.duplicates)
         for event, _message in page.events:
             yield event
