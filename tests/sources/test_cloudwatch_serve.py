@@ -131,7 +131,7 @@ def test_sigkill_and_restart_give_exactly_the_findings_of_a_scan(tmp_path, logs,
     assert "not_audit_stream 3" in scanned.stderr.decode()
 
 
-def test_config_sources_table_and_bad_source_is_a_usage_error(tmp_path, aws_env):
+def test_an_unknown_source_kind_stops_serve_with_a_usage_error(tmp_path, aws_env):
     bad = subprocess.run(
         [sys.executable, "-m", "kubeguard.cli", "serve", "--db", str(tmp_path / "x.db"), "--source", "kinesis:foo"],
         capture_output=True,
