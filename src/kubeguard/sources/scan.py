@@ -27,6 +27,8 @@ class SourceScan:
                 spec = build_spec(spec.kind, spec.target, {"cluster": cluster}, cluster)
             if spec.kind == "file":
                 self.paths.append(spec.target)
+            elif spec.kind == "pubsub":
+                raise SourceSpecError("a Pub/Sub subscription has no history to scan: use it with kubeguard serve")
             else:
                 self.specs.append(spec)
         self.health = [SourceHealth(spec.name, spec.kind, spec.target, spec.cluster) for spec in self.specs]
