@@ -22,7 +22,7 @@ def serve_command(
     client_ca: Annotated[Path | None, typer.Option(help="Require client certificates signed by this CA.")] = None,
     source: Annotated[
         list[str] | None,
-        typer.Option(help="Live source cloudwatch:LOG_GROUP, file:PATH or pubsub:SUBSCRIPTION[,cluster=NAME]; repeatable."),
+        typer.Option(help="Live source: cloudwatch:LOG_GROUP, file:PATH or pubsub:SUBSCRIPTION; repeatable."),
     ] = None,
     since: Annotated[str, typer.Option(help="First start of a source: read from this far back (1h, 7d, ISO).")] = "1h",
 ) -> None:
