@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from kubeguard.api import native
 from kubeguard.api import sources as source_routes
 from kubeguard.api.context import ServiceContext
+from kubeguard.api.detective import build_router as build_detective_router
 from kubeguard.api.errors import install_error_handlers
 from kubeguard.api.guardduty import build_router
 from kubeguard.api.guardduty.findings import stamp_detector
@@ -22,6 +23,7 @@ from kubeguard.api.intel_sets import IntelSets
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions, SinkOptions
 from kubeguard.audit.event import AuditEvent
+from kubeguard.correlate.stored import correlate_stored
 from kubeguard.findings.publish import HttpSink, JsonlFileSink, Publisher, QueuedSink, Sink, StdoutSink
 from kubeguard.intel.index import IntelIndex
 from kubeguard.intel.locations import LocationPolicy
@@ -118,7 +120,10 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     metrics = ServiceMetrics()
     publisher = build_publisher(options, metrics)
     recorder = FindingRecorder(
-        engine, publisher.publish, lambda kind, outcome: metrics.findings.labels(kind, outcome).inc()
+        engine,
+        publisher.publish,
+        lambda kind, outcome: metrics.findings.labels(kind, outcome).inc(),
+        correlate=correlate_stored,
     )
     pipeline_options = default_pipeline_options(settings)
     pipeline = Pipeline(settings, SqlState(engine), **pipeline_options)
@@ -182,4 +187,5 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
     app.include_router(native.router)
     app.include_router(source_routes.router)
     app.include_router(build_router())
+    app.include_router(build_detective_router())
     return app
