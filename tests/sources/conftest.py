@@ -11,7 +11,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+from store.databases import DIALECTS, database_url
 
+from kubeguard.store.database import open_engine
 from sources.cloudwatch_proxy import CloudWatchProxy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -105,3 +107,12 @@ def log_group(logs, request) -> LogGroup:
 def lab_lines() -> list[str]:
     with gzip.open(LAB_LOG, "rt") as handle:
         return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+@pytest.fixture(params=DIALECTS)
+def store_engine(request, tmp_path):
+    """A fresh store on each dialect: a source's cursor must commit with its batch on both."""
+    with database_url(request.param, tmp_path) as url:
+        engine = open_engine(url)
+        yield engine
+        engine.dispose()

@@ -12,13 +12,11 @@ import threading
 import time
 
 import pytest
-from store.databases import DIALECTS, database_url
 
 from kubeguard.sources.cloudwatch import CloudWatchSource, read_range
 from kubeguard.sources.pacing import RateBudget
 from kubeguard.sources.spec import parse_source
 from kubeguard.sources.writer import SpoolWriter
-from kubeguard.store.database import open_engine
 from kubeguard.store.spool import Spool
 from sources.spooled import spooled_keys
 
@@ -41,13 +39,9 @@ def _event(audit_id: str, verb: str = "get", stage: str = "ResponseComplete") ->
     )
 
 
-@pytest.fixture(params=DIALECTS)
-def engine(request, tmp_path):
-    """The cursor commits with the spooled batch on both stores."""
-    with database_url(request.param, tmp_path) as url:
-        engine = open_engine(url)
-        yield engine
-        engine.dispose()
+@pytest.fixture
+def engine(store_engine):
+    return store_engine
 
 
 def _source(engine, log_group, *, since_ms: int, overlap: str = "5m") -> CloudWatchSource:

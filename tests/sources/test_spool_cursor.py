@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from store.databases import DIALECTS, database_url
 
 from kubeguard.store import source_cursors
-from kubeguard.store.database import open_engine
 from kubeguard.store.source_cursors import SeenEvent
 from kubeguard.store.spool import Spool
 
 
-@pytest.fixture(params=DIALECTS)
-def engine(request, tmp_path):
-    with database_url(request.param, tmp_path) as url:
-        engine = open_engine(url)
-        yield engine
-        engine.dispose()
+@pytest.fixture
+def engine(store_engine):
+    return store_engine
 
 
 def test_a_failed_cursor_write_leaves_no_batch_behind(engine):
