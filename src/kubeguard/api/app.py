@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from kubeguard.api import native, sinks_api
+from kubeguard.api import sources as source_routes
 from kubeguard.api.context import ServiceContext
 from kubeguard.api.detective import build_router as build_detective_router
 from kubeguard.api.errors import install_error_handlers
@@ -141,9 +142,13 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
         context.publisher.start()
         if drainer is not None:
             drainer.start()
+        if context.sources is not None:
+            context.sources.start()
         try:
             yield
         finally:
+            if context.sources is not None:
+                context.sources.stop()
             if drainer is not None:
                 drainer.stop()
             context.publisher.close()
@@ -161,6 +166,7 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
     install_error_handlers(app)
     app.include_router(webhook.router)
     app.include_router(native.router)
+    app.include_router(source_routes.router)
     app.include_router(build_router())
     app.include_router(build_detective_router())
     app.include_router(sinks_api.router)

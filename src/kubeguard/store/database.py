@@ -152,12 +152,19 @@ def _add_investigations(conn: Connection) -> None:
     schema.investigations.create(conn, checkfirst=True)
 
 
+def _add_source_cursors(conn: Connection) -> None:
+    """Version 5: live sources' resume positions and the event ids their overlapping re-reads drop."""
+    schema.source_cursors.create(conn, checkfirst=True)
+    schema.source_seen.create(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
     (3, _add_outbox),
     (4, _add_investigations),
+    (5, _add_source_cursors),
 )
 
 

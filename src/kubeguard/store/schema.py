@@ -170,3 +170,25 @@ publishing_destinations = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
 )
+
+source_cursors = Table(
+    "kg_source_cursors",
+    metadata,
+    #: ``cloudwatch:<log group>`` or ``file:<path>``: one row per live source.
+    Column("source", String(600), primary_key=True),
+    #: The source's resume position as JSON (CloudWatch: the time read up to; file: device, inode, offset).
+    Column("position", Text, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+source_seen = Table(
+    "kg_source_seen",
+    metadata,
+    Column("source", String(600), primary_key=True),
+    #: CloudWatch's ``eventId``: what an overlapping re-read drops.
+    Column("event_id", String(128), primary_key=True),
+    #: ``auditID/stage`` of the event, so a copy under another eventId is dropped too.
+    Column("audit_key", String(200)),
+    Column("timestamp_ms", BigInteger, nullable=False),
+    Index("ix_kg_source_seen_time", "source", "timestamp_ms"),
+)
