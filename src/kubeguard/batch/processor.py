@@ -93,6 +93,10 @@ class BatchAlreadyStored(Exception):
     """Raised inside the transaction to roll it back when the batch's done mark exists."""
 
 
+class StateReadFailed(RuntimeError):
+    """A detector's read of the store failed during the batch: the batch fails and is retried whole."""
+
+
 class BatchProcessor:
     """Detection with state in the store; one instance per process, used by one thread at a time."""
 
@@ -227,6 +231,8 @@ class BatchProcessor:
             if found:
                 for finding in found:
                     add(finding)
+        if self.keys.error is not None:
+            raise StateReadFailed(f"detector state could not be read: {self.keys.error}") from self.keys.error
         if self.baselines is not None:
             self.baselines.flush()
             self.baselines.memo = None
