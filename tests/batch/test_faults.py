@@ -13,6 +13,7 @@ import itertools
 
 import pytest
 from sqlalchemy import event
+from store.databases import database_url
 
 from batch.batches import cut, processor, state_rows, stored
 from batch.traffic import comparable, offline_scan, simulated
@@ -57,7 +58,14 @@ def test_a_failure_at_every_step_of_a_batch_then_a_retry_gives_the_uninterrupted
     batches = cut(pairs, itertools.cycle([1500, 700, 2300, 40]))
     expected = offline_scan(pairs)
 
-    reference_engine = open_engine(f"sqlite:///{tmp_path / 'reference.db'}")
+    dialect = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+    (tmp_path / "reference").mkdir()
+    with database_url(dialect, tmp_path / "reference") as reference_url:
+        run_with_faults(db_url, reference_url, batches, expected)
+
+
+def run_with_faults(db_url, reference_url, batches, expected) -> None:
+    reference_engine = open_engine(reference_url)
     counter = Faults(reference_engine)
     reference = processor(reference_engine)
     steps: list[int] = []

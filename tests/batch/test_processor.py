@@ -27,7 +27,7 @@ def test_two_processes_taking_turns_on_each_cluster_agree_with_the_scan(db_url):
     engine_a, engine_b = open_engine(db_url), open_engine(db_url)
     workers = [processor(engine_a), processor(engine_b)]
     turns = itertools.cycle([0, 0, 1, 0, 1, 1, 1])
-    for batch_id, cluster, body in cut(pairs, itertools.cycle([900, 2500, 300])):
+    for batch_id, cluster, body in cut(pairs, itertools.cycle([3000, 1200, 5000])):
         assert workers[next(turns)].process_batch(batch_id, cluster, body).processed
     assert _comparable(stored(engine_a)) == _comparable(offline_scan(pairs))
     engine_a.dispose()
