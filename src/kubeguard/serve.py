@@ -11,13 +11,12 @@ import ipaddress
 import logging
 import ssl
 from pathlib import Path
-from typing import Annotated
 
-import typer
 import uvicorn
 
 from kubeguard.api.app import build_context, create_app
 from kubeguard.api.options import serve_options
+from kubeguard.api.tls_peer import PeerCertificateProtocol
 from kubeguard.config import ConfigError, load_settings
 from kubeguard.store.database import url_from_option
 
@@ -77,28 +76,15 @@ def serve(
         ssl_keyfile=str(tls_key) if tls_key else None,
         ssl_ca_certs=str(client_ca) if client_ca else None,
         ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
+        http=PeerCertificateProtocol if client_ca else "auto",
         access_log=False,
         log_level="info",
     )
 
 
-def command(
-    host: Annotated[str, typer.Option(help="Address to listen on; non-loopback needs credentials.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
-    db: Annotated[str | None, typer.Option(help="SQLite file or SQLAlchemy URL (postgresql+psycopg://...).")] = None,
-    config: Annotated[Path | None, typer.Option(help="kubeguard TOML configuration.")] = None,
-    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate chain for HTTPS.")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS.")] = None,
-    client_ca: Annotated[Path | None, typer.Option(help="Require client certificates signed by this CA.")] = None,
-) -> None:
-    """Run the audit webhook, finding store and GuardDuty-compatible API."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        serve(host, port, db, config, tls_cert, tls_key, client_ca)
-    except ServeError as exc:
-        typer.echo(f"kubeguard serve: {exc}", err=True)
-        raise typer.Exit(2) from exc
+if __name__ == "__main__":  # ``python -m kubeguard.serve`` is ``kubeguard serve``
+    import sys
 
+    from kubeguard.cli import app
 
-if __name__ == "__main__":
-    typer.run(command)
+    app(["serve", *sys.argv[1:]])
