@@ -145,23 +145,19 @@ class StoredWindow(EventWindow):
         #: Keys this batch counted, per cluster: digest → position.
         self.added: dict[str, dict[int, int]] = {}
 
-    def first(self, cluster: str, audit_id: str, kind: str) -> bool:
-        positions = self._positions.get(cluster)
-        if positions is None:
+    def _positions_of(self, cluster: str) -> dict[Any, int]:
+        if cluster not in self._positions:
             raise RuntimeError(f"de-duplication window of cluster {cluster!r} not loaded")
-        key = event_key(cluster, audit_id, kind)
-        count = self._counts[cluster]
-        seen = positions.get(key)
-        if seen is not None and count - seen < self.size:
-            return False
-        count += 1
-        self._counts[cluster] = count
-        positions[key] = count
+        return super()._positions_of(cluster)
+
+    def _key(self, cluster: str, audit_id: str, kind: str) -> Any:
+        return event_key(cluster, audit_id, kind)
+
+    def _counted(self, cluster: str, key: Any, position: int) -> None:
         added = self.added.get(cluster)
         if added is None:
             added = self.added[cluster] = {}
-        added[key] = count
-        return True
+        added[key] = position
 
     def loaded(self, cluster: str) -> bool:
         return cluster in self._positions
@@ -218,9 +214,6 @@ class StoredWindow(EventWindow):
                 conn.execute(
                     delete(table).where(table.c.cluster == cluster, table.c.last_position <= count - self.size)
                 )
-            positions = self._positions[cluster]
-            if len(positions) > 2 * self.size:
-                self._positions[cluster] = {k: p for k, p in positions.items() if count - p < self.size}
         self.added = {}
         return written
 

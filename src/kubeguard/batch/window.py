@@ -25,10 +25,8 @@ class EventWindow:
 
     def first(self, cluster: str, audit_id: str, kind: str) -> bool:
         """Count ``(audit_id, kind)`` in ``cluster``; False when it is a duplicate within the window."""
-        positions = self._positions.get(cluster)
-        if positions is None:
-            positions = self._positions[cluster] = {}
-        key = (audit_id, kind)
+        positions = self._positions_of(cluster)
+        key = self._key(cluster, audit_id, kind)
         count = self._counts.get(cluster, 0)
         seen = positions.get(key)
         if seen is not None and count - seen < self.size:
@@ -36,6 +34,21 @@ class EventWindow:
         count += 1
         self._counts[cluster] = count
         positions[key] = count
-        if len(positions) > 2 * self.size:
-            self._positions[cluster] = {k: p for k, p in positions.items() if count - p < self.size}
+        self._counted(cluster, key, count)
         return True
+
+    def _positions_of(self, cluster: str) -> dict[Any, int]:
+        positions = self._positions.get(cluster)
+        if positions is None:
+            positions = self._positions[cluster] = {}
+        elif len(positions) > 2 * self.size:
+            count = self._counts.get(cluster, 0)
+            positions = self._positions[cluster] = {k: p for k, p in positions.items() if count - p < self.size}
+        return positions
+
+    def _key(self, _cluster: str, audit_id: str, kind: str) -> Any:
+        """How a key is held (the cluster is implied by the table it is in)."""
+        return (audit_id, kind)
+
+    def _counted(self, cluster: str, key: Any, position: int) -> None:
+        """Called for each key counted (the stored window records it for the batch's transaction)."""
