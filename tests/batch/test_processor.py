@@ -11,10 +11,13 @@ from sqlalchemy import func, select
 
 from batch.batches import cut, processor, stored, with_bad_timestamp
 from batch.traffic import SETTINGS, comparable, decode, offline_scan, simulated
+from kubeguard.batch.state import load_profiles
+from kubeguard.detectors.anomaly.baselines import BLOB_NAME, Baselines
 from kubeguard.detectors.state import MemoryState
 from kubeguard.pipeline import Pipeline
 from kubeguard.store import schema
-from kubeguard.store.database import open_engine
+from kubeguard.store.database import migrate, open_engine
+from kubeguard.store.state import SqlState
 
 
 def _comparable(findings):
@@ -128,4 +131,29 @@ def test_nul_in_a_principal_is_stored_by_the_multi_row_upserts(db_url):
     with engine.connect() as conn:
         principals = set(conn.execute(select(schema.profiles.c.principal)).scalars())
     assert "mallory\ufffdadmin" in principals and "" in principals
+    engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_upgraded_store_keeps_what_its_baselines_blob_had_learned(db_url):
+    """Version 2 kept the baselines as one blob; the upgrade moves them into profile rows, unchanged."""
+    learned = Pipeline(SETTINGS, MemoryState())
+    for cluster, raw in simulated()[:8000]:
+        learned.process_event(decode(cluster, raw))
+    learned.baselines.flush()
+    engine = open_engine(db_url)
+    with engine.begin() as conn:  # make it a version-2 store holding the blob
+        for table in (schema.batches, schema.clusters, schema.profiles, schema.event_keys):
+            table.drop(conn)
+        conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version >= 3))
+    SqlState(engine).put_blob(BLOB_NAME, learned.baselines.to_bytes())
+
+    migrate(engine)
+    assert SqlState(engine).get_blob(BLOB_NAME) is None
+    restored = Baselines.from_settings(SETTINGS.anomaly)
+    with engine.connect() as conn:
+        for name in learned.baselines.clusters:
+            load_profiles(conn, restored, name)
+    assert restored.clusters == learned.baselines.clusters  # every profile, count and first-seen time
+    assert len(restored.clusters) == 2
     engine.dispose()
