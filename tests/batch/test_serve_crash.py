@@ -62,6 +62,6 @@ def test_sigkill_mid_stream_then_restart_equals_the_offline_scan(make_server):
     totals = server.wait_drained(timeout=120)
     assert totals["batches_failed"] == 0
     found = httpx.get(f"{server.url}/api/findings", params={"limit": 1000}, timeout=30).json()["findings"]
-    expected = offline_scan(pairs)
+    expected = offline_scan(pairs, sequences=True)
     assert any(f["type"].split("/")[1].startswith("AnomalousBehavior") for f in expected.values())
     assert {f["id"]: comparable(f) for f in found} == {k: comparable(v) for k, v in expected.items()}

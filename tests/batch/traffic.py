@@ -11,6 +11,7 @@ import orjson
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.config import AnomalySettings, Settings
+from kubeguard.correlate.stage import with_sequences
 from kubeguard.detectors.state import MemoryState
 from kubeguard.pipeline import FindingSet, Pipeline
 from kubeguard.sim.simulator import SimConfig, Simulator
@@ -49,14 +50,19 @@ def decode(cluster: str, raw: bytes) -> AuditEvent:
     return event
 
 
-def offline_scan(pairs: Any, settings: Settings = SETTINGS) -> dict[str, dict[str, Any]]:
-    """What ``kubeguard scan`` reports for the events: findings by id (no intel, address-only IPs)."""
+def offline_scan(pairs: Any, settings: Settings = SETTINGS, *, sequences: bool = False) -> dict[str, dict[str, Any]]:
+    """What ``kubeguard scan`` reports for the events: findings by id (no intel, address-only IPs).
+
+    ``sequences`` adds the attack sequences scan correlates at the end, for comparing with ``serve``, whose
+    recorder correlates in every batch; the processors these tests build alone have no correlation hook.
+    """
     pipeline = Pipeline(settings, MemoryState())
     found = FindingSet()
     for cluster, raw in pairs:
         for finding in pipeline.process_event(decode(cluster, raw)):
             found.add(finding)
-    return found.by_id
+    final = with_sequences(found.values()) if sequences else found.values()
+    return {finding["id"]: finding for finding in final}
 
 
 def comparable(finding: dict[str, Any]) -> dict[str, Any]:
