@@ -49,6 +49,14 @@ class AnomalySettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=
     min_principal_events: int = 50
 
 
+class RulesSettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """The user's own detection rules (``[rules]``): Sigma files or directories, and the mode new rules run in."""
+
+    paths: list[str] = []
+    #: ``LIVE`` raises findings; ``DRY_RUN`` only counts matches until an association makes a rule live.
+    default_mode: str = "LIVE"
+
+
 class Settings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     account_id: str = "000000000000"
     region: str = "us-east-1"
@@ -57,6 +65,7 @@ class Settings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     clusters: list[ClusterConfig] = []
     intel: IntelSettings = msgspec.field(default_factory=IntelSettings)
     anomaly: AnomalySettings = msgspec.field(default_factory=AnomalySettings)
+    rules: RulesSettings = msgspec.field(default_factory=RulesSettings)
     #: Service settings (``kubeguard serve``) kept as a table the service reads itself.
     serve: dict[str, object] = {}
 

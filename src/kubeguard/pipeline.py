@@ -20,6 +20,7 @@ from kubeguard.detectors.anomaly.baselines import Baselines
 from kubeguard.detectors.base import DetectionContext, Detector, StateStore
 from kubeguard.detectors.engine import Engine
 from kubeguard.detectors.registry import default_detectors
+from kubeguard.detectors.rules import user_rule_detectors
 from kubeguard.findings.aggregate import merge_finding
 from kubeguard.findings.builder import FindingBuilder, IpDescriber, address_only
 
@@ -75,7 +76,9 @@ class Pipeline:
             baselines.load(state)
         self.baselines = baselines
         context = DetectionContext(state=state, intel=intel, baselines=baselines)
-        self.engine = Engine(default_detectors() if detectors is None else detectors, context)
+        if detectors is None:
+            detectors = [*default_detectors(), *user_rule_detectors(settings.rules)]
+        self.engine = Engine(detectors, context)
         self.builder = FindingBuilder(settings, describe_ip)
         self.recent = RecentKeys()
         self.stats = PipelineStats()

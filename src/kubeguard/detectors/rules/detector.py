@@ -1,0 +1,131 @@
+"""The detector that runs the user's Sigma rules in the pipeline, like any built-in detector.
+
+Rules are indexed by the verbs and resources their conditions require (:func:`.compile.dispatch`), so
+an event is offered only to the rules that could match it; the engine still sends this detector every
+event, because Sigma rules may match on anything. A match becomes a :class:`Detection` of the rule's
+own type whose key is empty: a rule's finding aggregates per (cluster, rule, principal), so its
+``service.count`` is the number of matching events.
+
+Each rule has a mode, GuardDuty's association modes: ``LIVE`` raises findings, ``DRY_RUN`` only counts
+what would have matched, so a team can trial a rule before it pages anyone. The counts are kept per
+rule for the rules API and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import ClassVar
+
+import orjson
+
+from kubeguard.audit.event import AuditEvent
+from kubeguard.detectors.base import ANY, Detection, DetectionContext
+from kubeguard.detectors.rules.fields import EventView, accessor
+from kubeguard.detectors.rules.load import Rule
+
+LIVE = "LIVE"
+DRY_RUN = "DRY_RUN"
+MODES = (LIVE, DRY_RUN)
+
+_Key = tuple[str, str]
+
+
+class SigmaRules:
+    """Every loaded Sigma rule behind one detector; see the module docstring."""
+
+    name: ClassVar[str] = "sigma-rules"
+    wants: ClassVar[tuple[tuple[str, str], ...]] = ((ANY, ANY),)
+
+    def __init__(self, rules: Sequence[Rule], *, default_mode: str = LIVE) -> None:
+        if default_mode not in MODES:
+            raise ValueError(f"rule mode must be LIVE or DRY_RUN, not {default_mode!r}")
+        self.rules = list(rules)
+        self.by_id = {rule.rule_id: rule for rule in self.rules}
+        self.finding_types = tuple(dict.fromkeys(rule.finding_type for rule in self.rules))
+        self.default_mode = default_mode
+        #: Modes set through the API (associations); rules without one run in ``default_mode``.
+        self.modes: dict[str, str] = {}
+        self.matches: Counter[str] = Counter()
+        self.dry_run_matches: Counter[str] = Counter()
+        self._index = _build_index(self.rules)
+        self._routes: dict[_Key, tuple[Rule, ...]] = {}
+        self._parameters = {rule.rule_id: _parameter_readers(rule) for rule in self.rules}
+
+    def mode(self, rule_id: str) -> str:
+        return self.modes.get(rule_id, self.default_mode)
+
+    def candidates(self, verb: str, resource: str) -> tuple[Rule, ...]:
+        """The rules that could match ``verb`` on ``resource``, in load order (cached per pair)."""
+        key = (verb, resource)
+        found = self._routes.get(key)
+        if found is None:
+            index = self._index
+            verb_l, resource_l = verb.lower(), resource.lower()
+            wanted = {
+                id(rule)
+                for pair in ((verb_l, resource_l), (verb_l, None), (None, resource_l), (None, None))
+                for rule in index.get(pair, ())
+            }
+            found = self._routes[key] = tuple(rule for rule in self.rules if id(rule) in wanted)
+        return found
+
+    def detect(self, event: AuditEvent, ctx: DetectionContext) -> list[Detection]:
+        ref = event.objectRef
+        rules = self.candidates(event.verb, ref.resource if ref is not None else "")
+        if not rules:
+            return []
+        view = EventView(event)
+        found: list[Detection] = []
+        for rule in rules:
+            if not rule.matcher(view):
+                continue
+            if self.modes.get(rule.rule_id, self.default_mode) == DRY_RUN:
+                self.dry_run_matches[rule.rule_id] += 1
+                continue
+            self.matches[rule.rule_id] += 1
+            found.append(self.detection(rule, event, view))
+        return found
+
+    def detection(self, rule: Rule, event: AuditEvent, view: EventView) -> Detection:
+        matched = {}
+        for field, read in self._parameters[rule.rule_id]:
+            values = read(view)
+            if values:
+                matched[field] = values[0] if len(values) == 1 else list(values)
+        info = {
+            "customDetectionRuleName": rule.title,
+            "customDetectionRuleId": rule.rule_id,
+            "ruleLanguage": "SIGMA",
+            "ruleSource": rule.source,
+            "kubeguardExtension": True,
+        }
+        if rule.technique:
+            info["mitreTechnique"] = rule.technique
+        return Detection(
+            finding_type=rule.finding_type,
+            severity=rule.severity,
+            event=event,
+            key="",
+            title=rule.title,
+            description=rule.description,
+            parameters=orjson.dumps(matched, default=str).decode() if matched else "",
+            additional_info=info,
+            custom_rule_name=rule.title,
+        )
+
+
+def _build_index(rules: Sequence[Rule]) -> dict[tuple[str | None, str | None], list[Rule]]:
+    index: dict[tuple[str | None, str | None], list[Rule]] = {}
+    for rule in rules:
+        verbs = rule.verbs if rule.verbs is not None else (None,)
+        resources = rule.resources if rule.resources is not None else (None,)
+        for verb in verbs:
+            for resource in resources:
+                index.setdefault((verb, resource), []).append(rule)
+    return index
+
+
+def _parameter_readers(rule: Rule) -> list[tuple[str, object]]:
+    """The fields a rule names, read back from a matching event for the finding's ``parameters``."""
+    return [(field, accessor(field)) for field in rule.fields]
