@@ -17,6 +17,7 @@ from rich.table import Table
 from kubeguard import severity
 from kubeguard.audit.decode import FORMATS, UnknownFormatError, expand_path
 from kubeguard.config import ConfigError, load_settings
+from kubeguard.detectors.rules.load import RuleLoadError
 from kubeguard.intel.formats import ListError
 from kubeguard.intel.sources import SourceError
 from kubeguard.scan import ScanResult, run_scan
@@ -39,7 +40,7 @@ EXIT_FINDINGS = 3
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -81,6 +82,9 @@ def scan(
         int | None, typer.Option(help="History a principal needs before its anomalies are judged (default 50).")
     ] = None,
     no_anomaly: Annotated[bool, typer.Option("--no-anomaly", help="Turn the AnomalousBehavior detectors off.")] = False,
+    rules: Annotated[
+        list[str] | None, typer.Option("--rules", help="Sigma rule file or directory (kubernetes/audit); repeatable.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
     """Scan audit logs and print GuardDuty-format findings."""
@@ -104,13 +108,14 @@ def scan(
             anomaly.learning_days = learning_days
         if min_principal_events is not None:
             anomaly.min_principal_events = min_principal_events
+        settings.rules.paths = [*settings.rules.paths, *(rules or [])]
         _check_paths(paths)
     except (ValueError, ConfigError, FileNotFoundError) as error:
         raise _fail(str(error)) from error
     logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet)
-    except (UnknownFormatError, FileNotFoundError, SourceError, ListError) as error:
+    except (UnknownFormatError, FileNotFoundError, SourceError, ListError, RuleLoadError) as error:
         raise _fail(str(error)) from error
     shown = [f for f in result.findings if f["severity"] >= floor]
     _emit(shown, output_format, output)
@@ -211,12 +216,14 @@ def _register_subcommands() -> None:
     from kubeguard import serve
     from kubeguard.findings_cli import app as findings_app
     from kubeguard.intel.cli import app as intel_app
+    from kubeguard.rules_cli import app as rules_app
     from kubeguard.sim.cli import simulate
 
     app.command("serve")(serve.command)
     app.command("simulate", help="Generate realistic audit logs with labelled attack scenarios.")(simulate)
     app.add_typer(intel_app, name="intel")
     app.add_typer(findings_app, name="findings", help="List, show and archive stored findings.")
+    app.add_typer(rules_app, name="rules", help="Test and list Sigma detection rules.")
 
 
 _register_subcommands()

@@ -19,6 +19,7 @@ import uvicorn
 from kubeguard.api.app import build_context, create_app
 from kubeguard.api.options import serve_options
 from kubeguard.config import ConfigError, load_settings
+from kubeguard.detectors.rules.load import RuleLoadError
 from kubeguard.store.database import url_from_option
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,12 @@ def serve(
     tls_cert: str | Path | None = None,
     tls_key: str | Path | None = None,
     client_ca: str | Path | None = None,
+    rules: list[str] | None = None,
 ) -> None:
     """Run the service until interrupted."""
     try:
         settings = load_settings(config)
+        settings.rules.paths = [*settings.rules.paths, *(rules or [])]
         options = serve_options(settings.serve)
     except (ConfigError, ValueError) as exc:  # msgspec.ValidationError is a ValueError
         raise ServeError(f"configuration: {exc}") from exc
@@ -65,9 +68,12 @@ def serve(
     if not loopback and not tls_cert:
         log.warning("listening on %s without TLS: bearer tokens travel in clear text", host)
     open_access = loopback and not options.has_credentials and not client_ca
-    context, drainer = build_context(
-        settings, options, url_from_option(db), open_access=open_access, mutual_tls=bool(client_ca)
-    )
+    try:
+        context, drainer = build_context(
+            settings, options, url_from_option(db), open_access=open_access, mutual_tls=bool(client_ca)
+        )
+    except RuleLoadError as exc:
+        raise ServeError(f"rules: {exc}") from exc
     app = create_app(context, drainer)
     uvicorn.run(
         app,
@@ -90,11 +96,14 @@ def command(
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate chain for HTTPS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS.")] = None,
     client_ca: Annotated[Path | None, typer.Option(help="Require client certificates signed by this CA.")] = None,
+    rules: Annotated[
+        list[str] | None, typer.Option("--rules", help="Sigma rule file or directory (kubernetes/audit); repeatable.")
+    ] = None,
 ) -> None:
     """Run the audit webhook, finding store and GuardDuty-compatible API."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        serve(host, port, db, config, tls_cert, tls_key, client_ca)
+        serve(host, port, db, config, tls_cert, tls_key, client_ca, rules)
     except ServeError as exc:
         typer.echo(f"kubeguard serve: {exc}", err=True)
         raise typer.Exit(2) from exc

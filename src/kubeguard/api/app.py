@@ -14,6 +14,7 @@ from kubeguard.api import native
 from kubeguard.api.context import ServiceContext
 from kubeguard.api.errors import install_error_handlers
 from kubeguard.api.guardduty import build_router
+from kubeguard.api.guardduty.custom_rules import restore_modes
 from kubeguard.api.guardduty.findings import stamp_detector
 from kubeguard.api.ingest import webhook
 from kubeguard.api.ingest.drainer import SpoolDrainer
@@ -21,9 +22,10 @@ from kubeguard.api.intel_sets import IntelSets
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions, SinkOptions
 from kubeguard.audit.event import AuditEvent
+from kubeguard.detectors.rules.catalog import RuleCatalog
 from kubeguard.findings.publish import HttpSink, JsonlFileSink, Publisher, QueuedSink, Sink, StdoutSink
 from kubeguard.intel.index import IntelIndex
-from kubeguard.store import detectors, ipsets
+from kubeguard.store import detectors, ipsets, rule_associations
 from kubeguard.store.database import open_engine
 from kubeguard.store.recorder import FindingRecorder
 from kubeguard.store.spool import Spool
@@ -79,6 +81,8 @@ class FiledPipeline:
         detector_id = self.context.detector_id
         if detector_id is None or not self.context.detector_enabled:
             return []
+        if self.context.rules is not None:
+            occurrences = self.context.rules.admit(occurrences)
         return [stamp_detector(finding, detector_id) for finding in occurrences]
 
 
@@ -102,6 +106,16 @@ def intel_swapper(pipeline: Any, base: IntelIndex | None) -> Callable[[IntelInde
         log.info("threat intelligence reloaded: %r", combined)
 
     return swap
+
+
+def rule_catalog(engine: Any, pipeline: Any) -> RuleCatalog:
+    """The rules the pipeline evaluates, with the modes their stored associations set."""
+    catalog = RuleCatalog.from_detectors(pipeline.engine.detectors)
+    with engine.begin() as conn:
+        missing = restore_modes(catalog, rule_associations.list_all(conn))
+    if missing:
+        log.warning("associations name rules that are not loaded: %s", ", ".join(missing))
+    return catalog
 
 
 def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_access: bool, mutual_tls: bool):
@@ -135,6 +149,7 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
         mutual_tls=mutual_tls,
     )
     intel.load_active(active_sets)
+    context.rules = rule_catalog(engine, pipeline)
     drainer = SpoolDrainer(
         context.spool,
         FiledPipeline(pipeline, context),

@@ -34,3 +34,5 @@ class ServiceContext:
     detector_enabled: bool = True
     #: Wakes the spool drainer when a batch arrives (set by the drainer).
     wake_drainer: Any = None
+    #: The rules detection evaluates (``kubeguard.detectors.rules.catalog.RuleCatalog``), for the rules API.
+    rules: Any = None

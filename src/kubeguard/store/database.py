@@ -71,10 +71,16 @@ def _add_blobs(conn: Connection) -> None:
     schema.blobs.create(conn, checkfirst=True)
 
 
+def _add_rule_associations(conn: Connection) -> None:
+    """Version 3: Custom Detection Rule associations (a rule's LIVE or DRY_RUN mode)."""
+    schema.rule_associations.create(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
+    (3, _add_rule_associations),
 )
 
 

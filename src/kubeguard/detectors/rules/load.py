@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
@@ -104,8 +105,16 @@ def load_file(path: Path) -> list[Rule]:
 def parse_rules(text: str, path: Path | str = "<rule>") -> Iterator[Rule]:
     try:
         collection = SigmaCollection.from_yaml(text, collect_errors=True)
-    except (SigmaError, ValueError) as error:  # YAML syntax errors are reported as SigmaCollectionError
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise RuleLoadError(path, f"not valid YAML{where}: {problem}") from error
+    except (SigmaError, ValueError) as error:
         raise RuleLoadError(path, _sigma_reason(error)) from error
+    except (TypeError, AttributeError) as error:  # pySigma meets a document that is not a mapping
+        reason = f"not a Sigma rule (a YAML mapping with title, logsource, detection): {error}"
+        raise RuleLoadError(path, reason) from error
     for item in collection:
         if not isinstance(item, SigmaRule):
             raise RuleLoadError(path, f"{type(item).__name__} is not supported; only detection rules are")

@@ -84,7 +84,7 @@ def compile_value(value: Any) -> Predicate:
 
 def _string(value: SigmaString) -> Predicate:
     if value.contains_placeholder():
-        raise UnsupportedValue(f"placeholder in {value.original!r} needs a processing pipeline, which kubeguard does not apply")
+        raise UnsupportedValue(f"placeholder in {value.original!r} needs a processing pipeline; kubeguard applies none")
     cased = isinstance(value, SigmaCasedString)
     parts = value.s
     plain = [p for p in parts if isinstance(p, str)]
