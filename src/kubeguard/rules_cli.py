@@ -19,7 +19,7 @@ err = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -54,10 +54,10 @@ def test_command(
                       row["name"], str(row["code"] or ""))
     Console(width=None if Console().is_terminal else 200).print(table)
     err.print(f"{result.events:,} events read ({result.counted:,} counted), {result.rejected:,} rejected; "
-              f"{len(result.findings)} findings:", highlight=False)
+              f"{len(result.findings)} findings:", highlight=False, soft_wrap=True)
     for finding in result.findings:
         user = finding["resource"]["kubernetesDetails"]["kubernetesUserDetails"]["username"]
-        err.print(f"  {finding['service']['count']:>5}  {finding['type']}  ({user})", highlight=False)
+        err.print(f"  {finding['service']['count']:>5}  {finding['type']}  ({user})", highlight=False, soft_wrap=True)
 
 
 @app.command("list")

@@ -94,6 +94,10 @@ def _field_test(field: str, value: Any) -> Matcher:
 
 
 def _keyword_test(value: Any) -> Matcher:
+    """A keyword is searched in every string of the event, as a full-text search would: ``miner``
+    matches ``evil/miner:latest``; wildcards and modifiers keep their meaning."""
+    if isinstance(value, SigmaString) and not value.contains_special():
+        value = type(value)("*" + value.convert() + "*")
     test = compile_value(value)
     return lambda view: any(test(text) for text in view.strings())
 

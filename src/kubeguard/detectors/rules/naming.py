@@ -65,7 +65,7 @@ def technique(tags: list[tuple[str, str]]) -> str:
 
 def pascal_case(text: str) -> str:
     """``Pod with hostNetwork created`` → ``PodWithHostNetworkCreated``; keeps inner capitals."""
-    words = re.findall(r"[A-Za-z0-9]+", text)
+    words = re.findall(r"[A-Za-z0-9]+", text.replace("'", ""))
     return "".join(word[0].upper() + word[1:] for word in words)
 
 
