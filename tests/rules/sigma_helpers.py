@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from conftest import build_event
 
 from kubeguard.detectors.rules.fields import EventView
 from kubeguard.detectors.rules.load import Rule, parse_rules
-from conftest import build_event
 
 BASE_EVENT: dict[str, Any] = {
     "kind": "Event",

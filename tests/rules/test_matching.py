@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from rules.sigma_helpers import BASE_EVENT, matches, rule
 
 from kubeguard.detectors.rules.load import RuleLoadError
+from rules.sigma_helpers import BASE_EVENT, matches, rule
 
 
 @pytest.mark.parametrize(

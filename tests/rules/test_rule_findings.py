@@ -6,15 +6,15 @@ import json
 
 from botocore.model import ServiceModel
 from botocore.parsers import RestJSONParser
-from findings.test_wire_model import MODEL, check
-from rules.sigma_helpers import BASE_EVENT, rule
-
 from conftest import build_event
+from findings.test_wire_model import MODEL, check
+
 from kubeguard.config import Settings
 from kubeguard.detectors.base import DetectionContext
 from kubeguard.detectors.rules.detector import DRY_RUN, SigmaRules
 from kubeguard.detectors.state import MemoryState
 from kubeguard.pipeline import FindingSet, Pipeline
+from rules.sigma_helpers import BASE_EVENT, rule
 
 DETECTION = {"sel": {"verb": "create", "objectRef.resource": "pods", "requestObject.spec.hostNetwork": True},
              "condition": "sel"}
