@@ -22,9 +22,16 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
-from sigma.types import SigmaExists, SigmaFieldReference, SigmaNull, SigmaString
+from sigma.types import (
+    SigmaCIDRExpression,
+    SigmaExists,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaRegularExpression,
+    SigmaString,
+)
 
-from kubeguard.detectors.rules.fields import EventView, accessor, is_cheap
+from kubeguard.detectors.rules.fields import EventView, accessor, is_cheap, single_reader
 from kubeguard.detectors.rules.values import UnsupportedValue, as_text, compile_value
 
 Matcher = Callable[[EventView], bool]
@@ -83,6 +90,14 @@ def _field_test(field: str, value: Any) -> Matcher:
 
         return same_as
     test = compile_value(value)
+    single = single_reader(field)
+    if single is not None:
+
+        def scalar_matches(view: EventView) -> bool:
+            found = single(view.event)
+            return found is not None and test(found)
+
+        return scalar_matches
 
     def field_matches(view: EventView) -> bool:
         for item in read(view):  # noqa: SIM110
@@ -103,12 +118,13 @@ def _keyword_test(value: Any) -> Matcher:
 
 
 def _cost(node: Any) -> int:
-    """Cheaper tests first in an AND: typed fields, then bodies, then keyword searches."""
+    """Cheaper tests first in an AND: exact tests on typed fields, then patterns, bodies, keyword searches."""
     if isinstance(node, ConditionFieldEqualsValueExpression):
-        return 0 if is_cheap(node.field) else 1
+        pattern = isinstance(node.value, SigmaRegularExpression | SigmaCIDRExpression)
+        return (0 if is_cheap(node.field) else 2) + (1 if pattern else 0)
     if isinstance(node, ConditionValueExpression):
-        return 3
-    return 2
+        return 5
+    return 4
 
 
 # -- dispatch --------------------------------------------------------------------------------------

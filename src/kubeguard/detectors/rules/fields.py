@@ -184,6 +184,44 @@ _SUMMARY = (
 )
 
 
+def _ref_member(member: str) -> Callable[[AuditEvent], Any]:
+    def read(event: AuditEvent) -> Any:
+        ref = event.objectRef
+        value = getattr(ref, member) if ref is not None else None
+        return value if value != "" else None
+
+    return read
+
+
+def _status_member(member: str) -> Callable[[AuditEvent], Any]:
+    def read(event: AuditEvent) -> Any:
+        status = event.responseStatus
+        value = getattr(status, member) if status is not None else None
+        return value if value not in ("", 0) else None
+
+    return read
+
+
+_SINGLE: dict[str, Callable[[AuditEvent], Any]] = {
+    **{name: (lambda e, n=name: getattr(e, n) or None)
+       for name in ("auditID", "stage", "verb", "requestURI", "userAgent", "requestReceivedTimestamp",
+                    "stageTimestamp", "timestamp", "cluster")},
+    **{f"objectRef.{m}": _ref_member(m) for m in _OBJECT_REF},
+    **{f"responseStatus.{m}": _status_member(m) for m in _STATUS},
+    "user.username": lambda e: e.user.username or None,
+    "user.uid": lambda e: e.user.uid or None,
+}
+
+
+def single_reader(path: str) -> Callable[[AuditEvent], Any] | None:
+    """For fields that hold one scalar in the typed event: a reader of it (None when absent), else None.
+
+    The hot path: most rule conditions test ``verb``, ``objectRef.*`` or ``user.username``, and reading
+    them straight from the event avoids building a tuple per test.
+    """
+    return _SINGLE.get(path)
+
+
 def accessor(path: str) -> Accessor:
     """The accessor for one field path; raises :class:`FieldError` for a path no event has."""
     if path in _TOP_LEVEL:

@@ -124,6 +124,8 @@ def _wildcard_regex(parts: list[Any]) -> str:
 
 def _text_test(check: Callable[[str], bool]) -> Predicate:
     def test(value: Any) -> bool:
+        if type(value) is str:
+            return check(value)
         text = as_text(value)
         return text is not None and check(text)
 
@@ -164,15 +166,35 @@ def _regex(value: SigmaRegularExpression) -> Predicate:
     return _text_test(lambda text: pattern.search(text) is not None)
 
 
+#: Parsed addresses by text: source IPs repeat endlessly, and parsing is the cost of a CIDR test.
+_ADDRESSES: dict[str, tuple[int, int] | None] = {}
+_ADDRESS_CACHE_LIMIT = 65_536
+
+
+def parse_address(text: str) -> tuple[int, int] | None:
+    """(IP version, integer value) of an address, or None when it is not one; cached, bounded."""
+    found = _ADDRESSES.get(text, False)
+    if found is not False:
+        return found  # type: ignore[return-value]
+    try:
+        address = ipaddress.ip_address(text)
+        parsed: tuple[int, int] | None = (address.version, int(address))
+    except ValueError:
+        parsed = None
+    if len(_ADDRESSES) >= _ADDRESS_CACHE_LIMIT:
+        _ADDRESSES.clear()
+    _ADDRESSES[text] = parsed
+    return parsed
+
+
 def _cidr(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Predicate:
+    version, first, last = network.version, int(network.network_address), int(network.broadcast_address)
+
     def test(value: Any) -> bool:
         if not isinstance(value, str):
             return False
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
-            return False
-        return address.version == network.version and address in network
+        parsed = parse_address(value)
+        return parsed is not None and parsed[0] == version and first <= parsed[1] <= last
 
     return test
 
