@@ -125,3 +125,34 @@ def test_a_rule_that_cannot_be_evaluated_is_refused_with_the_reason(detection, r
         rule(detection)
     assert reason in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+DEPLOYMENT = {
+    **BASE_EVENT,
+    "objectRef": {"resource": "deployments", "namespace": "dev", "name": "agent", "apiGroup": "apps"},
+    "requestObject": {"kind": "Deployment", "spec": {"template": {"spec": {
+        "volumes": [{"name": "root", "hostPath": {"path": "/etc"}}],
+        "initContainers": [{"name": "i", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}],
+        "containers": [{"name": "c"}],
+    }}}},
+    "level": "RequestResponse",
+}
+
+
+@pytest.mark.parametrize(
+    ("detection", "expected"),
+    [
+        ({"sel": {"hostPath": "*"}, "condition": "sel"}, True),  # SigmaHQ's names for pod spec facts
+        ({"sel": {"hostPath|startswith": "/var"}, "condition": "sel"}, False),
+        ({"sel": {"capabilities": "sys_admin"}, "condition": "sel"}, True),
+        ({"sel": {"apiGroup": "apps", "objectRef.resource": "deployments"}, "condition": "sel"}, True),
+        ({"sel": {"level": "RequestResponse"}, "condition": "sel"}, True),
+    ],
+)
+def test_sigmahq_field_names_and_workload_templates(detection, expected):
+    assert matches(detection, DEPLOYMENT) is expected
+
+
+def test_sigmahq_names_match_nothing_on_a_pod_without_them():
+    assert matches({"sel": {"hostPath": "*"}, "condition": "sel"}) is False
+    assert matches({"sel": {"capabilities|exists": True}, "condition": "sel"}) is False

@@ -171,6 +171,7 @@ _TOP_LEVEL: dict[str, Accessor] = {
     "requestReceivedTimestamp": _scalar(lambda e: e.requestReceivedTimestamp),
     "stageTimestamp": _scalar(lambda e: e.stageTimestamp),
     "timestamp": _scalar(lambda e: e.timestamp),
+    "level": _scalar(lambda e: e.level),
     "cluster": _scalar(lambda e: e.cluster),
 }
 
@@ -205,7 +206,7 @@ def _status_member(member: str) -> Callable[[AuditEvent], Any]:
 _SINGLE: dict[str, Callable[[AuditEvent], Any]] = {
     **{name: (lambda e, n=name: getattr(e, n) or None)
        for name in ("auditID", "stage", "verb", "requestURI", "userAgent", "requestReceivedTimestamp",
-                    "stageTimestamp", "timestamp", "cluster")},
+                    "stageTimestamp", "timestamp", "level", "cluster")},
     **{f"objectRef.{m}": _ref_member(m) for m in _OBJECT_REF},
     **{f"responseStatus.{m}": _status_member(m) for m in _STATUS},
     "user.username": lambda e: e.user.username or None,
@@ -222,8 +223,33 @@ def single_reader(path: str) -> Callable[[AuditEvent], Any] | None:
     return _SINGLE.get(path)
 
 
+#: Where a pod spec sits in the bodies of the objects that carry one (pods, workloads, CronJobs).
+_POD_SPECS = (("spec",), ("spec", "template", "spec"), ("spec", "jobTemplate", "spec", "template", "spec"))
+_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+
+
+def _union(paths: list[tuple[str, ...]]) -> Accessor:
+    def access(view: EventView) -> Values:
+        body = view.body("requestObject")
+        return tuple(value for parts in paths for value in walk(body, parts))
+
+    return access
+
+
+#: SigmaHQ's kubernetes/audit rules use a few names that are not audit event paths; they mean these.
+SIGMAHQ_ALIASES: dict[str, Accessor] = {
+    "apiGroup": _scalar(lambda e: e.objectRef.apiGroup if e.objectRef is not None else None),
+    "hostPath": _union([(*spec, "volumes", "hostPath", "path") for spec in _POD_SPECS]),
+    "capabilities": _union(
+        [(*spec, kind, "securityContext", "capabilities", "add") for spec in _POD_SPECS for kind in _CONTAINER_LISTS]
+    ),
+}
+
+
 def accessor(path: str) -> Accessor:
     """The accessor for one field path; raises :class:`FieldError` for a path no event has."""
+    if path in SIGMAHQ_ALIASES:
+        return SIGMAHQ_ALIASES[path]
     if path in _TOP_LEVEL:
         return _TOP_LEVEL[path]
     head, _, rest = path.partition(".")
@@ -250,4 +276,5 @@ def accessor(path: str) -> Accessor:
 #: Fields read straight from the typed event: cheap, so conditions on them are tested first.
 def is_cheap(path: str) -> bool:
     head = path.partition(".")[0]
-    return head not in ("requestObject", "responseObject", "annotations") and ".extra." not in path
+    heavy = head in ("requestObject", "responseObject", "annotations", "hostPath", "capabilities")
+    return not heavy and ".extra." not in path
