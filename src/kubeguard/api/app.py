@@ -25,6 +25,7 @@ from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.rules.catalog import RuleCatalog
 from kubeguard.findings.publish import HttpSink, JsonlFileSink, Publisher, QueuedSink, Sink, StdoutSink
 from kubeguard.intel.index import IntelIndex
+from kubeguard.intel.locations import LocationPolicy
 from kubeguard.store import detectors, ipsets, rule_associations
 from kubeguard.store.database import open_engine
 from kubeguard.store.recorder import FindingRecorder
@@ -134,7 +135,10 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     )
     pipeline_options = default_pipeline_options(settings)
     pipeline = Pipeline(settings, SqlState(engine), **pipeline_options)
-    intel = IntelSets(intel_swapper(pipeline, pipeline_options.get("intel")))
+    policy = LocationPolicy.from_settings(
+        settings.intel.allowed_locations, settings.intel.allow_private_addresses
+    )
+    intel = IntelSets(intel_swapper(pipeline, pipeline_options.get("intel")), policy)
     context = ServiceContext(
         engine=engine,
         settings=settings,
