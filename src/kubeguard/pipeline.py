@@ -20,7 +20,7 @@ from kubeguard.detectors.anomaly.baselines import Baselines
 from kubeguard.detectors.base import DetectionContext, Detector, StateStore
 from kubeguard.detectors.engine import Engine
 from kubeguard.detectors.registry import default_detectors
-from kubeguard.detectors.rules import user_rule_detectors
+from kubeguard.detectors.rules import later_stage_detections, user_rule_detectors
 from kubeguard.findings.aggregate import merge_finding
 from kubeguard.findings.builder import FindingBuilder, IpDescriber, address_only
 
@@ -39,6 +39,9 @@ class RecentKeys:
         self.capacity = capacity
         self._current: set[Any] = set()
         self._previous: set[Any] = set()
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._current or key in self._previous
 
     def add(self, key: Any) -> bool:
         """Remember ``key``; True if it was not seen within the window."""
@@ -79,6 +82,7 @@ class Pipeline:
         if detectors is None:
             detectors = [*default_detectors(), *user_rule_detectors(settings.rules)]
         self.engine = Engine(detectors, context)
+        self.later_stage_detectors = [d for d in detectors if hasattr(d, "detect_later_stage")]
         self.builder = FindingBuilder(settings, describe_ip)
         self.recent = RecentKeys()
         self.stats = PipelineStats()
@@ -95,6 +99,8 @@ class Pipeline:
             return []
         if event.auditID and not self.recent.add((event.auditID, "connect" if connect else stage)):
             stats.duplicates += 1
+            if connect and self.later_stage_detectors:  # a rule may name the stage it wants (Sigma rules)
+                return [self.builder.build(d) for d in later_stage_detections(self.later_stage_detectors, event)]
             return []
         stats.counted += 1
         detections = self.engine.detect(event)

@@ -78,3 +78,23 @@ def test_rules_are_offered_only_events_of_their_verbs_and_resources():
     event = build_event({**BASE_EVENT, "verb": "get", "objectRef": {"resource": "secrets"}})
     found = detector.detect(event, DetectionContext(state=MemoryState()))
     assert [d.custom_rule_name for d in found] == ["Alice"]
+
+
+def _exec_stage(stage: str) -> dict:
+    return {**BASE_EVENT, "auditID": "exec-1", "stage": stage, "verb": "create",
+            "requestURI": "/api/v1/namespaces/dev/pods/web/exec?command=sh",
+            "objectRef": {"resource": "pods", "subresource": "exec", "namespace": "dev", "name": "web"},
+            "responseStatus": {"code": 101}}
+
+
+def test_an_exec_counts_once_per_rule_whichever_stage_the_rule_names():
+    any_stage = rule({"sel": {"objectRef.subresource": "exec"}, "condition": "sel"}, title="Exec")
+    complete = rule({"sel": {"objectRef.subresource": "exec", "stage": "ResponseComplete"}, "condition": "sel"},
+                    title="Exec completed")
+    pipeline = Pipeline(Settings(), MemoryState(), detectors=[SigmaRules([any_stage, complete])])
+    found = FindingSet()
+    for stage in ("ResponseStarted", "ResponseComplete", "ResponseComplete"):  # the last one is a replay
+        for finding in pipeline.process_event(build_event(_exec_stage(stage))):
+            found.add(finding)
+    counts = {f["customDetectionRuleName"]: f["service"]["count"] for f in found.values()}
+    assert counts == {"Exec": 1, "Exec completed": 1}

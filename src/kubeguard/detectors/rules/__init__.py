@@ -28,6 +28,18 @@ def user_rule_detectors(settings: RulesSettings) -> list[SigmaRules]:
     return [SigmaRules(load_rules(settings.paths), default_mode=settings.default_mode)]
 
 
+def later_stage_detections(detectors: list[Any], event: Any) -> list[Any]:
+    """What detectors that read every stage of an exec/attach/port-forward find in its second stage.
+
+    The pipeline counts such a request once, at its first stage; a Sigma rule that names the other stage
+    (``stage: ResponseComplete``) would otherwise never see it. Each rule still counts a request once.
+    """
+    found: list[Any] = []
+    for detector in detectors:
+        found.extend(detector.detect_later_stage(event))
+    return found
+
+
 def rules_detector(detectors: Any) -> SigmaRules | None:
     """The Sigma detector among an engine's detectors, if rules are loaded."""
     from kubeguard.detectors.rules.detector import SigmaRules

@@ -19,10 +19,11 @@ from typing import ClassVar
 
 import orjson
 
-from kubeguard.audit.event import AuditEvent
+from kubeguard.audit.event import CONNECT_SUBRESOURCES, AuditEvent
 from kubeguard.detectors.base import ANY, Detection, DetectionContext
 from kubeguard.detectors.rules.fields import EventView, accessor
 from kubeguard.detectors.rules.load import Rule
+from kubeguard.pipeline import RecentKeys
 
 LIVE = "LIVE"
 DRY_RUN = "DRY_RUN"
@@ -51,6 +52,8 @@ class SigmaRules:
         self._index = _build_index(self.rules)
         self._routes: dict[_Key, tuple[Rule, ...]] = {}
         self._parameters = {rule.rule_id: _parameter_readers(rule) for rule in self.rules}
+        #: (rule, auditID) of connect requests a rule matched: each counts once across its two stages.
+        self._connect_matches = RecentKeys()
 
     def mode(self, rule_id: str) -> str:
         return self.modes.get(rule_id, self.default_mode)
@@ -71,14 +74,26 @@ class SigmaRules:
         return found
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> list[Detection]:
+        return self._detect(event, later_stage=False)
+
+    def detect_later_stage(self, event: AuditEvent) -> list[Detection]:
+        """The second logged stage of an exec, attach or port-forward the pipeline already counted."""
+        return self._detect(event, later_stage=True)
+
+    def _detect(self, event: AuditEvent, *, later_stage: bool) -> list[Detection]:
         ref = event.objectRef
         rules = self.candidates(event.verb, ref.resource if ref is not None else "")
         if not rules:
             return []
+        connect = ref is not None and ref.subresource in CONNECT_SUBRESOURCES and bool(event.auditID)
         view = EventView(event)
         found: list[Detection] = []
         for rule in rules:
+            if connect and later_stage and (rule.rule_id, event.auditID) in self._connect_matches:
+                continue  # this rule already counted the request at its first stage
             if not rule.matcher(view):
+                continue
+            if connect and not self._connect_matches.add((rule.rule_id, event.auditID)):
                 continue
             if self.modes.get(rule.rule_id, self.default_mode) == DRY_RUN:
                 self.dry_run_matches[rule.rule_id] += 1
