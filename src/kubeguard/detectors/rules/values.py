@@ -91,7 +91,7 @@ def _string(value: SigmaString) -> Predicate:
     specials = [p for p in parts if not isinstance(p, str)]
     if any(p is SpecialChars.WILDCARD_SINGLE for p in specials) or len(plain) > 1:
         pattern = re.compile(_wildcard_regex(parts), re.DOTALL if cased else re.IGNORECASE | re.DOTALL)
-        return _text_test(lambda text: pattern.fullmatch(text) is not None)
+        return _text_test(_remembered(lambda text: pattern.fullmatch(text) is not None))
     needle = plain[0] if plain else ""
     if not cased:
         needle = needle.lower()
@@ -120,6 +120,25 @@ def _wildcard_regex(parts: list[Any]) -> str:
         else:
             pieces.append(".")
     return "".join(pieces)
+
+
+#: Distinct texts a pattern remembers its answer for; the fields patterns test (user agents, URIs, names)
+#: repeat endlessly, and a dict lookup is several times cheaper than a regular-expression search.
+PATTERN_MEMORY = 4096
+
+
+def _remembered(check: Callable[[str], bool]) -> Callable[[str], bool]:
+    answers: dict[str, bool] = {}
+
+    def remembered(text: str) -> bool:
+        answer = answers.get(text)
+        if answer is None:
+            if len(answers) >= PATTERN_MEMORY:
+                answers.clear()
+            answer = answers[text] = check(text)
+        return answer
+
+    return remembered
 
 
 def _text_test(check: Callable[[str], bool]) -> Predicate:
@@ -163,7 +182,7 @@ def _regex(value: SigmaRegularExpression) -> Predicate:
     for flag in value.flags:
         flags |= _FLAGS[flag]
     pattern = re.compile(str(value.regexp), flags)
-    return _text_test(lambda text: pattern.search(text) is not None)
+    return _text_test(_remembered(lambda text: pattern.search(text) is not None))
 
 
 #: Parsed addresses by text: source IPs repeat endlessly, and parsing is the cost of a CIDR test.
