@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -59,7 +60,7 @@ class RulesSettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=Tr
 
     paths: list[str] = []
     #: ``LIVE`` raises findings; ``DRY_RUN`` only counts matches until an association makes a rule live.
-    default_mode: str = "LIVE"
+    default_mode: Literal["LIVE", "DRY_RUN"] = "LIVE"
 
 
 class Settings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):

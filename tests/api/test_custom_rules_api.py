@@ -102,3 +102,17 @@ def test_dry_run_association_counts_and_raises_nothing_then_live_raises(rules_se
     rules_server.wait_drained()
     live = [f for f in _findings(gd) if f.get("CustomDetectionRuleName") == "Secrets read by an unauthenticated caller"]
     assert [f["Service"]["Count"] for f in live] == [1]
+
+
+def test_org_configuration_is_an_unsupported_operation_and_findings_filter_by_rule(rules_server):
+    gd = guardduty_client(rules_server.url)
+    with pytest.raises(gd.exceptions.ClientError) as caught:
+        gd.list_custom_detection_rule_org_configurations()
+    assert caught.value.response["Error"]["Code"] == "UnsupportedOperationException"
+    feed_lab(rules_server)
+    [detector] = gd.list_detectors()["DetectorIds"]
+    criterion = {"service.additionalInfo.customDetectionRuleName": {"Eq": ["Denied attempt to change RBAC"]}}
+    ids = gd.list_findings(DetectorId=detector, FindingCriteria={"Criterion": criterion})["FindingIds"]
+    [finding] = gd.get_findings(DetectorId=detector, FindingIds=ids)["Findings"]
+    assert finding["CustomDetectionRuleName"] == "Denied attempt to change RBAC"
+    assert finding["Service"]["Count"] == 1

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from kubeguard.api.auth import context
-from kubeguard.api.errors import ApiError, BadRequest
+from kubeguard.api.errors import BadRequest, Conflict, ResourceNotFound
 from kubeguard.api.guardduty.common import seconds
 from kubeguard.api.pagination import page
 from kubeguard.api.params import Params, json_body, query_max_results
@@ -31,16 +31,6 @@ FILTER_NAMES = ("name", "description", "dataSource", "severity", "tactic", "tech
 CONDITIONS = ("EQUALS", "CONTAINS")
 FILTER_VALUE = re.compile(r"[a-zA-Z0-9 _.\-:/]+")
 RULE_ID = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
-
-
-class NotFound(ApiError):
-    status = 404
-    code = "ResourceNotFoundException"
-
-
-class Conflict(ApiError):
-    status = 409
-    code = "ConflictException"
 
 
 def _catalog(request: Request) -> RuleCatalog:
@@ -60,7 +50,7 @@ def _rule(request: Request, rule_id: str) -> RuleEntry:
         raise BadRequest("ruleId must match [a-z0-9]+(-[a-z0-9]+)* and be at most 100 characters")
     entry = _catalog(request).get(rule_id)
     if entry is None:
-        raise NotFound(f"no custom detection rule {rule_id}")
+        raise ResourceNotFound(f"no custom detection rule {rule_id}")
     return entry
 
 
@@ -161,7 +151,7 @@ def _owned(request: Request, rule_id: str, association_id: str) -> AssociationRe
     with context(request).engine.begin() as conn:
         record = rule_associations.get(conn, association_id)
     if record is None or record.rule_id != rule_id:
-        raise NotFound(f"no association {association_id} for rule {rule_id}")
+        raise ResourceNotFound(f"no association {association_id} for rule {rule_id}")
     return record
 
 
