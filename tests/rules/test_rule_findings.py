@@ -98,3 +98,11 @@ def test_an_exec_counts_once_per_rule_whichever_stage_the_rule_names():
             found.add(finding)
     counts = {f["customDetectionRuleName"]: f["service"]["count"] for f in found.values()}
     assert counts == {"Exec": 1, "Exec completed": 1}
+
+
+def test_two_rules_with_one_title_raise_separate_findings():
+    first = rule(DETECTION, title="Same title", id="11111111-1111-4111-8111-111111111111")
+    second = rule(DETECTION, title="Same title", id="22222222-2222-4222-8222-222222222222")
+    findings = _findings(SigmaRules([first, second]), ["alice"])
+    assert len({f["id"] for f in findings}) == 2
+    assert {f["type"] for f in findings} == {"Policy:Kubernetes/SameTitle"}

@@ -3,7 +3,7 @@
 Rules are indexed by the verbs and resources their conditions require (:func:`.compile.dispatch`), so
 an event is offered only to the rules that could match it; the engine still sends this detector every
 event, because Sigma rules may match on anything. A match becomes a :class:`Detection` of the rule's
-own type whose key is empty: a rule's finding aggregates per (cluster, rule, principal), so its
+own type keyed by the rule's id: a rule's finding aggregates per (cluster, rule, principal), so its
 ``service.count`` is the number of matching events.
 
 Each rule has a mode, GuardDuty's association modes: ``LIVE`` raises findings, ``DRY_RUN`` only counts
@@ -30,6 +30,10 @@ DRY_RUN = "DRY_RUN"
 MODES = (LIVE, DRY_RUN)
 
 _Key = tuple[str, str]
+
+#: Bounds on what a finding's ``parameters`` repeats of the matched event.
+MAX_PARAMETER_VALUES = 20
+MAX_PARAMETER_TEXT = 512
 
 
 class SigmaRules:
@@ -105,9 +109,9 @@ class SigmaRules:
     def detection(self, rule: Rule, event: AuditEvent, view: EventView) -> Detection:
         matched = {}
         for field, read in self._parameters[rule.rule_id]:
-            values = read(view)
+            values = [_compact(value) for value in read(view)[:MAX_PARAMETER_VALUES]]
             if values:
-                matched[field] = values[0] if len(values) == 1 else list(values)
+                matched[field] = values[0] if len(values) == 1 else values
         info = {
             "customDetectionRuleName": rule.title,
             "customDetectionRuleId": rule.rule_id,
@@ -121,13 +125,22 @@ class SigmaRules:
             finding_type=rule.finding_type,
             severity=rule.severity,
             event=event,
-            key="",
+            key=rule.rule_id,
             title=rule.title,
             description=rule.description,
             parameters=orjson.dumps(matched, default=str).decode() if matched else "",
             additional_info=info,
             custom_rule_name=rule.title,
         )
+
+
+def _compact(value: object) -> object:
+    """A field value as ``parameters`` shows it: scalars as they are, long text cut, objects named only."""
+    if isinstance(value, str) and len(value) > MAX_PARAMETER_TEXT:
+        return value[:MAX_PARAMETER_TEXT] + "…"
+    if isinstance(value, dict | list):
+        return f"<{type(value).__name__}>"
+    return value
 
 
 def _build_index(rules: Sequence[Rule]) -> dict[tuple[str | None, str | None], list[Rule]]:
