@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import orjson
 
 from kubeguard.audit.event import CONNECT_SUBRESOURCES, AuditEvent
 from kubeguard.detectors.base import ANY, Detection, DetectionContext
 from kubeguard.detectors.rules.fields import EventView, accessor
+from kubeguard.detectors.rules.gates import GateGroup
 from kubeguard.detectors.rules.load import Rule
 from kubeguard.pipeline import RecentKeys
 
@@ -30,6 +31,11 @@ DRY_RUN = "DRY_RUN"
 MODES = (LIVE, DRY_RUN)
 
 _Key = tuple[str, str]
+
+
+class _Route(NamedTuple):
+    ungated: tuple[int, ...]
+    groups: tuple[GateGroup, ...]
 
 #: Bounds on what a finding's ``parameters`` repeats of the matched event.
 MAX_PARAMETER_VALUES = 20
@@ -54,7 +60,7 @@ class SigmaRules:
         self.matches: Counter[str] = Counter()
         self.dry_run_matches: Counter[str] = Counter()
         self._index = _build_index(self.rules)
-        self._routes: dict[_Key, tuple[Rule, ...]] = {}
+        self._routes: dict[_Key, _Route] = {}
         self._parameters = {rule.rule_id: _parameter_readers(rule) for rule in self.rules}
         #: (rule, auditID) of connect requests a rule matched: each counts once across its two stages.
         self._connect_matches = RecentKeys()
@@ -63,7 +69,13 @@ class SigmaRules:
         return self.modes.get(rule_id, self.default_mode)
 
     def candidates(self, verb: str, resource: str) -> tuple[Rule, ...]:
-        """The rules that could match ``verb`` on ``resource``, in load order (cached per pair)."""
+        """The rules that could match ``verb`` on ``resource``, in load order."""
+        route = self._route(verb, resource)
+        positions = sorted({*route.ungated, *(p for group in route.groups for p, _ in group.members)})
+        return tuple(self.rules[p] for p in positions)
+
+    def _route(self, verb: str, resource: str) -> _Route:
+        """The rules for ``verb`` on ``resource``: ungated ones, and gate groups by field (cached per pair)."""
         key = (verb, resource)
         found = self._routes.get(key)
         if found is None:
@@ -74,7 +86,20 @@ class SigmaRules:
                 for pair in ((verb_l, resource_l), (verb_l, None), (None, resource_l), (None, None))
                 for rule in index.get(pair, ())
             }
-            found = self._routes[key] = tuple(rule for rule in self.rules if id(rule) in wanted)
+            ungated: list[int] = []
+            by_field: dict[str, list[tuple[int, Any]]] = {}
+            for position, rule in enumerate(self.rules):
+                if id(rule) not in wanted:
+                    continue
+                if rule.gate is None:
+                    ungated.append(position)
+                else:
+                    by_field.setdefault(rule.gate.field, []).append((position, rule.gate.test))
+            groups = tuple(
+                GateGroup(self.rules[members[0][0]].gate.read, members)  # type: ignore[union-attr]
+                for members in by_field.values()
+            )
+            found = self._routes[key] = _Route(tuple(ungated), groups)
         return found
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> list[Detection]:
@@ -86,9 +111,17 @@ class SigmaRules:
 
     def _detect(self, event: AuditEvent, *, later_stage: bool) -> list[Detection]:
         ref = event.objectRef
-        rules = self.candidates(event.verb, ref.resource if ref is not None else "")
-        if not rules:
+        route = self._routes.get((event.verb, ref.resource if ref is not None else ""))
+        if route is None:
+            route = self._route(event.verb, ref.resource if ref is not None else "")
+        positions = route.ungated
+        for group in route.groups:
+            passing = group.passing(event)
+            if passing:
+                positions = tuple(sorted((*positions, *passing)))
+        if not positions:
             return []
+        rules = [self.rules[p] for p in positions]
         connect = ref is not None and ref.subresource in CONNECT_SUBRESOURCES and bool(event.auditID)
         view = EventView(event)
         found: list[Detection] = []

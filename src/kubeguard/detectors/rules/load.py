@@ -24,6 +24,7 @@ from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from kubeguard.detectors.rules import naming
 from kubeguard.detectors.rules.compile import Matcher, compile_condition, dispatch
 from kubeguard.detectors.rules.fields import FieldError
+from kubeguard.detectors.rules.gates import Gate, gate_of
 from kubeguard.detectors.rules.values import UnsupportedValue
 
 RULE_SUFFIXES = (".yml", ".yaml")
@@ -57,6 +58,8 @@ class Rule:
     verbs: frozenset[str] | None
     resources: frozenset[str] | None
     fields: tuple[str, ...]
+    #: A necessary single-field test the detector answers for many rules at once (see ``gates``).
+    gate: Gate | None = None
     sigma_id: str = ""
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     author: str = ""
@@ -148,6 +151,8 @@ def compile_rule(rule: SigmaRule, text: str, path: Path | str) -> Rule:
     matcher = matchers[0] if len(matchers) == 1 else _any_of(matchers)
     verbs = _union(dispatch(tree, "verb") for tree in conditions)
     resources = _union(dispatch(tree, "objectRef.resource") for tree in conditions)
+    indexed = frozenset(f for f, found in (("verb", verbs), ("objectRef.resource", resources)) if found is not None)
+    gate = gate_of(conditions[0], skip=indexed) if len(conditions) == 1 else None
     tags = [(tag.namespace, tag.name) for tag in rule.tags]
     tactic = naming.tactic(tags)
     level = rule.level.name.lower() if rule.level else "medium"
@@ -169,6 +174,7 @@ def compile_rule(rule: SigmaRule, text: str, path: Path | str) -> Rule:
         verbs=verbs,
         resources=resources,
         fields=_fields(rule),
+        gate=gate,
         sigma_id=sigma_id,
         created_at=_created(rule, path),
         author=rule.author or "",
