@@ -58,3 +58,8 @@ def test_the_detector_matches_exactly_what_every_rule_alone_matches(rules):
         assert found == expected, event.auditID
         total += len(found)
     assert total > 100  # the rules do match: the comparison is not between two empty sets
+
+
+def test_exists_on_a_one_value_field_is_a_gate():
+    compiled = rule({"sel": {"impersonatedUser.username|exists": True}, "condition": "sel"})
+    assert compiled.gate is not None and compiled.gate.field == "impersonatedUser.username"

@@ -211,6 +211,8 @@ _SINGLE: dict[str, Callable[[AuditEvent], Any]] = {
     **{f"responseStatus.{m}": _status_member(m) for m in _STATUS},
     "user.username": lambda e: e.user.username or None,
     "user.uid": lambda e: e.user.uid or None,
+    "impersonatedUser.username": lambda e: e.impersonatedUser.username or None if e.impersonatedUser else None,
+    "impersonatedUser.uid": lambda e: e.impersonatedUser.uid or None if e.impersonatedUser else None,
 }
 
 

@@ -52,6 +52,10 @@ def _any(tests: tuple[Predicate, ...]) -> Predicate:
     return lambda value: any(test(value) for test in tests)
 
 
+def _present(_value: Any) -> bool:
+    return True
+
+
 def _conjuncts(node: Any) -> Iterator[Any]:
     if isinstance(node, ConditionAND):
         for arg in node.args:
@@ -68,10 +72,13 @@ def _same_field_tests(node: Any) -> tuple[str | None, tuple[Predicate, ...]]:
     for leaf in leaves:
         if not isinstance(leaf, ConditionFieldEqualsValueExpression):
             return None, ()
-        if isinstance(leaf.value, SigmaNull | SigmaExists | SigmaFieldReference):
+        if isinstance(leaf.value, SigmaExists) and leaf.value.exists:
+            tests.append(_present)  # the gate group passes only present values to its tests
+        elif isinstance(leaf.value, SigmaNull | SigmaExists | SigmaFieldReference):
             return None, ()
+        else:
+            tests.append(compile_value(leaf.value))
         fields.add(leaf.field)
-        tests.append(compile_value(leaf.value))
     if len(fields) != 1:
         return None, ()
     return fields.pop(), tuple(tests)
