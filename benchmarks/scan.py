@@ -10,8 +10,10 @@ from the simulator's traffic with every attack (``--source sim``), then in one r
 
 It prints events/s for both and their ratio (> 1 means the scan is faster than bare parsing), in wall
 time and in CPU time (the CPU ratio is steadier on a shared machine), plus the ratio without the anomaly
-detectors, whose per-principal learning is the largest cost, and the cost of ``--sigma-rules N`` user
-rules (default 100, from ``benchmarks/sigma_rules.py``) as the ratio of the full scan with and without them.
+detectors, whose per-principal learning is the largest cost, the cost of kubeguard's own detections
+beyond GuardDuty: the default ones (against GuardDuty's types alone) and the opt-in audit-trail pack, and
+the cost of ``--sigma-rules N`` user rules (default 100, from ``benchmarks/sigma_rules.py``) as the ratio
+of the full scan with and without them.
 
     python benchmarks/scan.py [--events 300000] [--source lab|sim] [--file PATH]
 """
@@ -117,23 +119,30 @@ def main() -> None:
         no_anomaly.intel = settings.intel
         no_anomaly.anomaly.enabled = False
 
+        with_pack = Settings()
+        with_pack.intel = settings.intel
+        with_pack.detectors.packs = ["audit-trail"]
         with_rules = Settings()
         with_rules.intel = settings.intel
         with_rules.anomaly = settings.anomaly
         with_rules.rules.paths = [str(write_rules(workdir / "rules", args.sigma_rules))] if args.sigma_rules else []
 
-        def scan(config: Settings) -> None:
+        def scan(config: Settings, *, guardduty_only: bool = False) -> None:
             nonlocal findings
-            findings = len(run_scan([str(path)], config, pipeline_options=options).findings)
+            chosen = {**options, "detectors": guardduty_detectors()} if guardduty_only else options
+            findings = len(run_scan([str(path)], config, pipeline_options=chosen).findings)
 
         # Interleaved, so that a slow spell of a shared machine hits every measurement alike.
-        baseline = full = signatures = ruled = (float("inf"), float("inf"))
-        full_findings = 0
+        baseline = full = signatures = guardduty = pack = ruled = (float("inf"), float("inf"))
+        full_findings = pack_findings = 0
         for _ in range(args.runs):
             baseline = min(baseline, measure(lambda: bare_parse(path)))
             full = min(full, measure(lambda: scan(settings)))
             full_findings = findings
             signatures = min(signatures, measure(lambda: scan(no_anomaly)))
+            guardduty = min(guardduty, measure(lambda: scan(settings, guardduty_only=True)))
+            pack = min(pack, measure(lambda: scan(with_pack)))
+            pack_findings = findings
             if args.sigma_rules:
                 ruled = min(ruled, measure(lambda: scan(with_rules)))
     print(f"file: {events:,} events ({args.file or args.source}), {size_mb:.1f} MB; best of {args.runs} runs")
@@ -142,6 +151,8 @@ def main() -> None:
         ("baseline orjson.loads per line", baseline, ""),
         ("kubeguard scan, all detectors", full, f"  ({full_findings} findings)"),
         ("kubeguard scan, without anomaly", signatures, ""),
+        ("kubeguard scan, GuardDuty types only", guardduty, ""),
+        ("kubeguard scan, + audit-trail pack", pack, f"  ({pack_findings} findings)"),
     )
     for name, (wall, cpu), note in rows:
         print(f"{name:38}{events / wall:>16,.0f}{events / cpu:>16,.0f}{note}")
@@ -153,6 +164,17 @@ def main() -> None:
               f"{events / wall:>16,.0f}{events / cpu:>16,.0f}")
         print(f"ratio {'with / without Sigma rules':32}{full[0] / wall:>16.2f}{full[1] / cpu:>16.2f}"
               "   (1.00 = free)")
+    print(f"cost of kubeguard's default extensions: {full[1] / guardduty[1]:.3f}x CPU time of GuardDuty's types "
+          f"alone; audit-trail pack: {pack[1] / full[1]:.3f}x the default scan")
+
+
+def guardduty_detectors() -> list:
+    """The default detectors minus kubeguard's extensions: what scanning costs for GuardDuty's types alone."""
+    from kubeguard.detectors.registry import default_detectors
+    from kubeguard.findings.types import CATALOGUE
+
+    return [d for d in default_detectors()
+            if not d.finding_types or not all(CATALOGUE[t].extension for t in d.finding_types)]
 
 
 if __name__ == "__main__":

@@ -63,6 +63,20 @@ class RulesSettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=Tr
     default_mode: Literal["LIVE", "DRY_RUN"] = "LIVE"
 
 
+#: Opt-in detection packs (``kubeguard.detectors.registry.PACKS``); named here so a config is checked on load.
+DETECTION_PACKS = ("audit-trail",)
+
+
+class DetectorSettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    #: Opt-in detection packs to run besides the default detectors: ``["audit-trail"]``.
+    packs: list[str] = []
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.packs if p not in DETECTION_PACKS]
+        if unknown:
+            raise ValueError(f"unknown detection pack {unknown[0]!r} (known: {', '.join(DETECTION_PACKS)})")
+
+
 class Settings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     account_id: str = "000000000000"
     region: str = "us-east-1"
@@ -72,6 +86,7 @@ class Settings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     intel: IntelSettings = msgspec.field(default_factory=IntelSettings)
     anomaly: AnomalySettings = msgspec.field(default_factory=AnomalySettings)
     rules: RulesSettings = msgspec.field(default_factory=RulesSettings)
+    detectors: DetectorSettings = msgspec.field(default_factory=DetectorSettings)
     #: Service settings (``kubeguard serve``) kept as a table the service reads itself.
     serve: dict[str, object] = {}
 

@@ -2,7 +2,9 @@
 
 Only ``ResponseComplete`` counts, plus ``ResponseStarted`` for exec, attach and port-forward, whose action
 starts there and which may never log a completion; events with no stage (hand-made, some v1beta1) count
-as complete. Exec and friends are de-duplicated across their two stages, so one exec is one occurrence.
+as complete. Exec and friends are de-duplicated across their two stages, so one exec is one occurrence;
+the stage that shows the connection established (101) is never hidden behind one that does not, so an exec
+counts at whichever stage the API server logged the upgrade.
 
 ``kubeguard scan`` runs it over files, ``kubeguard serve`` behind the webhook spool, and each
 ``kubeguard worker`` over a NATS stream; all of them see the same findings for the same events.
@@ -18,6 +20,7 @@ from kubeguard.audit.event import CONNECT_SUBRESOURCES, AuditEvent
 from kubeguard.config import Settings
 from kubeguard.detectors.anomaly.baselines import Baselines
 from kubeguard.detectors.base import DetectionContext, Detector, StateStore
+from kubeguard.detectors.effect import SWITCHING_PROTOCOLS
 from kubeguard.detectors.engine import Engine
 from kubeguard.detectors.registry import default_detectors
 from kubeguard.detectors.rules import later_stage_detections, user_rule_detectors
@@ -80,7 +83,7 @@ class Pipeline:
         self.baselines = baselines
         context = DetectionContext(state=state, intel=intel, baselines=baselines)
         if detectors is None:
-            detectors = [*default_detectors(), *user_rule_detectors(settings.rules)]
+            detectors = [*default_detectors(settings.detectors.packs), *user_rule_detectors(settings.rules)]
         self.engine = Engine(detectors, context)
         self.later_stage_detectors = [d for d in detectors if hasattr(d, "detect_later_stage")]
         self.builder = FindingBuilder(settings, describe_ip)
@@ -97,7 +100,9 @@ class Pipeline:
         if stage != "ResponseComplete" and not (connect and stage == "ResponseStarted") and stage:
             stats.other_stages += 1
             return []
-        if event.auditID and not self.recent.add((event.auditID, "connect" if connect else stage)):
+        dedup_key = (event.auditID, "connect", event.status_code == SWITCHING_PROTOCOLS) if connect else (
+            event.auditID, stage)
+        if event.auditID and not self.recent.add(dedup_key):
             stats.duplicates += 1
             if connect and self.later_stage_detectors:  # a rule may name the stage it wants (Sigma rules)
                 return [self.builder.build(d) for d in later_stage_detections(self.later_stage_detectors, event)]

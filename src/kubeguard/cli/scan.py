@@ -88,6 +88,9 @@ def scan(
     rules: Annotated[
         list[str] | None, typer.Option("--rules", help="Sigma rule file or directory (kubernetes/audit); repeatable.")
     ] = None,
+    pack: Annotated[
+        list[str] | None, typer.Option(help="Opt-in detection pack to add (audit-trail); repeatable.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Exit 0 even when no audit event could be read.")
@@ -97,7 +100,7 @@ def scan(
     import msgspec
 
     from kubeguard.audit.decode import FORMATS, UnknownFormatError
-    from kubeguard.config import ConfigError, load_settings
+    from kubeguard.config import ConfigError, DetectorSettings, load_settings
     from kubeguard.detectors.rules.load import RuleLoadError
     from kubeguard.intel.formats import ListError
     from kubeguard.intel.sources import SourceError, parse_list_spec
@@ -126,6 +129,8 @@ def scan(
         if min_principal_events is not None:
             anomaly.min_principal_events = min_principal_events
         settings.rules.paths = [*settings.rules.paths, *(rules or [])]
+        if pack:
+            settings.detectors = DetectorSettings(packs=[*settings.detectors.packs, *pack])
         for spec in (*intel.threat_lists, *intel.malicious_lists, *intel.trusted_lists):
             parse_list_spec(spec)
         _check_paths(paths)
