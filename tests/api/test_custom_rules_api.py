@@ -53,7 +53,7 @@ def test_list_and_get_rules_built_in_and_sigma(rules_server):
     assert len(sigma) == 5
     high = gd.list_custom_detection_rules(Filters=[{"Name": "severity", "Values": ["CRITICAL"], "Condition": "EQUALS"}])
     assert {r["Name"] for r in high["Rules"]} == {"Secrets read by an unauthenticated caller"}
-    contains = gd.list_custom_detection_rules(Filters=[{"Name": "name", "Values": ["impersonat"],
+    contains = gd.list_custom_detection_rules(Filters=[{"Name": "name", "Values": ["impersonating another"],
                                                         "Condition": "CONTAINS"}])
     assert [r["Name"] for r in contains["Rules"]] == ["Request made while impersonating another identity"]
     got = gd.get_custom_detection_rule(RuleId=SECRETS_RULE)["Rule"]

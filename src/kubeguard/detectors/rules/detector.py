@@ -21,6 +21,7 @@ import orjson
 
 from kubeguard.audit.event import CONNECT_SUBRESOURCES, AuditEvent
 from kubeguard.detectors.base import ANY, Detection, DetectionContext
+from kubeguard.detectors.effect import EVERY_OUTCOME, Outcome
 from kubeguard.detectors.rules.fields import EventView, accessor
 from kubeguard.detectors.rules.gates import GateGroup
 from kubeguard.detectors.rules.load import Rule
@@ -47,6 +48,9 @@ class SigmaRules:
 
     name: ClassVar[str] = "sigma-rules"
     wants: ClassVar[tuple[tuple[str, str], ...]] = ((ANY, ANY),)
+    #: A rule says itself what outcome it is about (``responseStatus.code``, ``requestURI``): it sees dry
+    #: runs and failed requests too, so a rule for denied requests works and every rule matches what it says.
+    outcomes: ClassVar[frozenset[Outcome]] = EVERY_OUTCOME
 
     def __init__(self, rules: Sequence[Rule], *, default_mode: str = LIVE) -> None:
         if default_mode not in MODES:
