@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from kubeguard.api import native
 from kubeguard.api.context import ServiceContext
+from kubeguard.api.detective import build_router as build_detective_router
 from kubeguard.api.errors import install_error_handlers
 from kubeguard.api.guardduty import build_router
 from kubeguard.api.guardduty.custom_rules import restore_modes
@@ -22,6 +23,7 @@ from kubeguard.api.intel_sets import IntelSets
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions, SinkOptions
 from kubeguard.audit.event import AuditEvent
+from kubeguard.correlate.stored import correlate_stored
 from kubeguard.detectors.rules.catalog import RuleCatalog
 from kubeguard.findings.publish import HttpSink, JsonlFileSink, Publisher, QueuedSink, Sink, StdoutSink
 from kubeguard.intel.index import IntelIndex
@@ -131,7 +133,10 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     metrics = ServiceMetrics()
     publisher = build_publisher(options, metrics)
     recorder = FindingRecorder(
-        engine, publisher.publish, lambda kind, outcome: metrics.findings.labels(kind, outcome).inc()
+        engine,
+        publisher.publish,
+        lambda kind, outcome: metrics.findings.labels(kind, outcome).inc(),
+        correlate=correlate_stored,
     )
     pipeline_options = default_pipeline_options(settings)
     pipeline = Pipeline(settings, SqlState(engine), **pipeline_options)
@@ -191,4 +196,5 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
     app.include_router(webhook.router)
     app.include_router(native.router)
     app.include_router(build_router())
+    app.include_router(build_detective_router())
     return app

@@ -22,6 +22,9 @@ from kubeguard.store.findings import Upserted
 PublishHook = Callable[[dict[str, Any]], None]
 #: Receives (finding type, outcome) for every occurrence: outcome is created, updated or suppressed.
 OutcomeHook = Callable[[str, str], None]
+#: Runs in the batch's transaction after its findings are stored; returns findings it created or changed
+#: (the attack sequences of :mod:`kubeguard.correlate.stored`), which are published like the others.
+CorrelateHook = Callable[[Connection, list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 def suppressing_filter(rules: list[filters.FilterRecord], finding: dict[str, Any]) -> str | None:
@@ -38,8 +41,10 @@ class FindingRecorder:
         engine: Engine,
         publish: PublishHook | None = None,
         on_outcome: OutcomeHook | None = None,
+        correlate: CorrelateHook | None = None,
     ) -> None:
         self._engine = engine
+        self._correlate = correlate
         self._publish = publish or (lambda _finding: None)
         self._on_outcome = on_outcome or (lambda _type, _outcome: None)
         # SQLite allows one writer; serialising here avoids busy retries between the drainer and the API.
@@ -64,6 +69,8 @@ class FindingRecorder:
                 stored.append(result)
                 if not suppressed:
                     visible.append(result.finding)
+            if self._correlate is not None and stored:
+                visible.extend(self._correlate(conn, [result.finding for result in stored]))
             if also is not None:
                 also(conn)
         for finding in visible:

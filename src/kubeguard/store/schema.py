@@ -128,6 +128,17 @@ rule_associations = Table(
     Column("updated_at_ms", BigInteger, nullable=False),
 )
 
+#: Investigations of a subject (Detective's StartInvestigation); ``body`` holds the computed indicators.
+investigations = Table(
+    "kg_investigations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("entity_arn", String(1024), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+)
+
 spool = Table(
     "kg_spool",
     metadata,
