@@ -10,8 +10,10 @@ from the simulator's traffic with every attack (``--source sim``), then in one r
 
 It prints events/s for both and their ratio (> 1 means the scan is faster than bare parsing), in wall
 time and in CPU time (the CPU ratio is steadier on a shared machine), plus the ratio without the anomaly
-detectors, whose per-principal learning is the largest cost, and the cost of kubeguard's own detections
-beyond GuardDuty: the default ones (against GuardDuty's types alone) and the opt-in audit-trail pack.
+detectors, whose per-principal learning is the largest cost, the cost of kubeguard's own detections
+beyond GuardDuty: the default ones (against GuardDuty's types alone) and the opt-in audit-trail pack, and
+the cost of ``--sigma-rules N`` user rules (default 100, from ``benchmarks/sigma_rules.py``) as the ratio
+of the full scan with and without them.
 
     python benchmarks/scan.py [--events 300000] [--source lab|sim] [--file PATH]
 """
@@ -28,6 +30,7 @@ import uuid
 from pathlib import Path
 
 import orjson
+from sigma_rules import write_rules  # benchmarks/sigma_rules.py, beside this script
 
 from kubeguard.config import Settings
 from kubeguard.scan import default_pipeline_options, run_scan
@@ -95,6 +98,7 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help="scan this JSONL file instead of a generated one")
     parser.add_argument("--source", choices=("lab", "sim"), default="lab", help="what to generate")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sigma-rules", type=int, default=100, help="Sigma rules for the rules row (0: skip)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
@@ -118,6 +122,10 @@ def main() -> None:
         with_pack = Settings()
         with_pack.intel = settings.intel
         with_pack.detectors.packs = ["audit-trail"]
+        with_rules = Settings()
+        with_rules.intel = settings.intel
+        with_rules.anomaly = settings.anomaly
+        with_rules.rules.paths = [str(write_rules(workdir / "rules", args.sigma_rules))] if args.sigma_rules else []
 
         def scan(config: Settings, *, guardduty_only: bool = False) -> None:
             nonlocal findings
@@ -125,7 +133,7 @@ def main() -> None:
             findings = len(run_scan([str(path)], config, pipeline_options=chosen).findings)
 
         # Interleaved, so that a slow spell of a shared machine hits every measurement alike.
-        baseline = full = signatures = guardduty = pack = (float("inf"), float("inf"))
+        baseline = full = signatures = guardduty = pack = ruled = (float("inf"), float("inf"))
         full_findings = pack_findings = 0
         for _ in range(args.runs):
             baseline = min(baseline, measure(lambda: bare_parse(path)))
@@ -135,6 +143,8 @@ def main() -> None:
             guardduty = min(guardduty, measure(lambda: scan(settings, guardduty_only=True)))
             pack = min(pack, measure(lambda: scan(with_pack)))
             pack_findings = findings
+            if args.sigma_rules:
+                ruled = min(ruled, measure(lambda: scan(with_rules)))
     print(f"file: {events:,} events ({args.file or args.source}), {size_mb:.1f} MB; best of {args.runs} runs")
     print(f"{'':38}{'wall events/s':>16}{'cpu events/s':>16}")
     rows = (
@@ -148,6 +158,12 @@ def main() -> None:
         print(f"{name:38}{events / wall:>16,.0f}{events / cpu:>16,.0f}{note}")
     for name, (wall, cpu), _ in rows[1:]:
         print(f"ratio {name[15:]:32}{baseline[0] / wall:>16.2f}{baseline[1] / cpu:>16.2f}   (vs baseline)")
+    if args.sigma_rules:
+        wall, cpu = ruled
+        print(f"{'kubeguard scan, all + ' + str(args.sigma_rules) + ' Sigma rules':38}"
+              f"{events / wall:>16,.0f}{events / cpu:>16,.0f}")
+        print(f"ratio {'with / without Sigma rules':32}{full[0] / wall:>16.2f}{full[1] / cpu:>16.2f}"
+              "   (1.00 = free)")
     print(f"cost of kubeguard's default extensions: {full[1] / guardduty[1]:.3f}x CPU time of GuardDuty's types "
           f"alone; audit-trail pack: {pack[1] / full[1]:.3f}x the default scan")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -54,6 +55,14 @@ class AnomalySettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=
     min_principal_events: int = 50
 
 
+class RulesSettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """The user's own detection rules (``[rules]``): Sigma files or directories, and the mode new rules run in."""
+
+    paths: list[str] = []
+    #: ``LIVE`` raises findings; ``DRY_RUN`` only counts matches until an association makes a rule live.
+    default_mode: Literal["LIVE", "DRY_RUN"] = "LIVE"
+
+
 #: Opt-in detection packs (``kubeguard.detectors.registry.PACKS``); named here so a config is checked on load.
 DETECTION_PACKS = ("audit-trail",)
 
@@ -76,6 +85,7 @@ class Settings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     clusters: list[ClusterConfig] = []
     intel: IntelSettings = msgspec.field(default_factory=IntelSettings)
     anomaly: AnomalySettings = msgspec.field(default_factory=AnomalySettings)
+    rules: RulesSettings = msgspec.field(default_factory=RulesSettings)
     detectors: DetectorSettings = msgspec.field(default_factory=DetectorSettings)
     #: Service settings (``kubeguard serve``) kept as a table the service reads itself.
     serve: dict[str, object] = {}

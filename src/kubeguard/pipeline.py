@@ -25,8 +25,39 @@ from kubeguard.detectors.base import DetectionContext, Detector, StateStore
 from kubeguard.detectors.effect import SWITCHING_PROTOCOLS
 from kubeguard.detectors.engine import Engine
 from kubeguard.detectors.registry import default_detectors
+from kubeguard.detectors.rules import later_stage_detections, user_rule_detectors
 from kubeguard.findings.aggregate import merge_finding
 from kubeguard.findings.builder import FindingBuilder, IpDescriber, address_only, iso_millis
+
+#: How many keys a :class:`RecentKeys` remembers; older keys age out in two generations.
+DEDUP_WINDOW = 200_000
+
+
+class RecentKeys:
+    """A bounded "seen recently" set: two generations, the older dropped when the newer fills up.
+
+    The pipeline's own de-duplication is :class:`kubeguard.batch.window.EventWindow` (kept in the store by
+    the service); this smaller tool serves detectors that remember recent keys of their own (Sigma rules'
+    connect matches).
+    """
+
+    def __init__(self, capacity: int = DEDUP_WINDOW) -> None:
+        self.capacity = capacity
+        self._current: set[Any] = set()
+        self._previous: set[Any] = set()
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._current or key in self._previous
+
+    def add(self, key: Any) -> bool:
+        """Remember ``key``; True if it was not seen within the window."""
+        if key in self._current or key in self._previous:
+            return False
+        if len(self._current) >= self.capacity:
+            self._previous, self._current = self._current, set()
+        self._current.add(key)
+        return True
+
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +91,9 @@ class Pipeline:
         self.baselines = baselines
         context = DetectionContext(state=state, intel=intel, baselines=baselines)
         if detectors is None:
-            detectors = default_detectors(settings.detectors.packs)
+            detectors = [*default_detectors(settings.detectors.packs), *user_rule_detectors(settings.rules)]
         self.engine = Engine(detectors, context)
+        self.later_stage_detectors = [d for d in detectors if hasattr(d, "detect_later_stage")]
         self.builder = FindingBuilder(settings, describe_ip)
         #: The de-duplication window; the service passes one kept in its store (``kubeguard.batch``).
         self.recent = window if window is not None else EventWindow()
@@ -86,6 +118,8 @@ class Pipeline:
         kind = ("connect:101" if event.status_code == SWITCHING_PROTOCOLS else "connect") if connect else stage
         if event.auditID and not self.recent.first(event.cluster, event.auditID, kind):
             stats.duplicates += 1
+            if connect and self.later_stage_detectors:  # a rule may name the stage it wants (Sigma rules)
+                return [self.builder.build(d) for d in later_stage_detections(self.later_stage_detectors, event)]
             return []
         stats.counted += 1
         detections = self.engine.detect(event)

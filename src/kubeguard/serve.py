@@ -18,6 +18,7 @@ from kubeguard.api.app import build_context, create_app
 from kubeguard.api.options import serve_options
 from kubeguard.api.tls_peer import PeerCertificateProtocol
 from kubeguard.config import ConfigError, load_settings
+from kubeguard.detectors.rules.load import RuleLoadError
 from kubeguard.store.database import url_from_option
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,12 @@ def serve(
     *,
     sources: list[str] | None = None,
     since: str = "1h",
+    rules: list[str] | None = None,
 ) -> None:
     """Run the service until interrupted; ``sources`` are live readers (``cloudwatch:...``, ``file:...``)."""
     try:
         settings = load_settings(config)
+        settings.rules.paths = [*settings.rules.paths, *(rules or [])]
         options = serve_options(settings.serve)
     except (ConfigError, ValueError) as exc:  # msgspec.ValidationError is a ValueError
         raise ServeError(f"configuration: {exc}") from exc
@@ -67,9 +70,12 @@ def serve(
     if not loopback and not tls_cert:
         log.warning("listening on %s without TLS: bearer tokens travel in clear text", host)
     open_access = loopback and not options.has_credentials and not client_ca
-    context, drainer = build_context(
-        settings, options, url_from_option(db), open_access=open_access, mutual_tls=bool(client_ca)
-    )
+    try:
+        context, drainer = build_context(
+            settings, options, url_from_option(db), open_access=open_access, mutual_tls=bool(client_ca)
+        )
+    except RuleLoadError as exc:
+        raise ServeError(f"rules: {exc}") from exc
     context.sources = _live_sources(context, settings, options, sources or [], since)
     app = create_app(context, drainer)
     uvicorn.run(

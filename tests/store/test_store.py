@@ -69,6 +69,20 @@ def test_a_version_2_store_gains_the_sinks_outbox_on_upgrade(engine):
         assert outbox.depth(conn, "slack") == 1
 
 
+def test_a_version_2_store_gains_the_rule_associations_table_on_upgrade(engine):
+    from kubeguard.store import rule_associations
+
+    with engine.begin() as conn:
+        schema.rule_associations.drop(conn, checkfirst=True)
+        conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 2))
+    assert migrate(engine) == MIGRATIONS[-1][0]
+    with engine.begin() as conn:
+        association = rule_associations.create(conn, "some-rule", "DRY_RUN", {"team": "sec"}, None)
+    with engine.begin() as conn:
+        record = rule_associations.get(conn, association)
+    assert record is not None and (record.rule_id, record.mode, record.tags) == ("some-rule", "DRY_RUN", {"team": "sec"})
+
+
 def test_seen_and_forget_agree_with_first_seen_across_instances(engine):
     writer, reader = SqlState(engine), SqlState(engine)
     assert reader.seen("rbac.wildcard-roles", "prod/ClusterRole//god") is False

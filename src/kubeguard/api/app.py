@@ -15,6 +15,7 @@ from kubeguard.api.context import ServiceContext
 from kubeguard.api.detective import build_router as build_detective_router
 from kubeguard.api.errors import install_error_handlers
 from kubeguard.api.guardduty import build_router
+from kubeguard.api.guardduty.custom_rules import restore_modes
 from kubeguard.api.guardduty.findings import stamp_detector
 from kubeguard.api.ingest import webhook
 from kubeguard.api.ingest.backlog import Backlog
@@ -23,11 +24,12 @@ from kubeguard.api.intel_sets import IntelSets
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions
 from kubeguard.correlate.stored import correlate_stored
+from kubeguard.detectors.rules.catalog import RuleCatalog
 from kubeguard.intel.index import IntelIndex
 from kubeguard.intel.locations import LocationPolicy
 from kubeguard.sinks.destinations import add_publishing_destinations
 from kubeguard.sinks.registry import build_publisher
-from kubeguard.store import detectors, ipsets
+from kubeguard.store import detectors, ipsets, rule_associations
 from kubeguard.store.database import open_engine
 from kubeguard.store.recorder import FindingRecorder
 from kubeguard.store.spool import Spool
@@ -42,6 +44,8 @@ def finding_filer(context: ServiceContext) -> Callable[[list[dict[str, Any]]], l
         detector_id = context.detector_id
         if detector_id is None or not context.detector_enabled:
             return []
+        if context.rules is not None:  # rules associated in DRY_RUN mode count their matches, raise nothing
+            found = context.rules.admit(found)
         return [stamp_detector(finding, detector_id) for finding in found]
 
     return file
@@ -58,6 +62,16 @@ def intel_swapper(pipeline: Any, base: IntelIndex | None) -> Callable[[IntelInde
         log.info("threat intelligence reloaded: %r", combined)
 
     return swap
+
+
+def rule_catalog(engine: Any, pipeline: Any) -> RuleCatalog:
+    """The rules the pipeline evaluates, with the modes their stored associations set."""
+    catalog = RuleCatalog.from_detectors(pipeline.engine.detectors)
+    with engine.begin() as conn:
+        missing = restore_modes(catalog, rule_associations.list_all(conn))
+    if missing:
+        log.warning("associations name rules that are not loaded: %s", ", ".join(missing))
+    return catalog
 
 
 def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_access: bool, mutual_tls: bool):
@@ -99,6 +113,7 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
         mutual_tls=mutual_tls,
     )
     intel.load_active(active_sets)
+    context.rules = rule_catalog(engine, processor.pipeline)
     processor.file_findings = finding_filer(context)
     drainer = SpoolDrainer(
         context.spool,

@@ -41,3 +41,6 @@ class ServiceContext:
     backlog: Any = None
     #: True while the spool drainer's thread runs (readiness); None when this process runs no drainer.
     drainer_alive: Any = None
+
+    #: The rules detection evaluates (``kubeguard.detectors.rules.catalog.RuleCatalog``), for the rules API.
+    rules: Any = None

@@ -43,6 +43,16 @@ class Unauthorized(ApiError):
     code = "UnauthorizedException"
 
 
+class ResourceNotFound(ApiError):
+    status = 404
+    code = "ResourceNotFoundException"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "ConflictException"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     code = "PayloadTooLargeException"
@@ -61,7 +71,7 @@ GUARDDUTY_PREFIXES = frozenset({
     "malware-protection-plan", "malware-scan", "malware-scans", "tags", "usage", "coverage", "datasources",
     "publishingDestination", "threatintelset", "ipset", "filter", "findings", "findingstats", "administrator",
     "master", "organizationconfiguration", "remaining-free-trial-days", "threat-entity-set",
-    "trusted-entity-set", "accept", "decline", "disassociate",
+    "trusted-entity-set", "accept", "decline", "disassociate", "custom-detection-rule",
 })
 
 

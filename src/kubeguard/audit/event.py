@@ -81,6 +81,8 @@ class AuditEvent(msgspec.Struct, omit_defaults=True, gc=False):
     stageTimestamp: str = ""
     # v1beta1 events carry a top-level ``timestamp`` instead of requestReceivedTimestamp.
     timestamp: str = ""
+    #: The audit level the policy chose (Metadata, Request, RequestResponse); Sigma rules may test it.
+    level: str = ""
     cluster: str = ""
 
     # -- convenience accessors used by every detector; kept as plain properties so they cost nothing

@@ -45,7 +45,7 @@ def _root(
 
 
 def _register() -> None:
-    from kubeguard.cli import findings, intel, investigate, scan, serve, simulate
+    from kubeguard.cli import findings, intel, investigate, rules, scan, serve, simulate
 
     app.command("scan")(scan.scan)
     app.command("serve")(serve.serve_command)
@@ -53,6 +53,7 @@ def _register() -> None:
     app.command("investigate")(investigate.investigate_command)
     app.add_typer(intel.app, name="intel")
     app.add_typer(findings.app, name="findings", help="List, show and archive stored findings.")
+    app.add_typer(rules.app, name="rules", help="Test and list Sigma detection rules.")
 
 
 _register()

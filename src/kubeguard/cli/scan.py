@@ -91,6 +91,9 @@ def scan(
         int | None, typer.Option(help="History a principal needs before its anomalies are judged (default 50).")
     ] = None,
     no_anomaly: Annotated[bool, typer.Option("--no-anomaly", help="Turn the AnomalousBehavior detectors off.")] = False,
+    rules: Annotated[
+        list[str] | None, typer.Option("--rules", help="Sigma rule file or directory (kubernetes/audit); repeatable.")
+    ] = None,
     pack: Annotated[
         list[str] | None, typer.Option(help="Opt-in detection pack to add (audit-trail); repeatable.")
     ] = None,
@@ -110,6 +113,7 @@ def scan(
 
     from kubeguard.audit.decode import FORMATS, UnknownFormatError
     from kubeguard.config import ConfigError, DetectorSettings, load_settings
+    from kubeguard.detectors.rules.load import RuleLoadError
     from kubeguard.intel.formats import ListError
     from kubeguard.intel.sources import SourceError, parse_list_spec
     from kubeguard.sources.cloudwatch import ReadFailed
@@ -141,6 +145,7 @@ def scan(
             anomaly.learning_days = learning_days
         if min_principal_events is not None:
             anomaly.min_principal_events = min_principal_events
+        settings.rules.paths = [*settings.rules.paths, *(rules or [])]
         if pack:
             settings.detectors = DetectorSettings(packs=[*settings.detectors.packs, *pack])
         for spec in (*intel.threat_lists, *intel.malicious_lists, *intel.trusted_lists):
@@ -153,7 +158,7 @@ def scan(
     logging.getLogger("kubeguard.audit.decode").setLevel(logging.ERROR)
     try:
         result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet, sources=sources)
-    except (UnknownFormatError, FileNotFoundError, SourceError, ListError) as error:
+    except (UnknownFormatError, FileNotFoundError, SourceError, ListError, RuleLoadError) as error:
         raise UsageError(str(error)) from error
     except ReadFailed as error:
         raise CliError(str(error), code=EXIT_RUNTIME) from error

@@ -25,12 +25,15 @@ def serve_command(
         typer.Option(help="Live source: cloudwatch:LOG_GROUP, file:PATH or pubsub:SUBSCRIPTION; repeatable."),
     ] = None,
     since: Annotated[str, typer.Option(help="First start of a source: read from this far back (1h, 7d, ISO).")] = "1h",
+    rules: Annotated[
+        list[str] | None, typer.Option("--rules", help="Sigma rule file or directory (kubernetes/audit); repeatable.")
+    ] = None,
 ) -> None:
     """Run the audit webhook, finding store and GuardDuty-compatible API."""
     from kubeguard.serve import ServeError, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        serve(host, port, db, config, tls_cert, tls_key, client_ca, sources=source, since=since)
+        serve(host, port, db, config, tls_cert, tls_key, client_ca, sources=source, since=since, rules=rules)
     except ServeError as exc:
         raise UsageError(str(exc)) from exc

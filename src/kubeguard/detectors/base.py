@@ -55,6 +55,8 @@ class Detection:
     parameters: str = ""
     #: Extra keys for ``service.additionalInfo.value`` (threatListName, anomalies, ...).
     additional_info: dict[str, Any] = field(default_factory=dict)
+    #: The top-level ``customDetectionRuleName``: the title of the user rule that matched (Sigma rules).
+    custom_rule_name: str = ""
 
 
 class StateStore(Protocol):

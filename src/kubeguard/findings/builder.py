@@ -68,7 +68,7 @@ class FindingBuilder:
         fid = finding_id(fp)
         seen = iso_millis(event.event_time)
         stamp = now or now_iso()
-        return {
+        finding = {
             "schemaVersion": SCHEMA_VERSION,
             "accountId": settings.account_id,
             "region": settings.region,
@@ -88,6 +88,9 @@ class FindingBuilder:
             "resource": self._resource(detection),
             "service": self._service(detection, seen),
         }
+        if detection.custom_rule_name:
+            finding["customDetectionRuleName"] = detection.custom_rule_name
+        return finding
 
     # -- resource -------------------------------------------------------------------------------
 

@@ -174,6 +174,11 @@ def _add_batch_state(conn: Connection) -> None:
     import_legacy_baselines(conn)
 
 
+def _add_rule_associations(conn: Connection) -> None:
+    """Version 7: Custom Detection Rule associations (a rule's LIVE or DRY_RUN mode)."""
+    schema.rule_associations.create(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
@@ -182,6 +187,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (4, _add_investigations),
     (5, _add_source_cursors),
     (6, _add_batch_state),
+    (7, _add_rule_associations),
 )
 
 

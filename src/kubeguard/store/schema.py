@@ -115,6 +115,19 @@ blobs = Table(
     Column("updated_at_ms", BigInteger, nullable=False),
 )
 
+rule_associations = Table(
+    "kg_rule_associations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    #: One association per rule: it sets the rule's mode (LIVE or DRY_RUN).
+    Column("rule_id", String(100), nullable=False, unique=True),
+    Column("mode", String(16), nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("client_token", String(64)),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
 #: Investigations of a subject (Detective's StartInvestigation); ``body`` holds the computed indicators.
 investigations = Table(
     "kg_investigations",

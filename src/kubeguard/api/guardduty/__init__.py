@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from kubeguard.api.auth import require_signature
-from kubeguard.api.guardduty import detectors, filters, findings, ipsets, publishing
+from kubeguard.api.guardduty import custom_rules, detectors, filters, findings, ipsets, publishing
 
 
 def build_router() -> APIRouter:
@@ -15,6 +15,7 @@ def build_router() -> APIRouter:
         ipsets.build_router(ipsets.THREAT_INTEL),
         ipsets.build_router(ipsets.TRUSTED),
         publishing.router,
+        custom_rules.router,
     ):
         router.include_router(module_router)
     return router
