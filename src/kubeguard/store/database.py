@@ -141,10 +141,18 @@ def _add_blobs(conn: Connection) -> None:
     schema.blobs.create(conn, checkfirst=True)
 
 
+def _add_query_columns(conn: Connection) -> None:
+    """Version 3: more queried finding fields as indexed columns, back-filled from the stored bodies."""
+    from kubeguard.store.finding_migration import add_query_columns
+
+    add_query_columns(conn)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
+    (3, _add_query_columns),
 )
 
 

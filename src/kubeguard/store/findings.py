@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Connection, and_, func, select, update
 
 from kubeguard.findings.aggregate import merge_finding
 from kubeguard.findings.criteria import epoch_ms
-from kubeguard.store import schema
+from kubeguard.store import finding_columns, schema
 from kubeguard.store.dialect import insert_if_absent
 
 _table = schema.findings
@@ -54,6 +54,13 @@ class Upserted:
 
 def row_values(finding: Mapping[str, Any]) -> dict[str, Any]:
     """The indexed columns and the body of one wire-format finding."""
+    values = _base_values(finding)
+    values.update(finding_columns.extra_values(finding))
+    values["regular"] = finding_columns.is_regular(finding, values)
+    return values
+
+
+def _base_values(finding: Mapping[str, Any]) -> dict[str, Any]:
     service = finding.get("service") or {}
     cluster = ((finding.get("resource") or {}).get("eksClusterDetails") or {}).get("name", "")
     return {
