@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy import BigInteger, ColumnElement, Float, false, literal, or_, true
 
 from kubeguard.findings.criteria import _number
 from kubeguard.store.finding_columns import FIELD_COLUMNS, FieldColumn
@@ -69,6 +69,8 @@ def _operator(spec: FieldColumn, operator: str, operand: Any) -> ColumnElement[b
     column = spec.column
     if operator in _POSITIVE_EQUALITY or operator in _NEGATIVE_EQUALITY:
         wanted = _equality_values(spec.kind, operand)
+        if spec.kind in ("number", "timestamp"):  # compare as floats, never rounded to the column's type
+            wanted = [literal(number, Float()) for number in wanted]
         if operator in _POSITIVE_EQUALITY:
             return column.in_(wanted) if wanted else false()
         return or_(column.is_(None), column.not_in(wanted)) if wanted else true()
@@ -79,7 +81,8 @@ def _operator(spec: FieldColumn, operator: str, operand: Any) -> ColumnElement[b
         return false()
     if spec.kind == "text":  # numeric text ("5", "1e3") compares as a number there; leave it to Python
         return None
-    return getattr(column, method)(operand)
+    # Operands are 64-bit (criteria.validate), wider than an INTEGER column: bind them as such.
+    return getattr(column, method)(literal(operand, BigInteger()))
 
 
 def _equality_values(kind: str, operand: list[str]) -> list[Any]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, String, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, String, and_, func, literal, or_, select
 
 from kubeguard.findings.criteria import matches
 from kubeguard.store import schema
@@ -98,6 +98,7 @@ def _ordered(conn: Connection, column: Any) -> Any:
 
 
 def _after(conn: Connection, column: Any, descending: bool, value: Any) -> ColumnElement[bool]:
+    value = literal(value, column.type)  # a bound parameter even for True/False
     column = _ordered(conn, column)
     return column < value if descending else column > value
 
@@ -167,7 +168,7 @@ def _phase(
                     or_(
                         _after(conn, value_column, order.descending, value),
                         and_(
-                            _ordered(conn, value_column) == value,
+                            _ordered(conn, value_column) == literal(value, value_column.type),
                             _after(conn, _table.c.id, order.id_descending, last_id),
                         ),
                     )

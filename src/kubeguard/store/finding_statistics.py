@@ -22,7 +22,7 @@ _DAY_MS = 86_400_000
 #: The SQL expression each ``groupBy`` value groups on.
 _GROUP_KEYS: dict[str, ColumnElement[Any]] = {
     "ACCOUNT": func.coalesce(_table.c.account_id, literal("")),
-    "DATE": _table.c.updated_at_ms / _DAY_MS,
+    "DATE": _table.c.updated_at_ms // _DAY_MS,
     "FINDING_TYPE": _table.c.type,
     "RESOURCE": _table.c.cluster,
     "SEVERITY": _table.c.severity,
