@@ -33,7 +33,7 @@ BODY_BYTES_PER_READ = 8 * 1024 * 1024
 
 def sql_ready(conn: Connection, detector_id: str | None) -> bool:
     """True when every finding of ``detector_id`` (all findings for None) has exact query columns."""
-    statement = select(_table.c.id).where(or_(_table.c.regular.is_(None), _table.c.regular.is_(False)))
+    statement = select(_table.c.id).where(schema.IRREGULAR_FINDING)
     if detector_id is not None:
         statement = statement.where(_table.c.detector_id == detector_id)
     return conn.execute(statement.limit(1)).first() is None
