@@ -14,6 +14,7 @@ from typing import Any
 
 from kubeguard.audit.decode import EventReader, Reject
 from kubeguard.config import Settings
+from kubeguard.correlate.stage import with_sequences
 from kubeguard.detectors.state import MemoryState
 from kubeguard.intel.geo import GeoResolver
 from kubeguard.intel.index import IntelIndex
@@ -93,7 +94,7 @@ def run_scan(
         pipeline.save_state()
         state.save(state_path)
     return ScanResult(
-        findings=findings.values(),
+        findings=with_sequences(findings.values()),
         stats=pipeline.stats,
         records=reader.records,
         rejected=reader.rejects.count,

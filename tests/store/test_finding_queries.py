@@ -184,8 +184,8 @@ def test_irregular_rows_are_marked_and_keep_the_detector_off_the_sql_path(engine
         assert finding_query.sql_ready(conn, "other")
 
 
-def test_a_version_2_store_gains_the_query_columns_backfilled(engine):
-    """Upgrade: the v3 columns are added to an existing table and filled from each stored body."""
+def test_a_store_from_before_the_query_columns_gains_them_backfilled(engine):
+    """Upgrade: the version-4 columns are added to an existing table and filled from each stored body."""
     finding = {
         "id": "f1",
         "type": TYPES[1],

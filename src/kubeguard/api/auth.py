@@ -20,15 +20,17 @@ from fastapi import Request
 from kubeguard.api.context import ServiceContext
 from kubeguard.api.errors import AccessDenied, Unauthorized
 from kubeguard.api.params import read_body
-from kubeguard.api.sigv4 import SignatureError, SignedRequest, verify
+from kubeguard.api.sigv4 import SERVICE, SignatureError, SignedRequest, verify
 from kubeguard.api.tls_peer import STATE_KEY
+
+DETECTIVE_SERVICE = "detective"
 
 
 def context(request: Request) -> ServiceContext:
     return request.app.state.context
 
 
-async def require_signature(request: Request) -> None:
+async def require_signature(request: Request, service: str = SERVICE) -> None:
     """FastAPI dependency of the API routes."""
     ctx = context(request)
     if ctx.open_access:
@@ -44,9 +46,14 @@ async def require_signature(request: Request) -> None:
         body=body,
     )
     try:
-        verify(signed, ctx.options.access_keys.get, region=ctx.settings.region)
+        verify(signed, ctx.options.access_keys.get, region=ctx.settings.region, services=(service,))
     except SignatureError as exc:
         raise AccessDenied(f"request signature rejected: {exc}") from exc
+
+
+async def require_detective_signature(request: Request) -> None:
+    """FastAPI dependency of the Detective-compatible routes (signing name ``detective``)."""
+    await require_signature(request, DETECTIVE_SERVICE)
 
 
 def webhook_identity(request: Request) -> str | None:

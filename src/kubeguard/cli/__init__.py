@@ -45,11 +45,12 @@ def _root(
 
 
 def _register() -> None:
-    from kubeguard.cli import findings, intel, scan, serve, simulate
+    from kubeguard.cli import findings, intel, investigate, scan, serve, simulate
 
     app.command("scan")(scan.scan)
     app.command("serve")(serve.serve_command)
     app.command("simulate", help="Generate realistic audit logs with labelled attack scenarios.")(simulate.simulate)
+    app.command("investigate")(investigate.investigate_command)
     app.add_typer(intel.app, name="intel")
     app.add_typer(findings.app, name="findings", help="List, show and archive stored findings.")
 

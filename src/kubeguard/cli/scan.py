@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 #: The input formats ``--input-format`` takes (``kubeguard.audit.decode.FORMATS``, repeated here so that
 #: the help text costs no import; a test checks that the two agree).
 INPUT_FORMATS = ("auto", "native", "cloudwatch", "gke", "aks")
-OUTPUT_FORMATS = ("table", "json", "jsonl")
+#: ``guardduty`` ... ``text`` are the finding formats every sink shares (``kubeguard.findings.formats.FORMATS``,
+#: repeated for the same reason; one document or line per finding).
+OUTPUT_FORMATS = ("table", "json", "jsonl", "guardduty", "eventbridge", "asff", "ocsf", "text")
 
 
 def _stderr() -> Any:
@@ -56,7 +58,9 @@ def _check_paths(paths: list[str]) -> None:
 @guarded("scan")
 def scan(
     paths: Annotated[list[str], typer.Argument(help="Audit log files or directories; - reads stdin.")],
-    output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or jsonl.")] = "table",
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help=f"One of: {', '.join(OUTPUT_FORMATS)} (the last five: one per line).")
+    ] = "table",
     cluster: Annotated[str | None, typer.Option(help="Cluster name (else from the envelope, else default).")] = None,
     input_format: Annotated[str, typer.Option(help=f"One of: {', '.join(INPUT_FORMATS)}.")] = "auto",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write findings here.")] = None,
@@ -190,6 +194,10 @@ def _emit(findings: list[dict[str, Any]], output_format: str, output: Path | Non
         data = orjson.dumps({"findings": findings}, option=orjson.OPT_INDENT_2) + b"\n"
     elif output_format == "jsonl":
         data = b"".join(orjson.dumps(f) + b"\n" for f in findings)
+    elif output_format != "table":
+        from kubeguard.findings.formats import encode
+
+        data = b"".join(encode(output_format, f) + b"\n" for f in findings)
     else:
         _table(findings, output)
         return
@@ -201,28 +209,17 @@ def _emit(findings: list[dict[str, Any]], output_format: str, output: Path | Non
 
 
 def _table(findings: list[dict[str, Any]], output: Path | None) -> None:
+    """Attack sequences first, each with its member findings under it (marked └); then the rest by severity."""
     from rich.console import Console
     from rich.table import Table
 
-    from kubeguard import severity
+    from kubeguard.correlate.stage import table_order
 
     table = Table(title=f"{len(findings)} findings", show_lines=False)
     for column in ("Severity", "Type", "User", "Namespace", "Target", "Source IP", "Count"):
         table.add_column(column, overflow="fold")
-    for finding in sorted(findings, key=lambda f: -f["severity"]):
-        call = finding["service"]["action"]["kubernetesApiCallAction"]
-        user = finding["resource"]["kubernetesDetails"]["kubernetesUserDetails"]["username"]
-        workload = finding["resource"]["kubernetesDetails"].get("kubernetesWorkloadDetails")
-        target = workload["name"] if workload else call.get("resourceName") or call.get("requestUri", "")
-        table.add_row(
-            severity.label(finding["severity"]),
-            finding["type"],
-            user,
-            call.get("namespace", ""),
-            target,
-            (call.get("sourceIPs") or [""])[0],
-            str(finding["service"]["count"]),
-        )
+    for finding, depth in table_order(findings):
+        table.add_row(*_table_row(finding, depth))
     if output is None:
         console = Console()
         if not console.is_terminal:
@@ -231,6 +228,31 @@ def _table(findings: list[dict[str, Any]], output: Path | None) -> None:
     else:
         with output.open("w") as handle:
             Console(file=handle, width=200).print(table)
+
+
+def _table_row(finding: dict[str, Any], depth: int) -> tuple[str, ...]:
+    from kubeguard import severity
+    from kubeguard.correlate.sequences import SEQUENCE_TYPE
+
+    service = finding["service"]
+    user = finding["resource"]["kubernetesDetails"]["kubernetesUserDetails"].get("username", "")
+    if finding["type"] == SEQUENCE_TYPE:
+        sequence = service["detection"]["sequence"]
+        ips = [e["id"] for e in sequence.get("endpoints", [])]
+        return (severity.label(finding["severity"]), f"[bold]{finding['type']}[/]", user, "",
+                f"{len(sequence['signals'])} signals", ", ".join(ips[:3]), str(service["count"]))
+    call = service.get("action", {}).get("kubernetesApiCallAction", {})
+    workload = finding["resource"]["kubernetesDetails"].get("kubernetesWorkloadDetails")
+    target = workload["name"] if workload else call.get("resourceName") or call.get("requestUri", "")
+    return (
+        ("└ " if depth else "") + severity.label(finding["severity"]),
+        finding["type"],
+        user,
+        call.get("namespace", ""),
+        target,
+        (call.get("sourceIPs") or [""])[0],
+        str(service["count"]),
+    )
 
 
 def _summary(result: ScanResult) -> None:

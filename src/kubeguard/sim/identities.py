@@ -29,6 +29,7 @@ CONTROLLER_MANAGER = f"kube-controller-manager/{EKS_BUILD} (linux/amd64) kuberne
 SCHEDULER = f"kube-scheduler/{EKS_BUILD} (linux/amd64) kubernetes/ae9a62a"
 CURL = "curl/8.5.0"
 PYTHON_REQUESTS = "python-requests/2.31.0"
+PYTHON_CLIENT = "OpenAPI-Generator/29.0.0/python"
 
 _ALNUM = string.ascii_uppercase + string.digits
 _CONTROLLER_GROUPS = ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]

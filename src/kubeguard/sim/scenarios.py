@@ -149,6 +149,16 @@ def _deploy(book: Playbook, caller: Caller, namespace: str, name: str, spec: dic
     return event
 
 
+def _can_i(book: Playbook, caller: Caller, checks: tuple[tuple[str, str, str, str, str], ...], binding: str) -> None:
+    """``kubectl auth can-i`` for each (verb, resource, namespace, group, subresource), allowed by ``binding``."""
+    for verb, resource, namespace, group, subresource in checks:
+        review = k8s.access_review(verb, resource, namespace, group, subresource)
+        answer = k8s.access_review(verb, resource, namespace, group, subresource, allowed=True,
+                                   reason=f'RBAC: allowed by ClusterRoleBinding "{binding}"')
+        book.do(caller, Request("create", "selfsubjectaccessreviews", group="authorization.k8s.io",
+                                request_object=review, response_object=answer), PERMISSION_CHECKED)
+
+
 # -- the GuardDuty tester ------------------------------------------------------------------------------
 
 def anonymous_access(book: Playbook) -> None:
@@ -316,14 +326,46 @@ def rbac_backdoor(book: Playbook) -> None:
     grant = k8s.binding("ClusterRoleBinding", "system:metrics-aggregator", None, "ClusterRole",
                         "system:metrics-aggregator", [k8s.subject("User", "svc-metrics")])
     book.do(caller, _create("clusterrolebindings", grant, RBAC), BINDING_CREATED)
-    for verb, resource, namespace, group, subresource in (("*", "*", "", "*", ""),
-                                                          ("create", "pods", "kube-system", "", "exec"),
-                                                          ("impersonate", "users", "", "", "")):
-        review = k8s.access_review(verb, resource, namespace, group, subresource)
-        answer = k8s.access_review(verb, resource, namespace, group, subresource, allowed=True,
-                                   reason='RBAC: allowed by ClusterRoleBinding "system:metrics-aggregator"')
-        book.do(caller, Request("create", "selfsubjectaccessreviews", group="authorization.k8s.io",
-                                request_object=review, response_object=answer), PERMISSION_CHECKED)
+    _can_i(book, caller, (("*", "*", "", "*", ""), ("create", "pods", "kube-system", "", "exec"),
+                          ("impersonate", "users", "", "", "")), "system:metrics-aggregator")
+
+
+def compromised_credentials(book: Playbook) -> None:
+    """erin's credentials from a hosting provider with a Python client: the whole chain of a cluster takeover.
+
+    Secrets read, permissions checked, a shell in a pod, a wildcard ClusterRole bound to her, a privileged
+    miner and a DaemonSet mounting every node's root: what one ``AttackSequence:EKS/CompromisedCluster``
+    must tie together.
+    """
+    world = book.world
+    erin = _human(world, "erin")
+    attacker = _stolen(book, erin, _external_ip(book.rng, "45.148"), ids.PYTHON_CLIENT)
+    _discover(book, attacker)
+    book.do(attacker, Request("list", "secrets", query="limit=500"), SECRETS_ACCESSED)
+    for app in book.rng.sample([a for a in world.cluster.apps if a.namespace in ("data", "search")], 2):
+        book.do(attacker, Request("get", "secrets", app.namespace, app.secrets[0]), SECRETS_ACCESSED)
+    _can_i(book, attacker, (("create", "clusterrolebindings", "", RBAC, ""),
+                            ("create", "pods", "kube-system", "", "exec")), "data-engineers")
+    app = next(a for a in world.cluster.apps if a.namespace == "data")
+    book.do(attacker, Request("create", "pods", app.namespace, book.rng.choice(app.pods), "exec",
+                              query=f"command=sh&container={app.name}&stdin=true&stdout=true&tty=true",
+                              duration=90 * SECOND), EXEC_IN_POD)
+    everything = k8s.role("ClusterRole", "system:kube-metrics", None, [k8s.policy_rule(["*"], ["*"], ["*"])])
+    book.do(attacker, _create("clusterroles", everything, RBAC), ROLE_CREATED)
+    grant = k8s.binding("ClusterRoleBinding", "system:kube-metrics", None, "ClusterRole", "system:kube-metrics",
+                        [k8s.subject("ServiceAccount", "default", "data")])
+    book.do(attacker, _create("clusterrolebindings", grant, RBAC), BINDING_CREATED, ADMIN_DEFAULT_SA)
+    miner_args = ["-o", "stratum+tcp://xmr.pool.example:443", "--threads", "8"]
+    miner = k8s.pod_spec([k8s.container("miner", "docker.io/metal3d/xmrig:latest", command=["xmrig"],
+                                        args=miner_args, privileged=True)])
+    _deploy(book, attacker, "data", "metrics-cache", miner, DEPLOYED_PRIVILEGED, PRIVILEGED)
+    spec = k8s.pod_spec([k8s.container("node-agent", "docker.io/library/alpine:3.19", command=["sleep", "infinity"],
+                                       hardened=False, mounts=[k8s.mount("host", "/host")])],
+                        volumes=[k8s.host_path_volume("host", "/")])
+    daemon_set = k8s.daemon_set("data", "node-agent", spec)
+    event = book.do(attacker, _create("daemonsets", daemon_set, "apps", "data"), DEPLOYED_SENSITIVE, SENSITIVE_MOUNT)
+    book.echo(daemon_set_rollout(book.factory, world.directory, book.at, "data", "node-agent", spec,
+                                 event["responseObject"]["metadata"]["uid"]))
 
 
 Scenario = Callable[[Playbook], None]
@@ -344,6 +386,7 @@ INTRUSIONS: dict[str, Scenario] = {
     "secret-harvesting": secret_harvesting,
     "cryptominer": cryptominer,
     "rbac-backdoor": rbac_backdoor,
+    "compromised-credentials": compromised_credentials,
 }
 SCENARIOS: dict[str, Scenario] = {**TESTER, **INTRUSIONS}
 

@@ -141,8 +141,14 @@ def _add_blobs(conn: Connection) -> None:
     schema.blobs.create(conn, checkfirst=True)
 
 
+def _add_outbox(conn: Connection) -> None:
+    """Version 3: the sinks' durable outbox and GuardDuty publishing destinations."""
+    schema.outbox.create(conn, checkfirst=True)
+    schema.publishing_destinations.create(conn, checkfirst=True)
+
+
 def _add_query_columns(conn: Connection) -> None:
-    """Version 3: more queried finding fields as indexed columns, back-filled from the stored bodies."""
+    """Version 4: more queried finding fields as indexed columns, back-filled from the stored bodies."""
     from kubeguard.store.finding_migration import add_query_columns
 
     add_query_columns(conn)
@@ -152,7 +158,8 @@ def _add_query_columns(conn: Connection) -> None:
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
-    (3, _add_query_columns),
+    (3, _add_outbox),
+    (4, _add_query_columns),
 )
 
 

@@ -62,7 +62,7 @@ findings = Table(
     Column("updated_at_ms", BigInteger, nullable=False),
     Column("event_last_seen_ms", BigInteger, nullable=False),
     Column("body", Text, nullable=False),
-    # Version 3 (kubeguard.store.finding_columns): more queried fields, null when the finding lacks them.
+    # Version 4 (kubeguard.store.finding_columns): more queried fields, null when the finding lacks them.
     Column("account_id", String(64)),
     Column("event_first_seen_ms", BigInteger),
     Column("username", String(512)),
@@ -155,6 +155,17 @@ blobs = Table(
     Column("updated_at_ms", BigInteger, nullable=False),
 )
 
+#: Investigations of a subject (Detective's StartInvestigation); ``body`` holds the computed indicators.
+investigations = Table(
+    "kg_investigations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("entity_arn", String(1024), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+)
+
 spool = Table(
     "kg_spool",
     metadata,
@@ -168,4 +179,34 @@ spool = Table(
     #: Why detection failed on the batch, when it did; the batch is then done but not silently dropped.
     Column("error", Text),
     Index("ix_kg_spool_pending", "done_at_ms", "id"),
+)
+
+outbox = Table(
+    "kg_outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    #: The sink this event waits for (its configured or derived name).
+    Column("sink", String(255), nullable=False),
+    Column("finding_id", String(64), nullable=False),
+    #: The finding as stored when it was published, as JSON.
+    Column("body", Text, nullable=False),
+    Column("enqueued_at_ms", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Index("ix_kg_outbox_due", "sink", "next_attempt_ms", "id"),
+)
+
+publishing_destinations = Table(
+    "kg_publishing_destinations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("detector_id", String(32), nullable=False, index=True),
+    Column("destination_type", String(16), nullable=False),
+    Column("destination_arn", Text, nullable=False),
+    Column("kms_key_arn", Text, nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
 )
