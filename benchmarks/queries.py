@@ -227,9 +227,8 @@ def main() -> None:
                 started = time.perf_counter()
                 ids = fill(engine, args.baseline_count)
                 ctx = SimpleNamespace(engine=engine)
-                print(
-                    f"\n{dialect}: baseline store of {args.baseline_count:,} findings ({time.perf_counter() - started:.0f} s to fill)"
-                )
+                elapsed = time.perf_counter() - started
+                print(f"\n{dialect}: baseline store of {args.baseline_count:,} findings ({elapsed:.0f} s to fill)")
                 new = new_queries(ctx, ids)
                 for name, query in old_queries(ctx).items():
                     old_p50, _ = timings(query, 3)
