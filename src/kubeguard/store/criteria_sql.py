@@ -23,7 +23,7 @@ from kubeguard.store.finding_columns import FIELD_COLUMNS, FieldColumn
 
 _POSITIVE_EQUALITY = ("eq", "equals")
 _NEGATIVE_EQUALITY = ("neq", "notEquals")
-_COMPARISON = {
+RANGE_OPERATORS = {
     "gt": "__gt__",
     "greaterThan": "__gt__",
     "gte": "__ge__",
@@ -74,7 +74,7 @@ def _operator(spec: FieldColumn, operator: str, operand: Any) -> ColumnElement[b
         if operator in _POSITIVE_EQUALITY:
             return column.in_(wanted) if wanted else false()
         return or_(column.is_(None), column.not_in(wanted)) if wanted else true()
-    method = _COMPARISON.get(operator)
+    method = RANGE_OPERATORS.get(operator)
     if method is None:  # wildcards: evaluated in Python
         return None
     if spec.kind == "bool":  # the evaluator never reads a boolean as a number
