@@ -185,7 +185,7 @@ def test_irregular_rows_are_marked_and_keep_the_detector_off_the_sql_path(engine
 
 
 def test_a_store_from_before_the_query_columns_gains_them_backfilled(engine):
-    """Upgrade: the version-4 columns are added to an existing table and filled from each stored body."""
+    """Upgrade: the version-7 columns are added to an existing table and filled from each stored body."""
     finding = {
         "id": "f1",
         "type": TYPES[1],

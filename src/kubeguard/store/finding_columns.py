@@ -78,7 +78,7 @@ def _ms_or_none(finding: Mapping[str, Any], field: str) -> int | None:
 
 
 def extra_values(finding: Mapping[str, Any]) -> dict[str, Any]:
-    """The columns added in schema version 4 (null when the finding lacks the field)."""
+    """The columns added in schema version 7 (null when the finding lacks the field)."""
     return {
         "account_id": _text_or_none(finding, "accountId"),
         "event_first_seen_ms": _ms_or_none(finding, "service.eventFirstSeen"),

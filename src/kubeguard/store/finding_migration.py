@@ -1,6 +1,6 @@
-"""Schema version 4: the query columns of ``kg_findings``, added and back-filled from each stored body.
+"""Schema version 7: the query columns of ``kg_findings``, added and back-filled from each stored body.
 
-A store created at version 4 already has them (``metadata.create_all``); an older one gets them by
+A store created at version 7 already has them (``metadata.create_all``); an older one gets them by
 ``ALTER TABLE ... ADD COLUMN`` (nullable, so both dialects add them without rewriting the table), its new
 indexes, and a back-fill that reads bodies in keyset batches so a large store upgrades in bounded memory.
 """
