@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from kubeguard.api.auth import context, require_metrics_access, require_signature
 from kubeguard.api.context import ServiceContext
 from kubeguard.findings.criteria import matches
+from kubeguard.store import finding_query
 from kubeguard.store import findings as finding_store
 
 router = APIRouter()
@@ -34,6 +35,14 @@ def _criterion(finding_type: str | None, cluster: str | None, min_severity: floa
 def _find(ctx: ServiceContext, criterion: dict[str, dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     with ctx.engine.connect() as conn:
+        if finding_query.sql_ready(conn, None):
+            order = finding_query.Order("updatedAt", descending=True, id_descending=False)
+            for _, finding in finding_query.stream(conn, None, criterion, order, bodies=True):
+                if finding is not None:
+                    found.append(finding)
+                if len(found) >= limit:
+                    break
+            return found
         for finding in finding_store.scan(conn, None, criterion):
             if matches(criterion, finding):
                 found.append(finding)

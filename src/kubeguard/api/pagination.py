@@ -49,3 +49,25 @@ def page(items: Sequence[T], token: str | None, limit: int, query: Any) -> tuple
     chunk = list(items[start : start + limit])
     end = start + len(chunk)
     return chunk, (encode_token(end, query) if end < len(items) else None)
+
+
+def encode_position(position: Any, query: Any) -> str:
+    """A token for a keyset position (any JSON value) inside the result of ``query``."""
+    raw = orjson.dumps({"p": position, "q": _query_digest(query)})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_position(token: str | None, query: Any) -> Any:
+    """The keyset position a token carries; None for no token. Offset tokens are refused."""
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+        position = data["p"]
+        digest = data["q"]
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        raise BadRequest("nextToken is not valid") from exc
+    if digest != _query_digest(query):
+        raise BadRequest("nextToken does not belong to this request")
+    return position

@@ -179,6 +179,13 @@ def _add_rule_associations(conn: Connection) -> None:
     schema.rule_associations.create(conn, checkfirst=True)
 
 
+def _add_query_columns(conn: Connection) -> None:
+    """Version 8: more queried finding fields as indexed columns, back-filled from the stored bodies."""
+    from kubeguard.store.finding_migration import add_query_columns
+
+    add_query_columns(conn)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
@@ -188,6 +195,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (5, _add_source_cursors),
     (6, _add_batch_state),
     (7, _add_rule_associations),
+    (8, _add_query_columns),
 )
 
 

@@ -4,7 +4,8 @@ The id is derived from the aggregation fingerprint, so an occurrence that arrive
 spool batch, two workers) lands on the same row and is folded in with
 :func:`kubeguard.findings.aggregate.merge_finding`. Queries narrow by the indexed columns in SQL and then
 evaluate the whole criterion in Python (:mod:`kubeguard.findings.criteria`), so every field GuardDuty
-accepts works and the indexed ones stay fast.
+accepts works and the indexed ones stay fast. That :func:`scan` is now the fallback; the API answers from
+SQL alone where it can (:mod:`kubeguard.store.finding_query`, :mod:`kubeguard.store.finding_statistics`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, insert,
 
 from kubeguard.findings.aggregate import merge_finding
 from kubeguard.findings.criteria import epoch_ms
-from kubeguard.store import schema
+from kubeguard.store import finding_columns, schema
+from kubeguard.store.criteria_sql import RANGE_OPERATORS
 from kubeguard.store.dialect import insert_if_absent
 
 _table = schema.findings
@@ -32,16 +34,6 @@ _NUMERIC_COLUMNS = {
     "service.count": _table.c.count,
 }
 _TEXT_COLUMNS = {"type": _table.c.type, "resource.eksClusterDetails.name": _table.c.cluster}
-_RANGE_OPERATORS = {
-    "gt": "__gt__",
-    "greaterThan": "__gt__",
-    "gte": "__ge__",
-    "greaterThanOrEqual": "__ge__",
-    "lt": "__lt__",
-    "lessThan": "__lt__",
-    "lte": "__le__",
-    "lessThanOrEqual": "__le__",
-}
 
 
 @dataclass(slots=True, frozen=True)
@@ -54,6 +46,13 @@ class Upserted:
 
 def row_values(finding: Mapping[str, Any]) -> dict[str, Any]:
     """The indexed columns and the body of one wire-format finding."""
+    values = _base_values(finding)
+    values.update(finding_columns.extra_values(finding))
+    values["regular"] = finding_columns.is_regular(finding, values)
+    return values
+
+
+def _base_values(finding: Mapping[str, Any]) -> dict[str, Any]:
     service = finding.get("service") or {}
     cluster = ((finding.get("resource") or {}).get("eksClusterDetails") or {}).get("name", "")
     return {
@@ -167,7 +166,7 @@ def _sql_prefilter(criterion: Mapping[str, Mapping[str, Any]]) -> Iterator[Colum
         elif field in _NUMERIC_COLUMNS:
             column = _NUMERIC_COLUMNS[field]
             for operator, operand in condition.items():
-                method = _RANGE_OPERATORS.get(operator)
+                method = RANGE_OPERATORS.get(operator)
                 if method is not None:
                     yield getattr(column, method)(operand)
 

@@ -12,7 +12,7 @@ from kubeguard.api.context import ServiceContext
 from kubeguard.api.errors import BadRequest
 from kubeguard.api.guardduty import statistics
 from kubeguard.api.guardduty.common import require_detector
-from kubeguard.api.pagination import page
+from kubeguard.api.pagination import decode_position, encode_position, page
 from kubeguard.api.params import Params, json_body
 from kubeguard.findings.criteria import (
     TIMESTAMP_FIELDS,
@@ -22,6 +22,7 @@ from kubeguard.findings.criteria import (
     matches,
     validate,
 )
+from kubeguard.store import finding_query, finding_statistics
 from kubeguard.store import findings as finding_store
 
 router = APIRouter()
@@ -83,12 +84,43 @@ async def list_findings(request: Request, detector_id: str) -> dict[str, Any]:
     criterion = criterion_of(params)
     attribute, descending = sort_of(params)
     limit = params.integer("maxResults", low=1, high=50, default=50) or 50
-    ctx = context(request)
-    found = await run_in_threadpool(matching, ctx, detector_id, criterion)
-    ids = [f["id"] for f in sorted_findings(found, attribute, descending)]
     query = {"c": criterion, "s": [attribute, descending], "d": detector_id}
-    chunk, token = page(ids, params.string("nextToken"), limit, query)
-    return {"findingIds": chunk, **({"nextToken": token} if token else {})}
+    token = params.string("nextToken")
+    chunk, next_token = await run_in_threadpool(
+        _list_page, context(request), detector_id, criterion, (attribute, descending), limit, token, query
+    )
+    return {"findingIds": chunk, **({"nextToken": next_token} if next_token else {})}
+
+
+def _list_page(
+    ctx: ServiceContext,
+    detector_id: str,
+    criterion: dict[str, dict[str, Any]],
+    sort: tuple[str, bool],
+    limit: int,
+    token: str | None,
+    query: dict[str, Any],
+) -> tuple[list[str], str | None]:
+    """One page of ids: a keyset scan in SQL when the sort field has a column, else the evaluator."""
+    attribute, descending = sort
+    with ctx.engine.connect() as conn:
+        require_detector(conn, detector_id)
+        if finding_query.sortable(attribute) and finding_query.sql_ready(conn, detector_id):
+            start = _position(decode_position(token, query))
+            order = finding_query.Order(attribute, descending, id_descending=descending)
+            ids, last = finding_query.page(conn, detector_id, criterion, order, start, limit)
+            return ids, (encode_position(last.to_json(), query) if last else None)
+    found = matching(ctx, detector_id, criterion)
+    return page([f["id"] for f in sorted_findings(found, attribute, descending)], token, limit, query)
+
+
+def _position(data: Any) -> finding_query.Position | None:
+    if data is None:
+        return None
+    try:
+        return finding_query.Position.from_json(data)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest("nextToken is not valid") from exc
 
 
 @router.post("/detector/{detector_id}/findings/get")
@@ -119,18 +151,42 @@ async def get_findings_statistics(request: Request, detector_id: str) -> dict[st
         raise BadRequest("orderBy and maxResults are only accepted with groupBy")
     criterion = criterion_of(params)
     ctx = context(request)
-    found = await run_in_threadpool(matching, ctx, detector_id, criterion)
     if not group_by:
-        return {"findingStatistics": {"countBySeverity": statistics.count_by_severity(found)}}
+        counts = await run_in_threadpool(_statistics, ctx, detector_id, criterion, None)
+        return {"findingStatistics": {"countBySeverity": counts}}
     order = params.choice("orderBy", ("ASC", "DESC"), default="DESC")
     limit = params.integer("maxResults", low=1, high=100, default=25) or 25
-    rows = statistics.group(found, group_by, descending=order == "DESC")
+    groups = await run_in_threadpool(_statistics, ctx, detector_id, criterion, group_by)
+    rows = statistics.ordered(group_by, groups, descending=order == "DESC")
     query = {"c": criterion, "g": group_by, "o": order, "d": detector_id}
     chunk, token = page(rows, params.string("nextToken"), limit, query)
     body: dict[str, Any] = {"findingStatistics": {statistics.RESPONSE_KEY[group_by]: chunk}}
     if token:
         body["nextToken"] = token
     return body
+
+
+def _statistics(
+    ctx: ServiceContext, detector_id: str, criterion: dict[str, dict[str, Any]], group_by: str | None
+) -> Any:
+    """countBySeverity (``group_by`` None) or the groups: GROUP BY in SQL, else aggregated while streaming."""
+    with ctx.engine.connect() as conn:
+        require_detector(conn, detector_id)
+        if finding_query.sql_ready(conn, detector_id):
+            if finding_statistics.in_sql(criterion):
+                if group_by is None:
+                    return finding_statistics.count_by_severity(conn, detector_id, criterion)
+                return finding_statistics.groups(conn, detector_id, criterion, group_by)
+            order = finding_query.Order("updatedAt", descending=True, id_descending=False)
+            streamed = finding_query.stream(conn, detector_id, criterion, order, bodies=True)
+            return _aggregate((body for _, body in streamed if body is not None), group_by)
+    return _aggregate(matching(ctx, detector_id, criterion), group_by)
+
+
+def _aggregate(found: Any, group_by: str | None) -> Any:
+    if group_by is None:
+        return statistics.count_by_severity(found)
+    return statistics.groups_of(found, group_by)
 
 
 async def _set_service_field(request: Request, detector_id: str, field: str, value: Any) -> dict[str, Any]:

@@ -51,6 +51,11 @@ _KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
 
 def group(findings: Iterable[dict[str, Any]], group_by: str, descending: bool) -> list[dict[str, Any]]:
     """One entry per group, ordered by ``totalFindings`` (then by key, for a stable order)."""
+    return ordered(group_by, groups_of(findings, group_by), descending)
+
+
+def groups_of(findings: Iterable[dict[str, Any]], group_by: str) -> dict[Any, dict[str, Any]]:
+    """Group key -> totals, aggregated one finding at a time (memory grows with groups, not findings)."""
     groups: dict[Any, dict[str, Any]] = {}
     for finding in findings:
         key = _KEYS[group_by](finding)
@@ -59,6 +64,11 @@ def group(findings: Iterable[dict[str, Any]], group_by: str, descending: bool) -
         entry["lastGeneratedAt"] = max(entry["lastGeneratedAt"], _updated_seconds(finding))
         entry["severity"] = max(entry["severity"], float(finding["severity"]))
         entry.setdefault("accountId", finding.get("accountId", ""))
+    return groups
+
+
+def ordered(group_by: str, groups: dict[Any, dict[str, Any]], descending: bool) -> list[dict[str, Any]]:
+    """The response rows for aggregated ``groups`` (key -> totals), in the API's order."""
     rows = [_shape(group_by, key, entry) for key, entry in groups.items()]
     rows.sort(key=lambda row: str(row.get("_key")))
     rows.sort(key=lambda row: row["totalFindings"], reverse=descending)

@@ -1,0 +1,251 @@
+"""ListFindings, GetFindingsStatistics and GetFindings at scale, on SQLite and PostgreSQL.
+
+Fills a fresh store with ``--count`` synthetic findings (default 1,000,000; bulk inserts through the same
+``row_values`` the recorder uses), then times each query as the API runs it (the route's worker function,
+without HTTP) and prints p50/p95 per query and the process's peak RSS. The baseline is the old code path
+(every matching finding loaded and evaluated in Python), measured in the same run on a smaller store
+(``--baseline-count``, default 20,000) next to the new path on that same store: the ratio is old/new.
+
+Run: ``.venv/bin/python benchmarks/queries.py [--count 1000000] [--dialects sqlite,postgresql]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import Engine, insert
+
+from kubeguard.api.guardduty import findings as api
+from kubeguard.api.guardduty import statistics as stats
+from kubeguard.api.pagination import page
+from kubeguard.store import findings as finding_store
+from kubeguard.store import schema
+from kubeguard.store.database import open_engine
+
+DETECTOR = "b" * 32
+TYPES = [
+    "Discovery:Kubernetes/AnomalousBehavior.PermissionChecked",
+    "Execution:Kubernetes/ExecInKubeSystemPod",
+    "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
+    "Persistence:Kubernetes/ContainerWithSensitiveMount",
+    "Policy:Kubernetes/AnonymousAccessGranted",
+    "CredentialAccess:Kubernetes/MaliciousIPCaller",
+    "Impact:Kubernetes/MaliciousIPCaller",
+    "Policy:Kubernetes/ExposedDashboard",
+]
+CLUSTERS = [f"cluster-{n}" for n in range(20)]
+ACCOUNTS = ["111111111111", "222222222222", "333333333333"]
+START_MS = 1_700_000_000_000
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def synthetic(index: int, rng: random.Random) -> dict[str, Any]:
+    created = START_MS + rng.randrange(90 * 86_400_000)
+    updated = created + rng.randrange(3_600_000)
+    return {
+        "schemaVersion": "2.0",
+        "accountId": rng.choice(ACCOUNTS),
+        "region": "us-east-1",
+        "partition": "aws",
+        "id": f"{index:08x}{uuid.UUID(int=rng.getrandbits(128)).hex[:24]}",
+        "type": rng.choice(TYPES),
+        "title": "Synthetic finding",
+        "description": "A finding made up by benchmarks/queries.py.",
+        "severity": rng.choice([2.0, 5.0, 5.0, 8.0]),
+        "confidence": 5,
+        "createdAt": _iso(created),
+        "updatedAt": _iso(updated),
+        "resource": {
+            "resourceType": "EKSCluster",
+            "eksClusterDetails": {"name": rng.choice(CLUSTERS)},
+            "kubernetesDetails": {
+                "kubernetesUserDetails": {"username": f"user-{rng.randrange(500)}", "groups": ["system:authenticated"]},
+                "kubernetesWorkloadDetails": {"namespace": f"ns-{rng.randrange(50)}", "name": "w", "type": "pods"},
+            },
+        },
+        "service": {
+            "serviceName": "guardduty",
+            "detectorId": DETECTOR,
+            "archived": rng.random() < 0.1,
+            "count": rng.randrange(1, 20),
+            "eventFirstSeen": _iso(created),
+            "eventLastSeen": _iso(updated),
+            "action": {"actionType": "KUBERNETES_API_CALL", "kubernetesApiCallAction": {"verb": "create"}},
+        },
+    }
+
+
+def fill(engine: Engine, count: int, seed: int = 7) -> list[str]:
+    """Insert ``count`` findings in batches; returns a sample of ids for GetFindings."""
+    rng = random.Random(seed)
+    sample: list[str] = []
+    with engine.begin() as conn:
+        conn.execute(
+            schema.detectors.insert().values(
+                id=DETECTOR,
+                status="ENABLED",
+                publishing_frequency="SIX_HOURS",
+                features="[]",
+                tags="{}",
+                created_at_ms=START_MS,
+                updated_at_ms=START_MS,
+            )
+        )
+    batch = 5000
+    for first in range(0, count, batch):
+        rows = [finding_store.row_values(synthetic(i, rng)) for i in range(first, min(count, first + batch))]
+        sample.extend(row["id"] for row in rows[:: max(1, count // 2000)])
+        with engine.begin() as conn:
+            conn.execute(insert(schema.findings), rows)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE kg_findings")
+    else:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    return sample
+
+
+CRITERION = {"severity": {"gte": 5}, "service.archived": {"eq": ["false"]}, "type": {"neq": [TYPES[0]]}}
+
+
+def new_queries(ctx: Any, ids: list[str]) -> dict[str, Callable[[], Any]]:
+    def list_pages(criterion: dict[str, Any], sort: tuple[str, bool], pages: int) -> Callable[[], Any]:
+        def run() -> None:
+            token = None
+            query = {"c": criterion, "s": list(sort), "d": DETECTOR}
+            for _ in range(pages):
+                _, token = api._list_page(ctx, DETECTOR, criterion, sort, 50, token, query)
+
+        return run
+
+    queries: dict[str, Callable[[], Any]] = {
+        "list: no criteria, updatedAt DESC": list_pages({}, ("updatedAt", True), 1),
+        "list: criteria, severity DESC": list_pages(CRITERION, ("severity", True), 1),
+        "list: criteria, 20 pages by createdAt ASC": list_pages(CRITERION, ("createdAt", False), 20),
+        "list: username eq, service.count DESC": list_pages(
+            {"resource.kubernetesDetails.kubernetesUserDetails.username": {"eq": ["user-7"]}},
+            ("service.count", True),
+            1,
+        ),
+        "statistics: COUNT_BY_SEVERITY": lambda: api._statistics(ctx, DETECTOR, {}, None),
+        "statistics: COUNT_BY_SEVERITY, criteria": lambda: api._statistics(ctx, DETECTOR, CRITERION, None),
+    }
+    for group_by in stats.GROUP_BY:
+        queries[f"statistics: groupBy {group_by}"] = lambda g=group_by: api._statistics(ctx, DETECTOR, {}, g)
+    rng = random.Random(3)
+
+    def get_findings() -> None:
+        with ctx.engine.connect() as conn:
+            finding_store.get_many(conn, DETECTOR, rng.sample(ids, min(50, len(ids))))
+
+    queries["GetFindings: 50 ids"] = get_findings
+    return queries
+
+
+def old_queries(ctx: Any) -> dict[str, Callable[[], Any]]:
+    """The same questions answered the way main did before: load every match, then sort or group."""
+
+    def list_page(criterion: dict[str, Any], attribute: str, descending: bool) -> Callable[[], Any]:
+        def run() -> None:
+            found = api.matching(ctx, DETECTOR, criterion)
+            page([f["id"] for f in api.sorted_findings(found, attribute, descending)], None, 50, {})
+
+        return run
+
+    queries: dict[str, Callable[[], Any]] = {
+        "list: no criteria, updatedAt DESC": list_page({}, "updatedAt", True),
+        "list: criteria, severity DESC": list_page(CRITERION, "severity", True),
+        "statistics: COUNT_BY_SEVERITY": lambda: stats.count_by_severity(api.matching(ctx, DETECTOR, {})),
+    }
+    for group_by in stats.GROUP_BY:
+        queries[f"statistics: groupBy {group_by}"] = lambda g=group_by: stats.group(
+            api.matching(ctx, DETECTOR, {}), g, True
+        )
+    return queries
+
+
+def timings(query: Callable[[], Any], rounds: int) -> tuple[float, float]:
+    samples = []
+    query()  # warm caches
+    for _ in range(rounds):
+        start = time.perf_counter()
+        query()
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+    return statistics.median(samples), p95
+
+
+@contextmanager
+def store(dialect: str, directory: Path, postgres_url: str, postgres_dsn: str) -> Iterator[Engine]:
+    if dialect == "sqlite":
+        engine = open_engine(f"sqlite:///{directory / f'bench-{uuid.uuid4().hex[:6]}.db'}")
+        yield engine
+        engine.dispose()
+        return
+    import psycopg
+
+    name = f"kg_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{name}"')
+        try:
+            engine = open_engine(f"{postgres_url}?options=-csearch_path%3D{name}")
+            yield engine
+            engine.dispose()
+        finally:
+            admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--baseline-count", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--dialects", default="sqlite,postgresql")
+    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--postgres-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=test")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for dialect in args.dialects.split(","):
+            with store(dialect, Path(tmp), args.postgres_url, args.postgres_dsn) as engine:
+                started = time.perf_counter()
+                ids = fill(engine, args.baseline_count)
+                ctx = SimpleNamespace(engine=engine)
+                elapsed = time.perf_counter() - started
+                print(f"\n{dialect}: baseline store of {args.baseline_count:,} findings ({elapsed:.0f} s to fill)")
+                new = new_queries(ctx, ids)
+                for name, query in old_queries(ctx).items():
+                    old_p50, _ = timings(query, 3)
+                    new_p50, _ = timings(new[name], args.rounds)
+                    print(
+                        f"  {name:45s} old {old_p50:9.1f} ms  new {new_p50:7.1f} ms  old/new {old_p50 / new_p50:8.1f}x"
+                    )
+            with store(dialect, Path(tmp), args.postgres_url, args.postgres_dsn) as engine:
+                started = time.perf_counter()
+                ids = fill(engine, args.count)
+                print(f"{dialect}: {args.count:,} findings ({time.perf_counter() - started:.0f} s to fill)")
+                for name, query in new_queries(SimpleNamespace(engine=engine), ids).items():
+                    p50, p95 = timings(query, args.rounds)
+                    print(f"  {name:45s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS of this process: {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
