@@ -10,7 +10,7 @@ as complete. Exec and friends are de-duplicated across their two stages, so one 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,8 @@ class Pipeline:
         self.builder = FindingBuilder(settings, describe_ip)
         self.recent = RecentKeys()
         self.stats = PipelineStats()
+        #: Called with every counted event (the activity store's recorder); empty unless history is kept.
+        self.observers: list[Callable[[AuditEvent], None]] = []
 
     def process_event(self, event: AuditEvent) -> list[dict[str, Any]]:
         """Findings (one per detection, not yet aggregated) for one event; the hot path of every mode."""
@@ -94,6 +96,8 @@ class Pipeline:
             stats.duplicates += 1
             return []
         stats.counted += 1
+        for observe in self.observers:
+            observe(event)
         detections = self.engine.detect(event)
         if not detections:
             return []

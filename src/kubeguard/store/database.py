@@ -71,10 +71,18 @@ def _add_blobs(conn: Connection) -> None:
     schema.blobs.create(conn, checkfirst=True)
 
 
+def _add_activity_store(conn: Connection) -> None:
+    """Version 3: the activity store behind the console (entities, hourly roll-ups, first-seen, edges)."""
+    from kubeguard.graph.schema import metadata as graph_metadata
+
+    graph_metadata.create_all(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
+    (3, _add_activity_store),
 )
 
 
