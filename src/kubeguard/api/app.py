@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from kubeguard.api import native
+from kubeguard.api.console import install_console
 from kubeguard.api.context import ServiceContext
 from kubeguard.api.errors import install_error_handlers
 from kubeguard.api.guardduty import build_router
@@ -22,6 +23,9 @@ from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions, SinkOptions
 from kubeguard.audit.event import AuditEvent
 from kubeguard.findings.publish import HttpSink, JsonlFileSink, Publisher, QueuedSink, Sink, StdoutSink
+from kubeguard.graph.recorder import ActivityRecorder
+from kubeguard.graph.retention import Retention
+from kubeguard.graph.retention import prune as prune_history
 from kubeguard.intel.index import IntelIndex
 from kubeguard.store import detectors, ipsets
 from kubeguard.store.database import open_engine
@@ -104,6 +108,19 @@ def intel_swapper(pipeline: Any, base: IntelIndex | None) -> Callable[[IntelInde
     return swap
 
 
+def history_upkeep(engine: Any, options: ServeOptions) -> Callable[[], None]:
+    """Prune the activity store to its retention (age and size); run by the drainer now and then."""
+    retention = Retention(days=options.history_days, max_activity_rows=options.history_max_rows)
+
+    def upkeep() -> None:
+        with engine.begin() as conn:
+            pruned = prune_history(conn, retention)
+        if pruned.total:
+            log.info("activity store: pruned %d rows past retention", pruned.total)
+
+    return upkeep
+
+
 def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_access: bool, mutual_tls: bool):
     """Open the store and wire everything; returns the context and the spool drainer (not started)."""
     from kubeguard.pipeline import Pipeline
@@ -120,6 +137,9 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     )
     pipeline_options = default_pipeline_options(settings)
     pipeline = Pipeline(settings, SqlState(engine), **pipeline_options)
+    activity = ActivityRecorder(pipeline_options.get("describe_ip")) if options.keep_history else None
+    if activity is not None:
+        pipeline.observers.append(activity.observe)
     intel = IntelSets(intel_swapper(pipeline, pipeline_options.get("intel")))
     context = ServiceContext(
         engine=engine,
@@ -141,6 +161,8 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
         recorder,
         metrics,
         retention_seconds=options.spool_retention_seconds,
+        activity=activity,
+        maintain=history_upkeep(engine, options) if activity is not None else None,
     )
     context.wake_drainer = drainer.wake
     return context, drainer
@@ -171,4 +193,5 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
     app.include_router(webhook.router)
     app.include_router(native.router)
     app.include_router(build_router())
+    install_console(app)
     return app

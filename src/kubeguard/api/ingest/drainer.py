@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.audit.decode import decode_bytes
 from kubeguard.audit.event import AuditEvent
+from kubeguard.graph.recorder import ActivityRecorder
 from kubeguard.store.database import now_ms
 from kubeguard.store.recorder import FindingRecorder
 from kubeguard.store.spool import Batch, Spool
@@ -44,6 +45,8 @@ class SpoolDrainer:
         *,
         retention_seconds: int,
         clock: Callable[[], float] = time.monotonic,
+        activity: ActivityRecorder | None = None,
+        maintain: Callable[[], None] | None = None,
     ) -> None:
         self._spool = spool
         self._pipeline = pipeline
@@ -55,6 +58,10 @@ class SpoolDrainer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="spool drainer", daemon=True)
         self._last_prune = 0.0
+        #: The activity store's recorder: its deltas commit in the batch's transaction (or are dropped).
+        self._activity = activity
+        #: Periodic upkeep beside spool pruning (the activity store's retention).
+        self._maintain = maintain
 
     def start(self) -> None:
         self._thread.start()
@@ -99,6 +106,8 @@ class SpoolDrainer:
         try:
             occurrences = self._pipeline.process(decoded.events)
         except Exception as exc:
+            if self._activity is not None:
+                self._activity.discard()
             log.exception("detection failed on spool batch %d; marking it failed", batch.id)
             self._metrics.batches_failed.inc()
             error = f"{type(exc).__name__}: {exc}"
@@ -106,7 +115,21 @@ class SpoolDrainer:
             return
         finally:
             self._metrics.detection_seconds.observe(time.perf_counter() - started)
-        self._recorder.record(occurrences, also=lambda conn: Spool.mark_done(conn, batch.id))
+        activity = self._activity
+        if activity is None:
+            self._recorder.record(occurrences, also=lambda conn: Spool.mark_done(conn, batch.id))
+            return
+        activity.observe_findings(occurrences)
+
+        def commit_with_batch(conn: Any) -> None:
+            activity.flush(conn)
+            Spool.mark_done(conn, batch.id)
+
+        try:
+            self._recorder.record(occurrences, also=commit_with_batch)
+        except Exception:
+            activity.discard()  # the batch stays pending and is replayed with its events
+            raise
 
     def _maybe_prune(self) -> None:
         if self._clock() - self._last_prune < PRUNE_EVERY_SECONDS:
@@ -115,3 +138,5 @@ class SpoolDrainer:
         pruned = self._spool.prune(now_ms() - self._retention_ms)
         if pruned:
             log.info("pruned %d drained spool batches", pruned)
+        if self._maintain is not None:
+            self._maintain()
