@@ -389,7 +389,7 @@ def render_suppress(
             tag(
                 "label",
                 "Rule name ",
-                tag("input", name="name", value=name, required=True, pattern="[A-Za-z0-9._-]{3,64}", size="40"),
+                tag("input", name="name", value=name, required=True, pattern=r"[A-Za-z0-9._\-]{3,64}", size="40"),
             ),
             tag(
                 "label",

@@ -14,6 +14,7 @@ from kubeguard.api.auth import context
 from kubeguard.api.console import data, sessions
 from kubeguard.api.console.entity_page import render_entity
 from kubeguard.api.console.finding_pages import render_finding, render_list, render_suppress
+from kubeguard.api.console.forms import Form, read_form
 from kubeguard.api.console.html import Html, finding_href, tag
 from kubeguard.api.console.layout import not_found, page
 from kubeguard.api.console.summary_page import render_search, render_summary
@@ -137,9 +138,9 @@ async def login_page(request: Request, next: str | None = None) -> Response:
 @router.post("/console/login")
 async def login(request: Request) -> Response:
     visit = Visit(request)
-    form = await request.form()
-    target = _safe_next(str(form.get("next") or ""))
-    if not sessions.valid_form(request, sessions.current(request), str(form.get("csrf") or "")):
+    form = await read_form(request)
+    target = _safe_next(form.get("next"))
+    if not sessions.valid_form(request, sessions.current(request), form.get("csrf")):
         return visit.html("Sign in", _login_form(visit, target, "The form expired; please try again."), 403)
     address = request.client.host if request.client else ""
     store = sessions.store(request)
@@ -149,8 +150,8 @@ async def login(request: Request) -> Response:
     principal = sessions.check_credentials(
         options.access_keys,
         options.console_password,
-        str(form.get("access_key") or "").strip(),
-        str(form.get("secret") or ""),
+        form.get("access_key").strip(),
+        form.get("secret"),
     )
     if principal is None:
         store.failed(address)
@@ -163,8 +164,8 @@ async def login(request: Request) -> Response:
 @router.post("/console/logout")
 async def logout(request: Request) -> Response:
     visit = Visit(request)
-    form = await request.form()
-    if sessions.valid_form(request, sessions.current(request), str(form.get("csrf") or "")):
+    form = await read_form(request)
+    if sessions.valid_form(request, sessions.current(request), form.get("csrf")):
         sessions.store(request).drop(visit.session.id)
     response = visit.redirect("/console/login")
     response.delete_cookie(sessions.COOKIE, path="/")
@@ -243,8 +244,8 @@ async def _change(request: Request, finding_id: str, mutate: Any, done: str) -> 
     visit = Visit(request)
     if not visit.allowed:
         return visit.login_redirect()
-    form = await request.form()
-    if not sessions.valid_form(request, sessions.current(request), str(form.get("csrf") or "")):
+    form = await read_form(request)
+    if not sessions.valid_form(request, sessions.current(request), form.get("csrf")):
         return visit.html(
             "Refused", not_found("Refused", "This form did not come from this console (CSRF check)."), 403
         )
@@ -276,8 +277,8 @@ async def unarchive(request: Request, finding_id: str) -> Response:
     )
 
 
-def _feedback(service: dict[str, Any], form: Any) -> None:
-    value = str(form.get("feedback") or "")
+def _feedback(service: dict[str, Any], form: Form) -> None:
+    value = form.get("feedback")
     if value in ("USEFUL", "NOT_USEFUL"):
         service["userFeedback"] = value
 
@@ -333,13 +334,13 @@ async def suppress(request: Request, finding_id: str) -> Response:
     visit = Visit(request)
     if not visit.allowed:
         return visit.login_redirect()
-    form = await request.form()
-    if not sessions.valid_form(request, sessions.current(request), str(form.get("csrf") or "")):
+    form = await read_form(request)
+    if not sessions.valid_form(request, sessions.current(request), form.get("csrf")):
         return visit.html(
             "Refused", not_found("Refused", "This form did not come from this console (CSRF check)."), 403
         )
-    chosen = {str(value) for value in form.getlist("field")}
-    name = str(form.get("name") or "").strip()
+    chosen = set(form.getlist("field"))
+    name = form.get("name").strip()
     archive_existing = form.get("archive_existing") == "1"
     ctx = context(request)
 

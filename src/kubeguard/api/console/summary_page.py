@@ -9,7 +9,6 @@ from kubeguard.api.console.html import Html, h, link, table, tag
 from kubeguard.api.console.layout import KIND_NAMES, entity_link, scope_form, section, severity_badge, when
 from kubeguard.graph import kinds
 
-
 NEW_HEADINGS = {
     kinds.SUBJECT: "New Kubernetes subjects",
     kinds.IP: "New IP addresses",
