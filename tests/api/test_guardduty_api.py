@@ -7,6 +7,7 @@ import gzip
 import httpx
 import pytest
 
+from api.conftest import guardduty_client
 from api.server import LAB_EVENTLISTS
 
 PRIVILEGED = "PrivilegeEscalation:Kubernetes/PrivilegedContainer"
@@ -46,6 +47,28 @@ def test_default_detector_exists_and_can_be_replaced(gd):
     new = gd.create_detector(Enable=True, ClientToken="once")["DetectorId"]
     assert gd.create_detector(Enable=True, ClientToken="once")["DetectorId"] == new
     assert gd.list_detectors()["DetectorIds"] == [new]
+
+
+def test_an_unsupported_operation_says_so(gd):
+    from botocore.exceptions import ClientError
+
+    [detector] = gd.list_detectors()["DetectorIds"]
+    for call in (lambda: gd.list_members(DetectorId=detector),
+                 lambda: gd.get_malware_scan_settings(DetectorId=detector),
+                 lambda: gd.list_organization_admin_accounts()):
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] == "UnsupportedOperationException"
+        assert "does not implement" in caught.value.response["Error"]["Message"]
+
+
+def test_an_unknown_criterion_field_is_a_bad_request_naming_it(gd):
+    [detector] = gd.list_detectors()["DetectorIds"]
+    with pytest.raises(gd.exceptions.BadRequestException, match="unknown criterion field 'nope.field'"):
+        gd.list_findings(DetectorId=detector, FindingCriteria={"Criterion": {"nope.field": {"Eq": ["x"]}}})
+    with pytest.raises(gd.exceptions.BadRequestException, match="64-bit"):
+        gd.get_findings_statistics(DetectorId=detector, FindingStatisticTypes=["COUNT_BY_SEVERITY"],
+                                   FindingCriteria={"Criterion": {"updatedAt": {"Gte": 2**63}}})
 
 
 def test_unknown_detector_is_a_bad_request(gd):
@@ -183,8 +206,13 @@ def test_filters_crud_and_archive_suppression(gd, server):
         gd.delete_filter(DetectorId=detector_id, FilterName="debug-pods")
 
 
+def lists_allowed_in(directory) -> str:
+    return f'[intel]\nallowed_locations = ["{directory}"]\n'
+
+
 @pytest.mark.parametrize("kind", ["threat", "trusted"])
-def test_intel_set_crud(gd, tmp_path, kind):
+def test_intel_set_crud(make_server, tmp_path, kind):
+    gd = guardduty_client(make_server(lists_allowed_in(tmp_path)).url)
     [detector_id] = gd.list_detectors()["DetectorIds"]
     listed = tmp_path / "list.txt"
     listed.write_text("198.51.100.0/24\n203.0.113.7\n")
@@ -237,7 +265,9 @@ def test_create_sample_findings_marks_every_type_as_sample(gd):
     assert found <= set(types) and len(found) == min(50, len(types))
 
 
-def test_deleting_a_detector_unloads_its_threat_intel_sets(gd, server, tmp_path):
+def test_deleting_a_detector_unloads_its_threat_intel_sets(make_server, tmp_path):
+    server = make_server(lists_allowed_in(tmp_path))
+    gd = guardduty_client(server.url)
     listed = tmp_path / "bad.txt"
     listed.write_text("203.0.113.7\n")
     [old] = gd.list_detectors()["DetectorIds"]
@@ -273,3 +303,25 @@ def test_a_plain_http_list_location_is_refused(gd):
         with pytest.raises(gd.exceptions.BadRequestException, match="https://"):
             create(DetectorId=detector_id, Name="plain", Format="TXT", Location="http://lists.example/x.txt",
                    Activate=True)
+
+
+def test_list_locations_outside_the_allowed_roots_are_refused_without_detail(make_server, tmp_path):
+    allowed = tmp_path / "lists"
+    allowed.mkdir()
+    (allowed / "ok.txt").write_text("203.0.113.7\n")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("203.0.113.8\n")
+    (allowed / "escape.txt").symlink_to(outside)
+    gd = guardduty_client(make_server(lists_allowed_in(allowed)).url)
+    [detector_id] = gd.list_detectors()["DetectorIds"]
+    created = gd.create_threat_intel_set(DetectorId=detector_id, Name="ok", Format="TXT",
+                                         Location=str(allowed / "ok.txt"), Activate=True)
+    assert created["ThreatIntelSetId"]
+    for location in (str(outside), f"file://{outside}", str(allowed / "escape.txt"), "/etc/passwd", "/dev/kmsg",
+                     str(tmp_path / "no-such-file"), "https://127.0.0.1/list.txt", "https://10.0.0.1/x.txt"):
+        with pytest.raises(gd.exceptions.BadRequestException) as caught:
+            gd.create_threat_intel_set(DetectorId=detector_id, Name="bad", Format="TXT", Location=location,
+                                       Activate=True)
+        message = caught.value.response["Error"]["Message"]
+        assert "allowed_locations" in message or "public address" in message, message
+        assert "No such file" not in message and "Permission" not in message

@@ -27,6 +27,7 @@ from kubeguard.graph.recorder import ActivityRecorder
 from kubeguard.graph.retention import Retention
 from kubeguard.graph.retention import prune as prune_history
 from kubeguard.intel.index import IntelIndex
+from kubeguard.intel.locations import LocationPolicy
 from kubeguard.store import detectors, ipsets
 from kubeguard.store.database import open_engine
 from kubeguard.store.recorder import FindingRecorder
@@ -140,7 +141,10 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     activity = ActivityRecorder(pipeline_options.get("describe_ip")) if options.keep_history else None
     if activity is not None:
         pipeline.observers.append(activity.observe)
-    intel = IntelSets(intel_swapper(pipeline, pipeline_options.get("intel")))
+    policy = LocationPolicy.from_settings(
+        settings.intel.allowed_locations, settings.intel.allow_private_addresses
+    )
+    intel = IntelSets(intel_swapper(pipeline, pipeline_options.get("intel")), policy)
     context = ServiceContext(
         engine=engine,
         settings=settings,

@@ -41,7 +41,7 @@ async def require_signature(request: Request) -> None:
         body=body,
     )
     try:
-        verify(signed, ctx.options.access_keys.get)
+        verify(signed, ctx.options.access_keys.get, region=ctx.settings.region)
     except SignatureError as exc:
         raise AccessDenied(f"request signature rejected: {exc}") from exc
 

@@ -79,7 +79,25 @@ def serve_options(section: Mapping[str, object]) -> ServeOptions:
     keyless = sorted(key for key, secret in options.access_keys.items() if not secret)
     if keyless:
         raise ValueError(f"access keys without a secret (write KEY:SECRET): {', '.join(keyless)}")
+    placeholders = [
+        name
+        for name, value in (*options.access_keys.items(), *((token, "") for token in options.webhook_tokens))
+        if _is_placeholder(name) or _is_placeholder(value)
+    ]
+    if placeholders:
+        raise ValueError(
+            "the example configuration's placeholder credentials are still there "
+            f"({', '.join(sorted(placeholders))}); replace them with your own random keys and tokens"
+        )
     return options
+
+
+#: Markers of the credentials shipped in deploy/kubeguard.toml, which anyone can read.
+PLACEHOLDER_MARKERS = ("REPLACE-WITH", "AKIDKUBEGUARDEXAMPLE")
+
+
+def _is_placeholder(value: str) -> bool:
+    return any(marker in value.upper() for marker in PLACEHOLDER_MARKERS)
 
 
 def _pairs(text: str, separator: str) -> dict[str, str]:
