@@ -147,6 +147,20 @@ class ActivityRecorder:
         if len(self._hours) > _CACHE_LIMIT:
             self._hours.clear()
 
+    def participant(self) -> BatchActivity:
+        """This recorder as a participant of the batch transaction (``kubeguard.batch``)."""
+        return BatchActivity(self)
+
+    def linking(self, file_findings: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> Callable:
+        """Wrap the batch's finding filer so that every finding stored with the batch is linked to its entities."""
+
+        def file(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            filed = file_findings(found)
+            self.observe_findings(filed)
+            return filed
+
+        return file
+
     # -- the flush ---------------------------------------------------------------------------------------
 
     def flush(self, conn: Connection) -> None:
@@ -361,6 +375,27 @@ class ActivityRecorder:
         for entity in kinds.finding_entities(finding):
             _touch(entities, entity, when, when, 0)
             _link(edges, node, "names", entity, when, when, 1, finding.get("type", "")[:512])
+
+
+class BatchActivity:
+    """The batch participant: flush and discard with the batch's transaction.
+
+    Its ``observe`` does nothing on purpose: a participant sees every decoded event, while the roll-ups
+    count what the pipeline counts (one stage per request, duplicates dropped), so the recorder is fed by
+    the pipeline's ``observers`` instead.
+    """
+
+    def __init__(self, recorder: ActivityRecorder) -> None:
+        self.recorder = recorder
+
+    def observe(self, event: AuditEvent) -> None:
+        return None
+
+    def flush(self, conn: Connection, batch: Any = None) -> None:
+        self.recorder.flush(conn)
+
+    def discard(self) -> None:
+        self.recorder.discard()
 
 
 def _touch(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 
 from kubeguard.extras import require
 from kubeguard.store import schema
@@ -141,8 +141,22 @@ def _add_blobs(conn: Connection) -> None:
     schema.blobs.create(conn, checkfirst=True)
 
 
+def _add_batch_state(conn: Connection) -> None:
+    """Version 3: batch done marks, per-cluster versions, anomaly profiles per row, the de-duplication window,
+    and each spool body's size (the backlog is bounded in bytes as well as events)."""
+    for table in (schema.batches, schema.clusters, schema.profiles, schema.event_keys):
+        table.create(conn, checkfirst=True)
+    columns = {column["name"] for column in inspect(conn).get_columns("kg_spool")}
+    if "body_bytes" not in columns:
+        conn.execute(text("ALTER TABLE kg_spool ADD COLUMN body_bytes BIGINT NOT NULL DEFAULT 0"))
+        conn.execute(text("UPDATE kg_spool SET body_bytes = length(body)"))
+    from kubeguard.batch.state import import_legacy_baselines  # the batch layer builds on the store
+
+    import_legacy_baselines(conn)
+
+
 def _add_activity_store(conn: Connection) -> None:
-    """Version 3: the activity store behind the console (entities, hourly roll-ups, first-seen, edges)."""
+    """Version 4: the activity store behind the console (entities, hourly roll-ups, first-seen, edges)."""
     from kubeguard.graph.schema import metadata as graph_metadata
 
     graph_metadata.create_all(conn, checkfirst=True)
@@ -152,7 +166,8 @@ def _add_activity_store(conn: Connection) -> None:
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
-    (3, _add_activity_store),
+    (3, _add_batch_state),
+    (4, _add_activity_store),
 )
 
 
