@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-
 from api.server import Server
+
 from kubeguard.config import Settings
 from kubeguard.scan import run_scan
 

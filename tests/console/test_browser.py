@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-
 from api.conftest import guardduty_client
+
 from console.conftest import ACCESS_KEY, PASSWORD, SECRET, PageWatch
 
 

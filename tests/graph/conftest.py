@@ -2,9 +2,9 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
+from store.databases import DIALECTS, database_url
 
 from kubeguard.store.database import open_engine
-from store.databases import DIALECTS, database_url
 
 
 @pytest.fixture(params=DIALECTS)

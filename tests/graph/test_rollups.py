@@ -22,10 +22,10 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from graph.auditlog import event
 from kubeguard.graph import kinds, queries
 from kubeguard.graph import schema as tables
 from kubeguard.graph.recorder import ActivityRecorder
-from graph.auditlog import event
 
 HOUR_10 = queries.parse_time("2026-11-20T10:00:00Z")
 HOUR_11 = HOUR_10 + queries.HOUR_MS

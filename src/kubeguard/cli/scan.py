@@ -86,6 +86,10 @@ def scan(
     ] = None,
     no_anomaly: Annotated[bool, typer.Option("--no-anomaly", help="Turn the AnomalousBehavior detectors off.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    db: Annotated[
+        str | None,
+        typer.Option(help="Also keep the activity history and findings in this store (file or URL) for the console."),
+    ] = None,
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Exit 0 even when no audit event could be read.")
     ] = False,
@@ -128,7 +132,7 @@ def scan(
     # Rejects are summarised once at the end (first few with file and line, then a count), not logged too.
     logging.getLogger("kubeguard.audit.decode").setLevel(logging.ERROR)
     try:
-        result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet)
+        result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet, db=db)
     except (UnknownFormatError, FileNotFoundError, SourceError, ListError) as error:
         raise UsageError(str(error)) from error
     except msgspec.MsgspecError as error:
@@ -149,16 +153,25 @@ def scan(
 
 
 def _scan_with_progress(
-    paths: list[str], settings: Any, cluster: str | None, input_format: str, state: Path | None, *, show: bool
+    paths: list[str],
+    settings: Any,
+    cluster: str | None,
+    input_format: str,
+    state: Path | None,
+    *,
+    show: bool,
+    db: str | None = None,
 ) -> ScanResult:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kubeguard.scan import run_scan
+    from kubeguard.store.database import url_from_option
 
+    history = url_from_option(db) if db else None
     err = _stderr()
     fmt = None if input_format == "auto" else input_format
     if not (show and err.is_terminal):
-        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state)
+        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state, history_url=history)
     columns = (
         TextColumn("[bold]scanning"),
         BarColumn(bar_width=None),
@@ -173,7 +186,9 @@ def _scan_with_progress(
             elapsed = max(progress.get_time() - started, 1e-6)
             progress.update(task, completed=events, rate=events / elapsed, findings=findings)
 
-        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state, progress=update)
+        return run_scan(
+            paths, settings, cluster=cluster, input_format=fmt, state_path=state, progress=update, history_url=history
+        )
 
 
 def _emit(findings: list[dict[str, Any]], output_format: str, output: Path | None) -> None:
