@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, case, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, select, update
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.rbac import BINDING_RESOURCES, read_binding
@@ -25,12 +24,13 @@ from kubeguard.detectors.workload import WORKLOAD_RESOURCES, read_workload, sens
 from kubeguard.findings.criteria import epoch_ms
 from kubeguard.graph import kinds
 from kubeguard.graph import schema as tables
+from kubeguard.store.database import NUL_REPLACEMENT
 
 #: Resources whose successful writes carry facts beyond a count (pods and owners, bindings).
 _FACT_RESOURCES = frozenset((*WORKLOAD_RESOURCES, *BINDING_RESOURCES))
 _WRITE_VERBS = frozenset(("create", "update", "patch"))
 _CONNECT = frozenset(("pods/exec", "pods/attach"))
-_OUTCOME_BY_CODE = {code: kinds.outcome(code) for code in (0, 101, 200, 201, 202, 204, 400, 401, 403, 404, 409, 422)}
+_CONNECT_SUBRESOURCES = frozenset(("exec", "attach"))
 #: Bound on remembered subjects' groups and IP descriptions (skip rewriting what is already stored).
 _CACHE_LIMIT = 50_000
 
@@ -88,45 +88,46 @@ class ActivityRecorder:
 
     def observe(self, event: AuditEvent) -> None:
         timestamp = event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp
-        hour = self._hours.get(timestamp[:13])
-        if hour is None:
-            hour = self._hours[timestamp[:13]] = _hour_of(timestamp)
         ref = event.objectRef
-        if ref is None:
-            resource = namespace = name = ""
-        else:
-            resource = f"{ref.resource}/{ref.subresource}" if ref.subresource else ref.resource
-            namespace, name = ref.namespace, ref.name
         status = event.responseStatus
-        code = status.code if status is not None else 0
-        user = event.user
         ips = event.sourceIPs
+        user = event.user
+        if ref is None:
+            resource = subresource = namespace = name = ""
+        else:
+            resource, subresource, namespace, name = ref.resource, ref.subresource, ref.namespace, ref.name
+            if (
+                (subresource in _CONNECT_SUBRESOURCES)
+                if subresource
+                else (resource in _FACT_RESOURCES and event.verb in _WRITE_VERBS)
+            ):
+                self._facts.append(event)
         key = (
-            hour,
+            timestamp[:13],
             event.cluster,
             user.username,
             ips[0] if ips else "",
             event.userAgent,
             event.verb,
             resource,
+            subresource,
             namespace,
             name,
             event.requestURI.partition("?")[0],
-            _OUTCOME_BY_CODE.get(code) or kinds.outcome(code),
+            status.code if status is not None else 0,
         )
-        entry = self._calls.get(key)
+        calls = self._calls
+        entry = calls.get(key)
         if entry is None:
-            self._calls[key] = [1, timestamp, timestamp]
+            calls[key] = [1, timestamp, timestamp]
+            if user.username not in self._groups:
+                self._groups[user.username] = user.groups
         else:
             entry[0] += 1
             if timestamp > entry[2]:
                 entry[2] = timestamp
             elif timestamp < entry[1]:
                 entry[1] = timestamp
-        if user.groups and user.username not in self._groups:
-            self._groups[user.username] = user.groups
-        if resource in _CONNECT or (event.verb in _WRITE_VERBS and resource in _FACT_RESOURCES):
-            self._facts.append(event)
         self.events += 1
 
     def observe_findings(self, findings: Iterable[dict[str, Any]]) -> None:
@@ -170,17 +171,25 @@ class ActivityRecorder:
         entities: dict[tuple[str, str], _Entity] = {}
         edges: dict[tuple, _Edge] = {}
         pairs: dict[tuple[str, str, str], tuple[int, str]] = {}
-        activity_rows = [self._activity_row(key, value) for key, value in self._calls.items()]
-        for key, (count, first_text, last_text) in self._calls.items():
-            self._derive(key, count, _ms(first_text), _ms(last_text), entities, edges, pairs)
+        rows, callers, namespaces, pods, calls = self._aggregate()
+        for (cluster, subject, ip, agent), (count, first, last) in callers.items():
+            self._derive_caller((cluster, subject, ip, agent), count, _ms(first), _ms(last), entities, edges, pairs)
+        for (cluster, namespace), (count, first, last) in namespaces.items():
+            node = (kinds.NAMESPACE, kinds.namespace_key(cluster, namespace))
+            _touch(entities, node, _ms(first), _ms(last), count)
+            _link(edges, node, "in", (kinds.CLUSTER, cluster), _ms(first), _ms(last), count)
+        for (namespace, name), (count, first, last) in pods.items():
+            _touch(entities, (kinds.POD, kinds.pod_key(namespace, name)), _ms(first), _ms(last), count)
+        for (cluster, subject, call), first in calls.items():
+            _pair(pairs, subject, "call", call, _ms(first), cluster)
         for event in self._facts:
             self._derive_fact(event, entities, edges)
         for finding in self._findings:
             self._derive_finding(finding, entities, edges)
         for username, groups in self._groups.items():
-            if (kinds.SUBJECT, username) in entities and self._stored_groups.get(username) != tuple(groups):
+            if groups and (kinds.SUBJECT, username) in entities and self._stored_groups.get(username) != tuple(groups):
                 entities[(kinds.SUBJECT, username)].attrs["groups"] = list(groups)
-        _upsert_activity(conn, activity_rows)
+        _upsert_activity(conn, rows)
         _upsert_entities(conn, entities)
         _upsert_edges(conn, edges)
         _upsert_first_seen(conn, pairs)
@@ -190,30 +199,73 @@ class ActivityRecorder:
             self._stored_groups[username] = tuple(groups)
         self.discard()
 
-    @staticmethod
-    def _activity_row(key: tuple, value: list) -> dict[str, Any]:
-        hour, cluster, subject, ip, agent, verb, resource, namespace, name, uri, outcome = key
-        agent, uri = agent[: kinds.MAX_KEY], uri[: kinds.MAX_KEY]
-        dims = (hour, cluster, subject, ip, agent, verb, resource, namespace, name, uri, outcome)
-        return {
-            "id": tables.row_key(*dims),
-            "hour_ms": hour,
-            "cluster": cluster,
-            "subject": subject,
-            "ip": ip,
-            "user_agent": agent,
-            "verb": verb,
-            "resource": resource,
-            "namespace": namespace,
-            "name": name,
-            "uri": uri,
-            "outcome": outcome,
-            "count": value[0],
-        }
+    def _aggregate(self) -> tuple[list[tuple], dict, dict, dict, dict]:
+        """Fold the raw counters into roll-up rows and into the few groups entities are derived from.
 
-    def _derive(self, key: tuple, count: int, first: int, last: int, entities: dict, edges: dict, pairs: dict) -> None:
-        _hour, cluster, subject, ip, agent, verb, resource, namespace, name, _uri, _outcome = key
-        agent = agent[: kinds.MAX_KEY]
+        Times stay ISO text until the groups are formed (text compares in time order), so only the first
+        and last time of each group is parsed.
+        """
+        rows: dict[tuple, list] = {}
+        callers: dict[tuple, list] = {}
+        namespaces: dict[tuple, list] = {}
+        pods: dict[tuple, list] = {}
+        calls: dict[tuple, str] = {}
+        for key, (count, first, last) in self._calls.items():
+            hour_text, cluster, subject, ip, agent, verb, resource, subresource, namespace, name, uri, code = key
+            resource = f"{resource}/{subresource}" if subresource else resource
+            agent = agent[: kinds.MAX_KEY]
+            outcome = kinds.outcome(code)
+            dims = (
+                hour_text,
+                cluster,
+                subject,
+                ip,
+                agent,
+                verb,
+                resource,
+                namespace,
+                name,
+                uri[: kinds.MAX_KEY],
+                outcome,
+            )
+            _fold(rows, dims, count, first, last)
+            if subject or ip:
+                _fold(callers, (cluster, subject, ip, agent), count, first, last)
+            if namespace:
+                _fold(namespaces, (cluster, namespace), count, first, last)
+                if name and resource.startswith("pods"):
+                    _fold(pods, (namespace, name), count, first, last)
+            if subject:
+                call = (cluster, subject, f"{verb} {resource}".strip())
+                if call not in calls or first < calls[call]:
+                    calls[call] = first
+        return [self._activity_row(dims, value[0]) for dims, value in rows.items()], callers, namespaces, pods, calls
+
+    def _hour(self, text: str) -> int:
+        hour = self._hours.get(text)
+        if hour is None:
+            if len(self._hours) > _CACHE_LIMIT:
+                self._hours.clear()
+            hour = self._hours[text] = _hour_of(text)
+        return hour
+
+    def _activity_row(self, dims: tuple, count: int) -> tuple:
+        """A ``kg_activity`` row in :data:`_ACTIVITY_COLUMNS` order."""
+        hour = self._hour(dims[0])
+        return (tables.row_key(hour, *dims[1:]), hour, *dims[1:], count)
+
+    def _derive_caller(
+        self,
+        group: tuple[str, str, str, str],
+        count: int,
+        first: int,
+        last: int,
+        entities: dict,
+        edges: dict,
+        pairs: dict,
+    ) -> None:
+        """Entities, edges and first-seen pairs of one (cluster, subject, address, user agent) group."""
+        cluster, subject, ip, agent = group
         touched = [(kinds.CLUSTER, cluster)]
         if subject:
             touched.append((kinds.SUBJECT, subject))
@@ -221,25 +273,11 @@ class ActivityRecorder:
             touched.append((kinds.IP, ip))
         if agent:
             touched.append((kinds.USER_AGENT, agent))
-        if namespace:
-            touched.append((kinds.NAMESPACE, kinds.namespace_key(cluster, namespace)))
-        if name and resource.startswith("pods") and namespace:
-            touched.append((kinds.POD, kinds.pod_key(namespace, name)))
         for entity in touched:
             _touch(entities, entity, first, last, count)
         asn = self._asn(ip, entities, first, last, count) if ip else ""
         if asn:
             _link(edges, (kinds.IP, ip), "in", (kinds.ASN, asn), first, last, count)
-        if namespace:
-            _link(
-                edges,
-                (kinds.NAMESPACE, kinds.namespace_key(cluster, namespace)),
-                "in",
-                (kinds.CLUSTER, cluster),
-                first,
-                last,
-                count,
-            )
         if not subject:
             return
         src = (kinds.SUBJECT, subject)
@@ -252,7 +290,6 @@ class ActivityRecorder:
         if agent:
             _link(edges, src, "with", (kinds.USER_AGENT, agent), first, last, count)
             _pair(pairs, subject, "user_agent", agent, first, cluster)
-        _pair(pairs, subject, "call", f"{verb} {resource}".strip(), first, cluster)
 
     def _asn(self, ip: str, entities: dict, first: int, last: int, count: int) -> str:
         """The ASN of ``ip`` (entity ``asn``, edge ip→asn), described once per process; "" when unknown."""
@@ -398,6 +435,18 @@ class BatchActivity:
         self.recorder.discard()
 
 
+def _fold(groups: dict[tuple, list], key: tuple, count: int, first: str, last: str) -> None:
+    found = groups.get(key)
+    if found is None:
+        groups[key] = [count, first, last]
+        return
+    found[0] += count
+    if first < found[1]:
+        found[1] = first
+    if last > found[2]:
+        found[2] = last
+
+
 def _touch(
     entities: dict, entity: tuple[str, str], first: int, last: int, count: int, attrs: dict | None = None
 ) -> None:
@@ -441,59 +490,89 @@ def _pair(pairs: dict, subject: str, dimension: str, value: str, first: int, clu
 
 
 # -- statements --------------------------------------------------------------------------------------------
+#
+# The upserts go straight to the driver's ``executemany``: a batch writes thousands of roll-up rows, and
+# building each through SQLAlchemy's statement machinery cost more than the database's own work. The SQL
+# is the same on both dialects (``INSERT ... ON CONFLICT ... DO UPDATE`` with ``excluded``); only the
+# placeholder differs. Strings are cleared of NUL here (PostgreSQL refuses it), as the store does elsewhere.
+
+_NUL = "\x00"
 
 
-def _insert(conn: Connection, table: Any) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+def _clean(value: Any) -> Any:
+    return value.replace(_NUL, NUL_REPLACEMENT) if isinstance(value, str) and _NUL in value else value
 
 
-def _earliest(column: Any, incoming: Any) -> Any:
-    return case((incoming < column, incoming), else_=column)
-
-
-def _latest(column: Any, incoming: Any) -> Any:
-    return case((incoming > column, incoming), else_=column)
-
-
-def _upsert_activity(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def _execute_many(conn: Connection, sql: str, rows: list[tuple]) -> None:
     if not rows:
         return
-    table = tables.activity
-    statement = _insert(conn, table)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.id], set_={"count": table.c["count"] + statement.excluded["count"]}
-    )
-    conn.execute(statement, rows)
+    placeholder = "%s" if conn.dialect.name == "postgresql" else "?"
+    rows = [tuple(_clean(value) for value in row) for row in rows]
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(sql.replace("?", placeholder), rows)
+    finally:
+        cursor.close()
+
+
+def _earliest(table: str, column: str) -> str:
+    return f"CASE WHEN excluded.{column} < {table}.{column} THEN excluded.{column} ELSE {table}.{column} END"
+
+
+def _latest(table: str, column: str) -> str:
+    return f"CASE WHEN excluded.{column} > {table}.{column} THEN excluded.{column} ELSE {table}.{column} END"
+
+
+_ACTIVITY_COLUMNS = (
+    "id",
+    "hour_ms",
+    "cluster",
+    "subject",
+    "ip",
+    "user_agent",
+    "verb",
+    "resource",
+    "namespace",
+    "name",
+    "uri",
+    "outcome",
+    "count",
+)
+_UPSERT_ACTIVITY = (
+    f"INSERT INTO kg_activity ({', '.join(_ACTIVITY_COLUMNS)}) VALUES ({', '.join('?' * len(_ACTIVITY_COLUMNS))}) "
+    "ON CONFLICT (id) DO UPDATE SET count = kg_activity.count + excluded.count"
+)
+_UPSERT_ENTITY = (
+    "INSERT INTO kg_entities (kind, key, first_seen_ms, last_seen_ms, events, attrs) VALUES (?, ?, ?, ?, ?, ?) "
+    f"ON CONFLICT (kind, key) DO UPDATE SET first_seen_ms = {_earliest('kg_entities', 'first_seen_ms')}, "
+    f"last_seen_ms = {_latest('kg_entities', 'last_seen_ms')}, events = kg_entities.events + excluded.events"
+)
+_UPSERT_EDGE = (
+    "INSERT INTO kg_edges (id, src_kind, src_key, relation, dst_kind, dst_key, detail, first_ms, last_ms, count) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"ON CONFLICT (id) DO UPDATE SET first_ms = {_earliest('kg_edges', 'first_ms')}, "
+    f"last_ms = {_latest('kg_edges', 'last_ms')}, count = kg_edges.count + excluded.count"
+)
+_UPSERT_FIRST_SEEN = (
+    "INSERT INTO kg_first_seen (subject, dimension, value, first_seen_ms, cluster) VALUES (?, ?, ?, ?, ?) "
+    f"ON CONFLICT (subject, dimension, value) DO UPDATE SET first_seen_ms = "
+    f"{_earliest('kg_first_seen', 'first_seen_ms')}"
+)
+
+
+def _upsert_activity(conn: Connection, rows: list[tuple]) -> None:
+    _execute_many(conn, _UPSERT_ACTIVITY, rows)
 
 
 def _upsert_entities(conn: Connection, entities: dict[tuple[str, str], _Entity]) -> None:
-    if not entities:
-        return
-    table = tables.entities
-    statement = _insert(conn, table)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.kind, table.c.key],
-        set_={
-            "first_seen_ms": _earliest(table.c.first_seen_ms, statement.excluded.first_seen_ms),
-            "last_seen_ms": _latest(table.c.last_seen_ms, statement.excluded.last_seen_ms),
-            "events": table.c.events + statement.excluded.events,
-        },
-    )
     rows = [
-        {
-            "kind": kind,
-            "key": key[:512],
-            "first_seen_ms": entity.first,
-            "last_seen_ms": entity.last,
-            "events": entity.events,
-            "attrs": orjson.dumps(entity.attrs).decode(),
-        }
+        (kind, key[:512], entity.first, entity.last, entity.events, orjson.dumps(entity.attrs).decode())
         for (kind, key), entity in entities.items()
     ]
-    conn.execute(statement, rows)
+    _execute_many(conn, _UPSERT_ENTITY, rows)
     for (kind, key), entity in entities.items():
         if entity.attrs:
-            _merge_attrs(conn, kind, key[:512], entity.attrs)
+            _merge_attrs(conn, kind, _clean(key[:512]), entity.attrs)
 
 
 def _merge_attrs(conn: Connection, kind: str, key: str, attrs: dict[str, Any]) -> None:
@@ -506,49 +585,30 @@ def _merge_attrs(conn: Connection, kind: str, key: str, attrs: dict[str, Any]) -
 
 
 def _upsert_edges(conn: Connection, edges: dict[tuple, _Edge]) -> None:
-    if not edges:
-        return
-    table = tables.edges
-    statement = _insert(conn, table)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.id],
-        set_={
-            "first_ms": _earliest(table.c.first_ms, statement.excluded.first_ms),
-            "last_ms": _latest(table.c.last_ms, statement.excluded.last_ms),
-            "count": table.c["count"] + statement.excluded["count"],
-        },
-    )
     rows = []
     for edge in edges.values():
         src_key, dst_key = edge.src[1][:512], edge.dst[1][:512]
+        ident = tables.row_key(edge.src[0], src_key, edge.relation, edge.dst[0], dst_key, edge.detail)
         rows.append(
-            {
-                "id": tables.row_key(edge.src[0], src_key, edge.relation, edge.dst[0], dst_key, edge.detail),
-                "src_kind": edge.src[0],
-                "src_key": src_key,
-                "relation": edge.relation,
-                "dst_kind": edge.dst[0],
-                "dst_key": dst_key,
-                "detail": edge.detail,
-                "first_ms": edge.first,
-                "last_ms": edge.last,
-                "count": edge.count,
-            }
+            (
+                ident,
+                edge.src[0],
+                src_key,
+                edge.relation,
+                edge.dst[0],
+                dst_key,
+                edge.detail,
+                edge.first,
+                edge.last,
+                edge.count,
+            )
         )
-    conn.execute(statement, rows)
+    _execute_many(conn, _UPSERT_EDGE, rows)
 
 
 def _upsert_first_seen(conn: Connection, pairs: dict[tuple[str, str, str], tuple[int, str]]) -> None:
-    if not pairs:
-        return
-    table = tables.first_seen
-    statement = _insert(conn, table)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.subject, table.c.dimension, table.c.value],
-        set_={"first_seen_ms": _earliest(table.c.first_seen_ms, statement.excluded.first_seen_ms)},
-    )
     rows = [
-        {"subject": subject[:512], "dimension": dimension, "value": value, "first_seen_ms": first, "cluster": cluster}
+        (subject[:512], dimension, value, first, cluster)
         for (subject, dimension, value), (first, cluster) in pairs.items()
     ]
-    conn.execute(statement, rows)
+    _execute_many(conn, _UPSERT_FIRST_SEEN, rows)

@@ -47,7 +47,6 @@ activity = Table(
     Index("ix_kg_activity_ip", "ip", "hour_ms"),
     Index("ix_kg_activity_cluster", "cluster", "hour_ms"),
     Index("ix_kg_activity_namespace", "namespace", "name", "hour_ms"),
-    Index("ix_kg_activity_hour", "hour_ms"),
 )
 
 entities = Table(
