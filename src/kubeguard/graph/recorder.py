@@ -250,7 +250,7 @@ class ActivityRecorder:
         return hour
 
     def _activity_row(self, dims: tuple, count: int) -> tuple:
-        """A ``kg_activity`` row in :data:`_ACTIVITY_COLUMNS` order."""
+        """A ``kg_activity`` row in the column order of :data:`_UPSERT_ACTIVITY`."""
         hour = self._hour(dims[0])
         return (tables.row_key(hour, *dims[1:]), hour, *dims[1:], count)
 
@@ -515,49 +515,35 @@ def _execute_many(conn: Connection, sql: str, rows: list[tuple]) -> None:
         cursor.close()
 
 
-def _earliest(table: str, column: str) -> str:
-    return f"CASE WHEN excluded.{column} < {table}.{column} THEN excluded.{column} ELSE {table}.{column} END"
-
-
-def _latest(table: str, column: str) -> str:
-    return f"CASE WHEN excluded.{column} > {table}.{column} THEN excluded.{column} ELSE {table}.{column} END"
-
-
-_ACTIVITY_COLUMNS = (
-    "id",
-    "hour_ms",
-    "cluster",
-    "subject",
-    "ip",
-    "user_agent",
-    "verb",
-    "resource",
-    "namespace",
-    "name",
-    "uri",
-    "outcome",
-    "count",
-)
-_UPSERT_ACTIVITY = (
-    f"INSERT INTO kg_activity ({', '.join(_ACTIVITY_COLUMNS)}) VALUES ({', '.join('?' * len(_ACTIVITY_COLUMNS))}) "
-    "ON CONFLICT (id) DO UPDATE SET count = kg_activity.count + excluded.count"
-)
-_UPSERT_ENTITY = (
-    "INSERT INTO kg_entities (kind, key, first_seen_ms, last_seen_ms, events, attrs) VALUES (?, ?, ?, ?, ?, ?) "
-    f"ON CONFLICT (kind, key) DO UPDATE SET first_seen_ms = {_earliest('kg_entities', 'first_seen_ms')}, "
-    f"last_seen_ms = {_latest('kg_entities', 'last_seen_ms')}, events = kg_entities.events + excluded.events"
-)
-_UPSERT_EDGE = (
-    "INSERT INTO kg_edges (id, src_kind, src_key, relation, dst_kind, dst_key, detail, first_ms, last_ms, count) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    f"ON CONFLICT (id) DO UPDATE SET first_ms = {_earliest('kg_edges', 'first_ms')}, "
-    f"last_ms = {_latest('kg_edges', 'last_ms')}, count = kg_edges.count + excluded.count"
-)
-_UPSERT_FIRST_SEEN = (
-    "INSERT INTO kg_first_seen (subject, dimension, value, first_seen_ms, cluster) VALUES (?, ?, ?, ?, ?) "
-    f"ON CONFLICT (subject, dimension, value) DO UPDATE SET first_seen_ms = "
-    f"{_earliest('kg_first_seen', 'first_seen_ms')}"
-)
+_UPSERT_ACTIVITY = """
+INSERT INTO kg_activity (id, hour_ms, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri, outcome,
+                         count)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET count = kg_activity.count + excluded.count
+"""
+_UPSERT_ENTITY = """
+INSERT INTO kg_entities (kind, key, first_seen_ms, last_seen_ms, events, attrs) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (kind, key) DO UPDATE SET
+    first_seen_ms = CASE WHEN excluded.first_seen_ms < kg_entities.first_seen_ms
+                         THEN excluded.first_seen_ms ELSE kg_entities.first_seen_ms END,
+    last_seen_ms = CASE WHEN excluded.last_seen_ms > kg_entities.last_seen_ms
+                        THEN excluded.last_seen_ms ELSE kg_entities.last_seen_ms END,
+    events = kg_entities.events + excluded.events
+"""
+_UPSERT_EDGE = """
+INSERT INTO kg_edges (id, src_kind, src_key, relation, dst_kind, dst_key, detail, first_ms, last_ms, count)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    first_ms = CASE WHEN excluded.first_ms < kg_edges.first_ms THEN excluded.first_ms ELSE kg_edges.first_ms END,
+    last_ms = CASE WHEN excluded.last_ms > kg_edges.last_ms THEN excluded.last_ms ELSE kg_edges.last_ms END,
+    count = kg_edges.count + excluded.count
+"""
+_UPSERT_FIRST_SEEN = """
+INSERT INTO kg_first_seen (subject, dimension, value, first_seen_ms, cluster) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (subject, dimension, value) DO UPDATE SET
+    first_seen_ms = CASE WHEN excluded.first_seen_ms < kg_first_seen.first_seen_ms
+                         THEN excluded.first_seen_ms ELSE kg_first_seen.first_seen_ms END
+"""
 
 
 def _upsert_activity(conn: Connection, rows: list[tuple]) -> None:
