@@ -197,3 +197,35 @@ def test_subject_groups_become_attributes(engine):
             select(tables.entities.c.attrs).where(tables.entities.c.kind == "subject", tables.entities.c.key == "alice")
         ).scalar()
     assert orjson.loads(attrs)["groups"] == ["developers", "system:authenticated"]
+
+
+def _caller_finding(number: int, finding_type: str = "Discovery:Kubernetes/MaliciousIPCaller") -> dict:
+    return {
+        "id": f"f{number}", "type": finding_type, "severity": 5, "updatedAt": "2026-11-20T11:30:00.000Z",
+        "resource": {"eksClusterDetails": {"name": "lab"},
+                     "kubernetesDetails": {"kubernetesUserDetails": {"username": "alice"}}},
+        "service": {"eventLastSeen": f"2026-11-20T11:2{number}:00.000Z", "action": {"kubernetesApiCallAction": {
+            "sourceIPs": ["198.51.100.7"], "userAgent": PYTHON}}},
+    }
+
+
+def test_the_graph_of_a_subject_and_of_a_finding(engine):
+    from kubeguard.store import findings as finding_store
+
+    findings = [_caller_finding(n) for n in range(5)]
+    record(engine, lab_log(), findings)
+    with engine.begin() as conn:
+        for finding in findings:
+            finding_store.upsert(conn, finding)
+    with engine.connect() as conn:
+        around_alice = queries.neighbourhood(conn, kinds.SUBJECT, "alice", 1)
+        around_finding = queries.neighbourhood(conn, kinds.FINDING, "f0", 2, finding=findings[0])
+    ids = {node["id"] for node in around_alice["nodes"]}
+    assert {"ip:203.0.113.5", "ip:198.51.100.7", f"useragent:{PYTHON}", "pod:dev/reader", "subject:bob"} <= ids
+    groups = [node for node in around_alice["nodes"] if node["kind"] == "findings"]
+    assert [(g["label"], sorted(g["members"])) for g in groups] == [
+        ("5 × MaliciousIPCaller", ["f0", "f1", "f2", "f3", "f4"])
+    ]
+    depth = {node["id"]: node["depth"] for node in around_finding["nodes"]}
+    assert depth["finding:f0"] == 0 and depth["subject:alice"] == 1 and depth["ip:198.51.100.7"] == 1
+    assert depth["ip:203.0.113.5"] == 2  # reached through alice, one hop further out

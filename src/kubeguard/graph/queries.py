@@ -389,13 +389,15 @@ def neighbourhood(
 
     start = add_node(kind, key, 0)
     frontier = [(kind, key)]
+    first_level = 1
     if finding is not None:
         for entity_kind, entity_key in kinds.finding_entities(finding):
             ident = add_node(entity_kind, entity_key, 1)
             links[(start, ident, "names")] = {"source": start, "target": ident, "relation": "names", "count": 1}
         frontier = [(k, v) for k, v in kinds.finding_entities(finding) if k in (kinds.SUBJECT, kinds.IP)]
         depth -= 1
-    for level in range(1, depth + 1):
+        first_level = 2
+    for level in range(first_level, first_level + depth):
         following: list[tuple[str, str]] = []
         for node_kind, node_key in frontier:
             for edge in neighbours(conn, node_kind, node_key):

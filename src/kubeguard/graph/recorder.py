@@ -236,7 +236,7 @@ class ActivityRecorder:
                 if name and resource.startswith("pods"):
                     _fold(pods, (namespace, name), count, first, last)
             if subject:
-                call = (cluster, subject, f"{verb} {resource}".strip())
+                call = (cluster, subject, f"{verb} {resource or uri}".strip())
                 if call not in calls or first < calls[call]:
                     calls[call] = first
         return [self._activity_row(dims, value[0]) for dims, value in rows.items()], callers, namespaces, pods, calls
