@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from kubeguard.graph import kinds
 from kubeguard.graph import schema as tables
@@ -162,39 +162,42 @@ def series(conn: Connection, kind: str, key: str, scope: Scope) -> dict[str, Any
 
 
 def breakdown(conn: Connection, kind: str, key: str, scope: Scope) -> dict[str, list[dict[str, Any]]]:
-    """The busiest subjects, IPs, user agents, API calls and clusters in the scope, with outcomes."""
+    """The busiest subjects, IPs, user agents, API calls, clusters and namespaces in the scope, each with how
+    many of its calls did not succeed. One grouped query, ranked in Python: six GROUP BYs over the same rows
+    cost six scans."""
     where = activity_filter(kind, key)
-    result: dict[str, list[dict[str, Any]]] = {}
     if where is None:
-        return result
+        return {}
     table = tables.activity
-    dimensions = {
-        "subjects": (table.c.subject,),
-        "ips": (table.c.ip,),
-        "userAgents": (table.c.user_agent,),
-        "calls": (table.c.verb, table.c.resource),
-        "clusters": (table.c.cluster,),
-        "namespaces": (table.c.namespace,),
-    }
-    for name, columns in dimensions.items():
-        total = func.sum(table.c["count"]).label("total")
-        failed = func.sum(case((table.c.outcome != "success", table.c["count"]), else_=0)).label("failed")
-        rows = conn.execute(
-            select(*columns, total, failed)
-            .where(where, _in_scope(scope))
-            .group_by(*columns)
-            .order_by(total.desc())
-            .limit(TOP_LIMIT)
-        )
-        result[name] = [
-            {
-                "value": " ".join(str(part) for part in row[: len(columns)]).strip(),
-                "count": int(row.total),
-                "failed": int(row.failed or 0),
-            }
-            for row in rows
+    columns = (
+        table.c.subject,
+        table.c.ip,
+        table.c.user_agent,
+        table.c.verb,
+        table.c.resource,
+        table.c.cluster,
+        table.c.namespace,
+        table.c.outcome,
+    )
+    rows = conn.execute(select(*columns, func.sum(table.c["count"])).where(where, _in_scope(scope)).group_by(*columns))
+    totals: dict[str, dict[str, list[int]]] = {name: defaultdict(lambda: [0, 0]) for name in _BREAKDOWNS}
+    for subject, ip, agent, verb, resource, cluster, namespace, outcome, count in rows:
+        values = (subject, ip, agent, f"{verb} {resource}".strip(), cluster, namespace)
+        failed = 0 if outcome == "success" else int(count)
+        for name, value in zip(_BREAKDOWNS, values, strict=True):
+            cell = totals[name][value]
+            cell[0] += int(count)
+            cell[1] += failed
+    return {
+        name: [
+            {"value": value, "count": count, "failed": failed}
+            for value, (count, failed) in sorted(found.items(), key=lambda item: (-item[1][0], item[0]))[:TOP_LIMIT]
         ]
-    return result
+        for name, found in totals.items()
+    }
+
+
+_BREAKDOWNS = ("subjects", "ips", "userAgents", "calls", "clusters", "namespaces")
 
 
 def drilldown(conn: Connection, kind: str, key: str, scope: Scope) -> list[dict[str, Any]]:
