@@ -229,3 +229,41 @@ def test_the_graph_of_a_subject_and_of_a_finding(engine):
     depth = {node["id"]: node["depth"] for node in around_finding["nodes"]}
     assert depth["finding:f0"] == 0 and depth["subject:alice"] == 1 and depth["ip:198.51.100.7"] == 1
     assert depth["ip:203.0.113.5"] == 2  # reached through alice, one hop further out
+
+
+def test_a_pod_shows_the_findings_about_the_deployment_that_runs_it(engine):
+    from kubeguard.api.console import data
+
+    template = {"spec": {"containers": [{"name": "web", "image": "nginx:1.27"}],
+                         "volumes": [{"name": "logs", "hostPath": {"path": "/var/log"}}]}}
+    controller = "system:serviceaccount:kube-system:replicaset-controller"
+    deployment = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "dev"}, "spec": {"template": template}}
+    replicaset = {"kind": "ReplicaSet", "metadata": {"name": "web-5d4f", "namespace": "dev", "ownerReferences": [
+        {"kind": "Deployment", "name": "web", "controller": True}]}, "spec": {"template": template}}
+    pod = {"kind": "Pod", "metadata": {"name": "web-5d4f-x1", "namespace": "dev", "ownerReferences": [
+        {"kind": "ReplicaSet", "name": "web-5d4f", "controller": True}]}, **template}
+    writes = [
+        event("12:00", user="alice", ip="203.0.113.5", agent=KUBECTL, verb="create", resource="deployments",
+              namespace="dev", code=201, body=deployment),
+        event("12:01", user=controller, ip="10.0.0.1", agent="kube-controller-manager", verb="create",
+              resource="replicasets", namespace="dev", code=201, body=replicaset),
+        event("12:02", user=controller, ip="10.0.0.1", agent="kube-controller-manager", verb="create",
+              resource="pods", namespace="dev", code=201, body=pod),
+    ]
+    finding = {
+        "id": "mount1", "type": "Persistence:Kubernetes/ContainerWithSensitiveMount", "severity": 5,
+        "updatedAt": "2026-11-20T12:00:00.000Z",
+        "resource": {"eksClusterDetails": {"name": "lab"}, "kubernetesDetails": {
+            "kubernetesUserDetails": {"username": "alice"},
+            "kubernetesWorkloadDetails": {"name": "web", "type": "deployments", "namespace": "dev"}}},
+        "service": {"eventLastSeen": "2026-11-20T12:00:00.000Z"},
+    }
+    from kubeguard.store import findings as finding_store
+
+    record(engine, writes, [finding])
+    with engine.begin() as conn:
+        finding_store.upsert(conn, finding)
+    with engine.connect() as conn:
+        view = data.entity_view(conn, kinds.POD, "dev/web-5d4f-x1", None, None)
+    assert [f["id"] for f in view["findings"]] == ["mount1"]
+    assert view["entity"]["attributes"]["hostPaths"] == ["/var/log"]

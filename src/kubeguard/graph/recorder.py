@@ -364,15 +364,16 @@ class ActivityRecorder:
         }
         if event.resource == "pods":
             node = (kinds.POD, kinds.pod_key(namespace, name))
-            owners = [ref for ref in meta.ownerReferences if ref.controller]
-            if owners:
-                attrs["owner"] = f"{owners[0].kind}/{owners[0].name}"
-                owner = (kinds.WORKLOAD, kinds.workload_key(namespace, owners[0].kind.lower() + "s", owners[0].name))
-                _touch(entities, owner, when, when, 0)
-                _link(edges, node, "part of", owner, when, when, 1)
         else:
             node = (kinds.WORKLOAD, kinds.workload_key(namespace, event.resource, name))
             attrs["kind"] = event.resource
+        owners = [ref for ref in meta.ownerReferences if ref.controller]
+        if owners:
+            # Pod → ReplicaSet → Deployment: findings name the owner, so its profile links back down.
+            attrs["owner"] = f"{owners[0].kind}/{owners[0].name}"
+            owner = (kinds.WORKLOAD, kinds.workload_key(namespace, owners[0].kind.lower() + "s", owners[0].name))
+            _touch(entities, owner, when, when, 0)
+            _link(edges, node, "part of", owner, when, when, 1)
         _touch(entities, node, when, when, 0, attrs)
         _link(edges, subject, "created" if event.verb == "create" else "changed", node, when, when, 1)
         _link(edges, node, "runs as", (kinds.SUBJECT, account), when, when, 1)

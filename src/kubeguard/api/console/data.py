@@ -276,13 +276,27 @@ def entity_view(conn: Connection, kind: str, key: str, start: str | None, end: s
         "drilldown": queries.drilldown(conn, kind, key, scope),
         "relations": _relations(conn, kind, key),
         "findings": [
-            summary_line(f) for f in queries.findings_by_id(conn, queries.related_finding_ids(conn, kind, key))
+            summary_line(f) for f in queries.findings_by_id(conn, _related_ids(conn, kind, key))
         ],
     }
     if kind == kinds.SUBJECT:
         view["newlyObserved"] = queries.newly_observed(conn, key, scope)
         view["usual"] = {dim: queries.usual(conn, key, dim, scope.start_ms) for dim in ("ip", "user_agent", "asn")}
     return view
+
+
+def _related_ids(conn: Connection, kind: str, key: str) -> list[str]:
+    """Findings naming the entity, and for a pod or workload those naming its owners (a finding about a
+    Deployment is about the pods its ReplicaSet runs)."""
+    ids = queries.related_finding_ids(conn, kind, key)
+    current_kind, current = kind, key
+    for _ in range(3 if kind in (kinds.POD, kinds.WORKLOAD) else 0):
+        owners = queries.edges_of(conn, current_kind, current, "part of", outgoing=True, limit=1)
+        if not owners:
+            break
+        current_kind, current = owners[0]["target"]["kind"], owners[0]["target"]["key"]
+        ids += [found for found in queries.related_finding_ids(conn, current_kind, current) if found not in ids]
+    return ids
 
 
 #: (relation, outgoing?) per kind, and the heading the profile gives it.
