@@ -1,15 +1,3 @@
-from collections.abc import Iterator
+"""The store fixtures of tests/store: every graph test runs on SQLite and on PostgreSQL."""
 
-import pytest
-from sqlalchemy import Engine
-from store.databases import DIALECTS, database_url
-
-from kubeguard.store.database import open_engine
-
-
-@pytest.fixture(params=DIALECTS)
-def engine(request, tmp_path) -> Iterator[Engine]:
-    with database_url(request.param, tmp_path) as url:
-        engine = open_engine(url)
-        yield engine
-        engine.dispose()
+from store.conftest import engine  # noqa: F401 - the fixture, shared

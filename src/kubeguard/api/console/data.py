@@ -275,9 +275,7 @@ def entity_view(conn: Connection, kind: str, key: str, start: str | None, end: s
         "breakdown": queries.breakdown(conn, kind, key, scope),
         "drilldown": queries.drilldown(conn, kind, key, scope),
         "relations": _relations(conn, kind, key),
-        "findings": [
-            summary_line(f) for f in queries.findings_by_id(conn, _related_ids(conn, kind, key))
-        ],
+        "findings": [summary_line(f) for f in queries.findings_by_id(conn, _related_ids(conn, kind, key))],
     }
     if kind == kinds.SUBJECT:
         view["newlyObserved"] = queries.newly_observed(conn, key, scope)

@@ -225,6 +225,10 @@ def _drilldown(tree: list[dict[str, Any]]) -> Html:
     def outcomes(counts: dict[str, int]) -> str:
         return ", ".join(f"{n:,} {name}" for name, n in counts.items())
 
+    def branch(label: Any, count: int, children: list[Html]) -> Html:
+        summary = tag("summary", label or "—", tag("span", f" {count:,}", class_="num"))
+        return tag("li", tag("details", summary, tag("ul", *children)))
+
     items = []
     for subject in tree:
         ips = []
@@ -235,42 +239,8 @@ def _drilldown(tree: list[dict[str, Any]]) -> Html:
                     tag("li", tag("code", u["uri"] or "—"), " ", tag("span", outcomes(u["outcomes"]), class_="hint"))
                     for u in call["uris"]
                 ]
-                calls.append(
-                    tag(
-                        "li",
-                        tag(
-                            "details",
-                            tag("summary", call["call"] or "—", tag("span", f" {call['count']:,}", class_="num")),
-                            tag("ul", *uris),
-                        ),
-                    )
-                )
-            ips.append(
-                tag(
-                    "li",
-                    tag(
-                        "details",
-                        tag(
-                            "summary",
-                            entity_link(kinds.IP, ip["ip"]) if ip["ip"] else "—",
-                            tag("span", f" {ip['count']:,}", class_="num"),
-                        ),
-                        tag("ul", *calls),
-                    ),
-                )
-            )
-        items.append(
-            tag(
-                "li",
-                tag(
-                    "details",
-                    tag(
-                        "summary",
-                        entity_link(kinds.SUBJECT, subject["subject"]) if subject["subject"] else "—",
-                        tag("span", f" {subject['count']:,}", class_="num"),
-                    ),
-                    tag("ul", *ips),
-                ),
-            )
-        )
+                calls.append(branch(call["call"], call["count"], uris))
+            ips.append(branch(entity_link(kinds.IP, ip["ip"]) if ip["ip"] else "", ip["count"], calls))
+        label = entity_link(kinds.SUBJECT, subject["subject"]) if subject["subject"] else ""
+        items.append(branch(label, subject["count"], ips))
     return tag("ul", *items, class_="drill")

@@ -240,15 +240,23 @@ async def finding_page(
     return visit.html(view["finding"]["type"], render_finding(view, visit.session.csrf, message))
 
 
-async def _change(request: Request, finding_id: str, mutate: Any, done: str) -> Response:
+async def _checked_post(request: Request) -> tuple[Visit, Form] | Response:
+    """The visit and its form when the browser is signed in and the form carries the session's token."""
     visit = Visit(request)
     if not visit.allowed:
         return visit.login_redirect()
     form = await read_form(request)
     if not sessions.valid_form(request, sessions.current(request), form.get("csrf")):
-        return visit.html(
-            "Refused", not_found("Refused", "This form did not come from this console (CSRF check)."), 403
-        )
+        refusal = not_found("Refused", "This form did not come from this console (CSRF check).")
+        return visit.html("Refused", refusal, 403)
+    return visit, form
+
+
+async def _change(request: Request, finding_id: str, mutate: Any, done: str) -> Response:
+    checked = await _checked_post(request)
+    if isinstance(checked, Response):
+        return checked
+    visit, form = checked
     ctx = context(request)
 
     def work() -> bool:
@@ -331,14 +339,10 @@ async def suppress_form(request: Request, finding_id: str) -> Response:
 
 @router.post("/console/findings/{finding_id}/suppress")
 async def suppress(request: Request, finding_id: str) -> Response:
-    visit = Visit(request)
-    if not visit.allowed:
-        return visit.login_redirect()
-    form = await read_form(request)
-    if not sessions.valid_form(request, sessions.current(request), form.get("csrf")):
-        return visit.html(
-            "Refused", not_found("Refused", "This form did not come from this console (CSRF check)."), 403
-        )
+    checked = await _checked_post(request)
+    if isinstance(checked, Response):
+        return checked
+    visit, form = checked
     chosen = set(form.getlist("field"))
     name = form.get("name").strip()
     archive_existing = form.get("archive_existing") == "1"
