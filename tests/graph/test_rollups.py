@@ -267,3 +267,15 @@ def test_a_pod_shows_the_findings_about_the_deployment_that_runs_it(engine):
         view = data.entity_view(conn, kinds.POD, "dev/web-5d4f-x1", None, None)
     assert [f["id"] for f in view["findings"]] == ["mount1"]
     assert view["entity"]["attributes"]["hostPaths"] == ["/var/log"]
+
+
+def test_a_profile_read_in_one_pass_equals_the_grouped_queries(engine, monkeypatch):
+    record(engine, lab_log())
+    with engine.connect() as conn:
+        for kind, key in [(kinds.SUBJECT, "alice"), (kinds.CLUSTER, "lab"), (kinds.POD, "dev/reader")]:
+            in_memory = queries.profile_activity(conn, kind, key, DAY)
+            assert in_memory["activity"] == queries.series(conn, kind, key, DAY)
+            assert in_memory["breakdown"] == queries.breakdown(conn, kind, key, DAY)
+            assert in_memory["drilldown"] == queries.drilldown(conn, kind, key, DAY)
+        monkeypatch.setattr(queries, "PROFILE_ROWS_IN_MEMORY", 1)  # too many rows: the database aggregates
+        assert queries.profile_activity(conn, kinds.SUBJECT, "alice", DAY)["activity"]["total"] == 7

@@ -139,19 +139,25 @@ def _in_scope(scope: Scope) -> ColumnElement[bool]:
 def series(conn: Connection, kind: str, key: str, scope: Scope) -> dict[str, Any]:
     """API calls per hour by outcome (Detective's "Overall Kubernetes API activity" panel)."""
     where = activity_filter(kind, key)
+    if where is None:
+        return _series_from((), scope)
+    table = tables.activity
+    rows = conn.execute(
+        select(table.c.hour_ms, table.c.outcome, func.sum(table.c["count"]))
+        .where(where, _in_scope(scope))
+        .group_by(table.c.hour_ms, table.c.outcome)
+    )
+    return _series_from(rows, scope)
+
+
+def _series_from(rows: Any, scope: Scope) -> dict[str, Any]:
+    """From (hour, outcome, count) rows."""
     hours = scope.hours()
     counts: dict[str, list[int]] = {outcome: [0] * len(hours) for outcome in kinds.OUTCOMES}
-    if where is not None and hours:
-        table = tables.activity
-        rows = conn.execute(
-            select(table.c.hour_ms, table.c.outcome, func.sum(table.c["count"]))
-            .where(where, _in_scope(scope))
-            .group_by(table.c.hour_ms, table.c.outcome)
-        )
-        index = {hour: i for i, hour in enumerate(hours)}
-        for hour, outcome, total in rows:
-            if hour in index and outcome in counts:
-                counts[outcome][index[hour]] += int(total)
+    index = {hour: i for i, hour in enumerate(hours)}
+    for hour, outcome, total in rows:
+        if hour in index and outcome in counts:
+            counts[outcome][index[hour]] += int(total)
     return {
         "start": scope.start,
         "end": scope.end,
@@ -159,6 +165,10 @@ def series(conn: Connection, kind: str, key: str, scope: Scope) -> dict[str, Any
         "outcomes": {outcome: values for outcome, values in counts.items() if any(values) or outcome != "unknown"},
         "total": sum(sum(values) for values in counts.values()),
     }
+
+
+_BREAKDOWNS = ("subjects", "ips", "userAgents", "calls", "clusters", "namespaces")
+_BREAKDOWN_COLUMNS = ("subject", "ip", "user_agent", "verb", "resource", "cluster", "namespace", "outcome")
 
 
 def breakdown(conn: Connection, kind: str, key: str, scope: Scope) -> dict[str, list[dict[str, Any]]]:
@@ -169,17 +179,13 @@ def breakdown(conn: Connection, kind: str, key: str, scope: Scope) -> dict[str, 
     if where is None:
         return {}
     table = tables.activity
-    columns = (
-        table.c.subject,
-        table.c.ip,
-        table.c.user_agent,
-        table.c.verb,
-        table.c.resource,
-        table.c.cluster,
-        table.c.namespace,
-        table.c.outcome,
-    )
+    columns = [table.c[name] for name in _BREAKDOWN_COLUMNS]
     rows = conn.execute(select(*columns, func.sum(table.c["count"])).where(where, _in_scope(scope)).group_by(*columns))
+    return _breakdown_from(rows)
+
+
+def _breakdown_from(rows: Any) -> dict[str, list[dict[str, Any]]]:
+    """From (subject, ip, user agent, verb, resource, cluster, namespace, outcome, count) rows."""
     totals: dict[str, dict[str, list[int]]] = {name: defaultdict(lambda: [0, 0]) for name in _BREAKDOWNS}
     for subject, ip, agent, verb, resource, cluster, namespace, outcome, count in rows:
         values = (subject, ip, agent, f"{verb} {resource}".strip(), cluster, namespace)
@@ -197,7 +203,7 @@ def breakdown(conn: Connection, kind: str, key: str, scope: Scope) -> dict[str, 
     }
 
 
-_BREAKDOWNS = ("subjects", "ips", "userAgents", "calls", "clusters", "namespaces")
+_DRILL_COLUMNS = ("subject", "ip", "verb", "resource", "uri", "outcome")
 
 
 def drilldown(conn: Connection, kind: str, key: str, scope: Scope) -> list[dict[str, Any]]:
@@ -206,20 +212,29 @@ def drilldown(conn: Connection, kind: str, key: str, scope: Scope) -> list[dict[
     if where is None:
         return []
     table = tables.activity
+    columns = [table.c[name] for name in _DRILL_COLUMNS]
     total = func.sum(table.c["count"]).label("total")
     rows = conn.execute(
-        select(table.c.subject, table.c.ip, table.c.verb, table.c.resource, table.c.uri, table.c.outcome, total)
+        select(*columns, total)
         .where(where, _in_scope(scope))
-        .group_by(table.c.subject, table.c.ip, table.c.verb, table.c.resource, table.c.uri, table.c.outcome)
+        .group_by(*columns)
         .order_by(total.desc())
         .limit(DRILLDOWN_LIMIT)
     )
+    return _drilldown_from(rows)
+
+
+def _drilldown_from(rows: Any) -> list[dict[str, Any]]:
+    """From (subject, ip, verb, resource, uri, outcome, count) rows, the busiest :data:`DRILLDOWN_LIMIT`."""
+    leaves: dict[tuple, int] = defaultdict(int)
+    for subject, ip, verb, resource, uri, outcome, count in rows:
+        leaves[(subject, ip, f"{verb} {resource}".strip(), uri, outcome)] += int(count)
+    busiest = sorted(leaves.items(), key=lambda item: (-item[1], item[0]))[:DRILLDOWN_LIMIT]
     tree: dict[str, dict[str, dict[str, dict[str, dict[str, int]]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     )
-    for row in rows:
-        call = f"{row.verb} {row.resource}".strip()
-        tree[row.subject][row.ip][call][row.uri][row.outcome] = int(row.total)
+    for (subject, ip, call, uri, outcome), count in busiest:
+        tree[subject][ip][call][uri][outcome] = count
     return [
         {
             "subject": subject,
@@ -234,17 +249,45 @@ def drilldown(conn: Connection, kind: str, key: str, scope: Scope) -> list[dict[
                             "count": _sum_tree(uris),
                             "uris": [
                                 {"uri": uri, "outcomes": outcomes, "count": sum(outcomes.values())}
-                                for uri, outcomes in sorted(uris.items(), key=lambda kv: -sum(kv[1].values()))
+                                for uri, outcomes in sorted(uris.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
                             ],
                         }
-                        for call, uris in sorted(calls.items(), key=lambda kv: -_sum_tree(kv[1]))
+                        for call, uris in sorted(calls.items(), key=lambda kv: (-_sum_tree(kv[1]), kv[0]))
                     ],
                 }
-                for ip, calls in sorted(ips.items(), key=lambda kv: -_sum_tree(kv[1]))
+                for ip, calls in sorted(ips.items(), key=lambda kv: (-_sum_tree(kv[1]), kv[0]))
             ],
         }
-        for subject, ips in sorted(tree.items(), key=lambda kv: -_sum_tree(kv[1]))
+        for subject, ips in sorted(tree.items(), key=lambda kv: (-_sum_tree(kv[1]), kv[0]))
     ]
+
+
+#: Above this many roll-up rows in a scope, a profile is aggregated by the database instead of in Python.
+PROFILE_ROWS_IN_MEMORY = 50_000
+
+
+def profile_activity(conn: Connection, kind: str, key: str, scope: Scope) -> dict[str, Any]:
+    """Series, breakdown and drill-down of one entity from a single read of its roll-up rows in the scope
+    (three grouped queries would walk the same index three times); very large scopes go to the database."""
+    where = activity_filter(kind, key)
+    if where is None:
+        return {"activity": _series_from((), scope), "breakdown": {}, "drilldown": []}
+    table = tables.activity
+    names = ("hour_ms", *_BREAKDOWN_COLUMNS, "uri", "count")
+    rows = conn.execute(
+        select(*(table.c[name] for name in names)).where(where, _in_scope(scope)).limit(PROFILE_ROWS_IN_MEMORY + 1)
+    ).all()
+    if len(rows) > PROFILE_ROWS_IN_MEMORY:
+        return {
+            "activity": series(conn, kind, key, scope),
+            "breakdown": breakdown(conn, kind, key, scope),
+            "drilldown": drilldown(conn, kind, key, scope),
+        }
+    return {
+        "activity": _series_from(((r[0], r[8], r[10]) for r in rows), scope),
+        "breakdown": _breakdown_from((*r[1:9], r[10]) for r in rows),
+        "drilldown": _drilldown_from((r[1], r[2], r[4], r[5], r[9], r[8], r[10]) for r in rows),
+    }
 
 
 def _sum_tree(node: Any) -> int:

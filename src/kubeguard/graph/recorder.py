@@ -517,10 +517,10 @@ def _execute_many(conn: Connection, sql: str, rows: list[tuple]) -> None:
 
 
 _UPSERT_ACTIVITY = """
-INSERT INTO kg_activity (id, hour_ms, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri, outcome,
-                         count)
+INSERT INTO kg_activity (row_key, hour_ms, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri,
+                         outcome, count)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET count = kg_activity.count + excluded.count
+ON CONFLICT (row_key) DO UPDATE SET count = kg_activity.count + excluded.count
 """
 _UPSERT_ENTITY = """
 INSERT INTO kg_entities (kind, key, first_seen_ms, last_seen_ms, events, attrs) VALUES (?, ?, ?, ?, ?, ?)

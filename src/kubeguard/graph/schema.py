@@ -1,8 +1,9 @@
 """Tables of the activity store (Detective's behaviour graph), in SQLAlchemy Core.
 
 Roll-up rows and edges are keyed by a 64-bit digest of their dimensions (:func:`row_key`) rather than by a
-composite key of long strings: the digest is the row id itself on SQLite, so each row is stored once,
-and an upsert from a batch is one ``INSERT ... ON CONFLICT (id) DO UPDATE`` on either dialect. At the
+composite key of long strings, so an upsert from a batch is one ``INSERT ... ON CONFLICT DO UPDATE`` on
+either dialect. Edges use the digest as their id; roll-up rows keep an id in insertion order (rows of the
+same hours stay together, which is what every scope read walks) and the digest in a unique index. At the
 row counts an activity store reaches (millions) a 64-bit collision is about as likely as a disk error.
 
 - ``kg_activity``: API calls per hour by (cluster, subject, source IP, user agent, verb, resource,
@@ -29,7 +30,9 @@ _ROW_ID = BigInteger().with_variant(Integer, "sqlite")
 activity = Table(
     "kg_activity",
     metadata,
-    Column("id", _ROW_ID, primary_key=True, autoincrement=False),
+    #: Assigned in insertion order, so one hour's rows sit together on disk (the digest below is random).
+    Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    Column("row_key", BigInteger, nullable=False, unique=True),
     Column("hour_ms", BigInteger, nullable=False),
     Column("cluster", String(255), nullable=False),
     Column("subject", String(512), nullable=False),

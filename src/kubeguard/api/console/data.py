@@ -271,9 +271,7 @@ def entity_view(conn: Connection, kind: str, key: str, start: str | None, end: s
     view: dict[str, Any] = {
         "entity": found,
         "scope": {"start": scope.start, "end": scope.end},
-        "activity": queries.series(conn, kind, key, scope),
-        "breakdown": queries.breakdown(conn, kind, key, scope),
-        "drilldown": queries.drilldown(conn, kind, key, scope),
+        **queries.profile_activity(conn, kind, key, scope),
         "relations": _relations(conn, kind, key),
         "findings": [summary_line(f) for f in queries.findings_by_id(conn, _related_ids(conn, kind, key))],
     }
