@@ -24,6 +24,7 @@ touched is dropped before it is retried.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -91,6 +92,18 @@ class BatchResult:
 
 class BatchAlreadyStored(Exception):
     """Raised inside the transaction to roll it back when the batch's done mark exists."""
+
+
+class BatchRaced(Exception):
+    """Another process stored this batch or another of its clusters while it was detected (SQLite)."""
+
+
+#: Times a batch is detected again after losing such a race before the error is raised.
+MAX_RACES = 5
+
+
+class StateReadFailed(RuntimeError):
+    """A detector's read of the store failed during the batch: the batch fails and is retried whole."""
 
 
 class BatchProcessor:
@@ -166,21 +179,30 @@ class BatchProcessor:
         info = BatchInfo(batch_id, cluster, clusters)
         stats = self.pipeline.stats
         before = PipelineStats(**{name: getattr(stats, name) for name in PipelineStats.__slots__})
-        claimed: dict[str, int] = {}
-        with self._busy, self.recorder.lock:
-            try:
-                with self.engine.begin() as conn:
-                    stored = self._detect_and_write(conn, info, events, rejected, within, claimed)
-            except BatchAlreadyStored:
-                self._restore_stats(before)
-                return BatchResult(batch_id, processed=False, events=len(events))
-            except BaseException:
-                self._forget(clusters)
-                self._restore_stats(before)
-                raise
-            finally:
-                self.keys.conn = None
-            self._versions.update(claimed)
+        with self._busy:
+            for attempt in itertools.count(1):
+                claimed: dict[str, int] = {}
+                try:
+                    with contextlib.ExitStack() as locks:
+                        conn = locks.enter_context(self.engine.begin())
+                        stored = self._detect_and_write(conn, info, events, rejected, within, claimed, locks)
+                except BatchAlreadyStored:
+                    self._restore_stats(before)
+                    return BatchResult(batch_id, processed=False, events=len(events))
+                except BatchRaced:
+                    self._forget(clusters)
+                    self._restore_stats(before)
+                    if attempt >= MAX_RACES:
+                        raise
+                    continue
+                except BaseException:
+                    self._forget(clusters)
+                    self._restore_stats(before)
+                    raise
+                finally:
+                    self.keys.conn = None
+                self._versions.update(claimed)
+                break
         self.recorder.announce(stored)
         return BatchResult(
             batch_id,
@@ -201,6 +223,7 @@ class BatchProcessor:
         rejected: int,
         within: Callable[[Connection], None] | None,
         claimed: dict[str, int],
+        locks: contextlib.ExitStack,
     ) -> list[Stored]:
         mark = {
             "batch_id": info.batch_id,
@@ -210,10 +233,22 @@ class BatchProcessor:
             "rejected": rejected,
             "occurrences": 0,
         }
-        if not insert_if_absent(conn, schema.batches, mark):
-            raise BatchAlreadyStored(info.batch_id)
-        for name in info.clusters:
-            claimed[name] = self._claim(conn, name)
+        # PostgreSQL: claim the batch and lock its clusters first; a second process waits on the row
+        # locks, then finds the batch done. SQLite (one writer, single-process mode): detect before taking
+        # the database's write lock, so webhook appends never wait behind detection, and check at write
+        # time that nobody stored the batch or moved its clusters meanwhile (else detect it again).
+        optimistic = conn.dialect.name == "sqlite"
+        if optimistic:
+            marks = schema.batches
+            if conn.execute(select(marks.c.batch_id).where(marks.c.batch_id == info.batch_id)).first():
+                raise BatchAlreadyStored(info.batch_id)
+            for name in info.clusters:
+                claimed[name] = self._read_cluster(conn, name)
+        else:
+            if not insert_if_absent(conn, schema.batches, mark):
+                raise BatchAlreadyStored(info.batch_id)
+            for name in info.clusters:
+                claimed[name] = self._claim(conn, name)
         self.keys.conn = conn
         findings = FindingSet()
         process, add = self.pipeline.process_event, findings.add
@@ -227,9 +262,17 @@ class BatchProcessor:
             if found:
                 for finding in found:
                     add(finding)
+        if self.keys.error is not None:
+            raise StateReadFailed(f"detector state could not be read: {self.keys.error}") from self.keys.error
         if self.baselines is not None:
             self.baselines.flush()
             self.baselines.memo = None
+        locks.enter_context(self.recorder.lock)
+        if optimistic:
+            if not insert_if_absent(conn, schema.batches, mark):
+                raise BatchRaced(f"batch {info.batch_id} was stored meanwhile")
+            for name in info.clusters:
+                self._bump(conn, name, claimed[name])
         stored = self.recorder.store(conn, self.file_findings(findings.values()))
         self.keys.write(conn)
         self.window.write(conn)
@@ -265,6 +308,28 @@ class BatchProcessor:
         if self._versions.get(cluster) != row.version - 1 or not self.window.loaded(cluster):
             self._load(conn, cluster, row.position)
         return int(row.version)
+
+    def _read_cluster(self, conn: Connection, cluster: str) -> int:
+        """Without locking: make the caches hold the cluster's committed state; returns the version to write."""
+        table = schema.clusters
+        row = conn.execute(select(table.c.version, table.c.position).where(table.c.cluster == cluster)).first()
+        version, position = (int(row.version), int(row.position)) if row is not None else (0, 0)
+        if self._versions.get(cluster) != version or not self.window.loaded(cluster):
+            self._load(conn, cluster, position)
+        return version + 1
+
+    def _bump(self, conn: Connection, cluster: str, version: int) -> None:
+        """Move the cluster to ``version`` if it is still at the one detection read; else :class:`BatchRaced`."""
+        table = schema.clusters
+        insert_if_absent(conn, table, {"cluster": cluster, "version": 0, "position": 0, "updated_at_ms": now_ms()})
+        moved = conn.execute(
+            update(table)
+            .where(table.c.cluster == cluster, table.c.version == version - 1)
+            .values(version=version, updated_at_ms=now_ms())
+            .returning(table.c.version)
+        ).first()
+        if moved is None:
+            raise BatchRaced(f"cluster {cluster} was changed by another process meanwhile")
 
     def _load(self, conn: Connection, cluster: str, position: int) -> None:
         log.debug("loading the detection state of cluster %s from the store", cluster)

@@ -47,6 +47,10 @@ class BatchKeys:
         self._present: dict[tuple[str, str], bool] = {}
         #: This batch's changes: cell → True (remembered) or False (forgotten).
         self.changes: dict[tuple[str, str], bool] = {}
+        #: The first store error a read met in this batch. Detectors run under the engine's "a broken
+        #: detector must not blind the rest" guard, which would swallow it and let the batch commit an
+        #: answer the store never gave; the processor fails the batch on it instead.
+        self.error: BaseException | None = None
 
     def _cell(self, scope: str, key: str) -> tuple[str, str]:
         return (_fit(scope, MAX_SCOPE_LENGTH), _fit(key, MAX_KEY_LENGTH))
@@ -59,7 +63,12 @@ class BatchKeys:
             raise RuntimeError("detector state read outside a batch")
         table = schema.state
         query = select(table.c.key).where(table.c.scope == cell[0], table.c.key == cell[1])
-        found = self.conn.execute(query).first() is not None
+        try:
+            found = self.conn.execute(query).first() is not None
+        except BaseException as exc:
+            if self.error is None:
+                self.error = exc
+            raise
         if len(self._present) >= KEY_CACHE_SIZE:
             self._present.clear()
         self._present[cell] = found
@@ -101,6 +110,7 @@ class BatchKeys:
         """Forget every cached answer and this batch's changes (a batch failed, or another process wrote)."""
         self._present.clear()
         self.changes = {}
+        self.error = None
 
 
 def event_key(cluster: str, audit_id: str, kind: str) -> int:

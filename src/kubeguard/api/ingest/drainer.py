@@ -119,9 +119,9 @@ class SpoolDrainer:
                 batch.body,
                 within=lambda conn: Spool.mark_done(conn, batch.id),
             )
-        except DBAPIError:
-            raise  # the store is unwell: retried for as long as that lasts, never marked failed
         except Exception as exc:
+            if isinstance(exc, DBAPIError) or isinstance(exc.__cause__, DBAPIError):
+                raise  # the store is unwell: retried for as long as that lasts, never marked failed
             if self._count_failure(batch.id) < MAX_ATTEMPTS:
                 raise
             log.exception("detection failed %d times on spool batch %d; marking it failed", MAX_ATTEMPTS, batch.id)
