@@ -22,7 +22,7 @@ from kubeguard.api.intel_sets import IntelSets
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions, SinkOptions
 from kubeguard.findings.publish import HttpSink, JsonlFileSink, Publisher, QueuedSink, Sink, StdoutSink
-from kubeguard.graph.recorder import ActivityRecorder
+from kubeguard.graph.recorder import attach_activity
 from kubeguard.graph.retention import Retention
 from kubeguard.graph.retention import prune as prune_history
 from kubeguard.intel.index import IntelIndex
@@ -111,12 +111,7 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
         engine, publisher.publish, lambda kind, outcome: metrics.findings.labels(kind, outcome).inc()
     )
     pipeline_options = default_pipeline_options(settings)
-    activity = ActivityRecorder(pipeline_options.get("describe_ip")) if options.keep_history else None
-    processor = BatchProcessor(
-        engine, settings, recorder, participants=[activity.participant()] if activity else (), **pipeline_options
-    )
-    if activity is not None:
-        processor.pipeline.observers.append(activity.observe)
+    processor = BatchProcessor(engine, settings, recorder, **pipeline_options)
     policy = LocationPolicy.from_settings(
         settings.intel.allowed_locations, settings.intel.allow_private_addresses
     )
@@ -136,8 +131,7 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     )
     intel.load_active(active_sets)
     processor.file_findings = finding_filer(context)
-    if activity is not None:
-        processor.file_findings = activity.linking(processor.file_findings)
+    activity = attach_activity(processor, pipeline_options.get("describe_ip")) if options.keep_history else None
     drainer = SpoolDrainer(
         context.spool,
         processor,

@@ -415,6 +415,18 @@ class ActivityRecorder:
             _link(edges, node, "names", entity, when, when, 1, finding.get("type", "")[:512])
 
 
+def attach_activity(processor: Any, describe_ip: IpDescriber | None = None) -> ActivityRecorder:
+    """Keep the activity store with a ``kubeguard.batch`` processor's batches (``serve`` and workers alike):
+    counted events come from its pipeline's observers, the deltas flush and discard with each batch's
+    transaction, and the findings the batch files are linked to their entities. Call it after the
+    processor's ``file_findings`` is set."""
+    activity = ActivityRecorder(describe_ip)
+    processor.participants.append(activity.participant())
+    processor.pipeline.observers.append(activity.observe)
+    processor.file_findings = activity.linking(processor.file_findings)
+    return activity
+
+
 class BatchActivity:
     """The batch participant: flush and discard with the batch's transaction.
 
