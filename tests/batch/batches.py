@@ -50,9 +50,9 @@ def state_rows(engine: Engine) -> dict[str, list[Any]]:
     tables = {
         "state": select(schema.state.c.scope, schema.state.c.key),
         "profiles": select(schema.profiles.c.cluster, schema.profiles.c.principal, schema.profiles.c.data),
-        "event_keys": select(schema.event_keys.c.key, schema.event_keys.c.cluster, schema.event_keys.c.position),
-        "clusters": select(schema.clusters.c.cluster, schema.clusters.c.position),
-        "batches": select(schema.batches.c.batch_id, schema.batches.c.events, schema.batches.c.occurrences),
+        "event_keys": select(schema.event_keys.c.cluster, schema.event_keys.c.last_position, schema.event_keys.c.digests),
+        "clusters": select(schema.clusters.c.cluster),
+        "batches": select(schema.batches.c.batch_id, schema.batches.c.events, schema.batches.c.rejected),
     }
     with engine.connect() as conn:
         return {name: sorted(tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)

@@ -116,3 +116,16 @@ def test_the_same_audit_id_in_two_clusters_is_two_events_and_a_repeat_within_a_c
     fresh = processor(engine)  # the window lives in the store: a restart still knows the key
     assert fresh.process_batch("4", "east", raw).duplicates == 1
     engine.dispose()
+
+
+def test_nul_in_a_principal_is_stored_by_the_multi_row_upserts(db_url):
+    """The store's NUL guard must clean multi-row statements' flat parameters, not split their strings."""
+    engine = open_engine(db_url)
+    worker = processor(engine)
+    event = orjson.loads(next(raw for _, raw in simulated() if orjson.loads(raw).get("stage") == "ResponseComplete"))
+    event["user"] = {"username": "mallory\x00admin", "groups": ["system:authenticated"]}
+    assert worker.process_batch("nul", "c0", orjson.dumps(event)).counted == 1
+    with engine.connect() as conn:
+        principals = set(conn.execute(select(schema.profiles.c.principal)).scalars())
+    assert "mallory\ufffdadmin" in principals and "" in principals
+    engine.dispose()

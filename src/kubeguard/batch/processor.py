@@ -9,7 +9,7 @@ and commits, in **one** store transaction:
 * the batch's findings, aggregated by fingerprint and upserted once each (suppression rules applied);
 * every piece of detector state the batch changed, as deltas: first-seen keys, the de-duplication
   window's new keys, the anomaly profile rows the batch taught something (and each cluster's learning
-  clock), the cluster's event position;
+  clock), and the cluster's version;
 * whatever the caller and the batch participants write (the spool's done mark, a live source's cursor,
   the console's roll-ups).
 
@@ -31,11 +31,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select
 
 from kubeguard.audit.decode import decode_bytes
 from kubeguard.audit.event import AuditEvent
-from kubeguard.batch.state import BatchKeys, StoredWindow, load_profiles, write_profiles
+from kubeguard.batch.state import BatchKeys, StoredWindow, dialect_insert, load_profiles, write_profiles
 from kubeguard.config import Settings
 from kubeguard.detectors.anomaly.baselines import Baselines
 from kubeguard.detectors.base import Detector
@@ -143,6 +143,7 @@ class BatchProcessor:
         #: Each cluster's version in ``kg_clusters`` that this process's caches reflect.
         self._versions: dict[str, int] = {}
         self._busy = threading.Lock()
+        self._conn: Connection | None = None
 
     @property
     def stats(self) -> PipelineStats:
@@ -183,8 +184,9 @@ class BatchProcessor:
             for attempt in itertools.count(1):
                 claimed: dict[str, int] = {}
                 try:
+                    conn = self._connection()
                     with contextlib.ExitStack() as locks:
-                        conn = locks.enter_context(self.engine.begin())
+                        locks.enter_context(conn.begin())
                         stored = self._detect_and_write(conn, info, events, rejected, within, claimed, locks)
                 except BatchAlreadyStored:
                     self._restore_stats(before)
@@ -198,6 +200,7 @@ class BatchProcessor:
                 except BaseException:
                     self._forget(clusters)
                     self._restore_stats(before)
+                    self._drop_connection()
                     raise
                 finally:
                     self.keys.conn = None
@@ -231,7 +234,6 @@ class BatchProcessor:
             "done_at_ms": now_ms(),
             "events": len(events),
             "rejected": rejected,
-            "occurrences": 0,
         }
         # PostgreSQL: claim the batch and lock its clusters first; a second process waits on the row
         # locks, then finds the batch done. SQLite (one writer, single-process mode): detect before taking
@@ -248,13 +250,11 @@ class BatchProcessor:
             if not insert_if_absent(conn, schema.batches, mark):
                 raise BatchAlreadyStored(info.batch_id)
             for name in info.clusters:
-                claimed[name] = self._claim(conn, name)
+                claimed[name] = self._lock_cluster(conn, name)
         self.keys.conn = conn
         findings = FindingSet()
         process, add = self.pipeline.process_event, findings.add
         participants = self.participants
-        stats = self.pipeline.stats
-        detections_before, rejected_before = stats.detections, stats.rejected
         for event in events:
             for participant in participants:
                 participant.observe(event)
@@ -271,69 +271,82 @@ class BatchProcessor:
         if optimistic:
             if not insert_if_absent(conn, schema.batches, mark):
                 raise BatchRaced(f"batch {info.batch_id} was stored meanwhile")
-            for name in info.clusters:
-                self._bump(conn, name, claimed[name])
+            self._move_clusters(conn, info.clusters, claimed)
         stored = self.recorder.store(conn, self.file_findings(findings.values()))
         self.keys.write(conn)
         self.window.write(conn)
         if self.baselines is not None:
             write_profiles(conn, self.baselines)
-        table = schema.clusters
-        for name in info.clusters:
-            conn.execute(update(table).where(table.c.cluster == name).values(position=self.window.position(name)))
         for participant in participants:
             participant.flush(conn, info)
         if within is not None:
             within(conn)
-        conn.execute(
-            update(schema.batches)
-            .where(schema.batches.c.batch_id == info.batch_id)
-            .values(
-                occurrences=stats.detections - detections_before,
-                rejected=rejected + stats.rejected - rejected_before,
-            )
-        )
         return stored
 
-    def _claim(self, conn: Connection, cluster: str) -> int:
-        """Lock the cluster's row for this transaction and make sure the caches hold its committed state."""
+    def _connection(self) -> Connection:
+        """The processor's own connection, kept between batches (no pool checkout and ping per batch)."""
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        """After a failure the connection may be broken: the next batch opens a new one."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        """Give the connection back (the service calls this when it stops)."""
+        with self._busy:
+            self._drop_connection()
+
+    def _lock_cluster(self, conn: Connection, cluster: str) -> int:
+        """Create or lock the cluster's row for this transaction, bumping its version; load the caches
+        when they do not hold that cluster's last committed state. Returns the new version."""
         table = schema.clusters
-        insert_if_absent(conn, table, {"cluster": cluster, "version": 0, "position": 0, "updated_at_ms": now_ms()})
-        row = conn.execute(
-            update(table)
-            .where(table.c.cluster == cluster)
-            .values(version=table.c.version + 1, updated_at_ms=now_ms())
-            .returning(table.c.version, table.c.position)
-        ).one()
-        if self._versions.get(cluster) != row.version - 1 or not self.window.loaded(cluster):
-            self._load(conn, cluster, row.position)
-        return int(row.version)
+        statement = dialect_insert(conn, table).values(cluster=cluster, version=1, updated_at_ms=now_ms())
+        version = conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.cluster],
+                set_={"version": table.c.version + 1, "updated_at_ms": statement.excluded.updated_at_ms},
+            ).returning(table.c.version)
+        ).scalar_one()
+        if self._versions.get(cluster) != version - 1 or not self.window.loaded(cluster):
+            self._load(conn, cluster)
+        return int(version)
 
     def _read_cluster(self, conn: Connection, cluster: str) -> int:
         """Without locking: make the caches hold the cluster's committed state; returns the version to write."""
         table = schema.clusters
-        row = conn.execute(select(table.c.version, table.c.position).where(table.c.cluster == cluster)).first()
-        version, position = (int(row.version), int(row.position)) if row is not None else (0, 0)
+        found = conn.execute(select(table.c.version).where(table.c.cluster == cluster)).scalar()
+        version = int(found or 0)
         if self._versions.get(cluster) != version or not self.window.loaded(cluster):
-            self._load(conn, cluster, position)
+            self._load(conn, cluster)
         return version + 1
 
-    def _bump(self, conn: Connection, cluster: str, version: int) -> None:
-        """Move the cluster to ``version`` if it is still at the one detection read; else :class:`BatchRaced`."""
+    def _move_clusters(self, conn: Connection, clusters: Sequence[str], claimed: dict[str, int]) -> None:
+        """SQLite: move each cluster's version from the one detection read to the next, or raise
+        :class:`BatchRaced` when another process moved it meanwhile (PostgreSQL moved it under its lock)."""
         table = schema.clusters
-        insert_if_absent(conn, table, {"cluster": cluster, "version": 0, "position": 0, "updated_at_ms": now_ms()})
-        moved = conn.execute(
-            update(table)
-            .where(table.c.cluster == cluster, table.c.version == version - 1)
-            .values(version=version, updated_at_ms=now_ms())
-            .returning(table.c.version)
-        ).first()
-        if moved is None:
-            raise BatchRaced(f"cluster {cluster} was changed by another process meanwhile")
+        for name in clusters:
+            version = claimed[name]
+            statement = dialect_insert(conn, table).values(cluster=name, version=version, updated_at_ms=now_ms())
+            moved = conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[table.c.cluster],
+                    set_={"version": version, "updated_at_ms": statement.excluded.updated_at_ms},
+                    where=table.c.version == version - 1,
+                ).returning(table.c.version)
+            ).first()
+            if moved is None:
+                raise BatchRaced(f"cluster {name} was changed by another process meanwhile")
 
-    def _load(self, conn: Connection, cluster: str, position: int) -> None:
+    def _load(self, conn: Connection, cluster: str) -> None:
         log.debug("loading the detection state of cluster %s from the store", cluster)
-        self.window.load(conn, cluster, position)
+        self.window.load(conn, cluster)
         if self.baselines is not None:
             load_profiles(conn, self.baselines, cluster)
         # First-seen keys are not partitioned by cluster in the cache: drop all of it (rare: a handover).

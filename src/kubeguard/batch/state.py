@@ -4,7 +4,7 @@ Three kinds of state change while a batch is detected, and all of them are writt
 transaction (:mod:`kubeguard.batch.processor`), never on their own:
 
 * first-seen keys (``kg_state``) through :class:`BatchKeys`, the detectors' ``StateStore``;
-* the de-duplication window (``kg_event_keys``) through :class:`StoredWindow`;
+* the de-duplication window (``kg_event_keys``, one row per batch and cluster) through :class:`StoredWindow`;
 * anomaly profiles (``kg_profiles``), one row per principal the batch taught something, plus the cluster's
   own row (its learning clock and cluster-wide features), through :func:`changed_profiles`.
 
@@ -16,10 +16,12 @@ clusters, so a retry starts from what the store holds, never from what the faile
 from __future__ import annotations
 
 import hashlib
+import sys
+from array import array
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, delete, select, tuple_
+from sqlalchemy import Connection, delete, func, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kubeguard.batch.window import DEDUP_WINDOW, EventWindow
@@ -36,6 +38,22 @@ KEY_CACHE_SIZE = 200_000
 
 def dialect_insert(conn: Connection, table: Any) -> Any:
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def upsert_rows(conn: Connection, table: Any, rows: list[dict[str, Any]], keys: list[Any], changing: list[str]) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE (or DO NOTHING when nothing changes) for many rows.
+
+    With ``RETURNING``, SQLAlchemy sends the rows as multi-row statements ("insertmanyvalues", compiled
+    once); a plain executemany would make a statement per row, most of a batch's commit cost.
+    """
+    statement = dialect_insert(conn, table)
+    if changing:
+        statement = statement.on_conflict_do_update(
+            index_elements=keys, set_={name: statement.excluded[name] for name in changing}
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=keys)
+    conn.execute(statement.returning(*keys), rows).close()
 
 
 class BatchKeys:
@@ -98,7 +116,7 @@ class BatchKeys:
         added = [{"scope": s, "key": k, "created_at_ms": stamp} for (s, k), present in self.changes.items() if present]
         removed = [cell for cell, present in self.changes.items() if not present]
         if added:
-            conn.execute(dialect_insert(conn, table).on_conflict_do_nothing(), added)
+            upsert_rows(conn, table, added, [table.c.scope, table.c.key], [])
         for start in range(0, len(removed), 500):
             chunk = removed[start : start + 500]
             conn.execute(delete(table).where(tuple_(table.c.scope, table.c.key).in_(chunk)))
@@ -151,16 +169,26 @@ class StoredWindow(EventWindow):
     def position(self, cluster: str) -> int:
         return self._counts.get(cluster, 0)
 
-    def load(self, conn: Connection, cluster: str, position: int) -> None:
-        """Fill the cluster's window from the store: the keys counted within the last ``size`` events."""
+    def load(self, conn: Connection, cluster: str) -> None:
+        """Fill the cluster's window from the store: the keys counted within the last ``size`` events.
+
+        The cluster's clock is its newest run's last position (pruning removes only runs out of the
+        window); a key counted again later appears in a later run, which wins.
+        """
         table = schema.event_keys
+        newest = conn.execute(select(func.max(table.c.last_position)).where(table.c.cluster == cluster)).scalar()
+        count = int(newest or 0)
         rows = conn.execute(
-            select(table.c.key, table.c.position).where(
-                table.c.cluster == cluster, table.c.position > position - self.size
-            )
+            select(table.c.digests)
+            .where(table.c.cluster == cluster, table.c.last_position > count - self.size)
+            .order_by(table.c.last_position)
         )
-        self._positions[cluster] = {row.key: row.position for row in rows}
-        self._counts[cluster] = position
+        positions: dict[int, int] = {}
+        for (packed,) in rows:
+            values = unpack_keys(bytes(packed))
+            positions.update(zip(values[0::2], values[1::2], strict=True))
+        self._positions[cluster] = {key: at for key, at in positions.items() if count - at < self.size}
+        self._counts[cluster] = count
 
     def drop(self, cluster: str) -> None:
         self._positions.pop(cluster, None)
@@ -168,36 +196,49 @@ class StoredWindow(EventWindow):
         self.added.pop(cluster, None)
 
     def write(self, conn: Connection) -> int:
-        """Write the keys this batch counted, and prune as many expired ones as it added (small steps)."""
+        """Write the keys this batch counted as one run per cluster; delete runs wholly out of the window.
+
+        A run is one row whatever the batch's size (16 bytes a key), so a batch costs one insert here,
+        not one index entry per event; pruning removes a run or two at a time.
+        """
         table = schema.event_keys
         written = 0
         for cluster, added in self.added.items():
             if not added:
                 continue
-            rows = [{"key": key, "cluster": cluster, "position": position} for key, position in added.items()]
-            statement = dialect_insert(conn, table)
+            flat = [value for pair in added.items() for value in pair]
+            count = self._counts[cluster]
             conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[table.c.key], set_={"position": statement.excluded.position}
-                ),
-                rows,
-            )
-            written += len(rows)
-            expired = self._counts[cluster] - self.size
-            if expired > 0:
-                doomed = (
-                    select(table.c.key)
-                    .where(table.c.cluster == cluster, table.c.position <= expired)
-                    .limit(2 * len(rows))
-                    .scalar_subquery()
+                insert(table).values(
+                    cluster=cluster, first_position=min(added.values()), last_position=count, digests=pack_keys(flat)
                 )
-                conn.execute(delete(table).where(table.c.key.in_(doomed)))
+            )
+            written += len(added)
+            if count > self.size:
+                conn.execute(
+                    delete(table).where(table.c.cluster == cluster, table.c.last_position <= count - self.size)
+                )
             positions = self._positions[cluster]
             if len(positions) > 2 * self.size:
-                count = self._counts[cluster]
                 self._positions[cluster] = {k: p for k, p in positions.items() if count - p < self.size}
         self.added = {}
         return written
+
+
+def pack_keys(values: list[int]) -> bytes:
+    """Signed 64-bit integers, little-endian, as one blob."""
+    packed = array("q", values)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_keys(data: bytes) -> list[int]:
+    packed = array("q")
+    packed.frombytes(data)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tolist()
 
 
 # -- anomaly profiles, one row each ---------------------------------------------------------------------
@@ -256,13 +297,7 @@ def write_profiles(conn: Connection, baselines: Baselines) -> int:
         else:
             upserts.append({"cluster": cluster_name, "principal": principal, "data": _encoder.encode(profile)})
     if upserts:
-        statement = dialect_insert(conn, table)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[table.c.cluster, table.c.principal], set_={"data": statement.excluded.data}
-            ),
-            upserts,
-        )
+        upsert_rows(conn, table, upserts, [table.c.cluster, table.c.principal], ["data"])
     for start in range(0, len(removed), 500):
         chunk = removed[start : start + 500]
         conn.execute(delete(table).where(tuple_(table.c.cluster, table.c.principal).in_(chunk)))

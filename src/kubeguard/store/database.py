@@ -100,7 +100,9 @@ def _without_nul(_conn: Any, _cursor: Any, statement: str, parameters: Any, _con
     if isinstance(parameters, dict):
         parameters = {key: _clean(value) for key, value in parameters.items()}
     elif isinstance(parameters, list | tuple):
-        if executemany:
+        # An "insertmanyvalues" batch (executemany with RETURNING) arrives with executemany set but as one
+        # flat parameter tuple for a multi-row statement: only a sequence of rows is cleaned row by row.
+        if executemany and all(isinstance(row, dict | list | tuple) for row in parameters):
             parameters = [
                 {k: _clean(v) for k, v in row.items()} if isinstance(row, dict) else tuple(_clean(v) for v in row)
                 for row in parameters

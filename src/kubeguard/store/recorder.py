@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from kubeguard.findings.aggregate import merge_finding
 from kubeguard.findings.criteria import matches
 from kubeguard.store import filters, findings
 from kubeguard.store.findings import Upserted
@@ -69,16 +70,35 @@ class FindingRecorder:
         return [item.result for item in stored]
 
     def store(self, conn: Connection, occurrences: Iterable[dict[str, Any]]) -> list[Stored]:
-        """Upsert ``occurrences`` inside the caller's transaction; :meth:`announce` them once it commits."""
-        stored: list[Stored] = []
+        """Upsert ``occurrences`` inside the caller's transaction; :meth:`announce` them once it commits.
+
+        One read (locking the rows on PostgreSQL) for all of them, then one insert and one update
+        statement: a batch costs a few round trips however many findings it touches.
+        """
+        occurrences = list(occurrences)
+        if not occurrences:
+            return []
+        current = findings.locked(conn, (occurrence["id"] for occurrence in occurrences))
+        created: set[str] = set()
         rules_by_detector: dict[str, list[filters.FilterRecord]] = {}
+        stored: list[Stored] = []
         for occurrence in occurrences:
             detector_id = (occurrence.get("service") or {}).get("detectorId", "")
             if detector_id not in rules_by_detector:
                 rules_by_detector[detector_id] = filters.in_rank_order(conn, detector_id)
-            result = findings.upsert(conn, occurrence)
-            suppressed = self._apply_suppression(conn, rules_by_detector[detector_id], result)
-            stored.append(Stored(result, suppressed))
+            existing = current.get(occurrence["id"])
+            finding = occurrence if existing is None else merge_finding(existing, occurrence)
+            if existing is None:
+                created.add(finding["id"])
+            suppressed = self._apply_suppression(rules_by_detector[detector_id], finding)
+            current[finding["id"]] = finding
+            stored.append(Stored(Upserted(finding, created=existing is None), suppressed))
+        final = {item.result.finding["id"]: item.result.finding for item in stored}
+        findings.write_many(
+            conn,
+            [finding for key, finding in final.items() if key in created],
+            [finding for key, finding in final.items() if key not in created],
+        )
         return stored
 
     def announce(self, stored: Iterable[Stored]) -> None:
@@ -91,11 +111,11 @@ class FindingRecorder:
                 self._publish(item.result.finding)
 
     @staticmethod
-    def _apply_suppression(conn: Connection, rules: list[filters.FilterRecord], result: Upserted) -> bool:
-        if not rules or suppressing_filter(rules, result.finding) is None:
+    def _apply_suppression(rules: list[filters.FilterRecord], finding: dict[str, Any]) -> bool:
+        """Archive ``finding`` (before it is written) when a suppression rule matches it."""
+        if not rules or suppressing_filter(rules, finding) is None:
             return False
-        service = result.finding.setdefault("service", {})
+        service = finding.setdefault("service", {})
         if not service.get("archived"):
-            service["archived"] = True
-            findings.save(conn, result.finding)
+            finding["service"] = {**service, "archived": True}
         return True

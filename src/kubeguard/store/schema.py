@@ -142,8 +142,8 @@ batches = Table(
     Column("cluster", String(255), nullable=False),
     Column("done_at_ms", BigInteger, nullable=False),
     Column("events", Integer, nullable=False),
+    #: Records of the batch the decoder could not read.
     Column("rejected", Integer, nullable=False),
-    Column("occurrences", Integer, nullable=False),
     Index("ix_kg_batches_done", "done_at_ms"),
 )
 
@@ -153,8 +153,6 @@ clusters = Table(
     Column("cluster", String(255), primary_key=True),
     #: Bumped by every batch of the cluster: a process whose cached state has another version reloads it.
     Column("version", BigInteger, nullable=False),
-    #: Events of the cluster counted so far: the clock of the de-duplication window.
-    Column("position", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
 )
 
@@ -170,9 +168,11 @@ profiles = Table(
 event_keys = Table(
     "kg_event_keys",
     metadata,
-    #: 64-bit digest of (cluster, auditID, stage kind).
-    Column("key", BigInteger, primary_key=True, autoincrement=False),
-    Column("cluster", String(255), nullable=False),
-    Column("position", BigInteger, nullable=False),
-    Index("ix_kg_event_keys_cluster_position", "cluster", "position"),
+    #: The de-duplication keys one batch counted in one cluster (a "run"): 64-bit digests of (cluster,
+    #: auditID, stage kind), each with the cluster's counted-event number when it was counted, packed as
+    #: pairs of little-endian int64. The newest run's ``last_position`` is the cluster's clock.
+    Column("cluster", String(255), primary_key=True),
+    Column("last_position", BigInteger, primary_key=True, autoincrement=False),
+    Column("first_position", BigInteger, nullable=False),
+    Column("digests", LargeBinary, nullable=False),
 )

@@ -96,7 +96,6 @@ class Spool:
                 "done_at_ms": now_ms(),
                 "events": 0,
                 "rejected": 0,
-                "occurrences": 0,
             }
             insert_if_absent(conn, schema.batches, mark)
             self.mark_done(conn, batch_id, error)

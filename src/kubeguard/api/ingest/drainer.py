@@ -85,6 +85,8 @@ class SpoolDrainer:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._processor.close()
 
     def drain_once(self) -> int:
         """Process up to one round of pending batches; returns how many were taken (raises on a failure)."""
