@@ -6,7 +6,10 @@ from the simulator's traffic with every attack (``--source sim``), then in one r
 
 * baseline: ``orjson.loads`` of every line, nothing else;
 * kubeguard: the whole scan (read, decode, stage filter, de-duplication, every detector, a 10,000-entry
-  custom threat list, finding building and aggregation).
+  custom threat list, finding building and aggregation);
+* kubeguard keeping history: the same scan with ``--db`` (the activity store's roll-ups, entities, edges and
+  first-seen pairs written to a fresh SQLite file), whose cost is printed as a share of the scan's time,
+  with the store's size in bytes per million events.
 
 It prints events/s for both and their ratio (> 1 means the scan is faster than bare parsing), in wall
 time and in CPU time (the CPU ratio is steadier on a shared machine), plus the ratio without the anomaly
@@ -127,13 +130,20 @@ def main() -> None:
         with_rules.anomaly = settings.anomaly
         with_rules.rules.paths = [str(write_rules(workdir / "rules", args.sigma_rules))] if args.sigma_rules else []
 
-        def scan(config: Settings, *, guardduty_only: bool = False) -> None:
+        def scan(config: Settings, *, guardduty_only: bool = False, history: str | None = None) -> None:
             nonlocal findings
             chosen = {**options, "detectors": guardduty_detectors()} if guardduty_only else options
-            findings = len(run_scan([str(path)], config, pipeline_options=chosen).findings)
+            findings = len(run_scan([str(path)], config, pipeline_options=chosen, history_url=history).findings)
+
+        run = 0
+
+        def scan_with_history() -> None:
+            nonlocal run
+            run += 1
+            scan(settings, history=f"sqlite:///{workdir / f'history-{run}.db'}")
 
         # Interleaved, so that a slow spell of a shared machine hits every measurement alike.
-        baseline = full = signatures = guardduty = pack = ruled = (float("inf"), float("inf"))
+        baseline = full = signatures = guardduty = pack = ruled = history = (float("inf"), float("inf"))
         full_findings = pack_findings = 0
         for _ in range(args.runs):
             baseline = min(baseline, measure(lambda: bare_parse(path)))
@@ -145,6 +155,8 @@ def main() -> None:
             pack_findings = findings
             if args.sigma_rules:
                 ruled = min(ruled, measure(lambda: scan(with_rules)))
+            history = min(history, measure(scan_with_history))
+        stored_bytes = store_bytes(workdir / f"history-{run}.db") - store_bytes(empty_store(workdir))
     print(f"file: {events:,} events ({args.file or args.source}), {size_mb:.1f} MB; best of {args.runs} runs")
     print(f"{'':38}{'wall events/s':>16}{'cpu events/s':>16}")
     rows = (
@@ -153,6 +165,7 @@ def main() -> None:
         ("kubeguard scan, without anomaly", signatures, ""),
         ("kubeguard scan, GuardDuty types only", guardduty, ""),
         ("kubeguard scan, + audit-trail pack", pack, f"  ({pack_findings} findings)"),
+        ("kubeguard scan, keeping history --db", history, ""),
     )
     for name, (wall, cpu), note in rows:
         print(f"{name:38}{events / wall:>16,.0f}{events / cpu:>16,.0f}{note}")
@@ -166,6 +179,9 @@ def main() -> None:
               "   (1.00 = free)")
     print(f"cost of kubeguard's default extensions: {full[1] / guardduty[1]:.3f}x CPU time of GuardDuty's types "
           f"alone; audit-trail pack: {pack[1] / full[1]:.3f}x the default scan")
+    wall_cost, cpu_cost = history[0] / full[0] - 1, history[1] / full[1] - 1
+    print(f"history cost: {wall_cost:+.1%} wall, {cpu_cost:+.1%} cpu of the scan without it (budget +15%)")
+    print(f"activity store: {stored_bytes / events * 1e6 / 1e6:,.1f} MB per million events ({stored_bytes:,} bytes)")
 
 
 def guardduty_detectors() -> list:
@@ -175,6 +191,24 @@ def guardduty_detectors() -> list:
 
     return [d for d in default_detectors()
             if not d.finding_types or not all(CATALOGUE[t].extension for t in d.finding_types)]
+
+
+def empty_store(workdir: Path) -> Path:
+    from kubeguard.store.database import open_engine
+
+    path = workdir / "empty.db"
+    open_engine(f"sqlite:///{path}").dispose()
+    return path
+
+
+def store_bytes(path: Path) -> int:
+    """Pages in use of a SQLite store (the write-ahead log checkpointed first)."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return pages * conn.execute("PRAGMA page_size").fetchone()[0]
 
 
 if __name__ == "__main__":

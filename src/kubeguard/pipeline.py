@@ -13,7 +13,7 @@ counts at whichever stage the API server logged the upgrade.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +98,8 @@ class Pipeline:
         #: The de-duplication window; the service passes one kept in its store (``kubeguard.batch``).
         self.recent = window if window is not None else EventWindow()
         self.stats = PipelineStats()
+        #: Called with every counted event (the activity store's recorder); empty unless history is kept.
+        self.observers: list[Callable[[AuditEvent], None]] = []
 
     def process_event(self, event: AuditEvent) -> list[dict[str, Any]]:
         """Findings (one per detection, not yet aggregated) for one event; the hot path of every mode."""
@@ -122,6 +124,8 @@ class Pipeline:
                 return [self.builder.build(d) for d in later_stage_detections(self.later_stage_detectors, event)]
             return []
         stats.counted += 1
+        for observe in self.observers:
+            observe(event)
         detections = self.engine.detect(event)
         if not detections:
             return []

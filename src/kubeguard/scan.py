@@ -73,15 +73,23 @@ def run_scan(
     progress: ProgressHook | None = None,
     progress_every: int = 5000,
     events: Iterable[AuditEvent] | None = None,
+    history_url: str | None = None,
 ) -> ScanResult:
     """Scan ``paths`` ("-" is stdin), then ``events`` (a live source's reader, for ``scan --source``).
 
-    Raises FileNotFoundError / UnknownFormatError before reading.
+    Raises FileNotFoundError / UnknownFormatError before reading. With ``history_url`` the counted events
+    and the findings are also kept in that store for the console.
     """
     reader = EventReader(input_format=input_format, cluster=cluster)
     state = MemoryState.load(state_path) if state_path else MemoryState()
     options = pipeline_options if pipeline_options is not None else default_pipeline_options(settings)
     pipeline = Pipeline(settings, state, **options)
+    history = None
+    if history_url:
+        from kubeguard.graph.history import ScanHistory
+
+        history = ScanHistory(history_url, options.get("describe_ip"))
+        history.attach(pipeline)
     findings = FindingSet()
     started = time.perf_counter()
     count = 0
@@ -99,6 +107,8 @@ def run_scan(
     if state_path:
         pipeline.save_state()
         state.save(state_path)
+    if history is not None:
+        history.finish(findings.values())
     return ScanResult(
         findings=with_sequences(findings.values()),
         stats=pipeline.stats,

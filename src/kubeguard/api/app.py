@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from kubeguard.api import native, sinks_api
 from kubeguard.api import sources as source_routes
+from kubeguard.api.console import install_console
 from kubeguard.api.context import ServiceContext
 from kubeguard.api.detective import build_router as build_detective_router
 from kubeguard.api.errors import install_error_handlers
@@ -25,6 +26,9 @@ from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions
 from kubeguard.correlate.stored import correlate_stored
 from kubeguard.detectors.rules.catalog import RuleCatalog
+from kubeguard.graph.recorder import attach_activity
+from kubeguard.graph.retention import Retention
+from kubeguard.graph.retention import prune as prune_history
 from kubeguard.intel.index import IntelIndex
 from kubeguard.intel.locations import LocationPolicy
 from kubeguard.sinks.destinations import add_publishing_destinations
@@ -74,6 +78,19 @@ def rule_catalog(engine: Any, pipeline: Any) -> RuleCatalog:
     return catalog
 
 
+def history_upkeep(engine: Any, options: ServeOptions) -> Callable[[], None]:
+    """Prune the activity store to its retention (age and size); run by the drainer now and then."""
+    retention = Retention(days=options.history_days, max_activity_rows=options.history_max_rows)
+
+    def upkeep() -> None:
+        with engine.begin() as conn:
+            pruned = prune_history(conn, retention)
+        if pruned.total:
+            log.info("activity store: pruned %d rows past retention", pruned.total)
+
+    return upkeep
+
+
 def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_access: bool, mutual_tls: bool):
     """Open the store and wire everything; returns the context and the spool drainer (not started)."""
     from kubeguard.batch.processor import BatchProcessor
@@ -115,12 +132,14 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     intel.load_active(active_sets)
     context.rules = rule_catalog(engine, processor.pipeline)
     processor.file_findings = finding_filer(context)
+    activity = attach_activity(processor, pipeline_options.get("describe_ip")) if options.keep_history else None
     drainer = SpoolDrainer(
         context.spool,
         processor,
         metrics,
         retention_seconds=options.spool_retention_seconds,
         retention_bytes=options.spool_retention_bytes,
+        maintain=history_upkeep(engine, options) if activity is not None else None,
     )
     context.wake_drainer = drainer.wake
     context.drainer_alive = drainer.alive
@@ -164,4 +183,5 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
     app.include_router(build_router())
     app.include_router(build_detective_router())
     app.include_router(sinks_api.router)
+    install_console(app)
     return app

@@ -5,7 +5,8 @@ environment, so secrets need not sit in a file:
 
 - ``KUBEGUARD_ACCESS_KEYS="AKID1:secret1,AKID2:secret2"`` — SigV4 keys accepted by the API;
 - ``KUBEGUARD_WEBHOOK_TOKENS="token1=cluster-a,token2="`` — webhook bearer tokens, each optionally naming
-  the cluster its batches come from.
+  the cluster its batches come from;
+- ``KUBEGUARD_CONSOLE_PASSWORD`` — a password for the web console.
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_backlog_bytes: int = 512 * MIB
     #: The ``Retry-After`` the webhook sends with a 503 (seconds).
     retry_after_seconds: int = 5
+    #: Keep the activity store (the console's profiles and graph) and for how long / how many roll-up rows.
+    keep_history: bool = True
+    history_days: float = 90.0
+    history_max_rows: int = 20_000_000
+    #: A password for the web console (besides API access keys); also ``KUBEGUARD_CONSOLE_PASSWORD``.
+    console_password: str = ""
+    #: How long a console login lasts.
+    session_hours: float = 12.0
 
     def __post_init__(self) -> None:
         limits = (self.max_backlog_events, self.max_backlog_bytes, self.retry_after_seconds, self.spool_retention_bytes)
@@ -78,6 +87,7 @@ def serve_options(section: Mapping[str, object]) -> ServeOptions:
         **options.webhook_tokens,
         **_pairs(os.environ.get("KUBEGUARD_WEBHOOK_TOKENS", ""), "="),
     }
+    options.console_password = os.environ.get("KUBEGUARD_CONSOLE_PASSWORD", options.console_password)
     keyless = sorted(key for key, secret in options.access_keys.items() if not secret)
     if keyless:
         raise ValueError(f"access keys without a secret (write KEY:SECRET): {', '.join(keyless)}")

@@ -98,6 +98,10 @@ def scan(
         list[str] | None, typer.Option(help="Opt-in detection pack to add (audit-trail); repeatable.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    db: Annotated[
+        str | None,
+        typer.Option(help="Also keep the activity history and findings in this store (file or URL) for the console."),
+    ] = None,
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Exit 0 even when no audit event could be read.")
     ] = False,
@@ -157,7 +161,9 @@ def scan(
     # Rejects are summarised once at the end (first few with file and line, then a count), not logged too.
     logging.getLogger("kubeguard.audit.decode").setLevel(logging.ERROR)
     try:
-        result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet, sources=sources)
+        result = _scan_with_progress(
+            paths, settings, cluster, input_format, state, show=not quiet, sources=sources, db=db
+        )
     except (UnknownFormatError, FileNotFoundError, SourceError, ListError, RuleLoadError) as error:
         raise UsageError(str(error)) from error
     except ReadFailed as error:
@@ -204,16 +210,21 @@ def _scan_with_progress(
     *,
     show: bool,
     sources: Any = None,
+    db: str | None = None,
 ) -> ScanResult:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kubeguard.scan import run_scan
+    from kubeguard.store.database import url_from_option
 
+    history = url_from_option(db) if db else None
     err = _stderr()
     fmt = None if input_format == "auto" else input_format
     events = sources.events() if sources is not None and sources.specs else None
     if not (show and err.is_terminal):
-        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state, events=events)
+        return run_scan(
+            paths, settings, cluster=cluster, input_format=fmt, state_path=state, events=events, history_url=history
+        )
     columns = (
         TextColumn("[bold]scanning"),
         BarColumn(bar_width=None),
@@ -237,6 +248,7 @@ def _scan_with_progress(
             progress=update,
             progress_every=5000 if events is None else 100,
             events=events,
+            history_url=history,
         )
 
 

@@ -186,6 +186,13 @@ def _add_query_columns(conn: Connection) -> None:
     add_query_columns(conn)
 
 
+def _add_activity_store(conn: Connection) -> None:
+    """Version 9: the activity store behind the console (entities, hourly roll-ups, first-seen, edges)."""
+    from kubeguard.graph.schema import metadata as graph_metadata
+
+    graph_metadata.create_all(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
@@ -196,6 +203,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (6, _add_batch_state),
     (7, _add_rule_associations),
     (8, _add_query_columns),
+    (9, _add_activity_store),
 )
 
 

@@ -54,8 +54,11 @@ class SpoolDrainer:
         retention_seconds: int,
         retention_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        maintain: Callable[[], None] | None = None,
     ) -> None:
         self._spool = spool
+        #: Periodic upkeep beside spool pruning (the activity store's retention).
+        self._maintain = maintain
         self._processor = processor
         self._metrics = metrics
         self._retention_ms = retention_seconds * 1000
@@ -150,3 +153,5 @@ class SpoolDrainer:
         self._processor.prune_done(horizon)
         if pruned:
             log.info("pruned %d drained spool batches", pruned)
+        if self._maintain is not None:
+            self._maintain()

@@ -1,0 +1,348 @@
+"""What each console page shows, as plain data: the JSON API returns it and the pages render it.
+
+The console is a client of the JSON API in the strict sense that both are built from these functions, so
+a fact on a page is always available to scripts at the matching ``/api/`` route.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, func, select
+
+from kubeguard.findings.criteria import epoch_ms, field_values, matches
+from kubeguard.graph import kinds, queries
+from kubeguard.graph import schema as graph_tables
+from kubeguard.graph.queries import DAY_MS, Scope
+from kubeguard.severity import label
+from kubeguard.store import findings as finding_store
+from kubeguard.store import schema as store_tables
+
+SEVERITIES = ("Low", "Medium", "High", "Critical")
+USERNAME = "resource.kubernetesDetails.kubernetesUserDetails.username"
+NAMESPACE = "service.action.kubernetesApiCallAction.namespace"
+WORKLOAD_NAMESPACE = "resource.kubernetesDetails.kubernetesWorkloadDetails.namespace"
+PAGE_SIZE = 50
+
+
+def finding_time_ms(finding: dict[str, Any]) -> int:
+    value = epoch_ms((finding.get("service") or {}).get("eventLastSeen") or finding.get("updatedAt") or "")
+    return value if isinstance(value, int) else 0
+
+
+def summary_line(finding: dict[str, Any]) -> dict[str, Any]:
+    """The fields a list shows for one finding."""
+    service = finding.get("service") or {}
+    return {
+        "id": finding["id"],
+        "type": finding["type"],
+        "title": finding.get("title", ""),
+        "severity": finding["severity"],
+        "severityLabel": label(float(finding["severity"])),
+        "cluster": (field_values(finding, "resource.eksClusterDetails.name") or [""])[0],
+        "subject": (field_values(finding, USERNAME) or [""])[0],
+        "count": service.get("count", 1),
+        "archived": bool(service.get("archived")),
+        "feedback": service.get("userFeedback"),
+        "firstSeen": service.get("eventFirstSeen"),
+        "lastSeen": service.get("eventLastSeen"),
+        "updatedAt": finding.get("updatedAt"),
+    }
+
+
+# -- summary -----------------------------------------------------------------------------------------------
+
+
+def summary(conn: Connection, scope_start: str | None, scope_end: str | None, spool_totals: dict[str, int]) -> dict:
+    """Findings over time by severity, by type and cluster; newest high ones; new entities; health."""
+    findings = [orjson.loads(body) for (body,) in conn.execute(select(store_tables.findings.c.body))]
+    latest = max([finding_time_ms(f) for f in findings] + [queries.latest_activity_ms(conn)], default=0)
+    anchor = latest - latest % DAY_MS + DAY_MS if latest else 0
+    scope = (
+        queries.scope_of(scope_start, scope_end, 0, centred=False)
+        if scope_start or scope_end
+        else Scope(anchor - 7 * DAY_MS, anchor)
+        if anchor
+        else queries.scope_of(None, None, 0, centred=False)
+    )
+    days = list(range(scope.start_ms - scope.start_ms % DAY_MS, scope.end_ms, DAY_MS))
+    by_day = {severity: [0] * len(days) for severity in SEVERITIES}
+    by_type: Counter[str] = Counter()
+    by_cluster: Counter[str] = Counter()
+    in_scope = []
+    for finding in findings:
+        when = finding_time_ms(finding)
+        if not scope.start_ms <= when < scope.end_ms or (finding.get("service") or {}).get("archived"):
+            continue
+        in_scope.append(finding)
+        index = (when - days[0]) // DAY_MS if days else -1
+        if 0 <= index < len(days):
+            by_day[label(float(finding["severity"]))][index] += 1
+        by_type[finding["type"]] += 1
+        by_cluster[summary_line(finding)["cluster"]] += 1
+    high = sorted((f for f in in_scope if float(f["severity"]) >= 7), key=finding_time_ms, reverse=True)[:10]
+    table = graph_tables.entities
+    sizes = dict(conn.execute(select(table.c.kind, func.count()).group_by(table.c.kind)).all())
+    activity_rows = conn.execute(select(func.count()).select_from(graph_tables.activity)).scalar() or 0
+    return {
+        "scope": {"start": scope.start, "end": scope.end},
+        "days": [queries.iso(day) for day in days],
+        "findingsByDay": by_day,
+        "byType": by_type.most_common(),
+        "byCluster": by_cluster.most_common(),
+        "newestHigh": [summary_line(f) for f in high],
+        "findingsInScope": len(in_scope),
+        "findingsTotal": len(findings),
+        "newlyObserved": queries.new_entities(
+            conn, scope, (kinds.SUBJECT, kinds.IP, kinds.ASN, kinds.USER_AGENT), limit=8
+        ),
+        "health": {
+            "spool": spool_totals,
+            "latestActivity": queries.iso(latest) if latest else None,
+            "clusters": _cluster_health(conn),
+            "entities": sizes,
+            "activityRows": int(activity_rows),
+        },
+    }
+
+
+def _cluster_health(conn: Connection) -> list[dict[str, Any]]:
+    table = graph_tables.entities
+    rows = conn.execute(select(table).where(table.c.kind == kinds.CLUSTER).order_by(table.c.last_seen_ms.desc()))
+    return [
+        {
+            "cluster": row.key,
+            "events": row.events,
+            "lastSeen": queries.iso(row.last_seen_ms) if row.last_seen_ms else None,
+        }
+        for row in rows
+    ]
+
+
+# -- findings list -----------------------------------------------------------------------------------------
+
+SORTS = {
+    "updated": (lambda f: f.get("updatedAt") or "", True),
+    "severity": (lambda f: (float(f["severity"]), f.get("updatedAt") or ""), True),
+    "count": (lambda f: (int((f.get("service") or {}).get("count", 1)), f.get("updatedAt") or ""), True),
+    "type": (lambda f: (f["type"], f.get("updatedAt") or ""), False),
+    "first": (lambda f: (f.get("service") or {}).get("eventFirstSeen") or "", True),
+}
+
+
+def criterion_from(filters: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The GuardDuty criterion of the list's filters (so the same filter works through the API)."""
+    criterion: dict[str, dict[str, Any]] = {}
+    if filters.get("type"):
+        criterion["type"] = {"eq": [filters["type"]]}
+    if filters.get("cluster"):
+        criterion["resource.eksClusterDetails.name"] = {"eq": [filters["cluster"]]}
+    if filters.get("subject"):
+        criterion[USERNAME] = {"eq": [filters["subject"]]}
+    severity = filters.get("severity", "").lower()
+    bounds = {"low": (1, 4), "medium": (4, 7), "high": (7, 9), "critical": (9, 11)}
+    if severity in bounds:
+        criterion["severity"] = {"gte": bounds[severity][0], "lt": bounds[severity][1]}
+    archived = filters.get("archived", "false")
+    if archived in ("true", "false"):
+        criterion["service.archived"] = {"eq": [archived]}
+    return criterion
+
+
+def findings_list(conn: Connection, filters: dict[str, str], page: int, sort: str) -> dict[str, Any]:
+    criterion = criterion_from(filters)
+    text = filters.get("q", "").strip().lower()
+    found = []
+    for finding in finding_store.scan(conn, None, criterion):
+        if not matches(criterion, finding):
+            continue
+        if text and text not in _searchable(finding):
+            continue
+        found.append(finding)
+    key, descending = SORTS.get(sort, SORTS["updated"])
+    found.sort(key=key, reverse=descending)
+    groups: dict[str, dict[str, Any]] = defaultdict(lambda: {"findings": 0, "occurrences": 0, "maxSeverity": 0.0})
+    for finding in found:
+        group = groups[finding["type"]]
+        group["findings"] += 1
+        group["occurrences"] += int((finding.get("service") or {}).get("count", 1))
+        group["maxSeverity"] = max(group["maxSeverity"], float(finding["severity"]))
+    pages = max(1, -(-len(found) // PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    chunk = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    return {
+        "criterion": criterion,
+        "total": len(found),
+        "page": page,
+        "pages": pages,
+        "groups": sorted(
+            ({"type": t, **g} for t, g in groups.items()), key=lambda g: (-g["maxSeverity"], -g["findings"])
+        ),
+        "findings": [summary_line(f) for f in chunk],
+        "facets": _facets(conn),
+    }
+
+
+def _searchable(finding: dict[str, Any]) -> str:
+    return " ".join(
+        str(part)
+        for part in (
+            finding["id"],
+            finding["type"],
+            finding.get("title"),
+            finding.get("description"),
+            *field_values(finding, USERNAME),
+        )
+    ).lower()
+
+
+def _facets(conn: Connection) -> dict[str, list[str]]:
+    table = store_tables.findings
+    return {
+        "types": [row[0] for row in conn.execute(select(table.c.type).distinct().order_by(table.c.type))],
+        "clusters": [row[0] for row in conn.execute(select(table.c.cluster).distinct().order_by(table.c.cluster))],
+    }
+
+
+def count_matching(conn: Connection, criterion: dict[str, dict[str, Any]], *, archived: bool | None = False) -> int:
+    """How many stored findings ``criterion`` matches (the suppression form's preview)."""
+    total = 0
+    for finding in finding_store.scan(conn, None, criterion):
+        if archived is not None and bool((finding.get("service") or {}).get("archived")) != archived:
+            continue
+        if matches(criterion, finding):
+            total += 1
+    return total
+
+
+# -- one finding -------------------------------------------------------------------------------------------
+
+
+def finding_view(conn: Connection, finding: dict[str, Any], start: str | None, end: str | None) -> dict[str, Any]:
+    anchor = finding_time_ms(finding)
+    scope = queries.scope_of(start, end, anchor, centred=True)
+    entities = kinds.finding_entities(finding)
+    related: dict[str, dict[str, Any]] = {}
+    for kind, key in entities:
+        if kind not in (kinds.SUBJECT, kinds.IP, kinds.POD, kinds.WORKLOAD):
+            continue
+        for other in queries.findings_by_id(conn, queries.related_finding_ids(conn, kind, key, limit=50)):
+            if other["id"] != finding["id"]:
+                line = related.setdefault(other["id"], {**summary_line(other), "via": []})
+                line["via"].append({"kind": kind, "key": key})
+    subject = next((key for kind, key in entities if kind == kinds.SUBJECT), "")
+    return {
+        "finding": finding,
+        "summary": summary_line(finding),
+        "scope": {"start": scope.start, "end": scope.end},
+        "entities": [{"kind": kind, "key": key} for kind, key in entities],
+        "related": sorted(related.values(), key=lambda f: f.get("updatedAt") or "", reverse=True)[:50],
+        "subjectActivity": queries.series(conn, kinds.SUBJECT, subject, scope) if subject else None,
+    }
+
+
+def suppression_criterion(finding: dict[str, Any]) -> dict[str, list[str]]:
+    """The fields a "suppress findings like this" rule starts from, with this finding's values."""
+    fields = {
+        "type": [finding["type"]],
+        "resource.eksClusterDetails.name": field_values(finding, "resource.eksClusterDetails.name"),
+        USERNAME: field_values(finding, USERNAME),
+        NAMESPACE: field_values(finding, NAMESPACE),
+        "resource.kubernetesDetails.kubernetesWorkloadDetails.containers.imagePrefix": field_values(
+            finding, "resource.kubernetesDetails.kubernetesWorkloadDetails.containers.imagePrefix"
+        ),
+        "service.action.kubernetesApiCallAction.remoteIpDetails.ipAddressV4": field_values(
+            finding, "service.action.kubernetesApiCallAction.remoteIpDetails.ipAddressV4"
+        ),
+    }
+    return {name: [str(v) for v in values if v not in (None, "")] for name, values in fields.items() if values}
+
+
+# -- one entity --------------------------------------------------------------------------------------------
+
+
+def entity_view(conn: Connection, kind: str, key: str, start: str | None, end: str | None) -> dict[str, Any] | None:
+    found = queries.entity(conn, kind, key)
+    if found is None:
+        return None
+    scope = queries.scope_of(start, end, found["lastSeenMs"], centred=False)
+    view: dict[str, Any] = {
+        "entity": found,
+        "scope": {"start": scope.start, "end": scope.end},
+        **queries.profile_activity(conn, kind, key, scope),
+        "relations": _relations(conn, kind, key),
+        "findings": [summary_line(f) for f in queries.findings_by_id(conn, _related_ids(conn, kind, key))],
+    }
+    if kind == kinds.SUBJECT:
+        view["newlyObserved"] = queries.newly_observed(conn, key, scope)
+        view["usual"] = {dim: queries.usual(conn, key, dim, scope.start_ms) for dim in ("ip", "user_agent", "asn")}
+    return view
+
+
+def _related_ids(conn: Connection, kind: str, key: str) -> list[str]:
+    """Findings naming the entity, and for a pod or workload those naming its owners (a finding about a
+    Deployment is about the pods its ReplicaSet runs)."""
+    ids = queries.related_finding_ids(conn, kind, key)
+    current_kind, current = kind, key
+    for _ in range(3 if kind in (kinds.POD, kinds.WORKLOAD) else 0):
+        owners = queries.edges_of(conn, current_kind, current, "part of", outgoing=True, limit=1)
+        if not owners:
+            break
+        current_kind, current = owners[0]["target"]["kind"], owners[0]["target"]["key"]
+        ids += [found for found in queries.related_finding_ids(conn, current_kind, current) if found not in ids]
+    return ids
+
+
+#: (relation, outgoing?) per kind, and the heading the profile gives it.
+RELATIONS: dict[str, list[tuple[str, bool, str]]] = {
+    kinds.SUBJECT: [
+        ("from", True, "Source IP addresses (all time)"),
+        ("with", True, "User agents (all time)"),
+        ("created", True, "Pods and workloads created"),
+        ("exec into", True, "Pods exec'd into"),
+        ("granted", True, "RBAC granted by this subject"),
+        ("granted", False, "RBAC granted to this subject"),
+        ("runs as", False, "Pods running as this service account"),
+        ("acts in", True, "Clusters"),
+    ],
+    kinds.IP: [("from", False, "Subjects that used this address"), ("in", True, "Autonomous system")],
+    kinds.POD: [
+        ("created", False, "Created by"),
+        ("exec into", False, "Exec'd into by"),
+        ("runs", True, "Images"),
+        ("runs as", True, "Service account"),
+        ("part of", True, "Workload"),
+        ("in", True, "Namespace"),
+    ],
+    kinds.IMAGE: [("runs", False, "Pods and workloads running this image"), ("used in", True, "Namespaces running it")],
+    kinds.WORKLOAD: [
+        ("created", False, "Created by"),
+        ("part of", False, "Pods"),
+        ("runs", True, "Images"),
+        ("in", True, "Namespace"),
+    ],
+    kinds.CLUSTER: [("acts in", False, "Subjects"), ("in", False, "Namespaces")],
+    kinds.NAMESPACE: [("in", False, "Pods and workloads"), ("used in", False, "Images"), ("in", True, "Cluster")],
+    kinds.USER_AGENT: [("with", False, "Subjects using it")],
+    kinds.ASN: [("in", False, "Addresses")],
+}
+
+
+def _relations(conn: Connection, kind: str, key: str) -> list[dict[str, Any]]:
+    sections = []
+    for relation, outgoing, heading in RELATIONS.get(kind, []):
+        edges = queries.edges_of(conn, kind, key, relation, outgoing=outgoing)
+        if edges:
+            sections.append({"relation": relation, "outgoing": outgoing, "heading": heading, "edges": edges})
+    return sections
+
+
+def entity_attributes(conn: Connection, kind: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Attributes of several entities of one kind (images and security context of listed pods)."""
+    if not keys:
+        return {}
+    table = graph_tables.entities
+    rows = conn.execute(select(table.c.key, table.c.attrs).where(table.c.kind == kind, table.c.key.in_(keys)))
+    return {row.key: orjson.loads(row.attrs) for row in rows}

@@ -1,0 +1,613 @@
+"""Feed the activity store: in-memory deltas per batch, written in the batch's own store transaction.
+
+:meth:`ActivityRecorder.observe` is on the hot path of every mode (it sees each counted event once), so it
+only bumps one counter keyed by the event's roll-up dimensions and, for the rare writes that create pods,
+workloads or RBAC bindings or exec into a pod, notes the fact. Everything else — entities, edges,
+first-seen pairs, IP enrichment — is derived from those counters in :meth:`flush`, which runs inside the
+transaction that commits the batch's findings and done mark. A crash before that commit loses the deltas
+together with the batch, which is then replayed; so the roll-ups count every event exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, select, update
+
+from kubeguard.audit.event import AuditEvent
+from kubeguard.detectors.rbac import BINDING_RESOURCES, read_binding
+from kubeguard.detectors.workload import WORKLOAD_RESOURCES, read_workload, sensitive_mounts
+from kubeguard.findings.criteria import epoch_ms
+from kubeguard.graph import kinds
+from kubeguard.graph import schema as tables
+from kubeguard.store.database import NUL_REPLACEMENT
+
+#: Resources whose successful writes carry facts beyond a count (pods and owners, bindings).
+_FACT_RESOURCES = frozenset((*WORKLOAD_RESOURCES, *BINDING_RESOURCES))
+_WRITE_VERBS = frozenset(("create", "update", "patch"))
+_CONNECT = frozenset(("pods/exec", "pods/attach"))
+_CONNECT_SUBRESOURCES = frozenset(("exec", "attach"))
+#: Bound on remembered subjects' groups and IP descriptions (skip rewriting what is already stored).
+_CACHE_LIMIT = 50_000
+
+IpDescriber = Callable[[str], dict[str, Any]]
+
+
+@dataclass(slots=True)
+class _Entity:
+    first: int
+    last: int
+    events: int = 0
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Edge:
+    src: tuple[str, str]
+    relation: str
+    dst: tuple[str, str]
+    detail: str
+    first: int
+    last: int
+    count: int = 1
+
+
+def _ms(timestamp: str) -> int:
+    value = epoch_ms(timestamp) if timestamp else 0
+    return value if isinstance(value, int) else 0
+
+
+def _hour_of(timestamp: str) -> int:
+    """Epoch ms of the hour a timestamp falls in; 0 for an event without a readable time."""
+    try:
+        hour = datetime.strptime(timestamp[:13], "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    except ValueError:
+        return 0
+    return int(hour.timestamp() * 1000)
+
+
+class ActivityRecorder:
+    """One per pipeline: ``observe`` each counted event, ``flush(conn)`` in the batch's transaction."""
+
+    def __init__(self, describe_ip: IpDescriber | None = None) -> None:
+        self._describe_ip = describe_ip
+        self._calls: dict[tuple, list] = {}
+        self._groups: dict[str, list[str]] = {}
+        self._facts: list[AuditEvent] = []
+        self._findings: list[dict[str, Any]] = []
+        self._hours: dict[str, int] = {}
+        self._stored_groups: dict[str, tuple[str, ...]] = {}
+        self._ip_details: dict[str, dict[str, Any]] = {}
+        self.events = 0
+
+    # -- the hot path ------------------------------------------------------------------------------------
+
+    def observe(self, event: AuditEvent) -> None:
+        timestamp = event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp
+        ref = event.objectRef
+        status = event.responseStatus
+        ips = event.sourceIPs
+        user = event.user
+        if ref is None:
+            resource = subresource = namespace = name = ""
+        else:
+            resource, subresource, namespace, name = ref.resource, ref.subresource, ref.namespace, ref.name
+            if (
+                (subresource in _CONNECT_SUBRESOURCES)
+                if subresource
+                else (resource in _FACT_RESOURCES and event.verb in _WRITE_VERBS)
+            ):
+                self._facts.append(event)
+        key = (
+            timestamp[:13],
+            event.cluster,
+            user.username,
+            ips[0] if ips else "",
+            event.userAgent,
+            event.verb,
+            resource,
+            subresource,
+            namespace,
+            name,
+            event.requestURI.partition("?")[0],
+            status.code if status is not None else 0,
+        )
+        calls = self._calls
+        entry = calls.get(key)
+        if entry is None:
+            calls[key] = [1, timestamp, timestamp]
+            if user.username not in self._groups:
+                self._groups[user.username] = user.groups
+        else:
+            entry[0] += 1
+            if timestamp > entry[2]:
+                entry[2] = timestamp
+            elif timestamp < entry[1]:
+                entry[1] = timestamp
+        self.events += 1
+
+    def observe_findings(self, findings: Iterable[dict[str, Any]]) -> None:
+        """Findings stored with this batch: each gets an edge to every entity it names."""
+        self._findings.extend(findings)
+
+    @property
+    def pending(self) -> int:
+        return len(self._calls) + len(self._facts) + len(self._findings)
+
+    def discard(self) -> None:
+        """Forget the deltas of a batch whose transaction did not commit."""
+        self._calls.clear()
+        self._groups.clear()
+        self._facts.clear()
+        self._findings.clear()
+        self.events = 0
+        if len(self._hours) > _CACHE_LIMIT:
+            self._hours.clear()
+
+    def participant(self) -> BatchActivity:
+        """This recorder as a participant of the batch transaction (``kubeguard.batch``)."""
+        return BatchActivity(self)
+
+    def linking(self, file_findings: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> Callable:
+        """Wrap the batch's finding filer so that every finding stored with the batch is linked to its entities."""
+
+        def file(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            filed = file_findings(found)
+            self.observe_findings(filed)
+            return filed
+
+        return file
+
+    # -- the flush ---------------------------------------------------------------------------------------
+
+    def flush(self, conn: Connection) -> None:
+        """Write the deltas gathered since the last flush in ``conn``'s transaction, then forget them."""
+        if not self.pending:
+            return
+        entities: dict[tuple[str, str], _Entity] = {}
+        edges: dict[tuple, _Edge] = {}
+        pairs: dict[tuple[str, str, str], tuple[int, str]] = {}
+        rows, callers, namespaces, pods, calls = self._aggregate()
+        for (cluster, subject, ip, agent), (count, first, last) in callers.items():
+            self._derive_caller((cluster, subject, ip, agent), count, _ms(first), _ms(last), entities, edges, pairs)
+        for (cluster, namespace), (count, first, last) in namespaces.items():
+            node = (kinds.NAMESPACE, kinds.namespace_key(cluster, namespace))
+            _touch(entities, node, _ms(first), _ms(last), count)
+            _link(edges, node, "in", (kinds.CLUSTER, cluster), _ms(first), _ms(last), count)
+        for (namespace, name), (count, first, last) in pods.items():
+            _touch(entities, (kinds.POD, kinds.pod_key(namespace, name)), _ms(first), _ms(last), count)
+        for (cluster, subject, call), first in calls.items():
+            _pair(pairs, subject, "call", call, _ms(first), cluster)
+        for event in self._facts:
+            self._derive_fact(event, entities, edges)
+        for finding in self._findings:
+            self._derive_finding(finding, entities, edges)
+        for username, groups in self._groups.items():
+            if groups and (kinds.SUBJECT, username) in entities and self._stored_groups.get(username) != tuple(groups):
+                entities[(kinds.SUBJECT, username)].attrs["groups"] = list(groups)
+        _upsert_activity(conn, rows)
+        _upsert_entities(conn, entities)
+        _upsert_edges(conn, edges)
+        _upsert_first_seen(conn, pairs)
+        for username, groups in self._groups.items():
+            if len(self._stored_groups) > _CACHE_LIMIT:
+                self._stored_groups.clear()
+            self._stored_groups[username] = tuple(groups)
+        self.discard()
+
+    def _aggregate(self) -> tuple[list[tuple], dict, dict, dict, dict]:
+        """Fold the raw counters into roll-up rows and into the few groups entities are derived from.
+
+        Times stay ISO text until the groups are formed (text compares in time order), so only the first
+        and last time of each group is parsed.
+        """
+        rows: dict[tuple, list] = {}
+        callers: dict[tuple, list] = {}
+        namespaces: dict[tuple, list] = {}
+        pods: dict[tuple, list] = {}
+        calls: dict[tuple, str] = {}
+        for key, (count, first, last) in self._calls.items():
+            hour_text, cluster, subject, ip, agent, verb, resource, subresource, namespace, name, uri, code = key
+            resource = f"{resource}/{subresource}" if subresource else resource
+            agent = agent[: kinds.MAX_KEY]
+            outcome = kinds.outcome(code)
+            dims = (
+                hour_text,
+                cluster,
+                subject,
+                ip,
+                agent,
+                verb,
+                resource,
+                namespace,
+                name,
+                uri[: kinds.MAX_KEY],
+                outcome,
+            )
+            _fold(rows, dims, count, first, last)
+            if subject or ip:
+                _fold(callers, (cluster, subject, ip, agent), count, first, last)
+            if namespace:
+                _fold(namespaces, (cluster, namespace), count, first, last)
+                if name and resource.startswith("pods"):
+                    _fold(pods, (namespace, name), count, first, last)
+            if subject:
+                call = (cluster, subject, f"{verb} {resource or uri}".strip())
+                if call not in calls or first < calls[call]:
+                    calls[call] = first
+        return [self._activity_row(dims, value[0]) for dims, value in rows.items()], callers, namespaces, pods, calls
+
+    def _hour(self, text: str) -> int:
+        hour = self._hours.get(text)
+        if hour is None:
+            if len(self._hours) > _CACHE_LIMIT:
+                self._hours.clear()
+            hour = self._hours[text] = _hour_of(text)
+        return hour
+
+    def _activity_row(self, dims: tuple, count: int) -> tuple:
+        """A ``kg_activity`` row in the column order of :data:`_UPSERT_ACTIVITY`."""
+        hour = self._hour(dims[0])
+        return (tables.row_key(hour, *dims[1:]), hour, *dims[1:], count)
+
+    def _derive_caller(
+        self,
+        group: tuple[str, str, str, str],
+        count: int,
+        first: int,
+        last: int,
+        entities: dict,
+        edges: dict,
+        pairs: dict,
+    ) -> None:
+        """Entities, edges and first-seen pairs of one (cluster, subject, address, user agent) group."""
+        cluster, subject, ip, agent = group
+        touched = [(kinds.CLUSTER, cluster)]
+        if subject:
+            touched.append((kinds.SUBJECT, subject))
+        if ip:
+            touched.append((kinds.IP, ip))
+        if agent:
+            touched.append((kinds.USER_AGENT, agent))
+        for entity in touched:
+            _touch(entities, entity, first, last, count)
+        asn = self._asn(ip, entities, first, last, count) if ip else ""
+        if asn:
+            _link(edges, (kinds.IP, ip), "in", (kinds.ASN, asn), first, last, count)
+        if not subject:
+            return
+        src = (kinds.SUBJECT, subject)
+        _link(edges, src, "acts in", (kinds.CLUSTER, cluster), first, last, count)
+        if ip:
+            _link(edges, src, "from", (kinds.IP, ip), first, last, count)
+            _pair(pairs, subject, "ip", ip, first, cluster)
+        if asn:
+            _pair(pairs, subject, "asn", asn, first, cluster)
+        if agent:
+            _link(edges, src, "with", (kinds.USER_AGENT, agent), first, last, count)
+            _pair(pairs, subject, "user_agent", agent, first, cluster)
+
+    def _asn(self, ip: str, entities: dict, first: int, last: int, count: int) -> str:
+        """The ASN of ``ip`` (entity ``asn``, edge ip→asn), described once per process; "" when unknown."""
+        details = self._ip_details.get(ip)
+        if details is None:
+            details = self._describe(ip)
+            if len(self._ip_details) > _CACHE_LIMIT:
+                self._ip_details.clear()
+            self._ip_details[ip] = details
+            entities[(kinds.IP, ip)].attrs.update(details)
+        asn = details.get("asn", "")
+        if asn:
+            _touch(entities, (kinds.ASN, asn), first, last, count, {"org": details.get("asnOrg", "")})
+        return asn
+
+    def _describe(self, ip: str) -> dict[str, Any]:
+        if self._describe_ip is None:
+            return {}
+        try:
+            remote = self._describe_ip(ip)
+        except Exception:  # noqa: BLE001 - enrichment is best effort; the activity is still counted
+            return {}
+        org = remote.get("organization") or {}
+        country = remote.get("country") or {}
+        asn = str(org.get("asn") or "")
+        details = {
+            "asn": "" if asn in ("", "0") else asn,
+            "asnOrg": org.get("asnOrg", ""),
+            "country": country.get("countryName", ""),
+            "countryCode": country.get("countryCode", ""),
+            "city": (remote.get("city") or {}).get("cityName", ""),
+        }
+        return {k: v for k, v in details.items() if v and v != "UNKNOWN"}
+
+    def _derive_fact(self, event: AuditEvent, entities: dict, edges: dict) -> None:
+        when = _ms(event.event_time)
+        subject = (kinds.SUBJECT, event.user.username)
+        resource = f"{event.resource}/{event.subresource}" if event.subresource else event.resource
+        if resource in _CONNECT:
+            if event.authorized and event.name:
+                pod = (kinds.POD, kinds.pod_key(event.namespace, event.name))
+                _touch(entities, pod, when, when, 0)
+                _link(edges, subject, "exec into", pod, when, when, 1, event.subresource)
+            return
+        if event.resource in BINDING_RESOURCES:
+            self._derive_binding(event, subject, when, entities, edges)
+            return
+        view = read_workload(event)
+        if view is None:
+            return
+        meta = view.obj.metadata
+        namespace = meta.namespace or event.namespace
+        name = meta.name or event.name
+        if not name:
+            return
+        pod_spec = view.pod
+        images = [c.image for c in view.containers if c.image]
+        account = kinds.service_account(namespace, pod_spec.serviceAccountName or pod_spec.serviceAccount)
+        attrs: dict[str, Any] = {
+            "cluster": event.cluster,
+            "namespace": namespace,
+            "images": images,
+            "serviceAccount": account,
+            "createdBy": event.user.username,
+            "createdAt": event.event_time,
+            "hostNetwork": pod_spec.hostNetwork,
+            "hostPID": pod_spec.hostPID,
+            "hostIPC": pod_spec.hostIPC,
+            "privileged": [c.name for c in view.containers if c.securityContext and c.securityContext.privileged],
+            "hostPaths": [v.hostPath.path for v in pod_spec.volumes if v.hostPath is not None],
+            "sensitiveMounts": [f"{path} → {mount}" for _c, path, mount in sensitive_mounts(view)],
+        }
+        if event.resource == "pods":
+            node = (kinds.POD, kinds.pod_key(namespace, name))
+        else:
+            node = (kinds.WORKLOAD, kinds.workload_key(namespace, event.resource, name))
+            attrs["kind"] = event.resource
+        owners = [ref for ref in meta.ownerReferences if ref.controller]
+        if owners:
+            # Pod → ReplicaSet → Deployment: findings name the owner, so its profile links back down.
+            attrs["owner"] = f"{owners[0].kind}/{owners[0].name}"
+            owner = (kinds.WORKLOAD, kinds.workload_key(namespace, owners[0].kind.lower() + "s", owners[0].name))
+            _touch(entities, owner, when, when, 0)
+            _link(edges, node, "part of", owner, when, when, 1)
+        _touch(entities, node, when, when, 0, attrs)
+        _link(edges, subject, "created" if event.verb == "create" else "changed", node, when, when, 1)
+        _link(edges, node, "runs as", (kinds.SUBJECT, account), when, when, 1)
+        _touch(entities, (kinds.SUBJECT, account), when, when, 0)
+        ns_node = (kinds.NAMESPACE, kinds.namespace_key(event.cluster, namespace))
+        _touch(entities, ns_node, when, when, 0)
+        _link(edges, node, "in", ns_node, when, when, 1)
+        for image in images:
+            image_node = (kinds.IMAGE, image[: kinds.MAX_KEY])
+            _touch(entities, image_node, when, when, 0)
+            _link(edges, node, "runs", image_node, when, when, 1)
+            _link(edges, image_node, "used in", ns_node, when, when, 1)
+
+    @staticmethod
+    def _derive_binding(event: AuditEvent, subject: tuple[str, str], when: int, entities: dict, edges: dict) -> None:
+        binding = read_binding(event)
+        if binding is None or binding.roleRef is None:
+            return
+        scope = binding.metadata.namespace or event.namespace
+        where = f"in {scope}" if event.resource == "rolebindings" else "cluster-wide"
+        role = f"{binding.roleRef.kind} {binding.roleRef.name} {where} (binding {binding.metadata.name or event.name})"
+        for grantee in binding.subjects or []:
+            if grantee.kind == "ServiceAccount":
+                name = kinds.service_account(grantee.namespace or scope, grantee.name)
+            elif grantee.kind == "Group":
+                name = f"group:{grantee.name}"
+            else:
+                name = grantee.name
+            target = (kinds.SUBJECT, name)
+            _touch(entities, target, when, when, 0)
+            _link(edges, subject, "granted", target, when, when, 1, role[:512])
+
+    @staticmethod
+    def _derive_finding(finding: dict[str, Any], entities: dict, edges: dict) -> None:
+        when = _ms((finding.get("service") or {}).get("eventLastSeen") or finding.get("updatedAt", ""))
+        node = (kinds.FINDING, finding["id"])
+        for entity in kinds.finding_entities(finding):
+            _touch(entities, entity, when, when, 0)
+            _link(edges, node, "names", entity, when, when, 1, finding.get("type", "")[:512])
+
+
+def attach_activity(processor: Any, describe_ip: IpDescriber | None = None) -> ActivityRecorder:
+    """Keep the activity store with a ``kubeguard.batch`` processor's batches (``serve`` and workers alike):
+    counted events come from its pipeline's observers, the deltas flush and discard with each batch's
+    transaction, and the findings the batch files are linked to their entities. Call it after the
+    processor's ``file_findings`` is set."""
+    activity = ActivityRecorder(describe_ip)
+    processor.participants.append(activity.participant())
+    processor.pipeline.observers.append(activity.observe)
+    processor.file_findings = activity.linking(processor.file_findings)
+    return activity
+
+
+class BatchActivity:
+    """The batch participant: flush and discard with the batch's transaction.
+
+    Its ``observe`` does nothing on purpose: a participant sees every decoded event, while the roll-ups
+    count what the pipeline counts (one stage per request, duplicates dropped), so the recorder is fed by
+    the pipeline's ``observers`` instead.
+    """
+
+    def __init__(self, recorder: ActivityRecorder) -> None:
+        self.recorder = recorder
+
+    def observe(self, event: AuditEvent) -> None:
+        return None
+
+    def flush(self, conn: Connection, batch: Any = None) -> None:
+        self.recorder.flush(conn)
+
+    def discard(self) -> None:
+        self.recorder.discard()
+
+
+def _fold(groups: dict[tuple, list], key: tuple, count: int, first: str, last: str) -> None:
+    found = groups.get(key)
+    if found is None:
+        groups[key] = [count, first, last]
+        return
+    found[0] += count
+    if first < found[1]:
+        found[1] = first
+    if last > found[2]:
+        found[2] = last
+
+
+def _touch(
+    entities: dict, entity: tuple[str, str], first: int, last: int, count: int, attrs: dict | None = None
+) -> None:
+    found = entities.get(entity)
+    if found is None:
+        found = entities[entity] = _Entity(first, last)
+    else:
+        if first and (not found.first or first < found.first):
+            found.first = first
+        found.last = max(found.last, last)
+    found.events += count
+    if attrs:
+        found.attrs.update(attrs)
+
+
+def _link(
+    edges: dict,
+    src: tuple[str, str],
+    relation: str,
+    dst: tuple[str, str],
+    first: int,
+    last: int,
+    count: int,
+    detail: str = "",
+) -> None:
+    key = (src, relation, dst, detail)
+    found = edges.get(key)
+    if found is None:
+        edges[key] = _Edge(src, relation, dst, detail, first, last, count)
+    else:
+        found.first = min(found.first, first)
+        found.last = max(found.last, last)
+        found.count += count
+
+
+def _pair(pairs: dict, subject: str, dimension: str, value: str, first: int, cluster: str) -> None:
+    key = (subject, dimension, value[: kinds.MAX_KEY])
+    known = pairs.get(key)
+    if known is None or first < known[0]:
+        pairs[key] = (first, cluster)
+
+
+# -- statements --------------------------------------------------------------------------------------------
+#
+# The upserts go straight to the driver's ``executemany``: a batch writes thousands of roll-up rows, and
+# building each through SQLAlchemy's statement machinery cost more than the database's own work. The SQL
+# is the same on both dialects (``INSERT ... ON CONFLICT ... DO UPDATE`` with ``excluded``); only the
+# placeholder differs. Strings are cleared of NUL here (PostgreSQL refuses it), as the store does elsewhere.
+
+_NUL = "\x00"
+
+
+def _clean(value: Any) -> Any:
+    return value.replace(_NUL, NUL_REPLACEMENT) if isinstance(value, str) and _NUL in value else value
+
+
+def _execute_many(conn: Connection, sql: str, rows: list[tuple]) -> None:
+    if not rows:
+        return
+    placeholder = "%s" if conn.dialect.name == "postgresql" else "?"
+    rows = [tuple(_clean(value) for value in row) for row in rows]
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(sql.replace("?", placeholder), rows)
+    finally:
+        cursor.close()
+
+
+_UPSERT_ACTIVITY = """
+INSERT INTO kg_activity (row_key, hour_ms, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri,
+                         outcome, count)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (row_key) DO UPDATE SET count = kg_activity.count + excluded.count
+"""
+_UPSERT_ENTITY = """
+INSERT INTO kg_entities (kind, key, first_seen_ms, last_seen_ms, events, attrs) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (kind, key) DO UPDATE SET
+    first_seen_ms = CASE WHEN excluded.first_seen_ms < kg_entities.first_seen_ms
+                         THEN excluded.first_seen_ms ELSE kg_entities.first_seen_ms END,
+    last_seen_ms = CASE WHEN excluded.last_seen_ms > kg_entities.last_seen_ms
+                        THEN excluded.last_seen_ms ELSE kg_entities.last_seen_ms END,
+    events = kg_entities.events + excluded.events
+"""
+_UPSERT_EDGE = """
+INSERT INTO kg_edges (id, src_kind, src_key, relation, dst_kind, dst_key, detail, first_ms, last_ms, count)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    first_ms = CASE WHEN excluded.first_ms < kg_edges.first_ms THEN excluded.first_ms ELSE kg_edges.first_ms END,
+    last_ms = CASE WHEN excluded.last_ms > kg_edges.last_ms THEN excluded.last_ms ELSE kg_edges.last_ms END,
+    count = kg_edges.count + excluded.count
+"""
+_UPSERT_FIRST_SEEN = """
+INSERT INTO kg_first_seen (subject, dimension, value, first_seen_ms, cluster) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (subject, dimension, value) DO UPDATE SET
+    first_seen_ms = CASE WHEN excluded.first_seen_ms < kg_first_seen.first_seen_ms
+                         THEN excluded.first_seen_ms ELSE kg_first_seen.first_seen_ms END
+"""
+
+
+def _upsert_activity(conn: Connection, rows: list[tuple]) -> None:
+    _execute_many(conn, _UPSERT_ACTIVITY, rows)
+
+
+def _upsert_entities(conn: Connection, entities: dict[tuple[str, str], _Entity]) -> None:
+    rows = [
+        (kind, key[:512], entity.first, entity.last, entity.events, orjson.dumps(entity.attrs).decode())
+        for (kind, key), entity in entities.items()
+    ]
+    _execute_many(conn, _UPSERT_ENTITY, rows)
+    for (kind, key), entity in entities.items():
+        if entity.attrs:
+            _merge_attrs(conn, kind, _clean(key[:512]), entity.attrs)
+
+
+def _merge_attrs(conn: Connection, kind: str, key: str, attrs: dict[str, Any]) -> None:
+    """Fold new facts into an entity's attributes (the insert above set them only on a new row)."""
+    table = tables.entities
+    where = (table.c.kind == kind) & (table.c.key == key)
+    stored = conn.execute(select(table.c.attrs).where(where)).scalar()
+    merged = {**(orjson.loads(stored) if stored else {}), **attrs}
+    conn.execute(update(table).where(where).values(attrs=orjson.dumps(merged).decode()))
+
+
+def _upsert_edges(conn: Connection, edges: dict[tuple, _Edge]) -> None:
+    rows = []
+    for edge in edges.values():
+        src_key, dst_key = edge.src[1][:512], edge.dst[1][:512]
+        ident = tables.row_key(edge.src[0], src_key, edge.relation, edge.dst[0], dst_key, edge.detail)
+        rows.append(
+            (
+                ident,
+                edge.src[0],
+                src_key,
+                edge.relation,
+                edge.dst[0],
+                dst_key,
+                edge.detail,
+                edge.first,
+                edge.last,
+                edge.count,
+            )
+        )
+    _execute_many(conn, _UPSERT_EDGE, rows)
+
+
+def _upsert_first_seen(conn: Connection, pairs: dict[tuple[str, str, str], tuple[int, str]]) -> None:
+    rows = [
+        (subject[:512], dimension, value, first, cluster)
+        for (subject, dimension, value), (first, cluster) in pairs.items()
+    ]
+    _execute_many(conn, _UPSERT_FIRST_SEEN, rows)

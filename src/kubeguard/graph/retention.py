@@ -1,0 +1,72 @@
+"""Keep the activity store bounded: by age (default 90 days) and by the number of roll-up rows.
+
+Age is measured from the newest activity in the store rather than from the wall clock, so importing last
+quarter's logs keeps them instead of pruning them on arrival; on a live service the two are the same.
+When the roll-ups exceed their row budget, whole oldest hours go first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, func, select
+
+from kubeguard.graph import schema as tables
+
+DAY_MS = 86_400_000
+
+
+@dataclass(slots=True, frozen=True)
+class Retention:
+    days: float = 90.0
+    max_activity_rows: int = 20_000_000
+
+
+@dataclass(slots=True)
+class Pruned:
+    activity: int = 0
+    edges: int = 0
+    entities: int = 0
+    first_seen: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.activity + self.edges + self.entities + self.first_seen
+
+
+def prune(conn: Connection, retention: Retention) -> Pruned:
+    pruned = Pruned()
+    newest = conn.execute(select(func.max(tables.entities.c.last_seen_ms))).scalar()
+    if newest is None:
+        return pruned
+    cutoff = int(newest - retention.days * DAY_MS)
+    cutoff = max(cutoff, _size_cutoff(conn, retention.max_activity_rows))
+    activity, edges, entities, first = tables.activity, tables.edges, tables.entities, tables.first_seen
+    # Per cluster, so that the (cluster, hour) index serves the delete; roll-ups have no index of their own
+    # on the hour (it would cost a tenth of the store for a query run every few minutes).
+    for (cluster,) in conn.execute(select(activity.c.cluster).distinct()).all():
+        deleted = conn.execute(delete(activity).where(activity.c.cluster == cluster, activity.c.hour_ms < cutoff))
+        pruned.activity += deleted.rowcount or 0
+    pruned.edges = conn.execute(delete(edges).where(edges.c.last_ms < cutoff)).rowcount or 0
+    pruned.entities = conn.execute(delete(entities).where(entities.c.last_seen_ms < cutoff)).rowcount or 0
+    # A first sighting stays while its subject is remembered: forgetting it would make old habits "new".
+    remembered = select(entities.c.key).where(entities.c.kind == "subject")
+    pruned.first_seen = conn.execute(delete(first).where(first.c.subject.not_in(remembered))).rowcount or 0
+    return pruned
+
+
+def _size_cutoff(conn: Connection, max_rows: int) -> int:
+    """The oldest hour to keep so that at most ``max_rows`` roll-up rows remain (0: no cut needed)."""
+    table = tables.activity
+    total = conn.execute(select(func.count()).select_from(table)).scalar() or 0
+    if total <= max_rows:
+        return 0
+    per_hour = conn.execute(
+        select(table.c.hour_ms, func.count()).group_by(table.c.hour_ms).order_by(table.c.hour_ms.desc())
+    )
+    kept = 0
+    for hour, rows in per_hour:
+        kept += rows
+        if kept > max_rows:
+            return int(hour) + 1
+    return 0

@@ -1,0 +1,47 @@
+"""The activity store stays bounded: by age from its newest activity, and by a budget of roll-up rows."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from graph.auditlog import event
+from kubeguard.graph import kinds, queries
+from kubeguard.graph import schema as tables
+from kubeguard.graph.recorder import ActivityRecorder
+from kubeguard.graph.retention import Retention, prune
+
+
+def _store(engine, events):
+    recorder = ActivityRecorder()
+    for item in events:
+        recorder.observe(item)
+    with engine.begin() as conn:
+        recorder.flush(conn)
+
+
+def _call(day: str, clock: str, user: str):
+    return event(clock, user=user, ip="203.0.113.5", agent="kubectl", verb="get", resource="pods",
+                 namespace="dev", code=200, day=day)
+
+
+def test_age_is_measured_from_the_newest_activity(engine):
+    _store(engine, [_call("2026-01-01", "10:00", "old-user"), _call("2026-05-01", "10:00", "new-user"),
+                    _call("2026-05-01", "11:00", "new-user")])
+    with engine.begin() as conn:
+        pruned = prune(conn, Retention(days=90))
+    with engine.connect() as conn:
+        assert queries.entity(conn, kinds.SUBJECT, "old-user") is None
+        assert queries.entity(conn, kinds.SUBJECT, "new-user")["events"] == 2
+        assert conn.execute(select(func.sum(tables.activity.c["count"]))).scalar() == 2
+        pairs = conn.execute(select(tables.first_seen.c.subject).distinct()).scalars().all()
+    assert pruned.activity == 1 and pairs == ["new-user"]
+
+
+def test_the_row_budget_drops_the_oldest_hours_first(engine):
+    _store(engine, [_call("2026-05-01", f"{hour:02d}:00", "alice") for hour in range(6)])
+    with engine.begin() as conn:
+        pruned = prune(conn, Retention(days=90, max_activity_rows=2))
+    with engine.connect() as conn:
+        hours = conn.execute(select(tables.activity.c.hour_ms).order_by(tables.activity.c.hour_ms)).scalars().all()
+    assert pruned.activity == 4
+    assert [queries.iso(hour) for hour in hours] == ["2026-05-01T04:00:00Z", "2026-05-01T05:00:00Z"]
