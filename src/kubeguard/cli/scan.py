@@ -158,14 +158,16 @@ def scan(
 def _scan_with_progress(
     paths: list[str], settings: Any, cluster: str | None, input_format: str, state: Path | None, *, show: bool
 ) -> ScanResult:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from kubeguard.scan import run_scan
 
-    err = _stderr()
     fmt = None if input_format == "auto" else input_format
-    if not (show and err.is_terminal):
+    if not show:  # --quiet: no console at all, so rich stays unimported
         return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state)
+    err = _stderr()
+    if not err.is_terminal:
+        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (
         TextColumn("[bold]scanning"),
         BarColumn(bar_width=None),
