@@ -78,6 +78,8 @@ class Settings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     detectors: DetectorSettings = msgspec.field(default_factory=DetectorSettings)
     #: Service settings (``kubeguard serve``) kept as a table the service reads itself.
     serve: dict[str, object] = {}
+    #: Live sources for ``kubeguard serve`` (``[[sources]]`` tables, see :mod:`kubeguard.sources.spec`).
+    sources: list[dict[str, object]] = []
 
     def __post_init__(self) -> None:
         if not self.detector_id:

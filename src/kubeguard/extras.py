@@ -18,6 +18,7 @@ EXTRAS = {
     "boto3": ("aws", "AWS"),
     "botocore": ("aws", "AWS"),
     "nats": ("nats", "NATS JetStream"),
+    "google": ("gcp", "Google Cloud (Pub/Sub sources outside the emulator)"),
 }
 
 

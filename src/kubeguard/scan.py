@@ -5,14 +5,16 @@ The work is split from the CLI so that tests and the benchmark can call it direc
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kubeguard.audit.decode import EventReader, Reject
+from kubeguard.audit.event import AuditEvent
 from kubeguard.config import Settings
 from kubeguard.correlate.stage import with_sequences
 from kubeguard.detectors.state import MemoryState
@@ -70,8 +72,12 @@ def run_scan(
     pipeline_options: dict[str, Any] | None = None,
     progress: ProgressHook | None = None,
     progress_every: int = 5000,
+    events: Iterable[AuditEvent] | None = None,
 ) -> ScanResult:
-    """Scan ``paths`` ("-" is stdin); raises FileNotFoundError / UnknownFormatError before reading."""
+    """Scan ``paths`` ("-" is stdin), then ``events`` (a live source's reader, for ``scan --source``).
+
+    Raises FileNotFoundError / UnknownFormatError before reading.
+    """
     reader = EventReader(input_format=input_format, cluster=cluster)
     state = MemoryState.load(state_path) if state_path else MemoryState()
     options = pipeline_options if pipeline_options is not None else default_pipeline_options(settings)
@@ -80,7 +86,7 @@ def run_scan(
     started = time.perf_counter()
     count = 0
     process, add = pipeline.process_event, findings.add
-    for event in reader.read_paths(paths):
+    for event in itertools.chain(reader.read_paths(paths), events or ()):
         found = process(event)
         if found:
             for finding in found:

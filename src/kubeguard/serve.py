@@ -44,8 +44,11 @@ def serve(
     tls_cert: str | Path | None = None,
     tls_key: str | Path | None = None,
     client_ca: str | Path | None = None,
+    *,
+    sources: list[str] | None = None,
+    since: str = "1h",
 ) -> None:
-    """Run the service until interrupted."""
+    """Run the service until interrupted; ``sources`` are live readers (``cloudwatch:...``, ``file:...``)."""
     try:
         settings = load_settings(config)
         options = serve_options(settings.serve)
@@ -67,6 +70,7 @@ def serve(
     context, drainer = build_context(
         settings, options, url_from_option(db), open_access=open_access, mutual_tls=bool(client_ca)
     )
+    context.sources = _live_sources(context, settings, options, sources or [], since)
     app = create_app(context, drainer)
     uvicorn.run(
         app,
@@ -80,6 +84,24 @@ def serve(
         access_log=False,
         log_level="info",
     )
+
+
+def _live_sources(context, settings, options, cli_sources: list[str], since: str):
+    """The live sources of ``--source`` and ``[[sources]]``, sharing the webhook's spool; None without any."""
+    from kubeguard.sources.manager import SourceManager
+    from kubeguard.sources.spec import SourceSpecError, collect_specs, parse_time
+
+    try:
+        specs = collect_specs(cli_sources, settings.sources, options.default_cluster)
+        if not specs:
+            return None
+        manager = SourceManager(
+            specs, context.engine, context.spool, since_ms=parse_time(since), wake=context.wake_drainer
+        )
+    except SourceSpecError as exc:
+        raise ServeError(str(exc)) from exc
+    context.metrics.registry.register(manager.collector())
+    return manager
 
 
 if __name__ == "__main__":  # ``python -m kubeguard.serve`` is ``kubeguard serve``

@@ -26,6 +26,8 @@ class Received:
     status: int
     body: bytes
     content_type: str
+    path: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -35,11 +37,17 @@ class Receiver:
     fail_first: int = 0
     requests: list[Received] = field(default_factory=list)
     url: str = ""
+    base: str = ""
+    #: What to answer on a path (status, body), as the real service does; else 200 and no body.
+    answers: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def delivered(self) -> list[bytes]:
+    def delivered(self, path: str | None = None) -> list[bytes]:
+        return [r.body for r in self.accepted(path)]
+
+    def accepted(self, path: str | None = None) -> list[Received]:
         with self._lock:
-            return [r.body for r in self.requests if r.status == 200]
+            return [r for r in self.requests if r.status < 300 and (path is None or r.path == path)]
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
@@ -48,14 +56,18 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver._lock:
-                    status = 500 if receiver.fail_first > 0 else 200
-                    receiver.fail_first -= status == 500
+                    status, answer = receiver.answers.get(self.path, (200, b""))
+                    if receiver.fail_first > 0:
+                        status, answer = 500, b""
+                        receiver.fail_first -= 1
                     receiver.requests.append(
-                        Received(time.monotonic(), status, body, self.headers.get("Content-Type", ""))
+                        Received(time.monotonic(), status, body, self.headers.get("Content-Type", ""), self.path,
+                                 dict(self.headers.items()))
                     )
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
                 return
@@ -64,10 +76,15 @@ class Receiver:
 
 
 @contextmanager
-def running_receiver(fail_first: int = 0) -> Iterator[Receiver]:
-    receiver = Receiver(fail_first=fail_first)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), receiver.handler())
-    receiver.url = f"http://127.0.0.1:{httpd.server_address[1]}/events"
+def running_receiver(
+    fail_first: int = 0, port: int = 0, answers: dict[str, tuple[int, bytes]] | None = None,
+    receiver: Receiver | None = None,
+) -> Iterator[Receiver]:
+    """Serve ``receiver`` (or a new one) on ``port`` (0: any free one) until the block ends."""
+    receiver = receiver or Receiver(fail_first=fail_first, answers=dict(answers or {}))
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), receiver.handler())
+    receiver.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    receiver.url = f"{receiver.base}/events"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -164,10 +181,20 @@ def stored_findings(server: Server, detector: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def sinks_config(*sinks: dict[str, Any]) -> str:
-    lines: list[str] = []
+def toml_value(value: Any) -> str:
+    """A TOML value: JSON spells strings, numbers, booleans and arrays the same; tables are inline."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{orjson.dumps(str(k)).decode()} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, bool | int | float):
+        return orjson.dumps(value).decode()
+    return orjson.dumps(str(value)).decode()
+
+
+def sinks_config(*sinks: dict[str, Any], serve: dict[str, Any] | None = None) -> str:
+    lines = ["[serve]"] + [f"{key} = {toml_value(value)}" for key, value in (serve or {}).items()]
     for sink in sinks:
         lines.append("[[serve.sinks]]")
-        lines += [f"{key} = {orjson.dumps(str(value) if not isinstance(value, int) else value).decode()}"
-                  for key, value in sink.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in sink.items()]
     return "\n".join(lines) + "\n"

@@ -22,8 +22,16 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, db_url: str, workdir: Path, config: str = "", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        workdir: Path,
+        config: str = "",
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         self.db_url = db_url
+        self.args = args or []
         self.workdir = workdir
         self.config_path = workdir / "kubeguard.toml"
         self.config_path.write_text(config)
@@ -47,6 +55,7 @@ class Server:
                 self.db_url,
                 "--config",
                 str(self.config_path),
+                *self.args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

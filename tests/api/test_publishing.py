@@ -30,7 +30,9 @@ from api.publishing import (
     with_new_audit_ids,
 )
 from api.server import free_port
-from kubeguard.findings.publish import HttpSink
+from kubeguard.sinks.delivery import Renderer, SinkEnv
+from kubeguard.sinks.options import HttpOptions
+from kubeguard.sinks.webhook import WebhookDestination
 
 PRIVILEGED = "PrivilegeEscalation:Kubernetes/PrivilegedContainer"
 ENVELOPE_KEYS = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
@@ -50,7 +52,7 @@ def published_events(server, path: Path) -> list[dict[str, Any]]:
     def complete() -> list[dict[str, Any]] | None:
         totals = occurrences(server)
         expected = totals.get("created", 0) + totals.get("updated", 0)
-        if expected and metric(server, "kubeguard_published_total", sink=sink) == expected:
+        if expected and metric(server, "kubeguard_sink_delivered_total", sink=sink) == expected:
             return read_events(path)
         return None
 
@@ -74,10 +76,11 @@ def assert_envelope(event: dict[str, Any], earliest: datetime) -> None:
     assert event["resources"] == []
     assert event["account"] == event["detail"]["accountId"] and re.fullmatch(r"\d{12}", event["account"])
     assert event["region"] == event["detail"]["region"] and event["region"]
-    assert uuid.UUID(event["id"]).version == 4
+    # The same occurrence has the same event id in every sink and on every retry (receivers deduplicate).
+    assert uuid.UUID(event["id"]).version == 5
     assert TIME_FORMAT.match(event["time"]), event["time"]
     sent = datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    assert earliest <= sent <= datetime.now(UTC) + timedelta(seconds=1)
+    assert earliest - timedelta(seconds=1) <= sent <= datetime.now(UTC) + timedelta(seconds=1)
 
 
 def test_jsonl_sink_gets_each_new_finding_and_each_update_as_getfindings_returns_it(make_server, tmp_path):
@@ -145,8 +148,8 @@ def test_http_sink_retries_with_backoff_and_delivers_every_event(make_server, tm
         first_gap, second_gap = requests[1].at - requests[0].at, requests[2].at - requests[1].at
         assert 0.45 <= first_gap < 0.9 and 0.95 <= second_gap < 1.6, (first_gap, second_gap)
         sink = f"http:{receiver.url}"
-        assert metric(server, "kubeguard_published_total", sink=sink) == len(events)
-        assert metric(server, "kubeguard_publish_failures_total", sink=sink, reason="retries_exhausted") is None
+        assert metric(server, "kubeguard_sink_delivered_total", sink=sink) == len(events)
+        assert metric(server, "kubeguard_sink_dropped_total", sink=sink, reason="retries_exhausted") is None
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the store plays no part in a dead receiver
@@ -163,19 +166,19 @@ def test_dead_http_sink_counts_its_losses_and_ingestion_goes_on(make_server, tmp
     sink = f"http:{url}"
     # Each event: a refused connection, 0.5 s of backoff, a second refusal, then it is counted as lost.
     lost = wait_for(
-        lambda: metric(server, "kubeguard_publish_failures_total", sink=sink, reason="retries_exhausted")
+        lambda: metric(server, "kubeguard_sink_dropped_total", sink=sink, reason="retries_exhausted")
         == len(events),
         timeout=len(events) * 0.5 + 5,
     )
     assert lost and events
-    assert metric(server, "kubeguard_published_total", sink=sink) is None
+    assert metric(server, "kubeguard_sink_delivered_total", sink=sink) is None
     # The service still takes and analyses batches while the sink is dead, and the other sink gets them.
     feed(server, rest)
     more = published_events(server, path)
     assert len(more) > len(events)
     assert {event["detail"]["id"] for event in more} == set(stored_findings(server, detector_id(server)))
     assert wait_for(
-        lambda: metric(server, "kubeguard_publish_failures_total", sink=sink, reason="retries_exhausted")
+        lambda: metric(server, "kubeguard_sink_dropped_total", sink=sink, reason="retries_exhausted")
         == len(more),
         timeout=len(more) * 0.5 + 5,
     )
@@ -206,6 +209,7 @@ def test_archive_filter_stores_matching_new_findings_archived_and_publishes_only
 
 def test_an_http_sink_is_named_without_the_credentials_in_its_url():
     # The sink name is a label on /metrics (readable with a webhook token) and appears in logs.
-    sink = HttpSink("https://hook:s3cr3t@hooks.example:8443/events?token=t0ken#frag")
+    url = "https://hook:s3cr3t@hooks.example:8443/events?token=t0ken#frag"
+    sink = WebhookDestination(HttpOptions(url=url), SinkEnv(Renderer("eventbridge")))
     assert sink.name == "http:https://hooks.example:8443/events"
     assert sink.url == "https://hook:s3cr3t@hooks.example:8443/events?token=t0ken#frag"  # still delivers there

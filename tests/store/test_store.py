@@ -51,9 +51,22 @@ def test_a_version_1_store_gains_the_blobs_table_on_upgrade(engine):
     with engine.begin() as conn:
         schema.blobs.drop(conn, checkfirst=True)
         conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 1))
-    assert migrate(engine) == 2
+    assert migrate(engine) == MIGRATIONS[-1][0]
     SqlState(engine).put_blob("anomaly.baselines", b"\x00\x01")
     assert SqlState(engine).get_blob("anomaly.baselines") == b"\x00\x01"
+
+
+def test_a_version_2_store_gains_the_sinks_outbox_on_upgrade(engine):
+    from kubeguard.sinks import outbox
+
+    with engine.begin() as conn:
+        schema.outbox.drop(conn, checkfirst=True)
+        schema.publishing_destinations.drop(conn, checkfirst=True)
+        conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 2))
+    assert migrate(engine) == MIGRATIONS[-1][0]
+    with engine.begin() as conn:
+        outbox.add(conn, "slack", [{"id": "f1"}], now_ms=1)
+        assert outbox.depth(conn, "slack") == 1
 
 
 def test_seen_and_forget_agree_with_first_seen_across_instances(engine):

@@ -10,7 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from kubeguard.api import native
+from kubeguard.api import native, sinks_api
+from kubeguard.api import sources as source_routes
 from kubeguard.api.context import ServiceContext
 from kubeguard.api.detective import build_router as build_detective_router
 from kubeguard.api.errors import install_error_handlers
@@ -20,12 +21,13 @@ from kubeguard.api.ingest import webhook
 from kubeguard.api.ingest.drainer import SpoolDrainer
 from kubeguard.api.intel_sets import IntelSets
 from kubeguard.api.metrics import ServiceMetrics
-from kubeguard.api.options import ServeOptions, SinkOptions
+from kubeguard.api.options import ServeOptions
 from kubeguard.audit.event import AuditEvent
 from kubeguard.correlate.stored import correlate_stored
-from kubeguard.findings.publish import HttpSink, JsonlFileSink, Publisher, QueuedSink, Sink, StdoutSink
 from kubeguard.intel.index import IntelIndex
 from kubeguard.intel.locations import LocationPolicy
+from kubeguard.sinks.destinations import add_publishing_destinations
+from kubeguard.sinks.registry import build_publisher
 from kubeguard.store import detectors, ipsets
 from kubeguard.store.database import open_engine
 from kubeguard.store.recorder import FindingRecorder
@@ -37,29 +39,6 @@ log = logging.getLogger(__name__)
 #: How often the drainer writes the anomaly baselines to the store (and always when it stops). A crash
 #: loses at most this much learning, never a finding: findings are committed with their spool batch.
 STATE_SAVE_SECONDS = 30.0
-
-
-def _sink(options: SinkOptions) -> Sink:
-    if options.type == "http":
-        return HttpSink(options.url, options.headers)
-    if options.type == "jsonl":
-        return JsonlFileSink(options.path)
-    return StdoutSink()
-
-
-def build_publisher(options: ServeOptions, metrics: ServiceMetrics) -> Publisher:
-    return Publisher(
-        [
-            QueuedSink(
-                _sink(sink),
-                queue_size=sink.queue_size,
-                max_attempts=sink.max_attempts,
-                on_failure=lambda name, reason: metrics.publish_failures.labels(name, reason).inc(),
-                on_success=lambda name: metrics.published.labels(name).inc(),
-            )
-            for sink in options.sinks
-        ]
-    )
 
 
 class FiledPipeline:
@@ -117,12 +96,14 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
         detector_id = detectors.ensure_default(conn, settings.detector_id or None)
         active_sets = ipsets.active(conn)
     metrics = ServiceMetrics()
-    publisher = build_publisher(options, metrics)
+    publisher = build_publisher(engine, options.sinks, settings, metrics, options.public_url)
+    add_publishing_destinations(engine, publisher, settings, options, metrics)
     recorder = FindingRecorder(
         engine,
-        publisher.publish,
+        lambda _finding: publisher.wake(),
         lambda kind, outcome: metrics.findings.labels(kind, outcome).inc(),
         correlate=correlate_stored,
+        stage=publisher.stage,
     )
     pipeline_options = default_pipeline_options(settings)
     pipeline = Pipeline(settings, SqlState(engine), **pipeline_options)
@@ -158,11 +139,16 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
 def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        context.publisher.start()
         if drainer is not None:
             drainer.start()
+        if context.sources is not None:
+            context.sources.start()
         try:
             yield
         finally:
+            if context.sources is not None:
+                context.sources.stop()
             if drainer is not None:
                 drainer.stop()
             context.publisher.close()
@@ -180,6 +166,8 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
     install_error_handlers(app)
     app.include_router(webhook.router)
     app.include_router(native.router)
+    app.include_router(source_routes.router)
     app.include_router(build_router())
     app.include_router(build_detective_router())
+    app.include_router(sinks_api.router)
     return app

@@ -34,3 +34,5 @@ class ServiceContext:
     detector_enabled: bool = True
     #: Wakes the spool drainer when a batch arrives (set by the drainer).
     wake_drainer: Any = None
+    #: Live sources (CloudWatch, audit log files) feeding the spool, when serve was given any.
+    sources: Any = None

@@ -45,12 +45,31 @@ class ServiceMetrics:
             "Spool batches on which detection raised",
             registry=self.registry,
         )
-        self.published = Counter(
-            "kubeguard_published", "Finding events delivered to sinks", ["sink"], registry=self.registry
+        self.sink_delivered_total = Counter(
+            "kubeguard_sink_delivered", "Finding events a sink delivered", ["sink"], registry=self.registry
         )
-        self.publish_failures = Counter(
-            "kubeguard_publish_failures",
-            "Finding events a sink dropped",
-            ["sink", "reason"],
+        self.sink_retried_total = Counter(
+            "kubeguard_sink_retried", "Finding events a sink failed to deliver and kept for a retry", ["sink"],
             registry=self.registry,
         )
+        self.sink_dropped_total = Counter(
+            "kubeguard_sink_dropped", "Finding events a sink dropped, by reason", ["sink", "reason"],
+            registry=self.registry,
+        )
+        self.sink_outbox_depth = Gauge(
+            "kubeguard_sink_outbox_depth", "Finding events waiting in a sink's outbox", ["sink"],
+            registry=self.registry,
+        )
+
+    # The sinks report delivery health through these (kubeguard.sinks.health.HealthMetrics).
+    def sink_delivered(self, sink: str, count: int) -> None:
+        self.sink_delivered_total.labels(sink).inc(count)
+
+    def sink_retried(self, sink: str, count: int) -> None:
+        self.sink_retried_total.labels(sink).inc(count)
+
+    def sink_dropped(self, sink: str, reason: str, count: int) -> None:
+        self.sink_dropped_total.labels(sink, reason).inc(count)
+
+    def sink_depth(self, sink: str, depth: int) -> None:
+        self.sink_outbox_depth.labels(sink).set(depth)

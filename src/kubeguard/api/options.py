@@ -12,31 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
 
 import msgspec
 
+from kubeguard.sinks.options import AnySinkOptions
+
 MIB = 1024 * 1024
-
-
-class SinkOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One place findings are published to."""
-
-    type: Literal["http", "jsonl", "stdout"]
-    url: str = ""
-    path: str = ""
-    headers: dict[str, str] = {}
-    queue_size: int = 10_000
-    max_attempts: int = 6
-
-    def __post_init__(self) -> None:
-        """Refuse at start-up a sink that could only lose every event."""
-        if self.type == "http" and not self.url.startswith(("http://", "https://")):
-            raise ValueError("an http sink needs a url starting with http:// or https://")
-        if self.type == "jsonl" and not self.path:
-            raise ValueError("a jsonl sink needs a path")
-        if self.queue_size <= 0 or self.max_attempts <= 0:
-            raise ValueError("a sink's queue_size and max_attempts must be positive")
 
 
 class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -60,7 +41,12 @@ class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     store_timeout_seconds: float = 20.0
     #: How long drained batches stay in the spool (for replay and audit) before they are pruned.
     spool_retention_seconds: int = 24 * 3600
-    sinks: list[SinkOptions] = []
+    sinks: list[AnySinkOptions] = []
+    #: Where users reach the console (``https://kubeguard.example.com``): messages link to each finding there.
+    public_url: str = ""
+    #: Interval of S3 publishing destinations created through the API: seconds, so findings land within
+    #: seconds; 0 follows the detector's ``findingPublishingFrequency`` as GuardDuty does (15 min to 6 h).
+    publishing_interval_seconds: float = 5.0
 
     @property
     def has_credentials(self) -> bool:
@@ -70,6 +56,8 @@ class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def serve_options(section: Mapping[str, object]) -> ServeOptions:
     """The ``[serve]`` table of the configuration, with credentials from the environment added."""
     options = msgspec.convert(dict(section), ServeOptions)
+    if options.public_url and not options.public_url.startswith(("http://", "https://")):
+        raise ValueError("[serve] public_url must start with http:// or https://")
     options.access_keys = {**options.access_keys, **_pairs(os.environ.get("KUBEGUARD_ACCESS_KEYS", ""), ":")}
     options.webhook_tokens = {
         **options.webhook_tokens,

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 #: The input formats ``--input-format`` takes (``kubeguard.audit.decode.FORMATS``, repeated here so that
 #: the help text costs no import; a test checks that the two agree).
 INPUT_FORMATS = ("auto", "native", "cloudwatch", "gke", "aks")
-OUTPUT_FORMATS = ("table", "json", "jsonl")
+#: ``guardduty`` ... ``text`` are the finding formats every sink shares (``kubeguard.findings.formats.FORMATS``,
+#: repeated for the same reason; one document or line per finding).
+OUTPUT_FORMATS = ("table", "json", "jsonl", "guardduty", "eventbridge", "asff", "ocsf", "text")
 
 
 def _stderr() -> Any:
@@ -55,8 +57,12 @@ def _check_paths(paths: list[str]) -> None:
 
 @guarded("scan")
 def scan(
-    paths: Annotated[list[str], typer.Argument(help="Audit log files or directories; - reads stdin.")],
-    output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or jsonl.")] = "table",
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Audit log files or directories; - reads stdin.")
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help=f"One of: {', '.join(OUTPUT_FORMATS)} (the last five: one per line).")
+    ] = "table",
     cluster: Annotated[str | None, typer.Option(help="Cluster name (else from the envelope, else default).")] = None,
     input_format: Annotated[str, typer.Option(help=f"One of: {', '.join(INPUT_FORMATS)}.")] = "auto",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write findings here.")] = None,
@@ -92,6 +98,12 @@ def scan(
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Exit 0 even when no audit event could be read.")
     ] = False,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="Read cloudwatch:LOG_GROUP (or file:PATH) instead of, or besides, PATHS; repeatable."),
+    ] = None,
+    since: Annotated[str, typer.Option(help="With --source: from this far back (24h, 7d) or this ISO time.")] = "1h",
+    until: Annotated[str | None, typer.Option(help="With --source: up to this far back or ISO time.")] = None,
 ) -> None:
     """Scan audit logs and print GuardDuty-format findings."""
     import msgspec
@@ -100,11 +112,16 @@ def scan(
     from kubeguard.config import ConfigError, DetectorSettings, load_settings
     from kubeguard.intel.formats import ListError
     from kubeguard.intel.sources import SourceError, parse_list_spec
+    from kubeguard.sources.cloudwatch import ReadFailed
 
     if output_format not in OUTPUT_FORMATS:
         raise UsageError(f"unknown --format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     if input_format not in FORMATS:
         raise UsageError(f"unknown --input-format {input_format!r}; choose one of {', '.join(FORMATS)}")
+    sources = _sources(source or [], since, until, cluster)
+    paths = [*(paths or []), *(sources.paths if sources else [])]
+    if not paths and sources is None:
+        raise UsageError("name audit log files or directories, or a --source")
     floor = _threshold("--min-severity", min_severity)
     fail_floor = _threshold("--fail-on", fail_on) if fail_on else None
     _check_output(output)
@@ -135,15 +152,18 @@ def scan(
     # Rejects are summarised once at the end (first few with file and line, then a count), not logged too.
     logging.getLogger("kubeguard.audit.decode").setLevel(logging.ERROR)
     try:
-        result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet)
+        result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet, sources=sources)
     except (UnknownFormatError, FileNotFoundError, SourceError, ListError) as error:
         raise UsageError(str(error)) from error
+    except ReadFailed as error:
+        raise CliError(str(error), code=EXIT_RUNTIME) from error
     except msgspec.MsgspecError as error:
         raise UsageError(f"--state {state}: not a kubeguard state file ({error})") from error
+    inputs = [*paths, *(source or [])]
     if result.stats.events == 0 and not allow_empty:
         first = f"; first: {result.rejects[0]}" if result.rejects else ""
         raise CliError(
-            f"no audit event could be read from {', '.join(paths)} ({result.rejected:,} records rejected{first}); "
+            f"no audit event could be read from {', '.join(inputs)} ({result.rejected:,} records rejected{first}); "
             "check --input-format, or pass --allow-empty",
             code=EXIT_RUNTIME,
         )
@@ -151,21 +171,44 @@ def scan(
     _emit(shown, output_format, output)
     if not quiet:
         _summary(result)
+        for line in sources.summary() if sources else ():
+            _stderr().print(f"  source {line}", highlight=False)
     if fail_floor is not None and any(f["severity"] >= fail_floor for f in result.findings):
         raise typer.Exit(EXIT_FINDINGS)
 
 
+def _sources(texts: list[str], since: str, until: str | None, cluster: str | None) -> Any:
+    """The ``--source`` readers of a scan (None without any); a bad spec or time is a usage error."""
+    if not texts:
+        return None
+    from kubeguard.sources.scan import SourceScan
+    from kubeguard.sources.spec import SourceSpecError
+
+    try:
+        return SourceScan(texts, since, until, cluster)
+    except SourceSpecError as error:
+        raise UsageError(str(error)) from error
+
+
 def _scan_with_progress(
-    paths: list[str], settings: Any, cluster: str | None, input_format: str, state: Path | None, *, show: bool
+    paths: list[str],
+    settings: Any,
+    cluster: str | None,
+    input_format: str,
+    state: Path | None,
+    *,
+    show: bool,
+    sources: Any = None,
 ) -> ScanResult:
     from kubeguard.scan import run_scan
 
     fmt = None if input_format == "auto" else input_format
+    events = sources.events() if sources is not None and sources.specs else None
     if not show:  # --quiet: no console at all, so rich stays unimported
-        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state)
+        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state, events=events)
     err = _stderr()
     if not err.is_terminal:
-        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state)
+        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state, events=events)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (
@@ -182,7 +225,16 @@ def _scan_with_progress(
             elapsed = max(progress.get_time() - started, 1e-6)
             progress.update(task, completed=events, rate=events / elapsed, findings=findings)
 
-        return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state, progress=update)
+        return run_scan(
+            paths,
+            settings,
+            cluster=cluster,
+            input_format=fmt,
+            state_path=state,
+            progress=update,
+            progress_every=5000 if events is None else 100,
+            events=events,
+        )
 
 
 def _emit(findings: list[dict[str, Any]], output_format: str, output: Path | None) -> None:
@@ -192,6 +244,10 @@ def _emit(findings: list[dict[str, Any]], output_format: str, output: Path | Non
         data = orjson.dumps({"findings": findings}, option=orjson.OPT_INDENT_2) + b"\n"
     elif output_format == "jsonl":
         data = b"".join(orjson.dumps(f) + b"\n" for f in findings)
+    elif output_format != "table":
+        from kubeguard.findings.formats import encode
+
+        data = b"".join(encode(output_format, f) + b"\n" for f in findings)
     else:
         _table(findings, output)
         return

@@ -20,12 +20,17 @@ def serve_command(
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate chain for HTTPS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS.")] = None,
     client_ca: Annotated[Path | None, typer.Option(help="Require client certificates signed by this CA.")] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="Live source: cloudwatch:LOG_GROUP, file:PATH or pubsub:SUBSCRIPTION; repeatable."),
+    ] = None,
+    since: Annotated[str, typer.Option(help="First start of a source: read from this far back (1h, 7d, ISO).")] = "1h",
 ) -> None:
     """Run the audit webhook, finding store and GuardDuty-compatible API."""
     from kubeguard.serve import ServeError, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        serve(host, port, db, config, tls_cert, tls_key, client_ca)
+        serve(host, port, db, config, tls_cert, tls_key, client_ca, sources=source, since=since)
     except ServeError as exc:
         raise UsageError(str(exc)) from exc

@@ -1,187 +1,136 @@
-"""Publish findings as EventBridge ``GuardDuty Finding`` events to webhooks, a JSONL file or stdout.
+"""Publish findings to the configured sinks through the durable outbox.
 
 Every new finding and every update is published at once (GuardDuty waits up to 5 minutes and then batches
-updates; a self-hosted service has no reason to). Each sink has its own bounded queue and worker thread:
-a slow or dead webhook delays only itself, a full queue drops the event and counts it, and a failed
-delivery is retried with exponential backoff before it is counted as lost. Suppressed findings never
-reach :meth:`Publisher.publish` (the recorder decides that).
+updates; a self-hosted service has no reason to). :meth:`Publisher.stage` runs inside the transaction that
+records the findings and puts each one in the outbox of every sink whose filters want it, so a finding that
+is recorded is delivered even if the process dies right after. Each sink's worker (``sinks.worker``) then
+delivers from its own outbox: a slow or dead destination delays only itself, and its backlog survives
+restarts. Suppressed findings never reach the publisher (the recorder decides that).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import sys
 import threading
-import time
-import uuid
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import httpx
-import orjson
+from sqlalchemy import Connection, Engine
+
+from kubeguard.findings.formats.links import console_link
+from kubeguard.sinks import outbox
+from kubeguard.sinks.filters import SinkFilter
+from kubeguard.sinks.health import SinkHealth
+from kubeguard.sinks.worker import SinkWorker, now_ms
 
 log = logging.getLogger(__name__)
 
-DETAIL_TYPE = "GuardDuty Finding"
-SOURCE = "aws.guardduty"
-#: Backoff before retry n (1-based) is BASE * 2**(n-1), capped.
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 30.0
 
-#: Called with (sink name, reason) when an event is lost, and with the sink name when one is delivered.
-FailureHook = Callable[[str, str], None]
-SuccessHook = Callable[[str], None]
+@dataclass(slots=True)
+class Route:
+    """A sink as the publisher sees it: who it is, what it wants, and the worker that delivers."""
 
+    worker: SinkWorker
+    filter: SinkFilter
 
-def eventbridge_event(finding: Mapping[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
-    """The EventBridge envelope of one finding (reference §3.5): ``detail`` is the finding itself."""
-    moment = now or datetime.now(UTC)
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": DETAIL_TYPE,
-        "source": SOURCE,
-        "account": finding.get("accountId", ""),
-        "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": finding.get("region", ""),
-        "resources": [],
-        "detail": dict(finding),
-    }
+    @property
+    def name(self) -> str:
+        return self.worker.name
 
-
-class Sink(Protocol):
-    name: str
-
-    def deliver(self, event: bytes) -> None:
-        """Deliver one serialized event; raise to have it retried."""
-
-
-class PermanentFailure(Exception):
-    """A delivery that retrying cannot fix (the receiver rejected the event itself)."""
-
-
-class StdoutSink:
-    name = "stdout"
-
-    def deliver(self, event: bytes) -> None:
-        sys.stdout.buffer.write(event + b"\n")
-        sys.stdout.buffer.flush()
-
-
-class JsonlFileSink:
-    """Appends one event per line; the file is opened per write so log rotation just works."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.name = f"file:{self.path}"
-
-    def deliver(self, event: bytes) -> None:
-        with self.path.open("ab") as handle:
-            handle.write(event + b"\n")
-
-
-class HttpSink:
-    """POSTs each event as JSON; 2xx is success, 4xx other than 408/429 is permanent, the rest retried."""
-
-    def __init__(self, url: str, headers: Mapping[str, str] | None = None, timeout: float = 10.0) -> None:
-        self.url = url
-        # The name is a metric label (served on /metrics) and goes into logs: no user:password or query.
-        self.name = f"http:{_redacted(url)}"
-        self._client = httpx.Client(
-            timeout=timeout, headers={"Content-Type": "application/json", **(headers or {})}
-        )
-
-    def deliver(self, event: bytes) -> None:
-        response = self._client.post(self.url, content=event)
-        if response.is_success:
-            return
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-            raise PermanentFailure(f"HTTP {response.status_code}")
-        raise RuntimeError(f"HTTP {response.status_code}")
-
-
-def _redacted(url: str) -> str:
-    """``url`` without the credentials a webhook URL may carry in its userinfo, query or fragment."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
-
-
-class QueuedSink:
-    """A sink behind a bounded queue and a worker thread that retries with backoff."""
-
-    def __init__(
-        self,
-        sink: Sink,
-        *,
-        queue_size: int = 10_000,
-        max_attempts: int = 6,
-        on_failure: FailureHook | None = None,
-        on_success: SuccessHook | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.sink = sink
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=queue_size)
-        self._max_attempts = max(1, max_attempts)
-        self._on_failure = on_failure or (lambda _name, _reason: None)
-        self._on_success = on_success or (lambda _name: None)
-        self._sleep = sleep
-        self._thread = threading.Thread(target=self._run, name=f"publish {sink.name}", daemon=True)
-        self._thread.start()
-
-    def offer(self, event: bytes) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
-            self._on_failure(self.sink.name, "queue_full")
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is queued (within ``timeout``) and stop the worker."""
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while (event := self._queue.get()) is not None:
-            self._deliver_with_retries(event)
-
-    def _deliver_with_retries(self, event: bytes) -> None:
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                self.sink.deliver(event)
-            except PermanentFailure as exc:
-                log.warning("sink %s refused a finding event: %s", self.sink.name, exc)
-                self._on_failure(self.sink.name, "refused")
-                return
-            except Exception as exc:  # any transport error is retried the same way
-                log.debug("sink %s attempt %d failed: %s", self.sink.name, attempt, exc)
-                if attempt < self._max_attempts:
-                    self._sleep(min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)))
-            else:
-                self._on_success(self.sink.name)
-                return
-        log.warning("sink %s gave up on an event after %d attempts", self.sink.name, self._max_attempts)
-        self._on_failure(self.sink.name, "retries_exhausted")
+    @property
+    def health(self) -> SinkHealth:
+        return self.worker.health
 
 
 class Publisher:
-    """Fans each finding out to every sink; never blocks the caller."""
+    """Stages findings for every sink and wakes the sinks' workers; never blocks on a destination."""
 
-    def __init__(self, sinks: list[QueuedSink]) -> None:
-        self._sinks = sinks
+    def __init__(self, engine: Engine | None = None, public_url: str = "") -> None:
+        self.engine = engine
+        self.public_url = public_url
+        self._routes: dict[str, Route] = {}
+        self._lock = threading.Lock()
+        self._started = False
+
+    def link(self, finding: Mapping[str, Any]) -> str:
+        return console_link(self.public_url, finding)
+
+    def add(self, route: Route) -> None:
+        with self._lock:
+            if route.name in self._routes:
+                raise ValueError(f"two sinks are named {route.name!r}; give one a distinct name")
+            self._routes[route.name] = route
+            started = self._started
+        if started:
+            route.worker.start()
+
+    def remove(self, name: str, *, discard_backlog: bool = True) -> None:
+        with self._lock:
+            route = self._routes.pop(name, None)
+        if route is None:
+            return
+        route.worker.stop()
+        if discard_backlog and self.engine is not None:
+            with self.engine.begin() as conn:
+                outbox.clear(conn, name)
+
+    def routes(self) -> list[Route]:
+        with self._lock:
+            return list(self._routes.values())
+
+    def start(self) -> None:
+        with self._lock:
+            self._started = True
+            routes = list(self._routes.values())
+        for route in routes:
+            route.worker.start()
+        self._report_orphans()
+
+    def stage(self, conn: Connection, findings: Sequence[dict[str, Any]], *, archived_now: bool = False) -> None:
+        """Put ``findings`` in the outbox of each sink that wants them, within the caller's transaction."""
+        if not findings:
+            return
+        moment = now_ms()
+        for route in self.routes():
+            wanted = [f for f in findings if route.filter.wants(f, archived_now=archived_now)]
+            if not wanted:
+                continue
+            room = route.worker.options.outbox_size - outbox.depth(conn, route.name)
+            if room < len(wanted):
+                lost = len(wanted) - max(room, 0)
+                log.warning("sink %s: outbox full (%d events); %d finding event(s) dropped",
+                            route.name, route.worker.options.outbox_size, lost)
+                route.health.on_dropped("outbox_full", lost, "outbox full")
+                wanted = wanted[: max(room, 0)]
+            outbox.add(conn, route.name, wanted, moment)
+
+    def wake(self) -> None:
+        for route in self.routes():
+            route.worker.wake()
 
     def publish(self, finding: Mapping[str, Any]) -> None:
-        if not self._sinks:
+        """Stage one finding in a transaction of its own (for callers outside a recording transaction)."""
+        if self.engine is None or not self._routes:
             return
-        event = orjson.dumps(eventbridge_event(finding))
-        for sink in self._sinks:
-            sink.offer(event)
+        with self.engine.begin() as conn:
+            self.stage(conn, [dict(finding)])
+        self.wake()
+
+    def health(self) -> list[dict[str, Any]]:
+        return [route.health.snapshot() for route in self.routes()]
 
     def close(self, timeout: float = 5.0) -> None:
-        for sink in self._sinks:
-            sink.close(timeout)
+        for route in self.routes():
+            route.worker.stop(timeout)
+
+    def _report_orphans(self) -> None:
+        """Events left for sinks that are no longer configured are kept, and said to be waiting."""
+        if self.engine is None:
+            return
+        with self.engine.connect() as conn:
+            waiting = outbox.depths(conn)
+        names = {route.name for route in self.routes()}
+        for sink, count in waiting.items():
+            if sink not in names:
+                log.warning("outbox: %d event(s) wait for sink %r, which is not configured any more", count, sink)

@@ -141,10 +141,30 @@ def _add_blobs(conn: Connection) -> None:
     schema.blobs.create(conn, checkfirst=True)
 
 
+def _add_outbox(conn: Connection) -> None:
+    """Version 3: the sinks' durable outbox and GuardDuty publishing destinations."""
+    schema.outbox.create(conn, checkfirst=True)
+    schema.publishing_destinations.create(conn, checkfirst=True)
+
+
+def _add_investigations(conn: Connection) -> None:
+    """Version 4: Detective-style investigations of a subject (``kubeguard.correlate``)."""
+    schema.investigations.create(conn, checkfirst=True)
+
+
+def _add_source_cursors(conn: Connection) -> None:
+    """Version 5: live sources' resume positions and the event ids their overlapping re-reads drop."""
+    schema.source_cursors.create(conn, checkfirst=True)
+    schema.source_seen.create(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
+    (3, _add_outbox),
+    (4, _add_investigations),
+    (5, _add_source_cursors),
 )
 
 

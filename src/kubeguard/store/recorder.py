@@ -20,6 +20,8 @@ from kubeguard.store.findings import Upserted
 
 #: Receives each stored finding that should be published (new or updated, not suppressed).
 PublishHook = Callable[[dict[str, Any]], None]
+#: Stages the visible findings for publishing inside the recording transaction (the sinks' outbox).
+StageHook = Callable[[Connection, list[dict[str, Any]]], None]
 #: Receives (finding type, outcome) for every occurrence: outcome is created, updated or suppressed.
 OutcomeHook = Callable[[str, str], None]
 #: Runs in the batch's transaction after its findings are stored; returns findings it created or changed
@@ -42,11 +44,13 @@ class FindingRecorder:
         publish: PublishHook | None = None,
         on_outcome: OutcomeHook | None = None,
         correlate: CorrelateHook | None = None,
+        stage: StageHook | None = None,
     ) -> None:
         self._engine = engine
         self._correlate = correlate
         self._publish = publish or (lambda _finding: None)
         self._on_outcome = on_outcome or (lambda _type, _outcome: None)
+        self._stage = stage
         # SQLite allows one writer; serialising here avoids busy retries between the drainer and the API.
         self._lock = threading.Lock()
 
@@ -71,6 +75,8 @@ class FindingRecorder:
                     visible.append(result.finding)
             if self._correlate is not None and stored:
                 visible.extend(self._correlate(conn, [result.finding for result in stored]))
+            if self._stage is not None:
+                self._stage(conn, visible)
             if also is not None:
                 also(conn)
         for finding in visible:

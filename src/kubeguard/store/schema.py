@@ -140,3 +140,55 @@ spool = Table(
     Column("error", Text),
     Index("ix_kg_spool_pending", "done_at_ms", "id"),
 )
+
+outbox = Table(
+    "kg_outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    #: The sink this event waits for (its configured or derived name).
+    Column("sink", String(255), nullable=False),
+    Column("finding_id", String(64), nullable=False),
+    #: The finding as stored when it was published, as JSON.
+    Column("body", Text, nullable=False),
+    Column("enqueued_at_ms", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Index("ix_kg_outbox_due", "sink", "next_attempt_ms", "id"),
+)
+
+publishing_destinations = Table(
+    "kg_publishing_destinations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("detector_id", String(32), nullable=False, index=True),
+    Column("destination_type", String(16), nullable=False),
+    Column("destination_arn", Text, nullable=False),
+    Column("kms_key_arn", Text, nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+source_cursors = Table(
+    "kg_source_cursors",
+    metadata,
+    #: ``cloudwatch:<log group>`` or ``file:<path>``: one row per live source.
+    Column("source", String(600), primary_key=True),
+    #: The source's resume position as JSON (CloudWatch: the time read up to; file: device, inode, offset).
+    Column("position", Text, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+source_seen = Table(
+    "kg_source_seen",
+    metadata,
+    Column("source", String(600), primary_key=True),
+    #: CloudWatch's ``eventId``: what an overlapping re-read drops.
+    Column("event_id", String(128), primary_key=True),
+    #: ``auditID/stage`` of the event, so a copy under another eventId is dropped too.
+    Column("audit_key", String(200)),
+    Column("timestamp_ms", BigInteger, nullable=False),
+    Index("ix_kg_source_seen_time", "source", "timestamp_ms"),
+)

@@ -10,6 +10,7 @@ decoder or detector can replay them; drained batches are pruned after a retentio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
@@ -40,12 +41,20 @@ class Spool:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def append(self, cluster: str, body: bytes, event_count: int) -> int:
-        """Store one batch; when this returns, the batch survives a crash. Returns its id."""
+    def append(
+        self, cluster: str, body: bytes, event_count: int, also: Callable[[Connection], None] | None = None
+    ) -> int:
+        """Store one batch; when this returns, the batch survives a crash. Returns its id.
+
+        ``also`` writes in the same transaction (a live source's cursor): either the batch and the position
+        that skips it are both stored, or neither is and the source reads the batch again.
+        """
         with self._engine.begin() as conn:
             result = conn.execute(
                 insert(_table).values(cluster=cluster, received_at_ms=now_ms(), event_count=event_count, body=body)
             )
+            if also is not None:
+                also(conn)
             return int(result.inserted_primary_key[0])
 
     def pending(self, limit: int) -> list[Batch]:

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from kubeguard.api.auth import require_signature
-from kubeguard.api.guardduty import detectors, filters, findings, ipsets
+from kubeguard.api.guardduty import detectors, filters, findings, ipsets, publishing
 
 
 def build_router() -> APIRouter:
@@ -14,6 +14,7 @@ def build_router() -> APIRouter:
         filters.router,
         ipsets.build_router(ipsets.THREAT_INTEL),
         ipsets.build_router(ipsets.TRUSTED),
+        publishing.router,
     ):
         router.include_router(module_router)
     return router

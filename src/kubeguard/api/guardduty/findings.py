@@ -139,7 +139,14 @@ async def _set_service_field(request: Request, detector_id: str, field: str, val
     ctx = context(request)
     with ctx.engine.begin() as conn:
         require_detector(conn, detector_id)
+        before = finding_store.get_many(conn, detector_id, ids)
         finding_store.set_flag(conn, detector_id, ids, lambda service: service.__setitem__(field, value))
+        if field == "archived" and value:
+            # Sinks that follow a finding's life (PagerDuty resolves, Security Hub archives) hear of it.
+            newly = [i for i, f in before.items() if not (f.get("service") or {}).get("archived")]
+            archived = list(finding_store.get_many(conn, detector_id, newly).values())
+            ctx.publisher.stage(conn, archived, archived_now=True)
+    ctx.publisher.wake()
     return {}
 
 

@@ -1,0 +1,19 @@
+"""Read back what sources put in the spool: the (auditID, stage) of every spooled event, in order."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from kubeguard.audit.decode import decode_bytes
+from kubeguard.store import schema
+
+
+def spooled_keys(engine) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(schema.spool.c.body, schema.spool.c.cluster).order_by(schema.spool.c.id)).all()
+    keys: list[tuple[str, str]] = []
+    for body, cluster in rows:
+        decoded = decode_bytes(bytes(body), cluster=cluster)
+        assert not decoded.rejects, decoded.rejects
+        keys.extend((event.auditID, event.stage) for event in decoded.events)
+    return keys
