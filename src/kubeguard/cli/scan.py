@@ -112,13 +112,18 @@ def scan(
     from kubeguard.config import ConfigError, DetectorSettings, load_settings
     from kubeguard.intel.formats import ListError
     from kubeguard.intel.sources import SourceError, parse_list_spec
-    from kubeguard.sources.cloudwatch import ReadFailed
 
     if output_format not in OUTPUT_FORMATS:
         raise UsageError(f"unknown --format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     if input_format not in FORMATS:
         raise UsageError(f"unknown --input-format {input_format!r}; choose one of {', '.join(FORMATS)}")
     sources = _sources(source or [], since, until, cluster)
+    # Only a --source read can fail this way; its module imports SQLAlchemy, which a file scan never needs.
+    read_failed: tuple[type[Exception], ...] = ()
+    if sources is not None:
+        from kubeguard.sources.cloudwatch import ReadFailed
+
+        read_failed = (ReadFailed,)
     paths = [*(paths or []), *(sources.paths if sources else [])]
     if not paths and sources is None:
         raise UsageError("name audit log files or directories, or a --source")
@@ -155,7 +160,7 @@ def scan(
         result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet, sources=sources)
     except (UnknownFormatError, FileNotFoundError, SourceError, ListError) as error:
         raise UsageError(str(error)) from error
-    except ReadFailed as error:
+    except read_failed as error:
         raise CliError(str(error), code=EXIT_RUNTIME) from error
     except msgspec.MsgspecError as error:
         raise UsageError(f"--state {state}: not a kubeguard state file ({error})") from error
