@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgspec
 import orjson
@@ -197,27 +197,24 @@ class _FormatKeys(msgspec.Struct, gc=False):
     events: msgspec.Raw = msgspec.Raw(b"")
 
 
-class _FirstRecord(_NativeRecord, kw_only=True, gc=False):
-    """The first line of a JSON Lines input: a native record and its format keys in one decode.
-
-    When the input is native (the usual case, and always the webhook's EventList), this decode is also the
-    record's own: the batch is parsed once, not once to sniff and again to read.
-    """
-
-    protoPayload: msgspec.Raw = msgspec.Raw(b"")
-    records: msgspec.Raw = msgspec.Raw(b"")
-    properties: msgspec.Raw = msgspec.Raw(b"")
-    category: msgspec.Raw = msgspec.Raw(b"")
-    message: msgspec.Raw = msgspec.Raw(b"")
-    logEvents: msgspec.Raw = msgspec.Raw(b"")
-    events: msgspec.Raw = msgspec.Raw(b"")
+#: The first line of a JSON Lines input: a native record and its format keys in one decode. When the
+#: input is native (the usual case, and always the webhook's EventList), this decode is also the record's
+#: own: the batch is parsed once, not once to sniff and again to read.
+_FirstRecord = msgspec.defstruct(
+    "_FirstRecord",
+    [(name, msgspec.Raw, msgspec.Raw(b"")) for name in _FormatKeys.__struct_fields__],
+    bases=(_NativeRecord,),
+    kw_only=True,
+    gc=False,
+)
 
 
 _format_keys_decoder = msgspec.json.Decoder(_FormatKeys | list[msgspec.Raw])
 _first_record_decoder = msgspec.json.Decoder(_FirstRecord)
 
 
-def _format_from_keys(keys: _FormatKeys | _FirstRecord) -> str:
+def _format_from_keys(keys: Any) -> str:
+    """The format a record's top-level keys name (``keys`` is a ``_FormatKeys`` or a ``_FirstRecord``)."""
     if keys.protoPayload:
         return "gke"
     if keys.records or (keys.properties and keys.category):
