@@ -36,3 +36,8 @@ class ServiceContext:
     wake_drainer: Any = None
     #: Live sources (CloudWatch, audit log files) feeding the spool, when serve was given any.
     sources: Any = None
+
+    #: The webhook's backpressure (``kubeguard.api.ingest.backlog.Backlog``); None accepts without bound.
+    backlog: Any = None
+    #: True while the spool drainer's thread runs (readiness); None when this process runs no drainer.
+    drainer_alive: Any = None

@@ -47,6 +47,21 @@ class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Interval of S3 publishing destinations created through the API: seconds, so findings land within
     #: seconds; 0 follows the detector's ``findingPublishingFrequency`` as GuardDuty does (15 min to 6 h).
     publishing_interval_seconds: float = 5.0
+    #: Cap on the bodies of drained batches kept for replay; the oldest go first beyond it.
+    spool_retention_bytes: int = 1024 * MIB
+    #: Backpressure: past this many acknowledged events (or body bytes) waiting for detection, the
+    #: webhook answers 503 with ``Retry-After`` and the API server sends the batch again later.
+    max_backlog_events: int = 200_000
+    max_backlog_bytes: int = 512 * MIB
+    #: The ``Retry-After`` the webhook sends with a 503 (seconds).
+    retry_after_seconds: int = 5
+
+    def __post_init__(self) -> None:
+        limits = (self.max_backlog_events, self.max_backlog_bytes, self.retry_after_seconds, self.spool_retention_bytes)
+        if min(limits) <= 0:
+            raise ValueError(
+                "max_backlog_events, max_backlog_bytes, retry_after_seconds and spool_retention_bytes must be positive"
+            )
 
     @property
     def has_credentials(self) -> bool:

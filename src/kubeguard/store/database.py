@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 
 from kubeguard.extras import require
 from kubeguard.store import schema
@@ -100,7 +100,9 @@ def _without_nul(_conn: Any, _cursor: Any, statement: str, parameters: Any, _con
     if isinstance(parameters, dict):
         parameters = {key: _clean(value) for key, value in parameters.items()}
     elif isinstance(parameters, list | tuple):
-        if executemany:
+        # An "insertmanyvalues" batch (executemany with RETURNING) arrives with executemany set but as one
+        # flat parameter tuple for a multi-row statement: only a sequence of rows is cleaned row by row.
+        if executemany and all(isinstance(row, dict | list | tuple) for row in parameters):
             parameters = [
                 {k: _clean(v) for k, v in row.items()} if isinstance(row, dict) else tuple(_clean(v) for v in row)
                 for row in parameters
@@ -158,6 +160,20 @@ def _add_source_cursors(conn: Connection) -> None:
     schema.source_seen.create(conn, checkfirst=True)
 
 
+def _add_batch_state(conn: Connection) -> None:
+    """Version 6: batch done marks, per-cluster versions, anomaly profiles per row, the de-duplication window,
+    and each spool body's size (the backlog is bounded in bytes as well as events)."""
+    for table in (schema.batches, schema.clusters, schema.profiles, schema.event_keys):
+        table.create(conn, checkfirst=True)
+    columns = {column["name"] for column in inspect(conn).get_columns("kg_spool")}
+    if "body_bytes" not in columns:
+        conn.execute(text("ALTER TABLE kg_spool ADD COLUMN body_bytes BIGINT NOT NULL DEFAULT 0"))
+        conn.execute(text("UPDATE kg_spool SET body_bytes = length(body)"))
+    from kubeguard.batch.state import import_legacy_baselines  # the batch layer builds on the store
+
+    import_legacy_baselines(conn)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
@@ -165,6 +181,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (3, _add_outbox),
     (4, _add_investigations),
     (5, _add_source_cursors),
+    (6, _add_batch_state),
 )
 
 

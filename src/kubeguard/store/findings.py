@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, func, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, insert, select, update
 
 from kubeguard.findings.aggregate import merge_finding
 from kubeguard.findings.criteria import epoch_ms
@@ -87,6 +87,32 @@ def upsert(conn: Connection, incoming: dict[str, Any]) -> Upserted:
     merged = merge_finding(existing, incoming)
     save(conn, merged)
     return Upserted(merged, created=False)
+
+
+def locked(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The stored findings among ``ids`` (any detector), locked for this transaction on PostgreSQL."""
+    wanted = list(dict.fromkeys(ids))
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        statement = select(_table.c.id, _table.c.body).where(_table.c.id.in_(wanted[start : start + 500]))
+        if conn.dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        found.update((row.id, orjson.loads(row.body)) for row in conn.execute(statement))
+    return found
+
+
+def write_many(conn: Connection, new: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
+    """Insert ``new`` findings and overwrite ``changed`` ones, one statement each (executemany)."""
+    if new:
+        conn.execute(insert(_table), [row_values(finding) for finding in new])
+    if changed:
+        rows = []
+        for finding in changed:
+            values = row_values(finding)
+            values["finding_id"] = values.pop("id")
+            rows.append(values)
+        columns = {name: bindparam(name) for name in rows[0] if name != "finding_id"}
+        conn.execute(update(_table).where(_table.c.id == bindparam("finding_id")).values(columns), rows)
 
 
 def save(conn: Connection, finding: Mapping[str, Any]) -> None:

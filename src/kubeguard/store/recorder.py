@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from kubeguard.findings.aggregate import merge_finding
 from kubeguard.findings.criteria import matches
 from kubeguard.store import filters, findings
 from kubeguard.store.findings import Upserted
@@ -27,6 +29,12 @@ OutcomeHook = Callable[[str, str], None]
 #: Runs in the batch's transaction after its findings are stored; returns findings it created or changed
 #: (the attack sequences of :mod:`kubeguard.correlate.stored`), which are published like the others.
 CorrelateHook = Callable[[Connection, list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+@dataclass(slots=True, frozen=True)
+class Stored:
+    result: Upserted
+    suppressed: bool
 
 
 def suppressing_filter(rules: list[filters.FilterRecord], finding: dict[str, Any]) -> str | None:
@@ -54,41 +62,75 @@ class FindingRecorder:
         # SQLite allows one writer; serialising here avoids busy retries between the drainer and the API.
         self._lock = threading.Lock()
 
+    @property
+    def lock(self) -> threading.Lock:
+        """Held by every writer of findings in this process (SQLite has one writer at a time)."""
+        return self._lock
+
     def record(
         self, occurrences: Iterable[dict[str, Any]], *, also: Callable[[Connection], None] | None = None
     ) -> list[Upserted]:
         """Store ``occurrences`` in one transaction (with ``also``, e.g. marking a spool batch done)."""
-        visible: list[dict[str, Any]] = []
-        stored: list[Upserted] = []
         with self._lock, self._engine.begin() as conn:
-            rules_by_detector: dict[str, list[filters.FilterRecord]] = {}
-            for occurrence in occurrences:
-                detector_id = (occurrence.get("service") or {}).get("detectorId", "")
-                if detector_id not in rules_by_detector:
-                    rules_by_detector[detector_id] = filters.in_rank_order(conn, detector_id)
-                result = findings.upsert(conn, occurrence)
-                suppressed = self._apply_suppression(conn, rules_by_detector[detector_id], result)
-                outcome = "suppressed" if suppressed else "created" if result.created else "updated"
-                self._on_outcome(result.finding["type"], outcome)
-                stored.append(result)
-                if not suppressed:
-                    visible.append(result.finding)
-            if self._correlate is not None and stored:
-                visible.extend(self._correlate(conn, [result.finding for result in stored]))
-            if self._stage is not None:
-                self._stage(conn, visible)
+            stored = self.store(conn, occurrences)
             if also is not None:
                 also(conn)
-        for finding in visible:
-            self._publish(finding)
+        self.announce(stored)
+        return [item.result for item in stored]
+
+    def store(self, conn: Connection, occurrences: Iterable[dict[str, Any]]) -> list[Stored]:
+        """Upsert ``occurrences`` inside the caller's transaction; :meth:`announce` them once it commits.
+
+        One read (locking the rows on PostgreSQL) for all of them, then one insert and one update
+        statement: a batch costs a few round trips however many findings it touches.
+        """
+        occurrences = list(occurrences)
+        if not occurrences:
+            return []
+        current = findings.locked(conn, (occurrence["id"] for occurrence in occurrences))
+        created: set[str] = set()
+        rules_by_detector: dict[str, list[filters.FilterRecord]] = {}
+        stored: list[Stored] = []
+        for occurrence in occurrences:
+            detector_id = (occurrence.get("service") or {}).get("detectorId", "")
+            if detector_id not in rules_by_detector:
+                rules_by_detector[detector_id] = filters.in_rank_order(conn, detector_id)
+            existing = current.get(occurrence["id"])
+            finding = occurrence if existing is None else merge_finding(existing, occurrence)
+            if existing is None:
+                created.add(finding["id"])
+            suppressed = self._apply_suppression(rules_by_detector[detector_id], finding)
+            current[finding["id"]] = finding
+            stored.append(Stored(Upserted(finding, created=existing is None), suppressed))
+        final = {item.result.finding["id"]: item.result.finding for item in stored}
+        findings.write_many(
+            conn,
+            [finding for key, finding in final.items() if key in created],
+            [finding for key, finding in final.items() if key not in created],
+        )
+        if self._correlate is not None:
+            # Attack sequences read the findings just written; what they create or change is published too.
+            for sequence in self._correlate(conn, list(final.values())):
+                stored.append(Stored(Upserted(sequence, created=False), suppressed=False))
+        if self._stage is not None:
+            self._stage(conn, [item.result.finding for item in stored if not item.suppressed])
         return stored
 
+    def announce(self, stored: Iterable[Stored]) -> None:
+        """Count each outcome and publish what is visible: only after the transaction committed."""
+        for item in stored:
+            outcome = "suppressed" if item.suppressed else "created" if item.result.created else "updated"
+            self._on_outcome(item.result.finding["type"], outcome)
+        for item in stored:
+            if not item.suppressed:
+                self._publish(item.result.finding)
+
     @staticmethod
-    def _apply_suppression(conn: Connection, rules: list[filters.FilterRecord], result: Upserted) -> bool:
-        if not rules or suppressing_filter(rules, result.finding) is None:
+    def _apply_suppression(rules: list[filters.FilterRecord], finding: dict[str, Any]) -> bool:
+        """Archive ``finding`` (before it is written) when a suppression rule matches it."""
+        if not rules or suppressing_filter(rules, finding) is None:
             return False
-        service = result.finding.setdefault("service", {})
+        service = finding.setdefault("service", {})
         if not service.get("archived"):
-            service["archived"] = True
-            findings.save(conn, result.finding)
+            finding["service"] = {**service, "archived": True}
         return True

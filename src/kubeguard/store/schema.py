@@ -138,6 +138,8 @@ spool = Table(
     Column("done_at_ms", BigInteger),
     #: Why detection failed on the batch, when it did; the batch is then done but not silently dropped.
     Column("error", Text),
+    #: Size of ``body``: the backlog is bounded in bytes as well as in events.
+    Column("body_bytes", BigInteger, nullable=False, server_default="0"),
     Index("ix_kg_spool_pending", "done_at_ms", "id"),
 )
 
@@ -191,4 +193,49 @@ source_seen = Table(
     Column("audit_key", String(200)),
     Column("timestamp_ms", BigInteger, nullable=False),
     Index("ix_kg_source_seen_time", "source", "timestamp_ms"),
+)
+
+# -- one transaction per batch (kubeguard.batch) --------------------------------------------------------
+
+batches = Table(
+    "kg_batches",
+    metadata,
+    #: The caller's name for the batch (``spool:42``, a bus message id); a batch is stored once under it.
+    Column("batch_id", String(255), primary_key=True),
+    Column("cluster", String(255), nullable=False),
+    Column("done_at_ms", BigInteger, nullable=False),
+    Column("events", Integer, nullable=False),
+    #: Records of the batch the decoder could not read.
+    Column("rejected", Integer, nullable=False),
+    Index("ix_kg_batches_done", "done_at_ms"),
+)
+
+clusters = Table(
+    "kg_clusters",
+    metadata,
+    Column("cluster", String(255), primary_key=True),
+    #: Bumped by every batch of the cluster: a process whose cached state has another version reloads it.
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+profiles = Table(
+    "kg_profiles",
+    metadata,
+    Column("cluster", String(255), primary_key=True),
+    #: The principal whose anomaly profile this is; "" holds the cluster's own profile and learning clock.
+    Column("principal", Text, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+event_keys = Table(
+    "kg_event_keys",
+    metadata,
+    #: The de-duplication keys one batch counted in one cluster (a "run"): 64-bit digests of (cluster,
+    #: auditID, stage kind), each with the cluster's counted-event number when it was counted, packed as
+    #: pairs of little-endian int64. The newest run's ``last_position`` is the cluster's clock.
+    Column("cluster", String(255), primary_key=True),
+    Column("last_position", BigInteger, primary_key=True, autoincrement=False),
+    Column("first_position", BigInteger, nullable=False),
+    Column("digests", LargeBinary, nullable=False),
 )

@@ -4,7 +4,9 @@ The API server sends an EventList (a JSON array or a single Event are accepted t
 The body is read up to a limit (413 beyond it, before anything is stored), inflated up to a second limit,
 decoded to check it holds audit events (400 with the reason if none can be read), then committed to the
 spool. Only then does the API server get its 200: a crash after the 200 cannot lose the batch, and a
-crash before it makes the API server retry. Detection happens later, in the drainer.
+crash before it makes the API server retry. Detection happens later, in the drainer. While the backlog
+waiting for detection is past its bound (:mod:`kubeguard.api.ingest.backlog`) the answer is 503 with
+``Retry-After``, before the body is read: the API server keeps the batch and retries.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import re
 import zlib
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
@@ -55,6 +58,17 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
         # A token bound to a cluster reports for that cluster only; the path must not file its events elsewhere.
         raise AccessDenied(f"this credential reports for cluster {token_cluster}, not {path_cluster}")
     explicit_cluster = path_cluster or token_cluster
+    if ctx.backlog is not None:
+        try:
+            async with asyncio.timeout(ctx.options.store_timeout_seconds):
+                full = await anyio.to_thread.run_sync(ctx.backlog.full, abandon_on_cancel=True)
+        except (TimeoutError, DBAPIError) as exc:
+            return _store_unavailable(ctx, explicit_cluster or "?", exc)
+        if full:
+            ctx.metrics.batches_refused.labels("backlog").inc()
+            response = error_response(503, "ServiceUnavailableException", f"detection is behind: {full}; retry later")
+            response.headers["Retry-After"] = str(ctx.options.retry_after_seconds)
+            return response
     try:
         body = await _read_limited(request, ctx.options.max_body_bytes)
         if request.headers.get("content-encoding", "").lower() == "gzip" or body.startswith(GZIP_MAGIC):
@@ -83,16 +97,22 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
     except (TimeoutError, DBAPIError) as exc:
         # The store is down or stalled: nothing was acknowledged, so the API server keeps the batch and
         # resends it after Retry-After (a late commit of this attempt is de-duplicated by its events' ids).
-        log.warning("webhook batch for %s not stored: %s", cluster, type(exc).__name__)
-        ctx.metrics.batches_refused.labels("store_unavailable").inc()
-        response = error_response(503, "ServiceUnavailableException", "the store is unavailable; retry later")
-        response.headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
-        return response
+        return _store_unavailable(ctx, cluster, exc)
+    if ctx.backlog is not None:
+        ctx.backlog.added(len(decoded.events), len(body))
     ctx.metrics.events_received.labels(cluster).inc(len(decoded.events))
     ctx.metrics.events_rejected.inc(len(decoded.rejects))
     if ctx.wake_drainer is not None:
         ctx.wake_drainer()
     return JSONResponse({"accepted": len(decoded.events), "rejected": len(decoded.rejects)})
+
+
+def _store_unavailable(ctx: Any, cluster: str, exc: BaseException) -> JSONResponse:
+    log.warning("webhook batch for %s not stored: %s", cluster, type(exc).__name__)
+    ctx.metrics.batches_refused.labels("store_unavailable").inc()
+    response = error_response(503, "ServiceUnavailableException", "the store is unavailable; retry later")
+    response.headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
+    return response
 
 
 async def _cluster_registry(request: Request) -> ClusterRegistry:

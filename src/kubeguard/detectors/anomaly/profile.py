@@ -87,7 +87,8 @@ class ClusterProfile(msgspec.Struct, omit_defaults=True, gc=False):
         excess = len(self.principals) - keep
         if excess <= 0:
             return 0
-        oldest = sorted(self.principals.items(), key=lambda item: item[1].last)[:excess]
+        # By name among equals, so the choice does not depend on the order profiles were loaded in.
+        oldest = sorted(self.principals.items(), key=lambda item: (item[1].last, item[0]))[:excess]
         for name, _ in oldest:
             del self.principals[name]
         return excess
