@@ -7,7 +7,6 @@ a default that works on a laptop, so no file is needed to start.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -111,6 +110,8 @@ class ConfigError(ValueError):
 def load_settings(path: str | Path | None = None) -> Settings:
     if path is None:
         return Settings()
+    import tomllib  # only a settings file needs the TOML parser, not every command's start-up
+
     file = Path(path)
     try:
         raw = tomllib.loads(file.read_text())

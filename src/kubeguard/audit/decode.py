@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgspec
 import orjson
@@ -181,25 +181,60 @@ _DECODERS: dict[str, RecordDecoder] = {
 }
 
 
-def sniff_record_format(data: bytes) -> str:
-    """Name the format of one record (a JSON object) from its top-level keys."""
-    try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return "native"
-    if isinstance(document, list):
-        document = document[0] if document and isinstance(document[0], dict) else {}
-    if not isinstance(document, dict):
-        return "native"
-    if "protoPayload" in document:
+class _FormatKeys(msgspec.Struct, gc=False):
+    """The top-level keys that tell the envelope formats apart.
+
+    Values stay raw bytes (an empty ``Raw`` means the key is absent), so reading them only scans the JSON:
+    no Python object is built for the rest of the record, unlike a full ``orjson.loads``.
+    """
+
+    protoPayload: msgspec.Raw = msgspec.Raw(b"")
+    records: msgspec.Raw = msgspec.Raw(b"")
+    properties: msgspec.Raw = msgspec.Raw(b"")
+    category: msgspec.Raw = msgspec.Raw(b"")
+    message: msgspec.Raw = msgspec.Raw(b"")
+    logEvents: msgspec.Raw = msgspec.Raw(b"")
+    events: msgspec.Raw = msgspec.Raw(b"")
+
+
+#: The first line of a JSON Lines input: a native record and its format keys in one decode. When the
+#: input is native (the usual case, and always the webhook's EventList), this decode is also the record's
+#: own: the batch is parsed once, not once to sniff and again to read.
+_FirstRecord = msgspec.defstruct(
+    "_FirstRecord",
+    [(name, msgspec.Raw, msgspec.Raw(b"")) for name in _FormatKeys.__struct_fields__],
+    bases=(_NativeRecord,),
+    kw_only=True,
+    gc=False,
+)
+
+
+_format_keys_decoder = msgspec.json.Decoder(_FormatKeys | list[msgspec.Raw])
+_first_record_decoder = msgspec.json.Decoder(_FirstRecord)
+
+
+def _format_from_keys(keys: Any) -> str:
+    """The format a record's top-level keys name (``keys`` is a ``_FormatKeys`` or a ``_FirstRecord``)."""
+    if keys.protoPayload:
         return "gke"
-    if "records" in document or ("properties" in document and "category" in document):
+    if keys.records or (keys.properties and keys.category):
         return "aks"
-    if "message" in document or "logEvents" in document or (
-        "events" in document and isinstance(document["events"], list)
-    ):
+    if keys.message or keys.logEvents or bytes(keys.events).startswith(b"["):
         return "cloudwatch"
     return "native"
+
+
+def sniff_record_format(data: bytes) -> str:
+    """Name the format of one record (a JSON object, or an array of them) from its top-level keys."""
+    try:
+        document = _format_keys_decoder.decode(data)
+        if isinstance(document, list):
+            if not document or not bytes(document[0]).startswith(b"{"):
+                return "native"
+            document = _format_keys_decoder.decode(document[0])
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or not an object: the native decoder says why
+        return "native"
+    return "native" if isinstance(document, list) else _format_from_keys(document)
 
 
 def _is_single_document(first_line: bytes) -> bool:
@@ -216,6 +251,31 @@ def _is_single_document(first_line: bytes) -> bool:
         return not isinstance(orjson.loads(stripped), dict)
     except orjson.JSONDecodeError:
         return False
+
+
+def _lines_layout(first_line: bytes, input_format: str | None) -> tuple[str, _NativeRecord | None] | None:
+    """How to read an input, from its first non-blank line: None for one JSON document, else JSON Lines.
+
+    For JSON Lines it returns the records' format and, when they are native EventLists, the first line
+    already decoded. One msgspec decode of the first line both names the format and reads the record, so
+    a webhook batch (one EventList on one line) is parsed once. A first line that is a single Event is
+    decoded again by the line reader, so every event it yields is a plain ``_NativeRecord``.
+    """
+    stripped = first_line.strip()
+    if stripped.startswith(b"[") or stripped == b"{":
+        return None
+    try:
+        record = _first_record_decoder.decode(stripped)
+    except msgspec.ValidationError:
+        # Not an object, or an object the native schema rejects: decide the slow way, as the sniffer did.
+        if _is_single_document(first_line):
+            return None
+        return _resolve_format(input_format, first_line), None
+    except RECORD_ERRORS:  # not JSON: a broken record, rejected on its own when the lines are read
+        return _resolve_format(input_format, first_line), None
+    chosen = input_format or "auto"
+    fmt = _format_from_keys(record) if chosen == "auto" else _resolve_format(chosen, first_line)
+    return fmt, record if fmt == "native" and record.items is not None else None
 
 
 def _resolve_format(input_format: str | None, sample: bytes) -> str:
@@ -269,31 +329,48 @@ class EventReader:
             number += 1
             if not first:
                 return
-        if _is_single_document(first):
+        layout = _lines_layout(first, self.input_format)
+        if layout is None:
             yield from self._read_document(first, buffered, source)
         else:
-            fmt = _resolve_format(self.input_format, first)
-            yield from self._read_lines(first, number, buffered, source, fmt)
+            fmt, first_record = layout
+            yield from self._read_lines(first, number, buffered, source, fmt, first_record)
 
     # -- layouts --------------------------------------------------------------------------------
 
     def _read_lines(
-        self, first: bytes, first_number: int, stream: BinaryIO, source: str, fmt: str
+        self,
+        first: bytes,
+        first_number: int,
+        stream: BinaryIO,
+        source: str,
+        fmt: str,
+        first_record: _NativeRecord | None = None,
     ) -> Iterator[AuditEvent]:
-        """Decode JSON Lines read in large blocks: one C-level split per block, not a call per line."""
+        """Decode JSON Lines read in large blocks: one C-level split per block, not a call per line.
+
+        ``first_record`` is the first line already decoded (by :func:`_lines_layout`), used instead of
+        decoding it again.
+        """
         number = first_number - 1
         for block in _line_blocks(first, stream, self.rejects, source, first_number):
             if isinstance(block, int):  # an oversized line was rejected; keep the numbering right
                 number = block
                 continue
             if fmt == "native":
-                yield from self._native_lines(block, number, source)
+                yield from self._native_lines(block, number, source, first_record)
+                first_record = None
             else:
                 yield from self._envelope_lines(block, number, source, _DECODERS[fmt])
             number += len(block)
 
-    def _native_lines(self, lines: list[bytes], number: int, source: str) -> Iterator[AuditEvent]:
-        """The hot path: API server output, decoded straight into AuditEvents."""
+    def _native_lines(
+        self, lines: list[bytes], number: int, source: str, first_record: _NativeRecord | None = None
+    ) -> Iterator[AuditEvent]:
+        """The hot path: API server output, decoded straight into AuditEvents.
+
+        ``first_record``, when given, is the first non-blank line of ``lines`` already decoded.
+        """
         cluster = self.cluster or "default"
         decode = _native_decoder.decode
         records = 0
@@ -303,11 +380,14 @@ class EventReader:
                 if not line or line.isspace():
                     continue
                 records += 1
-                try:
-                    record = decode(line)
-                except RECORD_ERRORS as error:
-                    yield from self._salvage(line, source, number, error, cluster)
-                    continue
+                if first_record is not None:
+                    record, first_record = first_record, None
+                else:
+                    try:
+                        record = decode(line)
+                    except RECORD_ERRORS as error:
+                        yield from self._salvage(line, source, number, error, cluster)
+                        continue
                 if record.items is not None:
                     for event in record.items:
                         event.cluster = cluster

@@ -19,6 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help and usage errors: typer's rich formatter imports rich.markdown, markdown-it and rich's
+    # traceback module (about 0.2 s), which alone would break the start-up budget of ``kubeguard --help``.
+    rich_markup_mode=None,
 )
 
 

@@ -120,13 +120,18 @@ def scan(
     from kubeguard.detectors.rules.load import RuleLoadError
     from kubeguard.intel.formats import ListError
     from kubeguard.intel.sources import SourceError, parse_list_spec
-    from kubeguard.sources.cloudwatch import ReadFailed
 
     if output_format not in OUTPUT_FORMATS:
         raise UsageError(f"unknown --format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     if input_format not in FORMATS:
         raise UsageError(f"unknown --input-format {input_format!r}; choose one of {', '.join(FORMATS)}")
     sources = _sources(source or [], since, until, cluster)
+    # Only a --source read can fail this way; its module imports SQLAlchemy, which a file scan never needs.
+    read_failed: tuple[type[Exception], ...] = ()
+    if sources is not None:
+        from kubeguard.sources.cloudwatch import ReadFailed
+
+        read_failed = (ReadFailed,)
     paths = [*(paths or []), *(sources.paths if sources else [])]
     if not paths and sources is None:
         raise UsageError("name audit log files or directories, or a --source")
@@ -166,7 +171,7 @@ def scan(
         )
     except (UnknownFormatError, FileNotFoundError, SourceError, ListError, RuleLoadError) as error:
         raise UsageError(str(error)) from error
-    except ReadFailed as error:
+    except read_failed as error:
         raise CliError(str(error), code=EXIT_RUNTIME) from error
     except msgspec.MsgspecError as error:
         raise UsageError(f"--state {state}: not a kubeguard state file ({error})") from error
@@ -212,19 +217,23 @@ def _scan_with_progress(
     sources: Any = None,
     db: str | None = None,
 ) -> ScanResult:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from kubeguard.scan import run_scan
-    from kubeguard.store.database import url_from_option
 
-    history = url_from_option(db) if db else None
-    err = _stderr()
+    history = None
+    if db:  # SQLAlchemy is imported only when history is kept
+        from kubeguard.store.database import url_from_option
+
+        history = url_from_option(db)
     fmt = None if input_format == "auto" else input_format
     events = sources.events() if sources is not None and sources.specs else None
-    if not (show and err.is_terminal):
-        return run_scan(
-            paths, settings, cluster=cluster, input_format=fmt, state_path=state, events=events, history_url=history
-        )
+    options = {"cluster": cluster, "input_format": fmt, "state_path": state, "events": events, "history_url": history}
+    if not show:  # --quiet: no console at all, so rich stays unimported
+        return run_scan(paths, settings, **options)
+    err = _stderr()
+    if not err.is_terminal:
+        return run_scan(paths, settings, **options)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (
         TextColumn("[bold]scanning"),
         BarColumn(bar_width=None),

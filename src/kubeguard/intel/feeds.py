@@ -16,7 +16,6 @@ import os
 import re
 import tempfile
 import time
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -89,6 +88,8 @@ def load_feeds_config(path: Path) -> tuple[Feed, ...]:
 
     ``include_defaults = true`` at the top level keeps :data:`DEFAULT_FEEDS` and adds or overrides by name.
     """
+    import tomllib  # a feeds file is rare; a scan that only reads the cache should not pay for the parser
+
     with path.open("rb") as handle:
         config = tomllib.load(handle)
     feeds: dict[str, Feed] = {}

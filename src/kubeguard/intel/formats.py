@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from kubeguard.intel.ipset import IPSet, IPSetBuilder
-from kubeguard.intel.stix import StixError, iter_stix
 
 __all__ = [
     "FORMATS",
@@ -265,6 +264,10 @@ def _alien_vault(text: str, context: _Context) -> Iterator[_Entry]:
 
 
 def _stix(data: bytes, context: _Context) -> Iterator[_Entry]:
+    # Imported here: defusedxml's SAX reader pulls in urllib.request and ssl, a cost every scan would pay
+    # at start-up although few users load STIX lists.
+    from kubeguard.intel.stix import StixError, iter_stix
+
     try:
         values = iter_stix(data)
     except StixError as exc:
