@@ -209,11 +209,13 @@ def _summary(result: ScanResult) -> None:
 def _register_subcommands() -> None:
     """The other modes live in their own modules; they are attached here so ``kubeguard --help`` lists them."""
     from kubeguard import serve
+    from kubeguard.bus.cli import command as worker_command
     from kubeguard.findings_cli import app as findings_app
     from kubeguard.intel.cli import app as intel_app
     from kubeguard.sim.cli import simulate
 
     app.command("serve")(serve.command)
+    app.command("worker")(worker_command)
     app.command("simulate", help="Generate realistic audit logs with labelled attack scenarios.")(simulate)
     app.add_typer(intel_app, name="intel")
     app.add_typer(findings_app, name="findings", help="List, show and archive stored findings.")

@@ -18,6 +18,7 @@ import uvicorn
 
 from kubeguard.api.app import build_context, create_app
 from kubeguard.api.options import serve_options
+from kubeguard.bus.connection import BusConfigError, check_bus_options
 from kubeguard.config import ConfigError, load_settings
 from kubeguard.store.database import url_from_option
 
@@ -45,8 +46,9 @@ def serve(
     tls_cert: str | Path | None = None,
     tls_key: str | Path | None = None,
     client_ca: str | Path | None = None,
+    bus: str | None = None,
 ) -> None:
-    """Run the service until interrupted."""
+    """Run the service until interrupted; with ``bus``, publish batches to JetStream for the workers."""
     try:
         settings = load_settings(config)
         options = serve_options(settings.serve)
@@ -65,9 +67,19 @@ def serve(
     if not loopback and not tls_cert:
         log.warning("listening on %s without TLS: bearer tokens travel in clear text", host)
     open_access = loopback and not options.has_credentials and not client_ca
-    context, drainer = build_context(
-        settings, options, url_from_option(db), open_access=open_access, mutual_tls=bool(client_ca)
-    )
+    db_url = url_from_option(db)
+    if bus:
+        try:
+            check_bus_options(bus, db_url)
+        except BusConfigError as exc:
+            raise ServeError(str(exc)) from exc
+    context, drainer = build_context(settings, options, db_url, open_access=open_access, mutual_tls=bool(client_ca))
+    if bus:
+        from kubeguard.bus.ingest import BusIngest
+        from kubeguard.bus.layout import BusSettings
+
+        context.bus = BusIngest(bus, context.engine, context.metrics.registry, BusSettings())
+        drainer = None  # the workers detect; this process receives, publishes and serves
     app = create_app(context, drainer)
     uvicorn.run(
         app,
@@ -90,11 +102,15 @@ def command(
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate chain for HTTPS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS.")] = None,
     client_ca: Annotated[Path | None, typer.Option(help="Require client certificates signed by this CA.")] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(help="NATS JetStream URL (nats://HOST:PORT): publish batches for `kubeguard worker`."),
+    ] = None,
 ) -> None:
     """Run the audit webhook, finding store and GuardDuty-compatible API."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        serve(host, port, db, config, tls_cert, tls_key, client_ca)
+        serve(host, port, db, config, tls_cert, tls_key, client_ca, bus)
     except ServeError as exc:
         typer.echo(f"kubeguard serve: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -149,6 +149,8 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
 def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if context.bus is not None:
+            await context.bus.start()
         if drainer is not None:
             drainer.start()
         try:
@@ -156,6 +158,8 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
         finally:
             if drainer is not None:
                 drainer.stop()
+            if context.bus is not None:
+                await context.bus.close()
             context.publisher.close()
             context.engine.dispose()
 

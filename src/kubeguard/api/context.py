@@ -34,3 +34,5 @@ class ServiceContext:
     detector_enabled: bool = True
     #: Wakes the spool drainer when a batch arrives (set by the drainer).
     wake_drainer: Any = None
+    #: With ``serve --bus``: the :class:`kubeguard.bus.ingest.BusIngest` batches are published to instead.
+    bus: Any = None

@@ -58,9 +58,12 @@ async def list_findings(
 
 
 @router.get("/api/spool", dependencies=[Depends(require_signature)])
-async def spool_totals(request: Request) -> dict[str, int]:
+async def spool_totals(request: Request) -> dict[str, Any]:
     """Received, drained and pending webhook batches: how every acknowledged event is accounted for."""
-    return await run_in_threadpool(context(request).spool.totals)
+    ctx = context(request)
+    if ctx.bus is not None:
+        return await ctx.bus.status()
+    return await run_in_threadpool(ctx.spool.totals)
 
 
 @router.get("/healthz")
@@ -71,6 +74,8 @@ async def healthz() -> dict[str, str]:
 @router.get("/metrics", dependencies=[Depends(require_metrics_access)])
 async def metrics(request: Request) -> Response:
     ctx = context(request)
+    if ctx.bus is not None:
+        await ctx.bus.status()
     depth = await run_in_threadpool(ctx.spool.depth)
     ctx.metrics.queue_depth.set(depth.pending_events)
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -71,10 +71,17 @@ def _add_blobs(conn: Connection) -> None:
     schema.blobs.create(conn, checkfirst=True)
 
 
+def _add_bus_batches(conn: Connection) -> None:
+    """Version 3: done marks and failure records of NATS JetStream batches (``kubeguard worker``)."""
+    schema.batches_done.create(conn, checkfirst=True)
+    schema.batch_failures.create(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
+    (3, _add_bus_batches),
 )
 
 

@@ -129,3 +129,30 @@ spool = Table(
     Column("error", Text),
     Index("ix_kg_spool_pending", "done_at_ms", "id"),
 )
+
+#: Bus batches (JetStream messages) whose findings are committed, keyed by the batch's content digest (the
+#: message's ``Nats-Msg-Id``): a redelivered or re-sent batch finds its mark and is acknowledged unprocessed.
+batches_done = Table(
+    "kg_batches_done",
+    metadata,
+    Column("batch_key", String(64), primary_key=True),
+    Column("cluster", String(255), nullable=False),
+    Column("event_count", Integer, nullable=False),
+    Column("done_at_ms", BigInteger, nullable=False, index=True),
+)
+
+#: Bus batches on which detection raised: attempts so far (shared by every worker) and, once the batch was
+#: moved to the dead-letter subject, when and why. Kept so operators see them in /api/spool and /metrics.
+batch_failures = Table(
+    "kg_batch_failures",
+    metadata,
+    Column("batch_key", String(64), primary_key=True),
+    Column("cluster", String(255), nullable=False),
+    Column("stream_seq", BigInteger, nullable=False),
+    Column("event_count", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("first_failed_at_ms", BigInteger, nullable=False),
+    #: Null while the batch is still being retried; set when it went to the dead-letter subject.
+    Column("dead_at_ms", BigInteger, index=True),
+)

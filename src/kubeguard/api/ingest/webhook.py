@@ -23,6 +23,8 @@ from kubeguard.audit.decode import decode_bytes
 router = APIRouter()
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: What a 503 asks the API server to wait when JetStream did not store a batch.
+BUS_RETRY_AFTER_SECONDS = 5
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -60,12 +62,33 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
         ctx.metrics.batches_refused.labels("malformed").inc()
         reason = decoded.rejects[0].reason if decoded.rejects else "the body holds no audit events"
         raise BadRequest(f"no audit event could be read: {reason}")
-    await run_in_threadpool(ctx.spool.append, cluster, body, len(decoded.events))
+    if ctx.bus is not None:
+        refused = await _publish(ctx, cluster, body, len(decoded.events))
+        if refused is not None:
+            return refused
+    else:
+        await run_in_threadpool(ctx.spool.append, cluster, body, len(decoded.events))
     ctx.metrics.events_received.labels(cluster).inc(len(decoded.events))
     ctx.metrics.events_rejected.inc(len(decoded.rejects))
     if ctx.wake_drainer is not None:
         ctx.wake_drainer()
     return JSONResponse({"accepted": len(decoded.events), "rejected": len(decoded.rejects)})
+
+
+async def _publish(ctx, cluster: str, body: bytes, events: int) -> JSONResponse | None:
+    """Append the batch to JetStream; a 503 with Retry-After if JetStream did not store it."""
+    from kubeguard.bus.publisher import BusUnavailable
+
+    try:
+        await ctx.bus.publish(cluster, body, events)
+    except BusUnavailable as exc:
+        ctx.metrics.batches_refused.labels("bus_unavailable").inc()
+        return JSONResponse(
+            {"message": f"the batch was not stored, send it again: {exc}", "__type": "ServiceUnavailableException"},
+            status_code=503,
+            headers={"Retry-After": str(BUS_RETRY_AFTER_SECONDS)},
+        )
+    return None
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -1,0 +1,133 @@
+"""``kubeguard worker --bus nats://... --db postgresql+psycopg://...``: one detection worker.
+
+Start as many as the load needs, on any machines that reach NATS and PostgreSQL; they share the partitions
+between them and hand them over when one stops or dies. SIGTERM or Ctrl-C finishes the current batch,
+releases the partitions and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+log = logging.getLogger(__name__)
+
+
+class WorkerError(RuntimeError):
+    """The worker cannot start with this configuration; the message says what to change."""
+
+
+def run_worker(
+    bus: str,
+    db: str,
+    config: Path | None = None,
+    *,
+    partitions: int = 16,
+    ack_wait: float = 30.0,
+    max_attempts: int = 5,
+    metrics_port: int | None = None,
+) -> None:
+    from prometheus_client import start_http_server
+
+    from kubeguard.api.app import build_publisher
+    from kubeguard.api.metrics import ServiceMetrics
+    from kubeguard.api.options import serve_options
+    from kubeguard.bus.connection import BusConfigError, check_bus_options
+    from kubeguard.bus.layout import BusLayoutError, BusSettings
+    from kubeguard.bus.processing import PipelineProcessor
+    from kubeguard.bus.worker import Worker, WorkerMetrics, WorkerOptions
+    from kubeguard.config import ConfigError, load_settings
+    from kubeguard.scan import default_pipeline_options
+    from kubeguard.store import detectors
+    from kubeguard.store.database import open_engine, url_from_option
+    from kubeguard.store.recorder import FindingRecorder
+
+    db_url = url_from_option(db)
+    try:
+        check_bus_options(bus, db_url)
+        settings = load_settings(config)
+        options = serve_options(settings.serve)
+    except (BusConfigError, ConfigError, ValueError) as exc:
+        raise WorkerError(str(exc)) from exc
+    if max_attempts < 1:
+        raise WorkerError("--max-attempts must be at least 1")
+    engine = open_engine(db_url)
+    with engine.begin() as conn:
+        detectors.ensure_default(conn, settings.detector_id or None)
+    metrics = ServiceMetrics()
+    worker_metrics = WorkerMetrics(metrics.registry)
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    publisher = build_publisher(options, metrics)
+    recorder = FindingRecorder(
+        engine, publisher.publish, lambda kind, outcome: metrics.findings.labels(kind, outcome).inc()
+    )
+    processor = PipelineProcessor(
+        engine, settings, recorder, metrics, pipeline_options=default_pipeline_options(settings)
+    )
+    worker = Worker(
+        bus,
+        engine,
+        processor,
+        worker_metrics,
+        bus_settings=BusSettings(partitions=partitions, ack_wait_seconds=ack_wait),
+        options=WorkerOptions(max_attempts=max_attempts),
+    )
+    try:
+        asyncio.run(_until_signalled(worker))
+    except (BusConfigError, BusLayoutError) as exc:
+        raise WorkerError(str(exc)) from exc
+    finally:
+        publisher.close()
+        engine.dispose()
+
+
+async def _until_signalled(worker) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await worker.run(stop)
+
+
+def command(
+    bus: Annotated[str, typer.Option(help="NATS JetStream URL, e.g. nats://127.0.0.1:4222.")],
+    db: Annotated[str, typer.Option(help="Shared PostgreSQL store: postgresql+psycopg://USER@HOST/DB.")],
+    config: Annotated[Path | None, typer.Option(help="kubeguard TOML configuration (same as serve's).")] = None,
+    partitions: Annotated[
+        int, typer.Option(help="Partitions of the audit stream; used only when the stream is first created.")
+    ] = 16,
+    ack_wait: Annotated[
+        float, typer.Option(help="Seconds before an unacknowledged batch is redelivered (set at consumer creation).")
+    ] = 30.0,
+    max_attempts: Annotated[
+        int, typer.Option(help="Failed detection attempts before a batch goes to the dead-letter subject.")
+    ] = 5,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+    ] = None,
+) -> None:
+    """Process audit batches from NATS JetStream into the shared store (scale-out mode)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_worker(
+            bus,
+            db,
+            config,
+            partitions=partitions,
+            ack_wait=ack_wait,
+            max_attempts=max_attempts,
+            metrics_port=metrics_port,
+        )
+    except WorkerError as exc:
+        typer.echo(f"kubeguard worker: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+if __name__ == "__main__":
+    typer.run(command)
