@@ -43,7 +43,7 @@ class BusIngest:
     async def close(self) -> None:
         await self.publisher.close()
 
-    async def publish(self, cluster: str, body: bytes, event_count: int) -> bool:
+    async def publish(self, cluster: str, body: bytes, event_count: int) -> int:
         return await self.publisher.publish(cluster, body, event_count)
 
     async def status(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from kubeguard.bus import layout
+from kubeguard.bus.chunking import split_batch
 from kubeguard.bus.connection import connect, redacted
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,18 @@ class BusPublisher:
             raise BusUnavailable("the bus is not connected")
         return self._js
 
-    async def publish(self, cluster: str, body: bytes, event_count: int) -> bool:
-        """Store one batch in JetStream; True if it was new, False if JetStream already held it."""
+    async def publish(self, cluster: str, body: bytes, event_count: int) -> int:
+        """Store one batch in JetStream, in pieces if it is over the message limit; returns the new pieces.
+
+        Raises :class:`~kubeguard.bus.chunking.BatchTooLarge` when one event alone does not fit.
+        """
+        max_payload = self._nc.max_payload if self._nc is not None else 1024 * 1024
+        fresh = 0
+        for piece, events in split_batch(body, max_payload, event_count):
+            fresh += await self._publish_one(cluster, piece, events)
+        return fresh
+
+    async def _publish_one(self, cluster: str, body: bytes, event_count: int) -> bool:
         headers = {
             layout.CLUSTER_HEADER: cluster,
             layout.EVENTS_HEADER: str(event_count),

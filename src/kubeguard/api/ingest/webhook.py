@@ -77,10 +77,14 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
 
 async def _publish(ctx, cluster: str, body: bytes, events: int) -> JSONResponse | None:
     """Append the batch to JetStream; a 503 with Retry-After if JetStream did not store it."""
+    from kubeguard.bus.chunking import BatchTooLarge
     from kubeguard.bus.publisher import BusUnavailable
 
     try:
         await ctx.bus.publish(cluster, body, events)
+    except BatchTooLarge as exc:
+        ctx.metrics.batches_refused.labels("too_large").inc()
+        raise PayloadTooLarge(str(exc)) from exc
     except BusUnavailable as exc:
         ctx.metrics.batches_refused.labels("bus_unavailable").inc()
         return JSONResponse(
