@@ -23,8 +23,16 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, db_url: str, workdir: Path, config: str = "", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        workdir: Path,
+        config: str = "",
+        env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.db_url = db_url
+        self.extra_args = extra_args or []
         self.workdir = workdir
         self.config_path = workdir / "kubeguard.toml"
         self.config_path.write_text(config)
@@ -48,6 +56,7 @@ class Server:
                 self.db_url,
                 "--config",
                 str(self.config_path),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

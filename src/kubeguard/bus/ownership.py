@@ -19,14 +19,23 @@ from __future__ import annotations
 import logging
 import math
 import random
+import zlib
 
 from sqlalchemy import Connection, Engine, text
 
 log = logging.getLogger(__name__)
 
-#: First keys of the two-key advisory locks ("kg" and "km"); the second key is the partition or a member id.
-PARTITION_LOCK_SPACE = 0x6B67
-MEMBER_LOCK_SPACE = 0x6B6D
+
+def lock_spaces(conn: Connection) -> tuple[int, int]:
+    """First keys of the two-key advisory locks, for partitions and for members, derived from the store.
+
+    Advisory locks are per database, not per schema: two kubeguard stores in one database (or the test
+    suite's schema per test) must not share locks, so the key is a digest of database and schema.
+    """
+    name = conn.execute(text("SELECT current_database() || '.' || current_schema()")).scalar_one()
+    base = zlib.crc32(f"kubeguard partitions {name}".encode()) & 0x7FFFFFFE
+    return base, base | 1
+
 
 _HELD = text(
     "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND classid = :space "
@@ -53,6 +62,7 @@ class PartitionLeases:
         self.partitions = partitions
         self._conn: Connection | None = None
         self._pid = 0
+        self._partition_space = self._member_space = 0
         self.owned: set[int] = set()
 
     @property
@@ -63,10 +73,11 @@ class PartitionLeases:
         """Open the lock session and take a membership lock under a random, unused member id."""
         conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self._pid = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        self._partition_space, self._member_space = lock_spaces(conn)
         while True:
             member = random.randrange(1, 2**31 - 1)
             got = conn.execute(
-                text("SELECT pg_try_advisory_lock(:space, :member)"), {"space": MEMBER_LOCK_SPACE, "member": member}
+                text("SELECT pg_try_advisory_lock(:space, :member)"), {"space": self._member_space, "member": member}
             ).scalar_one()
             if got:
                 break
@@ -84,12 +95,12 @@ class PartitionLeases:
                 conn.close()
 
     def fair_share(self) -> int:
-        members = int(self._session().execute(_MEMBERS, {"space": MEMBER_LOCK_SPACE}).scalar_one())
+        members = int(self._session().execute(_MEMBERS, {"space": self._member_space}).scalar_one())
         return math.ceil(self.partitions / max(members, 1))
 
     def held(self) -> set[int]:
         """The partitions this session holds, as PostgreSQL sees it (the truth, after a reconnect too)."""
-        rows = self._session().execute(_HELD, {"space": PARTITION_LOCK_SPACE})
+        rows = self._session().execute(_HELD, {"space": self._partition_space})
         return {int(row[0]) for row in rows}
 
     def surplus(self) -> list[int]:
@@ -110,7 +121,7 @@ class PartitionLeases:
                 continue
             got = self._session().execute(
                 text("SELECT pg_try_advisory_lock(:space, :partition)"),
-                {"space": PARTITION_LOCK_SPACE, "partition": partition},
+                {"space": self._partition_space, "partition": partition},
             ).scalar_one()
             if got:
                 self.owned.add(partition)
@@ -120,7 +131,7 @@ class PartitionLeases:
     def release(self, partition: int) -> None:
         self._session().execute(
             text("SELECT pg_advisory_unlock(:space, :partition)"),
-            {"space": PARTITION_LOCK_SPACE, "partition": partition},
+            {"space": self._partition_space, "partition": partition},
         )
         self.owned.discard(partition)
 
@@ -130,7 +141,7 @@ class PartitionLeases:
         Called inside a batch's transaction, on the transaction's own connection.
         """
         held = conn.execute(
-            _FENCE, {"space": PARTITION_LOCK_SPACE, "partition": partition, "pid": self._pid}
+            _FENCE, {"space": self._partition_space, "partition": partition, "pid": self._pid}
         ).scalar_one()
         if not held:
             raise LostOwnership(f"partition {partition} is no longer held by this worker")
