@@ -21,7 +21,7 @@ import httpx
 from fastapi import FastAPI, Request
 
 ROOT = Path(__file__).resolve().parents[1]
-LAB = ROOT / ".." / "shared" / "corpus" / "lab-scenario" / "webhook-eventlists.jsonl.gz"
+LAB = ROOT / "tests" / "data" / "lab-scenario" / "webhook-eventlists.jsonl.gz"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from api.server import Server, free_port  # noqa: E402

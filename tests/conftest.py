@@ -1,8 +1,10 @@
-"""Fixtures shared by every test package: where the corpus lives, and a way to build audit events.
+"""Fixtures shared by every test package: where the test data lives, and a way to build audit events.
 
-CI clones the repository with ``shared/`` as a sibling of the clone, so the corpus is found relative to
-the repository root. Without it the corpus tests skip, unless ``KUBEGUARD_REQUIRE_SERVICES=1`` says the
-run must be complete, in which case they fail.
+``tests/data/`` holds what this project recorded itself (the lab cluster's audit log, as the log backend and
+as the webhook backend wrote it), so every test that needs it runs from a clone alone. The Falco fixtures
+are not ours to ship: they are read from ``shared/`` beside the repository when it is there, and the tests
+over them skip with the reason otherwise, or fail when ``KUBEGUARD_REQUIRE_CORPUS=1`` says the run must
+include them. Those tests carry the ``corpus`` marker, so ``pytest -m corpus`` runs just them.
 """
 
 from __future__ import annotations
@@ -17,16 +19,25 @@ import pytest
 
 from kubeguard.audit.event import AuditEvent
 
+DATA = Path(__file__).resolve().parent / "data"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+#: Fixtures that read ``shared/``; a test that uses one is marked ``corpus``.
+CORPUS_FIXTURES = frozenset({"shared_dir", "falco_dir"})
 
 
 def _require(path: Path) -> Path:
     if not path.exists():
         message = f"corpus not found at {path} (expected shared/ beside the repository)"
-        if os.environ.get("KUBEGUARD_REQUIRE_SERVICES") == "1":
+        if os.environ.get("KUBEGUARD_REQUIRE_CORPUS") == "1":
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if CORPUS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.corpus)
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +51,9 @@ def falco_dir(shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def lab_dir(shared_dir: Path) -> Path:
-    return _require(shared_dir / "corpus" / "lab-scenario")
+def lab_dir() -> Path:
+    """The lab cluster's recording (``tests/data/lab-scenario/README.md``), kept in the repository."""
+    return DATA / "lab-scenario"
 
 
 def build_event(document: dict[str, Any], cluster: str = "test-cluster") -> AuditEvent:

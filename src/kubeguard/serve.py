@@ -11,9 +11,7 @@ import ipaddress
 import logging
 import ssl
 from pathlib import Path
-from typing import Annotated
 
-import typer
 import uvicorn
 
 from kubeguard.api.app import build_context, create_app
@@ -94,27 +92,9 @@ def serve(
     )
 
 
-def command(
-    host: Annotated[str, typer.Option(help="Address to listen on; non-loopback needs credentials.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
-    db: Annotated[str | None, typer.Option(help="SQLite file or SQLAlchemy URL (postgresql+psycopg://...).")] = None,
-    config: Annotated[Path | None, typer.Option(help="kubeguard TOML configuration.")] = None,
-    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate chain for HTTPS.")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS.")] = None,
-    client_ca: Annotated[Path | None, typer.Option(help="Require client certificates signed by this CA.")] = None,
-    bus: Annotated[
-        str | None,
-        typer.Option(help="NATS JetStream URL (nats://HOST:PORT): publish batches for `kubeguard worker`."),
-    ] = None,
-) -> None:
-    """Run the audit webhook, finding store and GuardDuty-compatible API."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        serve(host, port, db, config, tls_cert, tls_key, client_ca, bus)
-    except ServeError as exc:
-        typer.echo(f"kubeguard serve: {exc}", err=True)
-        raise typer.Exit(2) from exc
+if __name__ == "__main__":  # ``python -m kubeguard.serve`` is ``kubeguard serve``
+    import sys
 
+    from kubeguard.cli import app
 
-if __name__ == "__main__":
-    typer.run(command)
+    app(["serve", *sys.argv[1:]])

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-LAB_EVENTLISTS = SHARED / "corpus" / "lab-scenario" / "webhook-eventlists.jsonl.gz"
+LAB_EVENTLISTS = Path(__file__).resolve().parents[1] / "data" / "lab-scenario" / "webhook-eventlists.jsonl.gz"
 
 
 def free_port() -> int:

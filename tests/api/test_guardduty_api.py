@@ -48,6 +48,28 @@ def test_default_detector_exists_and_can_be_replaced(gd):
     assert gd.list_detectors()["DetectorIds"] == [new]
 
 
+def test_an_unsupported_operation_says_so(gd):
+    from botocore.exceptions import ClientError
+
+    [detector] = gd.list_detectors()["DetectorIds"]
+    for call in (lambda: gd.list_members(DetectorId=detector),
+                 lambda: gd.get_malware_scan_settings(DetectorId=detector),
+                 lambda: gd.list_organization_admin_accounts()):
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] == "UnsupportedOperationException"
+        assert "does not implement" in caught.value.response["Error"]["Message"]
+
+
+def test_an_unknown_criterion_field_is_a_bad_request_naming_it(gd):
+    [detector] = gd.list_detectors()["DetectorIds"]
+    with pytest.raises(gd.exceptions.BadRequestException, match="unknown criterion field 'nope.field'"):
+        gd.list_findings(DetectorId=detector, FindingCriteria={"Criterion": {"nope.field": {"Eq": ["x"]}}})
+    with pytest.raises(gd.exceptions.BadRequestException, match="64-bit"):
+        gd.get_findings_statistics(DetectorId=detector, FindingStatisticTypes=["COUNT_BY_SEVERITY"],
+                                   FindingCriteria={"Criterion": {"updatedAt": {"Gte": 2**63}}})
+
+
 def test_unknown_detector_is_a_bad_request(gd):
     with pytest.raises(gd.exceptions.BadRequestException, match="not owned"):
         gd.get_detector(DetectorId="0" * 32)

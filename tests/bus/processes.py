@@ -31,7 +31,8 @@ class WorkerProcess:
         self.args = [
             sys.executable,
             "-m",
-            "kubeguard.bus.cli",
+            "kubeguard.cli",
+            "worker",
             "--bus",
             bus_url,
             "--db",

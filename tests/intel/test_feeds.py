@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from kubeguard.intel.cli import app
+from kubeguard.cli.intel import app
 from kubeguard.intel.feeds import DEFAULT_FEEDS, Feed, FeedCache, load_feeds_config
 
 from .conftest import Route

@@ -108,7 +108,7 @@ def test_missing_mmdb_record_falls_back_to_geoip2fast():
 
 def test_importing_kubeguard_intel_does_not_load_geo_databases():
     code = (
-        "import sys, kubeguard.intel.geo, kubeguard.intel.index, kubeguard.intel.cli;"
+        "import sys, kubeguard.intel.geo, kubeguard.intel.index, kubeguard.cli.intel;"
         "print('geoip2fast' in sys.modules, 'maxminddb' in sys.modules)"
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from kubeguard.audit.event import AuditEvent
+from kubeguard.cli.simulate import app, cluster_path
 from kubeguard.sim import SimConfig, Simulator
-from kubeguard.sim.cli import app, cluster_path
 from kubeguard.sim.clock import parse_duration
 from kubeguard.sim.scenarios import SCENARIOS, resolve
 

@@ -47,8 +47,8 @@ CONTAINERS = "resource.kubernetesDetails.kubernetesWorkloadDetails.containers.im
         ({"updatedAt": {"greaterThanOrEqual": 1715680975019}}, True),
         ({"updatedAt": {"greaterThan": 1715680975019}}, False),
         ({"type": {"eq": ["A", "PrivilegeEscalation:Kubernetes/PrivilegedContainer"]}, "severity": {"lt": 8}}, False),
-        ({"resource.missing.field": {"neq": ["x"]}}, True),
-        ({"resource.missing.field": {"eq": ["x"]}}, False),
+        ({"resource.kubernetesDetails.kubernetesUserDetails.username": {"neq": ["x"]}}, True),
+        ({"resource.kubernetesDetails.kubernetesUserDetails.username": {"eq": ["x"]}}, False),
     ],
 )
 def test_criterion(criterion, expected):
@@ -72,3 +72,22 @@ def test_invalid_criteria_are_refused(criterion):
 def test_wildcard_brackets_are_literal():
     assert matches({"type": {"matches": ["[ab]*"]}}, {"type": "[ab]c"})
     assert not matches({"type": {"matches": ["[ab]*"]}}, {"type": "ac"})
+
+
+def test_an_unknown_field_is_refused_with_the_closest_valid_names():
+    with pytest.raises(CriteriaError, match=r"unknown criterion field 'nope.field'"):
+        validate({"nope.field": {"eq": ["x"]}}, allow_wildcards=False)
+    with pytest.raises(CriteriaError, match="did you mean severity"):
+        validate({"severty": {"gte": 4}}, allow_wildcards=False)
+
+
+def test_filter_field_spelling_is_case_insensitive_and_additional_info_is_open():
+    assert validate({"resource.kubernetesDetails.kubernetesWorkloadDetails.hostIPC": {"eq": ["true"]}},
+                    allow_wildcards=False)
+    assert validate({"service.additionalInfo.anyKeyAtAll": {"eq": ["x"]}}, allow_wildcards=False)
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 10**40])
+def test_numbers_beyond_64_bits_are_refused(value):
+    with pytest.raises(CriteriaError, match="64-bit"):
+        validate({"updatedAt": {"gte": value}}, allow_wildcards=False)

@@ -48,6 +48,34 @@ class PayloadTooLarge(ApiError):
     code = "PayloadTooLargeException"
 
 
+class UnsupportedOperation(ApiError):
+    """A GuardDuty operation kubeguard does not implement (malware scans, members, organizations ...)."""
+
+    code = "UnsupportedOperationException"
+
+
+#: First path segments of GuardDuty's REST API; an unknown route under one of them is an operation of
+#: GuardDuty's that kubeguard does not implement, not a mistyped URL.
+GUARDDUTY_PREFIXES = frozenset({
+    "detector", "admin", "invitation", "invitations", "organization", "member", "members",
+    "malware-protection-plan", "malware-scan", "malware-scans", "tags", "usage", "coverage", "datasources",
+    "publishingDestination", "threatintelset", "ipset", "filter", "findings", "findingstats", "administrator",
+    "master", "organizationconfiguration", "remaining-free-trial-days", "threat-entity-set",
+    "trusted-entity-set", "accept", "decline", "disassociate",
+})
+
+
+def unsupported_operation(method: str, path: str) -> UnsupportedOperation | None:
+    """The error for a GuardDuty-shaped request no route serves, or None for any other unknown path."""
+    segments = [segment for segment in path.split("/") if segment]
+    if not segments or segments[0] not in GUARDDUTY_PREFIXES:
+        return None
+    return UnsupportedOperation(
+        f"kubeguard does not implement {method} {path[:200]} of the GuardDuty API; the README's "
+        "'GuardDuty API' section lists the operations it serves"
+    )
+
+
 class InternalServerError(ApiError):
     status = 500
     code = "InternalServerErrorException"
@@ -73,7 +101,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, BadRequest.code, f"invalid request: {exc.errors()!s:.500}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code in (404, 405):
+            unsupported = unsupported_operation(request.method, request.url.path)
+            if unsupported is not None:
+                return error_response(unsupported.status, unsupported.code, unsupported.message)
         code = "ResourceNotFoundException" if exc.status_code == 404 else BadRequest.code
         return error_response(exc.status_code, code, str(exc.detail))
 

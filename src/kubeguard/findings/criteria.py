@@ -19,10 +19,12 @@ Field names use GuardDuty's filter spelling, which differs from the wire in case
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 import orjson
@@ -51,8 +53,37 @@ _ADDITIONAL_INFO = "service.additionalInfo"
 _NEGATED = frozenset({"neq", "notEquals", "notMatches"})
 
 
+#: Numbers in criteria are 64-bit (Java ``long`` in GuardDuty's model); anything wider is refused.
+MIN_LONG, MAX_LONG = -(2**63), 2**63 - 1
+
+
 class CriteriaError(ValueError):
     """A criterion the GuardDuty API would reject; the message is shown to the caller."""
+
+
+@lru_cache(maxsize=1)
+def filter_fields() -> dict[str, str]:
+    """GuardDuty's filterable field names (``kubeguard/data/filter-fields.txt``), keyed by lower case."""
+    text = resources.files("kubeguard").joinpath("data/filter-fields.txt").read_text(encoding="utf-8")
+    return {line.strip().lower(): line.strip() for line in text.splitlines() if line.strip()}
+
+
+def check_field(field: str) -> None:
+    """Refuse a field GuardDuty does not filter on, naming the closest valid ones.
+
+    ``service.additionalInfo.<key>`` is open-ended (it reaches into the additionalInfo JSON), so any key
+    below it is accepted. Case differences are tolerated, as in :func:`field_values`.
+    """
+    known = filter_fields()
+    if field.lower() in known or field.startswith(_ADDITIONAL_INFO + "."):
+        return
+    close = difflib.get_close_matches(field, list(known.values()), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise CriteriaError(
+        f"unknown criterion field {field!r}{hint} (valid: GuardDuty's {len(known)} filter fields, e.g. "
+        "severity, type, updatedAt, service.archived, resource.eksClusterDetails.name, "
+        "resource.kubernetesDetails.kubernetesUserDetails.username)"
+    )
 
 
 Criterion = Mapping[str, Mapping[str, Any]]
@@ -74,6 +105,7 @@ def validate(criterion: Any, *, allow_wildcards: bool) -> dict[str, dict[str, An
     for field, condition in criterion.items():
         if not isinstance(field, str) or not _FIELD_NAME.fullmatch(field):
             raise CriteriaError(f"invalid criterion field name: {field!r}")
+        check_field(field)
         if not isinstance(condition, dict) or not condition:
             raise CriteriaError(f"criterion {field} must be a non-empty condition object")
         for operator, value in condition.items():
@@ -92,6 +124,8 @@ def _validate_operator(field: str, operator: str, value: Any, allow_wildcards: b
     elif operator in NUMERIC_OPERATORS:
         if isinstance(value, bool) or not isinstance(value, int):
             raise CriteriaError(f"{where} must be an integer")
+        if not MIN_LONG <= value <= MAX_LONG:
+            raise CriteriaError(f"{where} is outside the 64-bit range")
     elif operator in WILDCARD_OPERATORS:
         if not allow_wildcards:
             raise CriteriaError(f"{where}: matches/notMatches are only accepted by filters")

@@ -33,13 +33,28 @@ def default_url() -> str:
     return f"sqlite:///{directory / 'kubeguard.db'}"
 
 
+#: URL schemes people write for PostgreSQL (libpq's and Heroku's), mapped to the driver kubeguard uses.
+_POSTGRES_ALIASES = ("postgres://", "postgresql://")
+
+
 def url_from_option(db: str | None) -> str:
-    """``--db`` accepts a SQLAlchemy URL or a plain file path (taken as SQLite)."""
+    """``--db`` accepts a SQLAlchemy URL, a libpq ``postgres://`` URL, or a plain file path (SQLite)."""
     if not db:
         return default_url()
+    for alias in _POSTGRES_ALIASES:
+        if db.startswith(alias):
+            return "postgresql+psycopg://" + db[len(alias) :]
     if "://" in db:
         return db
     return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL (None for other stores and in-memory SQLite)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == prefix or ":memory:" in url:
+        return None
+    return Path(url[len(prefix) :].split("?", 1)[0])
 
 
 def open_engine(url: str) -> Engine:

@@ -12,15 +12,16 @@ import gzip
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-import orjson
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from kubeguard.sim.clock import HOUR, parse_duration, parse_start
-from kubeguard.sim.simulator import SimConfig, Simulator, cluster_names
+from kubeguard.cli.errors import guarded
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kubeguard.sim.simulator import Simulator
 
 app = typer.Typer(add_completion=False, help="Generate realistic Kubernetes audit logs with labelled attacks.")
 
@@ -41,6 +42,7 @@ def _open(path: Path) -> IO[bytes]:
 
 
 @app.command()
+@guarded("simulate")
 def simulate(
     out: Path = typer.Option(Path("audit.jsonl.gz"), "--out", "-o", help="Event file (JSONL; .gz compresses); "
                              "'-' writes one cluster to stdout."),
@@ -54,6 +56,12 @@ def simulate(
     scale: float = typer.Option(1.0, min=0.01, help="Pace of machine traffic (leases, status, syncs)."),
 ) -> None:
     """Simulate clusters' audit logs over a span of event time, with attacks after a learning period."""
+    import orjson
+    from rich.console import Console
+
+    from kubeguard.sim.clock import parse_duration, parse_start
+    from kubeguard.sim.simulator import SimConfig, Simulator, cluster_names
+
     try:
         config = SimConfig(seed=seed, start=parse_start(start), duration=parse_duration(duration),
                            clusters=cluster_names(clusters), attacks=attacks.split(","),
@@ -72,6 +80,11 @@ def simulate(
 
 
 def _write(simulator: Simulator, out: Path, console: Console) -> int:
+    import orjson
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from kubeguard.sim.clock import HOUR
+
     names = [world.cluster.name for world in simulator.worlds]
     total_hours = max(1, (simulator.end - simulator.start) // HOUR)
     written = 0
@@ -97,6 +110,8 @@ def _write(simulator: Simulator, out: Path, console: Console) -> int:
 
 
 def _hours_since(start_us: int, stamp: str) -> int:
+    from kubeguard.sim.clock import HOUR, parse_start
+
     return (parse_start(stamp).timestamp() * 1_000_000 - start_us) // HOUR
 
 

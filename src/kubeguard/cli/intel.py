@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from kubeguard.intel.feeds import DEFAULT_FEEDS, Feed, FeedCache, default_cache_dir, load_feeds_config
-from kubeguard.intel.formats import ListError
-from kubeguard.intel.index import IntelIndex
-from kubeguard.intel.ipset import parse_ip
-from kubeguard.intel.sources import DEFAULT_TIMEOUT, SourceError
+from kubeguard.cli.errors import guarded
+
+if TYPE_CHECKING:
+    from kubeguard.intel.feeds import Feed, FeedCache
+
+#: Seconds per network operation (``kubeguard.intel.sources.DEFAULT_TIMEOUT``; a test checks they agree).
+DEFAULT_TIMEOUT = 30.0
 
 app = typer.Typer(help="Threat-intelligence lists: open feeds, custom lists, Tor exits, trusted lists.")
 
@@ -26,10 +26,14 @@ FeedsConfig = Annotated[
 
 
 def _cache(cache_dir: Path | None) -> FeedCache:
+    from kubeguard.intel.feeds import FeedCache, default_cache_dir
+
     return FeedCache(cache_dir if cache_dir is not None else default_cache_dir())
 
 
 def _feeds(config: Path | None) -> tuple[Feed, ...]:
+    from kubeguard.intel.feeds import DEFAULT_FEEDS, load_feeds_config
+
     if config is None:
         return DEFAULT_FEEDS
     try:
@@ -39,6 +43,7 @@ def _feeds(config: Path | None) -> tuple[Feed, ...]:
 
 
 @app.command()
+@guarded("intel update")
 def update(
     cache_dir: CacheDir = None,
     feeds: FeedsConfig = None,
@@ -46,6 +51,8 @@ def update(
     force: Annotated[bool, typer.Option(help="Download even if the server says unchanged.")] = False,
 ) -> None:
     """Download the feeds into the cache (conditional GET); a failed feed keeps its cached copy."""
+    from rich.console import Console
+
     console = Console()
     cache = _cache(cache_dir)
     outcomes = cache.update(_feeds(feeds), timeout=timeout, force=force)
@@ -60,8 +67,12 @@ def update(
 
 
 @app.command("list")
+@guarded("intel list")
 def list_feeds(cache_dir: CacheDir = None, feeds: FeedsConfig = None) -> None:
     """Show each feed: kind, entries, size, age and the last error."""
+    from rich.console import Console
+    from rich.table import Table
+
     cache = _cache(cache_dir)
     states = {state.name: state for state in cache.states()}
     table = Table(title=f"Feeds in {cache.root}")
@@ -88,6 +99,7 @@ def list_feeds(cache_dir: CacheDir = None, feeds: FeedsConfig = None) -> None:
 
 
 @app.command()
+@guarded("intel check")
 def check(
     ip: Annotated[str, typer.Argument(help="IPv4 or IPv6 address.")],
     cache_dir: CacheDir = None,
@@ -101,6 +113,13 @@ def check(
     no_default_feeds: Annotated[bool, typer.Option("--no-default-feeds")] = False,
 ) -> None:
     """Say which lists hold IP, and whether a trusted list holds it (which suppresses caller findings)."""
+    from rich.console import Console
+
+    from kubeguard.intel.formats import ListError
+    from kubeguard.intel.index import IntelIndex
+    from kubeguard.intel.ipset import parse_ip
+    from kubeguard.intel.sources import SourceError
+
     console = Console(highlight=False)
     if parse_ip(ip) is None:
         raise typer.BadParameter(f"{ip!r} is not an IP address", param_hint="IP")

@@ -1,4 +1,4 @@
-"""The ``kubeguard`` command line."""
+"""``kubeguard scan``: run the pipeline over audit logs and print the findings."""
 
 from __future__ import annotations
 
@@ -6,55 +6,59 @@ import logging
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from kubeguard import severity
-from kubeguard.audit.decode import FORMATS, UnknownFormatError, expand_path
-from kubeguard.config import ConfigError, load_settings
-from kubeguard.intel.formats import ListError
-from kubeguard.intel.sources import SourceError
-from kubeguard.scan import ScanResult, run_scan
+from kubeguard.cli.errors import EXIT_FINDINGS, EXIT_RUNTIME, CliError, UsageError, guarded
 
-app = typer.Typer(
-    name="kubeguard",
-    help="Threat detection for Kubernetes audit logs, with GuardDuty-compatible findings.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from kubeguard.scan import ScanResult
+
+#: The input formats ``--input-format`` takes (``kubeguard.audit.decode.FORMATS``, repeated here so that
+#: the help text costs no import; a test checks that the two agree).
+INPUT_FORMATS = ("auto", "native", "cloudwatch", "gke", "aks")
+OUTPUT_FORMATS = ("table", "json", "jsonl")
 
 
-@app.callback()
-def _root() -> None:
-    """Threat detection for Kubernetes audit logs, with GuardDuty-compatible findings."""
+def _stderr() -> Any:
+    from rich.console import Console
 
-EXIT_USAGE = 2
-EXIT_FINDINGS = 3
+    return Console(stderr=True)
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(EXIT_USAGE)
+def _threshold(option: str, text: str) -> float:
+    from kubeguard import severity
+
+    try:
+        return severity.parse_threshold(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: use low, medium, high, critical or a number from 0 to 10") from None
+
+
+def _check_output(output: Path | None) -> None:
+    if output is None:
+        return
+    if output.is_dir():
+        raise UsageError(f"--output {output} is a directory; name a file")
+    if not output.parent.is_dir():
+        raise UsageError(f"--output {output}: directory {output.parent} does not exist")
 
 
 def _check_paths(paths: list[str]) -> None:
+    from kubeguard.audit.decode import expand_path
+
     for path in paths:
         if path != "-":
             expand_path(Path(path))
 
 
-@app.command()
+@guarded("scan")
 def scan(
     paths: Annotated[list[str], typer.Argument(help="Audit log files or directories; - reads stdin.")],
     output_format: Annotated[str, typer.Option("--format", "-f", help="table, json or jsonl.")] = "table",
     cluster: Annotated[str | None, typer.Option(help="Cluster name (else from the envelope, else default).")] = None,
-    input_format: Annotated[str, typer.Option(help=f"One of: {', '.join(FORMATS)}.")] = "auto",
+    input_format: Annotated[str, typer.Option(help=f"One of: {', '.join(INPUT_FORMATS)}.")] = "auto",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write findings here.")] = None,
     min_severity: Annotated[str, typer.Option(help="Hide findings below: low, medium, high, critical or 0-10.")] = "0",
     fail_on: Annotated[str | None, typer.Option(help="Exit 3 if a finding at or above this severity exists.")] = None,
@@ -82,15 +86,28 @@ def scan(
     ] = None,
     no_anomaly: Annotated[bool, typer.Option("--no-anomaly", help="Turn the AnomalousBehavior detectors off.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Exit 0 even when no audit event could be read.")
+    ] = False,
 ) -> None:
     """Scan audit logs and print GuardDuty-format findings."""
-    if output_format not in ("table", "json", "jsonl"):
-        raise _fail(f"unknown --format {output_format!r}; choose table, json or jsonl")
+    import msgspec
+
+    from kubeguard.audit.decode import FORMATS, UnknownFormatError
+    from kubeguard.config import ConfigError, load_settings
+    from kubeguard.intel.formats import ListError
+    from kubeguard.intel.sources import SourceError
+
+    if output_format not in OUTPUT_FORMATS:
+        raise UsageError(f"unknown --format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
     if input_format not in FORMATS:
-        raise _fail(f"unknown --input-format {input_format!r}; choose one of {', '.join(FORMATS)}")
+        raise UsageError(f"unknown --input-format {input_format!r}; choose one of {', '.join(FORMATS)}")
+    floor = _threshold("--min-severity", min_severity)
+    fail_floor = _threshold("--fail-on", fail_on) if fail_on else None
+    _check_output(output)
+    if state is not None and state.is_dir():
+        raise UsageError(f"--state {state} is a directory; name a file (it is created if missing)")
     try:
-        floor = severity.parse_threshold(min_severity)
-        fail_floor = severity.parse_threshold(fail_on) if fail_on else None
         settings = load_settings(config)
         intel = settings.intel
         intel.threat_lists = [*intel.threat_lists, *(threat_list or [])]
@@ -106,12 +123,23 @@ def scan(
             anomaly.min_principal_events = min_principal_events
         _check_paths(paths)
     except (ValueError, ConfigError, FileNotFoundError) as error:
-        raise _fail(str(error)) from error
+        raise UsageError(str(error)) from error
     logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(levelname)s %(message)s")
+    # Rejects are summarised once at the end (first few with file and line, then a count), not logged too.
+    logging.getLogger("kubeguard.audit.decode").setLevel(logging.ERROR)
     try:
         result = _scan_with_progress(paths, settings, cluster, input_format, state, show=not quiet)
     except (UnknownFormatError, FileNotFoundError, SourceError, ListError) as error:
-        raise _fail(str(error)) from error
+        raise UsageError(str(error)) from error
+    except msgspec.MsgspecError as error:
+        raise UsageError(f"--state {state}: not a kubeguard state file ({error})") from error
+    if result.stats.events == 0 and not allow_empty:
+        first = f"; first: {result.rejects[0]}" if result.rejects else ""
+        raise CliError(
+            f"no audit event could be read from {', '.join(paths)} ({result.rejected:,} records rejected{first}); "
+            "check --input-format, or pass --allow-empty",
+            code=EXIT_RUNTIME,
+        )
     shown = [f for f in result.findings if f["severity"] >= floor]
     _emit(shown, output_format, output)
     if not quiet:
@@ -123,6 +151,11 @@ def scan(
 def _scan_with_progress(
     paths: list[str], settings: Any, cluster: str | None, input_format: str, state: Path | None, *, show: bool
 ) -> ScanResult:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kubeguard.scan import run_scan
+
+    err = _stderr()
     fmt = None if input_format == "auto" else input_format
     if not (show and err.is_terminal):
         return run_scan(paths, settings, cluster=cluster, input_format=fmt, state_path=state)
@@ -144,6 +177,8 @@ def _scan_with_progress(
 
 
 def _emit(findings: list[dict[str, Any]], output_format: str, output: Path | None) -> None:
+    import orjson
+
     if output_format == "json":
         data = orjson.dumps({"findings": findings}, option=orjson.OPT_INDENT_2) + b"\n"
     elif output_format == "jsonl":
@@ -159,6 +194,11 @@ def _emit(findings: list[dict[str, Any]], output_format: str, output: Path | Non
 
 
 def _table(findings: list[dict[str, Any]], output: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kubeguard import severity
+
     table = Table(title=f"{len(findings)} findings", show_lines=False)
     for column in ("Severity", "Type", "User", "Namespace", "Target", "Source IP", "Count"):
         table.add_column(column, overflow="fold")
@@ -187,6 +227,9 @@ def _table(findings: list[dict[str, Any]], output: Path | None) -> None:
 
 
 def _summary(result: ScanResult) -> None:
+    from kubeguard import severity
+
+    err = _stderr()
     stats = result.stats
     err.print(
         f"[bold]{stats.events:,}[/] events read ({stats.counted:,} counted, {stats.duplicates:,} duplicates, "
@@ -204,29 +247,3 @@ def _summary(result: ScanResult) -> None:
         err.print(f"  {count:>4}  {finding_type}")
     for detector, errors in result.detector_errors.items():
         err.print(f"[yellow]  detector {detector} failed on {errors} events (see log)[/]")
-
-
-def _register_subcommands() -> None:
-    """The other modes live in their own modules; they are attached here so ``kubeguard --help`` lists them."""
-    from kubeguard import serve
-    from kubeguard.bus.cli import command as worker_command
-    from kubeguard.findings_cli import app as findings_app
-    from kubeguard.intel.cli import app as intel_app
-    from kubeguard.sim.cli import simulate
-
-    app.command("serve")(serve.command)
-    app.command("worker")(worker_command)
-    app.command("simulate", help="Generate realistic audit logs with labelled attack scenarios.")(simulate)
-    app.add_typer(intel_app, name="intel")
-    app.add_typer(findings_app, name="findings", help="List, show and archive stored findings.")
-
-
-_register_subcommands()
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""``kubeguard worker --bus nats://... --db postgresql+psycopg://...``: one detection worker.
+"""Build and run one ``kubeguard worker`` (options in :mod:`kubeguard.cli.worker`).
 
 Start as many as the load needs, on any machines that reach NATS and PostgreSQL; they share the partitions
 between them and hand them over when one stops or dies. SIGTERM or Ctrl-C finishes the current batch,
@@ -11,9 +11,6 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 log = logging.getLogger(__name__)
 
@@ -93,41 +90,3 @@ async def _until_signalled(worker) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await worker.run(stop)
-
-
-def command(
-    bus: Annotated[str, typer.Option(help="NATS JetStream URL, e.g. nats://127.0.0.1:4222.")],
-    db: Annotated[str, typer.Option(help="Shared PostgreSQL store: postgresql+psycopg://USER@HOST/DB.")],
-    config: Annotated[Path | None, typer.Option(help="kubeguard TOML configuration (same as serve's).")] = None,
-    partitions: Annotated[
-        int, typer.Option(help="Partitions of the audit stream; used only when the stream is first created.")
-    ] = 16,
-    ack_wait: Annotated[
-        float, typer.Option(help="Seconds before an unacknowledged batch is redelivered (set at consumer creation).")
-    ] = 30.0,
-    max_attempts: Annotated[
-        int, typer.Option(help="Failed detection attempts before a batch goes to the dead-letter subject.")
-    ] = 5,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT.")
-    ] = None,
-) -> None:
-    """Process audit batches from NATS JetStream into the shared store (scale-out mode)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        run_worker(
-            bus,
-            db,
-            config,
-            partitions=partitions,
-            ack_wait=ack_wait,
-            max_attempts=max_attempts,
-            metrics_port=metrics_port,
-        )
-    except WorkerError as exc:
-        typer.echo(f"kubeguard worker: {exc}", err=True)
-        raise typer.Exit(2) from exc
-
-
-if __name__ == "__main__":
-    typer.run(command)
