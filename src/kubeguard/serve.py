@@ -16,7 +16,7 @@ import uvicorn
 
 from kubeguard.api.app import build_context, create_app
 from kubeguard.api.options import serve_options
-from kubeguard.bus.connection import BusConfigError, check_bus_options
+from kubeguard.bus.connection import BusConfigError, check_bus_options, check_reachable
 from kubeguard.config import ConfigError, load_settings
 from kubeguard.store.database import url_from_option
 
@@ -69,6 +69,7 @@ def serve(
     if bus:
         try:
             check_bus_options(bus, db_url)
+            check_reachable(bus)
         except BusConfigError as exc:
             raise ServeError(str(exc)) from exc
     context, drainer = build_context(settings, options, db_url, open_access=open_access, mutual_tls=bool(client_ca))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from urllib.parse import urlsplit
 
@@ -15,6 +16,10 @@ BUS_SCHEMES = ("nats", "tls", "ws", "wss")
 
 class BusConfigError(RuntimeError):
     """``--bus`` cannot be used as given; the message says what to change."""
+
+
+class BusUnreachable(BusConfigError):
+    """NATS did not answer at start-up."""
 
 
 def check_bus_options(bus_url: str, db_url: str) -> None:
@@ -38,8 +43,22 @@ def redacted(url: str) -> str:
 
 
 async def connect(url: str, name: str) -> Client:
-    """Connect, reconnecting for ever once connected (JetStream keeps the work while NATS restarts)."""
+    """Connect, reconnecting for ever once connected (JetStream keeps the work while NATS restarts).
+
+    An unreachable server at start-up is an error, not an endless retry: nats-py's reconnect policy also
+    governs the first connection (and 0 or -1 attempts mean "for ever"), so a probe with one retry comes first.
+    """
     try:
+        probe = await nats.connect(
+            url,
+            name=name,
+            connect_timeout=5,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.5,
+            error_cb=_quiet,
+        )
+        await probe.close()
         return await nats.connect(
             url,
             name=name,
@@ -52,7 +71,21 @@ async def connect(url: str, name: str) -> Client:
             reconnected_cb=_reconnected,
         )
     except Exception as exc:  # noqa: BLE001 - nats-py raises several unrelated types for "cannot connect"
-        raise BusConfigError(f"cannot connect to NATS at {redacted(url)}: {type(exc).__name__}: {exc}") from exc
+        raise BusUnreachable(f"cannot connect to NATS at {redacted(url)}: {type(exc).__name__}: {exc}") from exc
+
+
+def check_reachable(url: str) -> None:
+    """Fail at start-up, with the reason, when NATS does not answer (before a server starts listening)."""
+
+    async def probe() -> None:
+        client = await connect(url, "kubeguard-probe")
+        await client.close()
+
+    asyncio.run(probe())
+
+
+async def _quiet(_exc: Exception) -> None:
+    return None
 
 
 async def _log_error(exc: Exception) -> None:

@@ -16,7 +16,11 @@ log = logging.getLogger(__name__)
 
 
 class WorkerError(RuntimeError):
-    """The worker cannot start with this configuration; the message says what to change."""
+    """The worker cannot start; ``usage`` when the options are wrong, else a service is unreachable."""
+
+    def __init__(self, message: str, *, usage: bool = True) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 def run_worker(
@@ -34,7 +38,7 @@ def run_worker(
     from kubeguard.api.app import build_publisher
     from kubeguard.api.metrics import ServiceMetrics
     from kubeguard.api.options import serve_options
-    from kubeguard.bus.connection import BusConfigError, check_bus_options
+    from kubeguard.bus.connection import BusConfigError, BusUnreachable, check_bus_options
     from kubeguard.bus.layout import BusLayoutError, BusSettings
     from kubeguard.bus.processing import PipelineProcessor
     from kubeguard.bus.worker import Worker, WorkerMetrics, WorkerOptions
@@ -77,6 +81,8 @@ def run_worker(
     )
     try:
         asyncio.run(_until_signalled(worker))
+    except BusUnreachable as exc:
+        raise WorkerError(str(exc), usage=False) from exc
     except (BusConfigError, BusLayoutError) as exc:
         raise WorkerError(str(exc)) from exc
     finally:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from kubeguard.cli.errors import UsageError, guarded
+from kubeguard.cli.errors import CliError, UsageError, guarded
 
 
 @guarded("worker")
@@ -43,4 +43,4 @@ def worker_command(
             metrics_port=metrics_port,
         )
     except WorkerError as exc:
-        raise UsageError(str(exc)) from exc
+        raise (UsageError(str(exc)) if exc.usage else CliError(str(exc))) from exc
