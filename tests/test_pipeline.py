@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from kubeguard.batch.window import EventWindow
 from kubeguard.config import Settings
 from kubeguard.detectors.signatures.exec_in_kube_system_pod import ExecInKubeSystemPod
 from kubeguard.detectors.state import MemoryState
-from kubeguard.pipeline import FindingSet, Pipeline, RecentKeys
+from kubeguard.pipeline import FindingSet, Pipeline
 
 
 def _exec(make_event, audit_id, stage, *, ts="2024-05-14T09:31:07.412Z", user="admin", pod="kube-proxy-x"):
@@ -53,9 +54,11 @@ def test_different_pod_or_user_is_a_different_finding(make_event):
     assert len({f["id"] for f in findings}) == 3
 
 
-def test_recent_keys_forget_after_two_generations():
-    keys = RecentKeys(capacity=2)
-    assert keys.add(1) and keys.add(2) and not keys.add(1)
-    assert keys.add(3) and keys.add(4)  # 1 and 2 now in the previous generation
-    assert not keys.add(2)
-    assert keys.add(5) and keys.add(1)  # the generation holding 1 was dropped
+def test_the_window_remembers_a_key_for_the_clusters_last_n_counted_events():
+    window = EventWindow(size=2)
+    assert window.first("a", "1", "x") and window.first("a", "2", "x")
+    assert not window.first("a", "1", "x")  # counted one event ago
+    assert window.first("a", "3", "x")  # 1 is now two counted events back: out of the window
+    assert window.first("a", "1", "x")
+    assert window.first("b", "3", "x"), "another cluster's identical auditID is a different event"
+    assert not window.first("a", "1", "x")

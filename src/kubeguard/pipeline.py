@@ -10,44 +10,22 @@ as complete. Exec and friends are de-duplicated across their two stages, so one 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kubeguard.audit.event import CONNECT_SUBRESOURCES, AuditEvent
+from kubeguard.batch.window import EventWindow
 from kubeguard.config import Settings
 from kubeguard.detectors.anomaly.baselines import Baselines
 from kubeguard.detectors.base import DetectionContext, Detector, StateStore
 from kubeguard.detectors.engine import Engine
 from kubeguard.detectors.registry import default_detectors
 from kubeguard.findings.aggregate import merge_finding
-from kubeguard.findings.builder import FindingBuilder, IpDescriber, address_only
+from kubeguard.findings.builder import FindingBuilder, IpDescriber, address_only, iso_millis
 
-#: How many (auditID, stage) keys the de-duplicator remembers; older keys age out in two generations.
-DEDUP_WINDOW = 200_000
-
-
-class RecentKeys:
-    """A bounded "seen recently" set: two generations, the older dropped when the newer fills up.
-
-    Duplicates in audit logs come from retries and overlapping exports, close together in time, so a
-    window of recent keys catches them without growing for ever.
-    """
-
-    def __init__(self, capacity: int = DEDUP_WINDOW) -> None:
-        self.capacity = capacity
-        self._current: set[Any] = set()
-        self._previous: set[Any] = set()
-
-    def add(self, key: Any) -> bool:
-        """Remember ``key``; True if it was not seen within the window."""
-        if key in self._current or key in self._previous:
-            return False
-        if len(self._current) >= self.capacity:
-            self._previous, self._current = self._current, set()
-        self._current.add(key)
-        return True
-
+log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class PipelineStats:
@@ -56,6 +34,8 @@ class PipelineStats:
     duplicates: int = 0
     other_stages: int = 0
     detections: int = 0
+    #: Events that could not be judged (an unreadable timestamp, say): counted, skipped, the rest go on.
+    rejected: int = 0
 
 
 class Pipeline:
@@ -68,6 +48,7 @@ class Pipeline:
         intel: Any = None,
         baselines: Any = None,
         describe_ip: IpDescriber = address_only,
+        window: EventWindow | None = None,
     ) -> None:
         self.settings = settings
         if baselines is None and settings.anomaly.enabled:
@@ -77,7 +58,8 @@ class Pipeline:
         context = DetectionContext(state=state, intel=intel, baselines=baselines)
         self.engine = Engine(default_detectors() if detectors is None else detectors, context)
         self.builder = FindingBuilder(settings, describe_ip)
-        self.recent = RecentKeys()
+        #: The de-duplication window; the service passes one kept in its store (``kubeguard.batch``).
+        self.recent = window if window is not None else EventWindow()
         self.stats = PipelineStats()
 
     def process_event(self, event: AuditEvent) -> list[dict[str, Any]]:
@@ -90,7 +72,11 @@ class Pipeline:
         if stage != "ResponseComplete" and not (connect and stage == "ResponseStarted") and stage:
             stats.other_stages += 1
             return []
-        if event.auditID and not self.recent.add((event.auditID, "connect" if connect else stage)):
+        if not readable_time(event.event_time):
+            stats.rejected += 1
+            log.warning("audit event %s skipped: unreadable timestamp %r", event.auditID, event.event_time[:64])
+            return []
+        if event.auditID and not self.recent.first(event.cluster, event.auditID, "connect" if connect else stage):
             stats.duplicates += 1
             return []
         stats.counted += 1
@@ -98,7 +84,12 @@ class Pipeline:
         if not detections:
             return []
         stats.detections += len(detections)
-        return [self.builder.build(d) for d in detections]
+        try:
+            return [self.builder.build(d) for d in detections]
+        except Exception:  # noqa: BLE001 - one unreadable event is a counted reject, not a failed batch
+            stats.rejected += 1
+            log.exception("audit event %s skipped: its finding could not be built", event.auditID)
+            return []
 
     def set_intel(self, intel: Any) -> None:
         """Swap the threat intelligence detectors read (an API call activated or removed a list)."""
@@ -114,6 +105,17 @@ class Pipeline:
         for event in events:
             findings.extend(self.process_event(event))
         return findings
+
+
+def readable_time(stamp: str) -> bool:
+    """True when findings can be stamped with ``stamp`` (empty counts: the builder uses the current time)."""
+    if len(stamp) >= 24 and stamp[19] == "." and stamp.endswith("Z"):
+        return stamp[4] == "-" and stamp[10] == "T" and stamp[:4].isdigit()
+    try:
+        iso_millis(stamp)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 class FindingSet:

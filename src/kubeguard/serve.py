@@ -77,8 +77,13 @@ def serve(
         from kubeguard.bus.ingest import BusIngest
         from kubeguard.bus.layout import BusSettings
 
-        context.bus = BusIngest(bus, context.engine, context.metrics.registry, BusSettings())
-        drainer = None  # the workers detect; this process receives, publishes and serves
+        settings = BusSettings(max_bytes=options.max_backlog_bytes)
+        context.bus = BusIngest(bus, context.engine, context.metrics.registry, settings)
+        # The workers detect; this process receives, publishes and serves. JetStream bounds the backlog.
+        drainer = None
+        context.drainer_alive = None
+        context.backlog = None
+        context.wake_drainer = None
     app = create_app(context, drainer)
     uvicorn.run(
         app,

@@ -51,7 +51,7 @@ def test_a_version_1_store_gains_the_blobs_table_on_upgrade(engine):
     with engine.begin() as conn:
         schema.blobs.drop(conn, checkfirst=True)
         conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 1))
-    assert migrate(engine) == 2
+    assert migrate(engine) == MIGRATIONS[-1][0]
     SqlState(engine).put_blob("anomaly.baselines", b"\x00\x01")
     assert SqlState(engine).get_blob("anomaly.baselines") == b"\x00\x01"
 

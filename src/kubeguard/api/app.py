@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,25 +15,19 @@ from kubeguard.api.errors import install_error_handlers
 from kubeguard.api.guardduty import build_router
 from kubeguard.api.guardduty.findings import stamp_detector
 from kubeguard.api.ingest import webhook
+from kubeguard.api.ingest.backlog import Backlog
 from kubeguard.api.ingest.drainer import SpoolDrainer
 from kubeguard.api.intel_sets import IntelSets
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions, SinkOptions
-from kubeguard.audit.event import AuditEvent
 from kubeguard.findings.publish import HttpSink, JsonlFileSink, Publisher, QueuedSink, Sink, StdoutSink
 from kubeguard.intel.index import IntelIndex
 from kubeguard.store import detectors, ipsets
 from kubeguard.store.database import open_engine
 from kubeguard.store.recorder import FindingRecorder
 from kubeguard.store.spool import Spool
-from kubeguard.store.state import SqlState
 
 log = logging.getLogger(__name__)
-
-#: How often the drainer writes the anomaly baselines to the store (and always when it stops). A crash
-#: loses at most this much learning, never a finding: findings are committed with their spool batch.
-STATE_SAVE_SECONDS = 30.0
-
 
 def _sink(options: SinkOptions) -> Sink:
     if options.type == "http":
@@ -59,36 +52,17 @@ def build_publisher(options: ServeOptions, metrics: ServiceMetrics) -> Publisher
     )
 
 
-class FiledPipeline:
-    """The detection pipeline, with each finding filed under the current detector.
+def finding_filer(context: ServiceContext) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """File each finding under the current detector; keep none while it is disabled or deleted (as in
+    GuardDuty). The events are still detected and their state learned, so nothing waits in the spool."""
 
-    No findings are kept while the detector is disabled or deleted (as in GuardDuty); the events are
-    still drained, so nothing waits in the spool forever.
-    """
-
-    def __init__(self, pipeline: Any, context: ServiceContext, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.pipeline = pipeline
-        self.context = context
-        self._clock = clock
-        self._saved_at = clock()
-
-    def process(self, events: list[AuditEvent]) -> list[dict[str, Any]]:
-        occurrences = self.pipeline.process(events)
-        if self._clock() - self._saved_at >= STATE_SAVE_SECONDS:
-            self.save_state()
-        detector_id = self.context.detector_id
-        if detector_id is None or not self.context.detector_enabled:
+    def file(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        detector_id = context.detector_id
+        if detector_id is None or not context.detector_enabled:
             return []
-        return [stamp_detector(finding, detector_id) for finding in occurrences]
+        return [stamp_detector(finding, detector_id) for finding in found]
 
-
-    def save_state(self) -> None:
-        """Persist the detectors' in-memory state (the anomaly baselines) into the store."""
-        self._saved_at = self._clock()
-        try:
-            self.pipeline.save_state()
-        except Exception:  # noqa: BLE001 - a failed save is retried at the next interval
-            log.exception("saving detector state failed; it will be retried")
+    return file
 
 
 def intel_swapper(pipeline: Any, base: IntelIndex | None) -> Callable[[IntelIndex], None]:
@@ -106,7 +80,7 @@ def intel_swapper(pipeline: Any, base: IntelIndex | None) -> Callable[[IntelInde
 
 def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_access: bool, mutual_tls: bool):
     """Open the store and wire everything; returns the context and the spool drainer (not started)."""
-    from kubeguard.pipeline import Pipeline
+    from kubeguard.batch.processor import BatchProcessor
     from kubeguard.scan import default_pipeline_options
 
     engine = open_engine(db_url)
@@ -119,8 +93,8 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
         engine, publisher.publish, lambda kind, outcome: metrics.findings.labels(kind, outcome).inc()
     )
     pipeline_options = default_pipeline_options(settings)
-    pipeline = Pipeline(settings, SqlState(engine), **pipeline_options)
-    intel = IntelSets(intel_swapper(pipeline, pipeline_options.get("intel")))
+    processor = BatchProcessor(engine, settings, recorder, **pipeline_options)
+    intel = IntelSets(intel_swapper(processor, pipeline_options.get("intel")))
     context = ServiceContext(
         engine=engine,
         settings=settings,
@@ -135,14 +109,19 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
         mutual_tls=mutual_tls,
     )
     intel.load_active(active_sets)
+    processor.file_findings = finding_filer(context)
     drainer = SpoolDrainer(
         context.spool,
-        FiledPipeline(pipeline, context),
-        recorder,
+        processor,
         metrics,
         retention_seconds=options.spool_retention_seconds,
+        retention_bytes=options.spool_retention_bytes,
     )
     context.wake_drainer = drainer.wake
+    context.drainer_alive = drainer.alive
+    context.backlog = Backlog(
+        context.spool, max_events=options.max_backlog_events, max_bytes=options.max_backlog_bytes
+    )
     return context, drainer
 
 

@@ -34,5 +34,9 @@ class ServiceContext:
     detector_enabled: bool = True
     #: Wakes the spool drainer when a batch arrives (set by the drainer).
     wake_drainer: Any = None
+    #: The webhook's backpressure (``kubeguard.api.ingest.backlog.Backlog``); None accepts without bound.
+    backlog: Any = None
+    #: True while the spool drainer's thread runs (readiness); None when this process runs no drainer.
+    drainer_alive: Any = None
     #: With ``serve --bus``: the :class:`kubeguard.bus.ingest.BusIngest` batches are published to instead.
     bus: Any = None

@@ -40,6 +40,21 @@ class ServiceMetrics:
             "Audit events acknowledged but not yet through detection",
             registry=self.registry,
         )
+        self.pending_bytes = Gauge(
+            "kubeguard_spool_pending_bytes",
+            "Body bytes of acknowledged batches not yet through detection",
+            registry=self.registry,
+        )
+        self.lag_seconds = Gauge(
+            "kubeguard_spool_lag_seconds",
+            "How long the oldest acknowledged batch has waited for detection",
+            registry=self.registry,
+        )
+        self.batch_rejects = Counter(
+            "kubeguard_batch_events_rejected",
+            "Records of processed batches that could not be read or judged (the rest of each batch was)",
+            registry=self.registry,
+        )
         self.batches_failed = Counter(
             "kubeguard_spool_batches_failed",
             "Spool batches on which detection raised",

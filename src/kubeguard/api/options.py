@@ -51,7 +51,22 @@ class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_inflated_bytes: int = 256 * MIB
     #: How long drained batches stay in the spool (for replay and audit) before they are pruned.
     spool_retention_seconds: int = 24 * 3600
+    #: Cap on the bodies of drained batches kept for replay; the oldest go first beyond it.
+    spool_retention_bytes: int = 1024 * MIB
+    #: Backpressure: past this many acknowledged events (or body bytes) waiting for detection, the
+    #: webhook answers 503 with ``Retry-After`` and the API server sends the batch again later.
+    max_backlog_events: int = 200_000
+    max_backlog_bytes: int = 512 * MIB
+    #: The ``Retry-After`` the webhook sends with a 503 (seconds).
+    retry_after_seconds: int = 5
     sinks: list[SinkOptions] = []
+
+    def __post_init__(self) -> None:
+        limits = (self.max_backlog_events, self.max_backlog_bytes, self.retry_after_seconds, self.spool_retention_bytes)
+        if min(limits) <= 0:
+            raise ValueError(
+                "max_backlog_events, max_backlog_bytes, retry_after_seconds and spool_retention_bytes must be positive"
+            )
 
     @property
     def has_credentials(self) -> bool:

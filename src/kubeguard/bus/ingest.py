@@ -37,6 +37,10 @@ class BusIngest:
             "kubeguard_bus_batches_retrying", "Batches detection failed on that are being retried", registry=registry
         )
 
+    @property
+    def connected(self) -> bool:
+        return self.publisher.connected
+
     async def start(self) -> None:
         await self.publisher.start()
 

@@ -41,6 +41,10 @@ class BusPublisher:
         log.info("publishing audit batches to %s (%d partitions)", redacted(self.url), self.partitions)
 
     @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    @property
     def jetstream(self) -> JetStreamContext:
         if self._js is None:
             raise BusUnavailable("the bus is not connected")

@@ -35,12 +35,14 @@ def run_worker(
 ) -> None:
     from prometheus_client import start_http_server
 
-    from kubeguard.api.app import build_publisher
+    from kubeguard.api.app import build_publisher, finding_filer
     from kubeguard.api.metrics import ServiceMetrics
     from kubeguard.api.options import serve_options
+    from kubeguard.batch.processor import BatchProcessor
     from kubeguard.bus.connection import BusConfigError, BusUnreachable, check_bus_options
     from kubeguard.bus.layout import BusLayoutError, BusSettings
-    from kubeguard.bus.processing import PipelineProcessor
+    from kubeguard.bus.processing import BusBatchProcessor
+    from kubeguard.bus.settings_watch import DetectionSettings
     from kubeguard.bus.worker import Worker, WorkerMetrics, WorkerOptions
     from kubeguard.config import ConfigError, load_settings
     from kubeguard.scan import default_pipeline_options
@@ -68,15 +70,18 @@ def run_worker(
     recorder = FindingRecorder(
         engine, publisher.publish, lambda kind, outcome: metrics.findings.labels(kind, outcome).inc()
     )
-    processor = PipelineProcessor(
-        engine, settings, recorder, metrics, pipeline_options=default_pipeline_options(settings)
-    )
+    pipeline_options = default_pipeline_options(settings)
+    processor = BatchProcessor(engine, settings, recorder, **pipeline_options)
+    detection = DetectionSettings(pipeline_options.get("intel"), processor.set_intel)
+    processor.file_findings = finding_filer(detection)
     worker = Worker(
         bus,
         engine,
-        processor,
+        BusBatchProcessor(engine, processor, detection),
         worker_metrics,
-        bus_settings=BusSettings(partitions=partitions, ack_wait_seconds=ack_wait),
+        bus_settings=BusSettings(
+            partitions=partitions, ack_wait_seconds=ack_wait, max_bytes=options.max_backlog_bytes
+        ),
         options=WorkerOptions(max_attempts=max_attempts),
     )
     try:

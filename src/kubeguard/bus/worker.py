@@ -37,7 +37,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from kubeguard.bus import layout
 from kubeguard.bus.connection import connect, redacted
 from kubeguard.bus.ownership import LostOwnership, PartitionLeases
-from kubeguard.bus.processing import BatchProcessor, BusBatch
+from kubeguard.bus.processing import BusBatch, BusProcessor
 from kubeguard.store import batches
 from kubeguard.store.database import now_ms
 
@@ -90,7 +90,7 @@ class Worker:
         self,
         bus_url: str,
         engine: Engine,
-        processor: BatchProcessor,
+        processor: BusProcessor,
         metrics: WorkerMetrics,
         *,
         bus_settings: layout.BusSettings | None = None,
@@ -127,9 +127,6 @@ class Worker:
         finally:
             await self._stop_partitions(list(self._tasks))
             await asyncio.to_thread(self._leases.leave)
-            save_state = getattr(self._processor, "save_state", None)
-            if save_state is not None:
-                await asyncio.to_thread(save_state)
             await self._nc.drain()
 
     @property
@@ -162,10 +159,9 @@ class Worker:
             await asyncio.to_thread(leases.leave)
             return
         if gained:
+            # Cached detector state of these partitions' clusters is checked against each cluster's version
+            # in the store by the batch processor, so what the last owner committed is what is used.
             log.info("took partitions %s", sorted(gained))
-            async with self._cpu:
-                # State cached for these partitions' clusters may be older than what the last owner committed.
-                self._processor.reset()
             for partition in gained:
                 self._releasing[partition] = asyncio.Event()
                 self._tasks[partition] = asyncio.create_task(self._consume(partition), name=f"partition {partition}")
@@ -211,12 +207,7 @@ class Worker:
         keep_alive = asyncio.create_task(self._keep_alive(msg))
         try:
             async with self._cpu:
-                try:
-                    fresh = await asyncio.to_thread(self._processor.process, batch, self._fence(partition))
-                except BaseException:
-                    # Detection may have changed cached state before it failed: reload it from the store.
-                    self._processor.reset()
-                    raise
+                fresh = await asyncio.to_thread(self._processor.process, batch, self._fence(partition))
         except LostOwnership as exc:
             log.warning("batch %d of partition %d handed back: %s", batch.stream_seq, partition, exc)
             self._metrics.batches.labels("handed_back").inc()
@@ -284,7 +275,7 @@ class Worker:
         await self._js.publish(
             layout.dead_subject(batch.cluster), batch.body, stream=layout.DEAD_STREAM, headers=headers
         )
-        await asyncio.to_thread(batches.mark_dead, self._engine, batch.key, batch.cluster, batch.event_count)
+        await asyncio.to_thread(batches.mark_dead, self._engine, batch.key)
         await msg.ack()
         self._metrics.batches.labels("dead_lettered").inc()
         log.error(
@@ -310,7 +301,7 @@ class Worker:
         self._last_prune = time.monotonic()
         horizon = now_ms() - int(self._options.done_retention_seconds * 1000)
         try:
-            await asyncio.to_thread(batches.prune, self._engine, horizon)
+            await asyncio.to_thread(self._processor.prune_done, horizon)
         except SQLAlchemyError as exc:
             log.warning("pruning done marks failed: %s", exc)
 

@@ -1,12 +1,9 @@
-"""Done marks and failure records of bus batches, shared by every worker through the store.
+"""Failure records of bus batches, shared by every worker through the store, and the bus's totals.
 
-The done mark is written in the transaction that stores the batch's findings, so "findings stored" and
-"batch done" are one fact: a redelivered batch that finds its mark is acknowledged without being processed
-again, and two workers racing on the same batch cannot both commit (the mark's primary key refuses the
-second). Failures are counted here rather than in a worker's memory so the attempt limit holds however
-often the batch moves between workers.
+Failures are counted here rather than in a worker's memory so the attempt limit holds however often the
+batch moves between workers; a store outage is not counted (the worker tells it apart). Done marks are the
+batch processor's (``kg_batches``, ``bus:<digest>``), read here only for the totals.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +13,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from kubeguard.store import schema
 from kubeguard.store.database import now_ms
 
-_done = schema.batches_done
+_done = schema.batches
 _failures = schema.batch_failures
 MAX_REASON_LENGTH = 2000
 
@@ -32,18 +29,8 @@ class DeadLetter:
     dead_at_ms: int
 
 
-def is_done(conn: Connection, batch_key: str) -> bool:
-    return conn.execute(select(_done.c.batch_key).where(_done.c.batch_key == batch_key)).first() is not None
-
-
-def mark_done(conn: Connection, batch_key: str, cluster: str, event_count: int) -> None:
-    """Inside the transaction that stores the batch's findings; a second mark for the key raises.
-
-    Failed attempts before this success are forgotten; a dead letter's record stays.
-    """
-    conn.execute(
-        insert(_done).values(batch_key=batch_key, cluster=cluster, event_count=event_count, done_at_ms=now_ms())
-    )
+def clear_failures(conn: Connection, batch_key: str) -> None:
+    """Inside the transaction that stores the batch: earlier failed attempts are forgotten."""
     conn.execute(delete(_failures).where(_failures.c.batch_key == batch_key, _failures.c.dead_at_ms.is_(None)))
 
 
@@ -75,16 +62,10 @@ def record_failure(
         return 1
 
 
-def mark_dead(engine: Engine, batch_key: str, cluster: str, event_count: int) -> None:
-    """The batch went to the dead-letter subject: record when, and mark it done so no worker retries it."""
+def mark_dead(engine: Engine, batch_key: str) -> None:
+    """The batch went to the dead-letter subject: record when, for /api/spool and /metrics."""
     with engine.begin() as conn:
         conn.execute(update(_failures).where(_failures.c.batch_key == batch_key).values(dead_at_ms=now_ms()))
-        if not is_done(conn, batch_key):
-            conn.execute(
-                insert(_done).values(
-                    batch_key=batch_key, cluster=cluster, event_count=event_count, done_at_ms=now_ms()
-                )
-            )
 
 
 def dead_letters(conn: Connection, limit: int = 20) -> list[DeadLetter]:
@@ -110,7 +91,9 @@ def dead_letters(conn: Connection, limit: int = 20) -> list[DeadLetter]:
 
 
 def totals(conn: Connection) -> dict[str, int]:
-    done = conn.execute(select(func.count(), func.coalesce(func.sum(_done.c.event_count), 0))).one()
+    done = conn.execute(
+        select(func.count(), func.coalesce(func.sum(_done.c.events), 0)).where(_done.c.batch_id.like("bus:%"))
+    ).one()
     dead = conn.execute(
         select(func.count(), func.coalesce(func.sum(_failures.c.event_count), 0)).where(
             _failures.c.dead_at_ms.is_not(None)
@@ -124,11 +107,3 @@ def totals(conn: Connection) -> dict[str, int]:
         "events_dead": int(dead[1]),
         "batches_retrying": int(retrying),
     }
-
-
-def prune(engine: Engine, older_than_ms: int, limit: int = 5000) -> int:
-    """Forget done marks older than the bus's duplicate horizon, a bounded number per transaction."""
-    with engine.begin() as conn:
-        keys = select(_done.c.batch_key).where(_done.c.done_at_ms < older_than_ms).limit(limit).scalar_subquery()
-        result = conn.execute(delete(_done).where(_done.c.batch_key.in_(keys)))
-        return int(result.rowcount)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 
 from kubeguard.store import schema
 
@@ -86,9 +86,22 @@ def _add_blobs(conn: Connection) -> None:
     schema.blobs.create(conn, checkfirst=True)
 
 
-def _add_bus_batches(conn: Connection) -> None:
-    """Version 3: done marks and failure records of NATS JetStream batches (``kubeguard worker``)."""
-    schema.batches_done.create(conn, checkfirst=True)
+def _add_batch_state(conn: Connection) -> None:
+    """Version 3: batch done marks, per-cluster versions, anomaly profiles per row, the de-duplication window,
+    and each spool body's size (the backlog is bounded in bytes as well as events)."""
+    for table in (schema.batches, schema.clusters, schema.profiles, schema.event_keys):
+        table.create(conn, checkfirst=True)
+    columns = {column["name"] for column in inspect(conn).get_columns("kg_spool")}
+    if "body_bytes" not in columns:
+        conn.execute(text("ALTER TABLE kg_spool ADD COLUMN body_bytes BIGINT NOT NULL DEFAULT 0"))
+        conn.execute(text("UPDATE kg_spool SET body_bytes = length(body)"))
+    from kubeguard.batch.state import import_legacy_baselines  # the batch layer builds on the store
+
+    import_legacy_baselines(conn)
+
+
+def _add_bus_failures(conn: Connection) -> None:
+    """Version 4: attempts and dead letters of NATS JetStream batches (``kubeguard worker``)."""
     schema.batch_failures.create(conn, checkfirst=True)
 
 
@@ -96,7 +109,8 @@ def _add_bus_batches(conn: Connection) -> None:
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
     (2, _add_blobs),
-    (3, _add_bus_batches),
+    (3, _add_batch_state),
+    (4, _add_bus_failures),
 )
 
 

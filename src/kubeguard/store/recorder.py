@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -22,6 +23,12 @@ from kubeguard.store.findings import Upserted
 PublishHook = Callable[[dict[str, Any]], None]
 #: Receives (finding type, outcome) for every occurrence: outcome is created, updated or suppressed.
 OutcomeHook = Callable[[str, str], None]
+
+
+@dataclass(slots=True, frozen=True)
+class Stored:
+    result: Upserted
+    suppressed: bool
 
 
 def suppressing_filter(rules: list[filters.FilterRecord], finding: dict[str, Any]) -> str | None:
@@ -45,30 +52,43 @@ class FindingRecorder:
         # SQLite allows one writer; serialising here avoids busy retries between the drainer and the API.
         self._lock = threading.Lock()
 
+    @property
+    def lock(self) -> threading.Lock:
+        """Held by every writer of findings in this process (SQLite has one writer at a time)."""
+        return self._lock
+
     def record(
         self, occurrences: Iterable[dict[str, Any]], *, also: Callable[[Connection], None] | None = None
     ) -> list[Upserted]:
         """Store ``occurrences`` in one transaction (with ``also``, e.g. marking a spool batch done)."""
-        visible: list[dict[str, Any]] = []
-        stored: list[Upserted] = []
         with self._lock, self._engine.begin() as conn:
-            rules_by_detector: dict[str, list[filters.FilterRecord]] = {}
-            for occurrence in occurrences:
-                detector_id = (occurrence.get("service") or {}).get("detectorId", "")
-                if detector_id not in rules_by_detector:
-                    rules_by_detector[detector_id] = filters.in_rank_order(conn, detector_id)
-                result = findings.upsert(conn, occurrence)
-                suppressed = self._apply_suppression(conn, rules_by_detector[detector_id], result)
-                outcome = "suppressed" if suppressed else "created" if result.created else "updated"
-                self._on_outcome(result.finding["type"], outcome)
-                stored.append(result)
-                if not suppressed:
-                    visible.append(result.finding)
+            stored = self.store(conn, occurrences)
             if also is not None:
                 also(conn)
-        for finding in visible:
-            self._publish(finding)
+        self.announce(stored)
+        return [item.result for item in stored]
+
+    def store(self, conn: Connection, occurrences: Iterable[dict[str, Any]]) -> list[Stored]:
+        """Upsert ``occurrences`` inside the caller's transaction; :meth:`announce` them once it commits."""
+        stored: list[Stored] = []
+        rules_by_detector: dict[str, list[filters.FilterRecord]] = {}
+        for occurrence in occurrences:
+            detector_id = (occurrence.get("service") or {}).get("detectorId", "")
+            if detector_id not in rules_by_detector:
+                rules_by_detector[detector_id] = filters.in_rank_order(conn, detector_id)
+            result = findings.upsert(conn, occurrence)
+            suppressed = self._apply_suppression(conn, rules_by_detector[detector_id], result)
+            stored.append(Stored(result, suppressed))
         return stored
+
+    def announce(self, stored: Iterable[Stored]) -> None:
+        """Count each outcome and publish what is visible: only after the transaction committed."""
+        for item in stored:
+            outcome = "suppressed" if item.suppressed else "created" if item.result.created else "updated"
+            self._on_outcome(item.result.finding["type"], outcome)
+        for item in stored:
+            if not item.suppressed:
+                self._publish(item.result.finding)
 
     @staticmethod
     def _apply_suppression(conn: Connection, rules: list[filters.FilterRecord], result: Upserted) -> bool:

@@ -127,18 +127,54 @@ spool = Table(
     Column("done_at_ms", BigInteger),
     #: Why detection failed on the batch, when it did; the batch is then done but not silently dropped.
     Column("error", Text),
+    #: Size of ``body``: the backlog is bounded in bytes as well as in events.
+    Column("body_bytes", BigInteger, nullable=False, server_default="0"),
     Index("ix_kg_spool_pending", "done_at_ms", "id"),
 )
 
-#: Bus batches (JetStream messages) whose findings are committed, keyed by the batch's content digest (the
-#: message's ``Nats-Msg-Id``): a redelivered or re-sent batch finds its mark and is acknowledged unprocessed.
-batches_done = Table(
-    "kg_batches_done",
+# -- one transaction per batch (kubeguard.batch) --------------------------------------------------------
+
+batches = Table(
+    "kg_batches",
     metadata,
-    Column("batch_key", String(64), primary_key=True),
+    #: The caller's name for the batch (``spool:42``, a bus message id); a batch is stored once under it.
+    Column("batch_id", String(255), primary_key=True),
     Column("cluster", String(255), nullable=False),
-    Column("event_count", Integer, nullable=False),
-    Column("done_at_ms", BigInteger, nullable=False, index=True),
+    Column("done_at_ms", BigInteger, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("occurrences", Integer, nullable=False),
+    Index("ix_kg_batches_done", "done_at_ms"),
+)
+
+clusters = Table(
+    "kg_clusters",
+    metadata,
+    Column("cluster", String(255), primary_key=True),
+    #: Bumped by every batch of the cluster: a process whose cached state has another version reloads it.
+    Column("version", BigInteger, nullable=False),
+    #: Events of the cluster counted so far: the clock of the de-duplication window.
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+profiles = Table(
+    "kg_profiles",
+    metadata,
+    Column("cluster", String(255), primary_key=True),
+    #: The principal whose anomaly profile this is; "" holds the cluster's own profile and learning clock.
+    Column("principal", Text, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+event_keys = Table(
+    "kg_event_keys",
+    metadata,
+    #: 64-bit digest of (cluster, auditID, stage kind).
+    Column("key", BigInteger, primary_key=True, autoincrement=False),
+    Column("cluster", String(255), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_kg_event_keys_cluster_position", "cluster", "position"),
 )
 
 #: Bus batches on which detection raised: attempts so far (shared by every worker) and, once the batch was

@@ -5,17 +5,24 @@ Why a table and not a file: the spool must survive ``kill -9`` between the momen
 for free on both backends — SQLite runs with ``synchronous=FULL`` (the WAL is fsynced on every commit) and
 PostgreSQL commits are durable — and it lets the drainer mark a batch done in the same kind of transaction
 that writes its findings. Batches keep the request body as received (after gunzip) so a later, better
-decoder or detector can replay them; drained batches are pruned after a retention period.
+decoder or detector can replay them; drained batches are pruned after a retention period, and oldest
+first beyond a size cap, in small steps.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from kubeguard.store import schema
 from kubeguard.store.database import now_ms
+from kubeguard.store.dialect import insert_if_absent
+
+#: Rows deleted per pruning transaction: small, so appends never wait long behind a prune.
+PRUNE_STEP = 200
 
 _table = schema.spool
 
@@ -32,6 +39,15 @@ class Batch:
 class SpoolDepth:
     pending_batches: int
     pending_events: int
+    pending_bytes: int = 0
+    #: When the oldest pending batch was received (epoch ms), or None with nothing pending.
+    oldest_received_ms: int | None = None
+
+    def lag_seconds(self, now: int | None = None) -> float:
+        """How long the oldest acknowledged batch has waited for detection."""
+        if self.oldest_received_ms is None:
+            return 0.0
+        return max(0.0, ((now if now is not None else now_ms()) - self.oldest_received_ms) / 1000)
 
 
 class Spool:
@@ -44,7 +60,13 @@ class Spool:
         """Store one batch; when this returns, the batch survives a crash. Returns its id."""
         with self._engine.begin() as conn:
             result = conn.execute(
-                insert(_table).values(cluster=cluster, received_at_ms=now_ms(), event_count=event_count, body=body)
+                insert(_table).values(
+                    cluster=cluster,
+                    received_at_ms=now_ms(),
+                    event_count=event_count,
+                    body=body,
+                    body_bytes=len(body),
+                )
             )
             return int(result.inserted_primary_key[0])
 
@@ -65,14 +87,36 @@ class Spool:
         values = {"done_at_ms": now_ms(), "error": error[:2000] if error else None}
         conn.execute(update(_table).where(_table.c.id == batch_id).values(**values))
 
+    def fail(self, batch_id: int, done_mark: str, cluster: str, error: str) -> None:
+        """Give up on a batch detection keeps failing on: done, with the reason, and its done mark taken."""
+        with self._engine.begin() as conn:
+            mark = {
+                "batch_id": done_mark,
+                "cluster": cluster,
+                "done_at_ms": now_ms(),
+                "events": 0,
+                "rejected": 0,
+                "occurrences": 0,
+            }
+            insert_if_absent(conn, schema.batches, mark)
+            self.mark_done(conn, batch_id, error)
+
     def depth(self) -> SpoolDepth:
         with self._engine.connect() as conn:
             row = conn.execute(
-                select(func.count(), func.coalesce(func.sum(_table.c.event_count), 0)).where(
-                    _table.c.done_at_ms.is_(None)
-                )
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(_table.c.event_count), 0),
+                    func.coalesce(func.sum(_table.c.body_bytes), 0),
+                    func.min(_table.c.received_at_ms),
+                ).where(_table.c.done_at_ms.is_(None))
             ).one()
-            return SpoolDepth(pending_batches=int(row[0]), pending_events=int(row[1]))
+            return SpoolDepth(
+                pending_batches=int(row[0]),
+                pending_events=int(row[1]),
+                pending_bytes=int(row[2]),
+                oldest_received_ms=int(row[3]) if row[3] is not None else None,
+            )
 
     def totals(self) -> dict[str, int]:
         """Batches and events received and drained since the oldest retained batch."""
@@ -93,12 +137,40 @@ class Spool:
             "batches_failed": int(row[3]),
             "batches_pending": depth.pending_batches,
             "events_pending": depth.pending_events,
+            "bytes_pending": depth.pending_bytes,
+            "lag_seconds": round(depth.lag_seconds(), 3),
         }
 
-    def prune(self, older_than_ms: int) -> int:
-        """Delete drained batches finished before ``older_than_ms``; returns how many."""
+    def prune(
+        self, older_than_ms: int, *, max_bytes: int | None = None, stop: threading.Event | None = None
+    ) -> int:
+        """Delete drained batches finished before ``older_than_ms`` and, while the drained ones hold more
+        than ``max_bytes``, the oldest drained ones; :data:`PRUNE_STEP` rows per transaction. Returns how many.
+        """
+        pruned = 0
+        expired = _table.c.done_at_ms.is_not(None) & (_table.c.done_at_ms < older_than_ms)
+        while stop is None or not stop.is_set():
+            step = self._delete_step(expired)
+            pruned += step
+            if step < PRUNE_STEP:
+                break
+        if max_bytes is None:
+            return pruned
+        while stop is None or not stop.is_set():
+            with self._engine.connect() as conn:
+                kept = conn.execute(
+                    select(func.coalesce(func.sum(_table.c.body_bytes), 0)).where(_table.c.done_at_ms.is_not(None))
+                ).scalar_one()
+            if int(kept) <= max_bytes:
+                break
+            step = self._delete_step(_table.c.done_at_ms.is_not(None))
+            pruned += step
+            if not step:
+                break
+        return pruned
+
+    def _delete_step(self, condition: Any) -> int:
+        """Delete the oldest :data:`PRUNE_STEP` rows meeting ``condition`` in one short transaction."""
         with self._engine.begin() as conn:
-            result = conn.execute(
-                delete(_table).where(_table.c.done_at_ms.is_not(None), _table.c.done_at_ms < older_than_ms)
-            )
-            return int(result.rowcount)
+            doomed = select(_table.c.id).where(condition).order_by(_table.c.id).limit(PRUNE_STEP).scalar_subquery()
+            return int(conn.execute(delete(_table).where(_table.c.id.in_(doomed))).rowcount or 0)

@@ -4,7 +4,9 @@ The API server sends an EventList (a JSON array or a single Event are accepted t
 The body is read up to a limit (413 beyond it, before anything is stored), inflated up to a second limit,
 decoded to check it holds audit events (400 with the reason if none can be read), then committed to the
 spool. Only then does the API server get its 200: a crash after the 200 cannot lose the batch, and a
-crash before it makes the API server retry. Detection happens later, in the drainer.
+crash before it makes the API server retry. Detection happens later, in the drainer. While the backlog
+waiting for detection is past its bound (:mod:`kubeguard.api.ingest.backlog`) the answer is 503 with
+``Retry-After``, before the body is read: the API server keeps the batch and retries.
 """
 
 from __future__ import annotations
@@ -17,14 +19,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from kubeguard.api.auth import context, webhook_identity
-from kubeguard.api.errors import AccessDenied, BadRequest, PayloadTooLarge
+from kubeguard.api.errors import AccessDenied, BadRequest, PayloadTooLarge, error_response
 from kubeguard.audit.decode import decode_bytes
 
 router = APIRouter()
 
 GZIP_MAGIC = b"\x1f\x8b"
-#: What a 503 asks the API server to wait when JetStream did not store a batch.
-BUS_RETRY_AFTER_SECONDS = 5
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -47,6 +47,13 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
         # A token bound to a cluster reports for that cluster only; the path must not file its events elsewhere.
         raise AccessDenied(f"this token reports for cluster {token_cluster}, not {path_cluster}")
     cluster = path_cluster or token_cluster or ctx.options.default_cluster
+    if ctx.backlog is not None:
+        full = await run_in_threadpool(ctx.backlog.full)
+        if full:
+            ctx.metrics.batches_refused.labels("backlog").inc()
+            response = error_response(503, "ServiceUnavailableException", f"detection is behind: {full}; retry later")
+            response.headers["Retry-After"] = str(ctx.options.retry_after_seconds)
+            return response
     try:
         body = await _read_limited(request, ctx.options.max_body_bytes)
         if request.headers.get("content-encoding", "").lower() == "gzip" or body.startswith(GZIP_MAGIC):
@@ -68,6 +75,8 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
             return refused
     else:
         await run_in_threadpool(ctx.spool.append, cluster, body, len(decoded.events))
+        if ctx.backlog is not None:
+            ctx.backlog.added(len(decoded.events), len(body))
     ctx.metrics.events_received.labels(cluster).inc(len(decoded.events))
     ctx.metrics.events_rejected.inc(len(decoded.rejects))
     if ctx.wake_drainer is not None:
@@ -90,7 +99,7 @@ async def _publish(ctx, cluster: str, body: bytes, events: int) -> JSONResponse 
         return JSONResponse(
             {"message": f"the batch was not stored, send it again: {exc}", "__type": "ServiceUnavailableException"},
             status_code=503,
-            headers={"Retry-After": str(BUS_RETRY_AFTER_SECONDS)},
+            headers={"Retry-After": str(ctx.options.retry_after_seconds)},
         )
     return None
 

@@ -124,6 +124,9 @@ class Baselines:
         self.memo: tuple[AuditEvent, Observation] | None = None
         self._pending: dict[Owner, dict[Action, list[Any]]] = {}
         self._pending_count = 0
+        #: When not None, every (cluster, principal) whose profile learning touched ("" for the cluster's
+        #: own profile), so a batch writes just those rows (``kubeguard.batch``); scans leave it off.
+        self.changed: set[tuple[str, str]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> Baselines:
@@ -185,10 +188,17 @@ class Baselines:
         if latest > cluster.last:
             cluster.last = latest
         profile = cluster.principals.get(seen.principal)
+        changed = self.changed
         if profile is None:
             if len(cluster.principals) >= self.max_principals:
+                before = list(cluster.principals) if changed is not None else ()
                 cluster.evict(self.max_principals - max(1, self.max_principals // 10))
+                if changed is not None:
+                    changed.update((seen.cluster, name) for name in before if name not in cluster.principals)
             profile = cluster.principals[seen.principal] = PrincipalProfile(first=seen.at)
+        if changed is not None:
+            changed.add((seen.cluster, seen.principal))
+            changed.add((seen.cluster, ""))
         profile.events += times
         if latest > profile.last:
             profile.last = latest
@@ -248,6 +258,10 @@ class Baselines:
     def to_bytes(self) -> bytes:
         self.flush()
         return encode(self.clusters)
+
+    def discard_pending(self) -> None:
+        """Forget deferred learning not yet folded (a batch that failed is learned again when retried)."""
+        self._pending, self._pending_count, self.memo = {}, 0, None
 
     def restore(self, data: bytes) -> None:
         self.clusters = decode(data)

@@ -1,0 +1,41 @@
+"""The de-duplication window: has this (cluster, auditID, stage) been counted among the cluster's recent events?
+
+Duplicates in audit logs come from retries and overlapping exports, close together in time, so a key
+is a duplicate when it was counted within the last :data:`DEDUP_WINDOW` counted events *of its cluster*.
+The window is defined by positions, not by generations or wall time, so it means the same thing in a
+single scan, in the service (where it lives in the store, see :mod:`kubeguard.batch.state`) and after a
+restart: the answer for an event depends only on the events of its cluster before it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: How many counted events of a cluster a key is remembered for.
+DEDUP_WINDOW = 200_000
+
+
+class EventWindow:
+    """Per cluster: each key's position (the cluster's counted-event number when it was counted)."""
+
+    def __init__(self, size: int = DEDUP_WINDOW) -> None:
+        self.size = size
+        self._positions: dict[str, dict[Any, int]] = {}
+        self._counts: dict[str, int] = {}
+
+    def first(self, cluster: str, audit_id: str, kind: str) -> bool:
+        """Count ``(audit_id, kind)`` in ``cluster``; False when it is a duplicate within the window."""
+        positions = self._positions.get(cluster)
+        if positions is None:
+            positions = self._positions[cluster] = {}
+        key = (audit_id, kind)
+        count = self._counts.get(cluster, 0)
+        seen = positions.get(key)
+        if seen is not None and count - seen < self.size:
+            return False
+        count += 1
+        self._counts[cluster] = count
+        positions[key] = count
+        if len(positions) > 2 * self.size:
+            self._positions[cluster] = {k: p for k, p in positions.items() if count - p < self.size}
+        return True
