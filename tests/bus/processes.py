@@ -16,10 +16,10 @@ from api.server import Server
 
 from kubeguard.sim.simulator import SimConfig, Simulator
 
-#: Short learning periods so two simulated days hold history, attacks and AnomalousBehavior findings.
+#: A short learning period so one simulated day holds history, attacks and AnomalousBehavior findings.
 CONFIG = """
 [anomaly]
-learning_days = 1.5
+learning_days = 0.75
 
 [intel]
 use_default_feeds = false
@@ -71,12 +71,12 @@ def bus_server(db_url: str, bus_url: str, workdir: Path) -> Server:
 
 
 def simulated_clusters(workdir: Path, seed: int = 5) -> dict[str, Path]:
-    """Two clusters, two days each (history, then every attack scenario), one JSONL file per cluster."""
+    """Two clusters, a day each (history, then every attack scenario), one JSONL file per cluster."""
     simulator = Simulator(
         SimConfig(
             seed=seed,
-            duration=timedelta(days=2),
-            learning=timedelta(hours=42),
+            duration=timedelta(days=1),
+            learning=timedelta(hours=20),
             clusters=["prod-use1", "staging-usw2"],
             attacks=["all"],
             scale=0.01,
