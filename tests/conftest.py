@@ -20,7 +20,7 @@ import pytest
 from kubeguard.audit.event import AuditEvent
 
 DATA = Path(__file__).resolve().parent / "data"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(os.environ.get("KUBEGUARD_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
 #: Fixtures that read ``shared/``; a test that uses one is marked ``corpus``.
 CORPUS_FIXTURES = frozenset({"shared_dir", "falco_dir"})
 

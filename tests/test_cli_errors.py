@@ -57,6 +57,7 @@ def _cases(tmp: Path) -> list[tuple[list[str], int, str]]:
         ([*scan, "--format", "yaml", str(native)], 2, "--format"),
         ([*scan, "--fail-on", "bogus", str(native)], 2, "--fail-on 'bogus'"),
         ([*scan, "--min-severity", "extreme", str(native)], 2, "--min-severity"),
+        ([*scan, "--threat-list", "x.txt:FOO", str(native)], 2, "unknown list format 'FOO'"),
         (["findings", "list", "--url", f"http://127.0.0.1:{closed_port()}"], 1, "cannot reach"),
         (["findings", "show", "x", "--db", str(tmp / "typo.db")], 2, "no database there"),
         (["findings", "list", "--db", str(tmp / "typo.db")], 2, "--create"),

@@ -41,6 +41,11 @@ class IntelSettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=Tr
     cache_dir: str = ""
     geo_city_mmdb: str = ""
     geo_asn_mmdb: str = ""
+    #: What ThreatIntelSet/IPSet locations given through the API may name: directories and https:// URL
+    #: prefixes (``kubeguard.intel.locations``); empty means kubeguard's own lists folder and public https.
+    allowed_locations: list[str] = []
+    #: Let https:// list locations resolve to loopback, private or link-local addresses.
+    allow_private_addresses: bool = False
 
 
 class AnomalySettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):

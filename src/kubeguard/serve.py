@@ -16,6 +16,7 @@ import uvicorn
 
 from kubeguard.api.app import build_context, create_app
 from kubeguard.api.options import serve_options
+from kubeguard.api.tls_peer import PeerCertificateProtocol
 from kubeguard.bus.connection import BusConfigError, check_bus_options, check_reachable
 from kubeguard.config import ConfigError, load_settings
 from kubeguard.store.database import url_from_option
@@ -93,6 +94,7 @@ def serve(
         ssl_keyfile=str(tls_key) if tls_key else None,
         ssl_ca_certs=str(client_ca) if client_ca else None,
         ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
+        http=PeerCertificateProtocol if client_ca else "auto",
         access_log=False,
         log_level="info",
     )

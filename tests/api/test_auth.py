@@ -113,3 +113,19 @@ def test_an_access_key_without_a_secret_is_refused_at_start(tmp_path, monkeypatc
     monkeypatch.setenv("KUBEGUARD_ACCESS_KEYS", "AKIDNOSECRET")
     with pytest.raises(ServeError, match="AKIDNOSECRET"):
         serve(port=0, db=f"sqlite:///{tmp_path / 'kg.db'}")
+
+
+def test_the_example_configurations_placeholder_credentials_are_refused(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "deploy" / "kubeguard.toml"
+    with pytest.raises(ServeError, match="placeholder credentials"):
+        serve(host="0.0.0.0", port=1, db=str(tmp_path / "kg.db"), config=example)  # noqa: S104
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    for variable, value in (("KUBEGUARD_WEBHOOK_TOKENS", "REPLACE-WITH-A-LONG-RANDOM-TOKEN="),
+                            ("KUBEGUARD_ACCESS_KEYS", "AKIDKUBEGUARDEXAMPLE:real-secret")):
+        with monkeypatch.context() as patch:
+            patch.setenv(variable, value)
+            with pytest.raises(ServeError, match="placeholder"):
+                serve(host="0.0.0.0", port=1, db=str(tmp_path / "kg.db"), config=empty)  # noqa: S104

@@ -7,6 +7,7 @@ import gzip
 import httpx
 import pytest
 
+from api.conftest import guardduty_client
 from api.server import LAB_EVENTLISTS
 
 PRIVILEGED = "PrivilegeEscalation:Kubernetes/PrivilegedContainer"
@@ -205,8 +206,13 @@ def test_filters_crud_and_archive_suppression(gd, server):
         gd.delete_filter(DetectorId=detector_id, FilterName="debug-pods")
 
 
+def lists_allowed_in(directory) -> str:
+    return f'[intel]\nallowed_locations = ["{directory}"]\n'
+
+
 @pytest.mark.parametrize("kind", ["threat", "trusted"])
-def test_intel_set_crud(gd, tmp_path, kind):
+def test_intel_set_crud(make_server, tmp_path, kind):
+    gd = guardduty_client(make_server(lists_allowed_in(tmp_path)).url)
     [detector_id] = gd.list_detectors()["DetectorIds"]
     listed = tmp_path / "list.txt"
     listed.write_text("198.51.100.0/24\n203.0.113.7\n")
@@ -259,7 +265,9 @@ def test_create_sample_findings_marks_every_type_as_sample(gd):
     assert found <= set(types) and len(found) == min(50, len(types))
 
 
-def test_deleting_a_detector_unloads_its_threat_intel_sets(gd, server, tmp_path):
+def test_deleting_a_detector_unloads_its_threat_intel_sets(make_server, tmp_path):
+    server = make_server(lists_allowed_in(tmp_path))
+    gd = guardduty_client(server.url)
     listed = tmp_path / "bad.txt"
     listed.write_text("203.0.113.7\n")
     [old] = gd.list_detectors()["DetectorIds"]
@@ -295,3 +303,25 @@ def test_a_plain_http_list_location_is_refused(gd):
         with pytest.raises(gd.exceptions.BadRequestException, match="https://"):
             create(DetectorId=detector_id, Name="plain", Format="TXT", Location="http://lists.example/x.txt",
                    Activate=True)
+
+
+def test_list_locations_outside_the_allowed_roots_are_refused_without_detail(make_server, tmp_path):
+    allowed = tmp_path / "lists"
+    allowed.mkdir()
+    (allowed / "ok.txt").write_text("203.0.113.7\n")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("203.0.113.8\n")
+    (allowed / "escape.txt").symlink_to(outside)
+    gd = guardduty_client(make_server(lists_allowed_in(allowed)).url)
+    [detector_id] = gd.list_detectors()["DetectorIds"]
+    created = gd.create_threat_intel_set(DetectorId=detector_id, Name="ok", Format="TXT",
+                                         Location=str(allowed / "ok.txt"), Activate=True)
+    assert created["ThreatIntelSetId"]
+    for location in (str(outside), f"file://{outside}", str(allowed / "escape.txt"), "/etc/passwd", "/dev/kmsg",
+                     str(tmp_path / "no-such-file"), "https://127.0.0.1/list.txt", "https://10.0.0.1/x.txt"):
+        with pytest.raises(gd.exceptions.BadRequestException) as caught:
+            gd.create_threat_intel_set(DetectorId=detector_id, Name="bad", Format="TXT", Location=location,
+                                       Activate=True)
+        message = caught.value.response["Error"]["Message"]
+        assert "allowed_locations" in message or "public address" in message, message
+        assert "No such file" not in message and "Permission" not in message

@@ -17,14 +17,14 @@ NOW = datetime.now(UTC)
 
 
 def signed(body: bytes, *, key: str = "AKIDTEST", secret: str = "secret", extra: dict[str, str] | None = None,
-           service: str = "guardduty"):
+           service: str = "guardduty", region: str = "us-east-1"):
     request = AWSRequest(
         method="POST",
         url=f"http://{HOST}/detector/d1/findings",
         data=body,
         headers={"Host": HOST, "Content-Type": "application/json", **(extra or {})},
     )
-    signer = SigV4Auth(Credentials(key, secret), service, "us-east-1")
+    signer = SigV4Auth(Credentials(key, secret), service, region)
     signer.add_auth(request)
     return SignedRequest(
         method="POST",
@@ -60,3 +60,18 @@ def test_a_signature_made_for_another_service_does_not_open_this_api():
     request = signed(b"{}", service="s3")
     with pytest.raises(SignatureError, match="service 's3'"):
         verify(request, {"AKIDTEST": "secret"}.get, now=NOW)
+
+
+def test_a_signature_for_another_region_is_refused():
+    assert verify(signed(b"{}"), {"AKIDTEST": "secret"}.get, now=NOW, region="us-east-1") == "AKIDTEST"
+    with pytest.raises(SignatureError, match="region 'eu-west-1'"):
+        verify(signed(b"{}", region="eu-west-1"), {"AKIDTEST": "secret"}.get, now=NOW, region="us-east-1")
+
+
+def test_a_signature_older_than_the_allowed_skew_is_refused():
+    from datetime import timedelta
+
+    request = signed(b"{}")
+    with pytest.raises(SignatureError, match="too far"):
+        verify(request, {"AKIDTEST": "secret"}.get, now=NOW + timedelta(minutes=16))
+    assert verify(request, {"AKIDTEST": "secret"}.get, now=NOW + timedelta(minutes=14)) == "AKIDTEST"

@@ -81,6 +81,7 @@ def pki(tmp_path_factory) -> Pki:
     _self_signed(directory, "ca", "/CN=kubeguard test CA")
     _issued(directory, "server", "/CN=127.0.0.1", SERVER_EXT)
     _issued(directory, "client", "/CN=kube-apiserver", CLIENT_EXT)
+    _issued(directory, "alpha", "/CN=apiserver-alpha", CLIENT_EXT + "subjectAltName=DNS:alpha.example\n")
     _self_signed(directory, "rogue-ca", "/CN=someone else")
     _issued(directory, "rogue", "/CN=kube-apiserver", CLIENT_EXT, ca="rogue-ca")
     return Pki(
@@ -141,13 +142,16 @@ class TlsServer(Server):
 @pytest.fixture
 def start_tls(pki, tmp_path):
     servers: list[TlsServer] = []
+    config = {"text": ""}
 
     def start(*extra: str | Path, health: ssl.SSLContext) -> TlsServer:
         tls_args = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key), *map(str, extra)]
         server = TlsServer(f"sqlite:///{tmp_path / 'kubeguard.db'}", tmp_path, tls_args, health)
+        server.config_path.write_text(config["text"])
         servers.append(server)
         return server.start()
 
+    start.config = lambda text: config.__setitem__("text", text)
     yield start
     for server in servers:
         server.stop()
@@ -189,3 +193,22 @@ def test_client_ca_requires_a_client_certificate_which_authorises_the_webhook(pk
         denied = client.get(f"{server.url}/api/spool")
         assert denied.status_code == 403 and denied.headers["x-amzn-errortype"] == "AccessDeniedException"
         assert client.get(f"{server.url}/detector").status_code == 403
+
+
+def test_a_client_certificate_bound_to_a_cluster_reports_for_that_cluster_only(pki, start_tls):
+    alpha = tls_context(pki, pki.ca.with_name("alpha.crt"), pki.ca.with_name("alpha.key"))
+    unbound = tls_context(pki, pki.client_cert, pki.client_key)
+    start_tls.config('[serve]\nclient_certificates = { "DNS:alpha.example" = "alpha" }\n')
+    server = start_tls("--client-ca", pki.ca, health=alpha)
+    batch = lab_batches()[0]
+    with httpx.Client(verify=alpha, timeout=5) as client:
+        assert client.post(f"{server.url}/k8s-audit/alpha", content=batch).status_code == 200
+        assert client.post(f"{server.url}/k8s-audit", content=batch).status_code == 200
+        refused = client.post(f"{server.url}/k8s-audit/beta", content=batch)
+        assert refused.status_code == 403 and "alpha" in refused.text
+        metrics = client.get(f"{server.url}/metrics").text
+        assert 'kubeguard_events_received_total{cluster="alpha"} 458.0' in metrics
+        assert 'cluster="beta"' not in metrics
+    with httpx.Client(verify=unbound, timeout=5) as client:
+        response = client.post(f"{server.url}/k8s-audit/alpha", content=batch)
+        assert response.status_code == 403 and "not bound" in response.text

@@ -78,3 +78,77 @@ def test_every_member_of_a_multi_member_gzip_body_is_read(server):
     assert response.status_code == 200 and response.json()["accepted"] == 2
     assert httpx.post(f"{server.url}/k8s-audit", content=gzip.compress(event % b"m3") + b"junk").status_code == 400
     assert server.wait_drained()["events"] == 2
+
+
+def _subscription_batch(log_group: str) -> bytes:
+    """A CloudWatch Logs subscription batch (what a Firehose or Lambda forwards) holding the lab's first events."""
+    import json
+
+    events = json.loads(first_eventlist())["items"][:20]
+    return json.dumps({
+        "messageType": "DATA_MESSAGE", "owner": "111122223333", "logGroup": log_group,
+        "logStream": "kube-apiserver-audit-0123", "subscriptionFilters": ["kubeguard"],
+        "logEvents": [{"id": str(i), "timestamp": 1764500000000 + i, "message": json.dumps(e)}
+                      for i, e in enumerate(events)],
+    }).encode()
+
+
+def test_a_cloud_envelope_names_the_cluster_when_the_path_does_not(server):
+    response = httpx.post(f"{server.url}/k8s-audit", content=_subscription_batch("/aws/eks/payments/cluster"))
+    assert response.status_code == 200 and response.json()["accepted"] == 20
+    assert httpx.post(f"{server.url}/k8s-audit/override", content=_subscription_batch("/aws/eks/x/cluster")
+                      ).status_code == 200
+    server.wait_drained()
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert 'kubeguard_events_received_total{cluster="payments"} 20.0' in metrics
+    assert 'kubeguard_events_received_total{cluster="override"} 20.0' in metrics
+    assert 'cluster="default"' not in metrics and 'cluster="x"' not in metrics
+
+
+def test_an_amplifying_body_is_refused_before_it_is_decoded(server):
+    bomb = gzip.compress(b'{"kind":"EventList","items":[' + b"{}," * 5_000_000 + b"{}]", 9)
+    assert len(bomb) < 1_000_000
+    response = httpx.post(f"{server.url}/k8s-audit/prod", content=bomb, timeout=60)
+    assert response.status_code == 413 and "max_json_objects" in response.json()["message"]
+    assert server.wait_drained()["batches"] == 0
+
+
+def test_the_number_of_clusters_is_bounded(make_server):
+    server = make_server("[serve]\nmax_clusters = 2\n")
+    event = b'{"auditID":"c-1","stage":"ResponseComplete","verb":"get","requestURI":"/api","user":{"username":"u"}}'
+    for cluster in ("a", "b", "a"):
+        assert httpx.post(f"{server.url}/k8s-audit/{cluster}", content=event).status_code == 200
+    refused = httpx.post(f"{server.url}/k8s-audit/c", content=event)
+    assert refused.status_code == 400 and "max_clusters" in refused.json()["message"]
+    server.stop()
+    server.start()  # the bound holds across a restart: the store remembers a and b
+    assert httpx.post(f"{server.url}/k8s-audit/b", content=event).status_code == 200
+    assert httpx.post(f"{server.url}/k8s-audit/d", content=event).status_code == 400
+
+
+def test_a_stalled_store_is_a_503_the_api_server_retries_not_a_hang(make_server, db_url):
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    server = make_server("[serve]\nstore_timeout_seconds = 1\n")
+    body = first_eventlist()
+    holder = create_engine(db_url)
+    with holder.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.execute(text("BEGIN"))
+            conn.execute(text("LOCK TABLE kg_spool IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        stalled = httpx.post(f"{server.url}/k8s-audit/prod", content=body, timeout=30)
+        waited = time.monotonic() - started
+        conn.exec_driver_sql("ROLLBACK")
+    holder.dispose()
+    assert stalled.status_code == 503 and stalled.headers["retry-after"]
+    assert waited < 10
+    retried = httpx.post(f"{server.url}/k8s-audit/prod", content=body, timeout=30)
+    assert retried.status_code == 200
+    totals = server.wait_drained()
+    # The abandoned attempt may still commit once the lock goes: either way every event is accounted for.
+    assert totals["batches_failed"] == 0 and totals["events"] in (229, 458)

@@ -156,3 +156,20 @@ def test_one_bad_item_of_an_eventlist_costs_only_that_item():
         [reject] = result.rejects
         assert (reject.source, reject.line) == ("batch", 1)
         assert reject.reason.startswith("item 1: ")
+
+
+def test_nesting_as_deep_as_the_api_server_allows_is_decoded_in_any_thread():
+    import threading
+
+    def event(audit_id: str, depth: int) -> str:
+        nested = "[" * depth + "]" * depth
+        return (f'{{"auditID":"{audit_id}","stage":"ResponseComplete","verb":"create","requestURI":"/api/v1/pods",'
+                f'"user":{{"username":"u"}},"requestObject":{{"spec":{nested}}}}}')
+
+    body = f'{{"kind":"EventList","items":[{event("deep", 9_990)},{event("flat", 1)}]}}'.encode()
+    results = []
+    worker = threading.Thread(target=lambda: results.append(decode_bytes(body)))
+    worker.start()
+    worker.join()
+    for result in (decode_bytes(body), results[0]):
+        assert [e.auditID for e in result.events] == ["deep", "flat"] and not result.rejects

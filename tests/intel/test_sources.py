@@ -30,6 +30,12 @@ def test_parse_list_spec(spec, expected):
     assert parse_list_spec(spec) == expected
 
 
+@pytest.mark.parametrize("spec", ["x.txt:FOO", "lists/bad.csv:OTX_CVS", "acme=bad.txt:txtt"])
+def test_an_unknown_format_suffix_is_named_as_such(spec):
+    with pytest.raises(ValueError, match=r"unknown list format .* use one of TXT"):
+        parse_list_spec(spec)
+
+
 def test_empty_spec_is_an_error():
     with pytest.raises(ValueError):
         parse_list_spec("  ")

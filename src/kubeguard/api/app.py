@@ -22,6 +22,7 @@ from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions, SinkOptions
 from kubeguard.findings.publish import HttpSink, JsonlFileSink, Publisher, QueuedSink, Sink, StdoutSink
 from kubeguard.intel.index import IntelIndex
+from kubeguard.intel.locations import LocationPolicy
 from kubeguard.store import detectors, ipsets
 from kubeguard.store.database import open_engine
 from kubeguard.store.recorder import FindingRecorder
@@ -94,7 +95,10 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     )
     pipeline_options = default_pipeline_options(settings)
     processor = BatchProcessor(engine, settings, recorder, **pipeline_options)
-    intel = IntelSets(intel_swapper(processor, pipeline_options.get("intel")))
+    policy = LocationPolicy.from_settings(
+        settings.intel.allowed_locations, settings.intel.allow_private_addresses
+    )
+    intel = IntelSets(intel_swapper(processor, pipeline_options.get("intel")), policy)
     context = ServiceContext(
         engine=engine,
         settings=settings,
@@ -147,7 +151,8 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        # The route description, for contract tests and clients; it holds no data, so it needs no credential.
+        openapi_url="/openapi.json",
     )
     app.state.context = context
     install_error_handlers(app)

@@ -5,7 +5,9 @@
 - Otherwise the GuardDuty and native API need a valid SigV4 signature by a configured access key, even
   under mutual TLS;
   the webhook needs a configured bearer token (which may also name the cluster) or a client certificate
-  (when ``--client-ca`` is set, the TLS handshake has already verified it); ``/metrics`` takes either.
+  (when ``--client-ca`` is set, the TLS handshake has already verified it; ``[serve] client_certificates``
+  binds a certificate's subject or alternative name to a cluster, as a token can be); ``/metrics`` takes
+  either.
 - ``/healthz`` is always open: it says nothing but "up".
 """
 
@@ -19,6 +21,7 @@ from kubeguard.api.context import ServiceContext
 from kubeguard.api.errors import AccessDenied, Unauthorized
 from kubeguard.api.params import read_body
 from kubeguard.api.sigv4 import SignatureError, SignedRequest, verify
+from kubeguard.api.tls_peer import STATE_KEY
 
 
 def context(request: Request) -> ServiceContext:
@@ -41,7 +44,7 @@ async def require_signature(request: Request) -> None:
         body=body,
     )
     try:
-        verify(signed, ctx.options.access_keys.get)
+        verify(signed, ctx.options.access_keys.get, region=ctx.settings.region)
     except SignatureError as exc:
         raise AccessDenied(f"request signature rejected: {exc}") from exc
 
@@ -59,9 +62,23 @@ def webhook_identity(request: Request) -> str | None:
             # token (like deploy/'s example) must still deliver, as every other caller may.
             return None
         raise Unauthorized("unknown bearer token")
-    if ctx.open_access or ctx.mutual_tls:
+    if ctx.mutual_tls:
+        return _certificate_cluster(request)
+    if ctx.open_access:
         return None
     raise Unauthorized("a bearer token or client certificate is required")
+
+
+def _certificate_cluster(request: Request) -> str | None:
+    """The cluster the verified client certificate is bound to (None: any, when no binding is configured)."""
+    bindings = context(request).options.client_certificates
+    if not bindings:
+        return None
+    identities = (request.scope.get("state") or {}).get(STATE_KEY, ())
+    for identity in identities:
+        if identity in bindings:
+            return bindings[identity]
+    raise AccessDenied("this client certificate is not bound to a cluster ([serve] client_certificates)")
 
 
 async def require_metrics_access(request: Request) -> None:

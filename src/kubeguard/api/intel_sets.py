@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 from kubeguard.intel.formats import ListError
 from kubeguard.intel.index import IntelIndex, ThreatList
+from kubeguard.intel.locations import LocationPolicy, LocationRefused
 from kubeguard.intel.sources import ListSpec, SourceError, load_list
 from kubeguard.store.ipsets import THREAT, IpSetRecord
 
@@ -26,8 +27,9 @@ class IntelLoadError(Exception):
 
 
 class IntelSets:
-    def __init__(self, on_change: IntelChange | None = None) -> None:
+    def __init__(self, on_change: IntelChange | None = None, policy: LocationPolicy | None = None) -> None:
         self._on_change = on_change or (lambda _index: None)
+        self._policy = policy or LocationPolicy.from_settings([])
         self._loaded: dict[str, ThreatList] = {}
         self._lock = threading.Lock()
 
@@ -35,13 +37,13 @@ class IntelSets:
         """At startup: load every active set; one that fails is logged and left out."""
         for record in records:
             try:
-                self._loaded[record.id] = _load(record)
+                self._loaded[record.id] = _load(record, self._policy)
             except IntelLoadError as exc:
                 log.error("intel set %s (%s) not loaded: %s", record.name, record.location, exc)
         self._publish()
 
     def activate(self, record: IpSetRecord) -> None:
-        threat_list = _load(record)
+        threat_list = _load(record, self._policy)
         with self._lock:
             self._loaded[record.id] = threat_list
             self._publish()
@@ -61,8 +63,12 @@ class IntelSets:
         self._on_change(self.index())
 
 
-def _load(record: IpSetRecord) -> ThreatList:
+def _load(record: IpSetRecord, policy: LocationPolicy) -> ThreatList:
     spec = ListSpec(record.location, record.format.upper(), record.name)
+    try:
+        policy.check(record.location)
+    except LocationRefused as exc:
+        raise IntelLoadError(str(exc)) from exc
     try:
         loaded = load_list(spec)
     except (SourceError, ListError, OSError, ValueError) as exc:

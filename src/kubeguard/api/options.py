@@ -44,11 +44,20 @@ class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     access_keys: dict[str, str] = {}
     #: bearer token -> cluster name ("" means: the cluster comes from the URL path).
     webhook_tokens: dict[str, str] = {}
+    #: Client certificate identity (``CN=name`` or a SAN as ``DNS:name``, ``URI:...``, ``IP:...``) -> cluster
+    #: its batches come from. With entries here, a certificate that matches none is refused.
+    client_certificates: dict[str, str] = {}
     #: Cluster name for webhook batches that name none.
     default_cluster: str = "default"
-    max_body_bytes: int = 16 * MIB
+    max_body_bytes: int = 64 * MIB
     #: Bound on a gzip body once inflated, against decompression bombs.
     max_inflated_bytes: int = 256 * MIB
+    #: Bound on the JSON objects of one batch (``kubeguard.api.ingest.limits``), against amplification.
+    max_json_objects: int = 500_000
+    #: Bound on the distinct clusters batches are accepted for.
+    max_clusters: int = 1_000
+    #: Seconds a webhook request waits for the store before answering 503 (the API server retries).
+    store_timeout_seconds: float = 20.0
     #: How long drained batches stay in the spool (for replay and audit) before they are pruned.
     spool_retention_seconds: int = 24 * 3600
     #: Cap on the bodies of drained batches kept for replay; the oldest go first beyond it.
@@ -84,7 +93,25 @@ def serve_options(section: Mapping[str, object]) -> ServeOptions:
     keyless = sorted(key for key, secret in options.access_keys.items() if not secret)
     if keyless:
         raise ValueError(f"access keys without a secret (write KEY:SECRET): {', '.join(keyless)}")
+    placeholders = [
+        name
+        for name, value in (*options.access_keys.items(), *((token, "") for token in options.webhook_tokens))
+        if _is_placeholder(name) or _is_placeholder(value)
+    ]
+    if placeholders:
+        raise ValueError(
+            "the example configuration's placeholder credentials are still there "
+            f"({', '.join(sorted(placeholders))}); replace them with your own random keys and tokens"
+        )
     return options
+
+
+#: Markers of the credentials shipped in deploy/kubeguard.toml, which anyone can read.
+PLACEHOLDER_MARKERS = ("REPLACE-WITH", "AKIDKUBEGUARDEXAMPLE")
+
+
+def _is_placeholder(value: str) -> bool:
+    return any(marker in value.upper() for marker in PLACEHOLDER_MARKERS)
 
 
 def _pairs(text: str, separator: str) -> dict[str, str]:

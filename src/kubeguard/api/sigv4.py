@@ -45,8 +45,21 @@ class SignedRequest:
 SERVICE = "guardduty"
 
 
-def verify(request: SignedRequest, secret_for: Callable[[str], str | None], *, now: datetime | None = None) -> str:
-    """Check the signature; return the access key id that signed, or raise :class:`SignatureError`."""
+def verify(
+    request: SignedRequest,
+    secret_for: Callable[[str], str | None],
+    *,
+    now: datetime | None = None,
+    region: str | None = None,
+    services: tuple[str, ...] = (SERVICE,),
+) -> str:
+    """Check the signature; return the access key id that signed, or raise :class:`SignatureError`.
+
+    ``region`` is the service's configured region: a signature scoped to another region is refused, as
+    AWS refuses it, so a request signed for one deployment cannot be replayed against another.
+    ``services`` are the signing names this endpoint answers to (``guardduty``, and ``detective`` for the
+    Detective-compatible routes).
+    """
     headers = _header_map(request.headers)
     match = _AUTHORIZATION.match(headers.get("authorization", ""))
     if match is None:
@@ -55,9 +68,11 @@ def verify(request: SignedRequest, secret_for: Callable[[str], str | None], *, n
     scope_parts = scope.split("/")
     if len(scope_parts) != 4 or scope_parts[3] != "aws4_request":
         raise SignatureError("malformed credential scope")
-    if scope_parts[2] != SERVICE:
+    if scope_parts[2] not in services:
         # A signature made for another AWS service with the same key must not open this API.
-        raise SignatureError(f"credential scope is for service {scope_parts[2]!r}, not {SERVICE!r}")
+        raise SignatureError(f"credential scope is for service {scope_parts[2]!r}, not {' or '.join(services)}")
+    if region is not None and scope_parts[1] != region:
+        raise SignatureError(f"credential scope is for region {scope_parts[1]!r}, this service is in {region!r}")
     secret = secret_for(access_key)
     if not secret:  # an access key configured without a secret ("AKID" instead of "AKID:secret") signs nothing
         raise SignatureError("unknown access key")

@@ -43,6 +43,15 @@ MAX_KEPT_REJECTS = 1000
 MAX_LOGGED_REJECTS = 20
 
 
+#: How deep the API server's own JSON may nest (Go's encoding/json stops at 10,000 levels).
+GO_MAX_NESTING = 10_000
+#: msgspec counts nesting against the interpreter's recursion limit (1,000 by default), so an object the API
+#: server logs at, say, 991 levels would otherwise be refused, and with it every event of its batch. The
+#: limit is raised to hold Go's depth with room for the envelope. msgspec recurses in C, a few hundred bytes
+#: a level; the threads that decode have the default 8 MiB stack (tested at 10,001 levels, in a thread too).
+if sys.getrecursionlimit() < 2 * GO_MAX_NESTING + 500:
+    sys.setrecursionlimit(2 * GO_MAX_NESTING + 500)
+
 #: What a broken record raises while decoding (RecursionError: nesting deeper than the decoder allows).
 RECORD_ERRORS = (msgspec.DecodeError, ValueError, UnicodeDecodeError, RecursionError)
 #: What a broken input stream raises while it is read: a corrupt or truncated gzip member, an I/O error.

@@ -45,6 +45,7 @@ def run_worker(
     from kubeguard.bus.settings_watch import DetectionSettings
     from kubeguard.bus.worker import Worker, WorkerMetrics, WorkerOptions
     from kubeguard.config import ConfigError, load_settings
+    from kubeguard.intel.locations import LocationPolicy
     from kubeguard.scan import default_pipeline_options
     from kubeguard.store import detectors
     from kubeguard.store.database import open_engine, url_from_option
@@ -72,7 +73,8 @@ def run_worker(
     )
     pipeline_options = default_pipeline_options(settings)
     processor = BatchProcessor(engine, settings, recorder, **pipeline_options)
-    detection = DetectionSettings(pipeline_options.get("intel"), processor.set_intel)
+    policy = LocationPolicy.from_settings(settings.intel.allowed_locations, settings.intel.allow_private_addresses)
+    detection = DetectionSettings(pipeline_options.get("intel"), processor.set_intel, policy)
     processor.file_findings = finding_filer(detection)
     worker = Worker(
         bus,

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select
 from kubeguard.api.app import intel_swapper
 from kubeguard.api.intel_sets import IntelSets
 from kubeguard.intel.index import IntelIndex
+from kubeguard.intel.locations import LocationPolicy
 from kubeguard.store import ipsets, schema
 
 log = logging.getLogger(__name__)
@@ -26,11 +27,17 @@ log = logging.getLogger(__name__)
 class DetectionSettings:
     """The detector findings are filed under, whether it is enabled, and the intel detection reads."""
 
-    def __init__(self, base_intel: IntelIndex | None, on_intel: Callable[[IntelIndex | None], None]) -> None:
+    def __init__(
+        self,
+        base_intel: IntelIndex | None,
+        on_intel: Callable[[IntelIndex | None], None],
+        policy: LocationPolicy | None = None,
+    ) -> None:
         self.detector_id: str | None = None
         self.detector_enabled = True
         self.intel: IntelIndex | None = base_intel
         self._base = base_intel
+        self._policy = policy
         self._on_intel = on_intel
         self._fingerprint: Any = None
 
@@ -54,7 +61,7 @@ class DetectionSettings:
         self.detector_id = str(rows[0][0]) if rows else None
         self.detector_enabled = bool(rows) and rows[0][1] == "ENABLED"
         if sets_changed:
-            IntelSets(intel_swapper(self, self._base)).load_active(ipsets.active(conn))
+            IntelSets(intel_swapper(self, self._base), self._policy).load_active(ipsets.active(conn))
         log.info(
             "detection settings loaded: detector %s (%s), %d active IP sets",
             self.detector_id,

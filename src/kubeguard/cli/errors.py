@@ -53,6 +53,12 @@ def describe(exc: BaseException) -> tuple[str, int]:
     """The one-line message and exit code for an exception that reached the command line."""
     if isinstance(exc, CliError):
         return _one_line(str(exc)), exc.code
+    from kubeguard.extras import MissingExtra, missing_extra
+
+    if isinstance(exc, MissingExtra):
+        return str(exc), EXIT_RUNTIME
+    if isinstance(exc, ModuleNotFoundError) and (extra := missing_extra(exc)) is not None:
+        return str(extra), EXIT_RUNTIME
     if isinstance(exc, FileNotFoundError):
         name = exc.filename or str(exc)
         return f"no such file or directory: {name}", EXIT_USAGE

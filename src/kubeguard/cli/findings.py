@@ -27,7 +27,9 @@ class _Remote:
     """A service's GuardDuty API through boto3; findings are taken from the raw camelCase response body."""
 
     def __init__(self, url: str, key: str | None, secret: str | None) -> None:
-        import boto3
+        from kubeguard.extras import require
+
+        boto3 = require("boto3")
         import botocore
         from botocore.config import Config
 

@@ -21,7 +21,7 @@ app = typer.Typer(help="Threat-intelligence lists: open feeds, custom lists, Tor
 CacheDir = Annotated[Path | None, typer.Option("--cache-dir", help="Feed cache directory (default: the user cache).")]
 FeedsConfig = Annotated[
     Path | None,
-    typer.Option("--feeds", help="TOML file of [[feed]] tables replacing the built-in feed set."),
+    typer.Option("--feeds", help="TOML file of \\[\\[feed]] tables replacing the built-in feed set."),
 ]
 
 

@@ -96,7 +96,7 @@ def scan(
     from kubeguard.audit.decode import FORMATS, UnknownFormatError
     from kubeguard.config import ConfigError, load_settings
     from kubeguard.intel.formats import ListError
-    from kubeguard.intel.sources import SourceError
+    from kubeguard.intel.sources import SourceError, parse_list_spec
 
     if output_format not in OUTPUT_FORMATS:
         raise UsageError(f"unknown --format {output_format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
@@ -121,6 +121,8 @@ def scan(
             anomaly.learning_days = learning_days
         if min_principal_events is not None:
             anomaly.min_principal_events = min_principal_events
+        for spec in (*intel.threat_lists, *intel.malicious_lists, *intel.trusted_lists):
+            parse_list_spec(spec)
         _check_paths(paths)
     except (ValueError, ConfigError, FileNotFoundError) as error:
         raise UsageError(str(error)) from error

@@ -20,11 +20,13 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from kubeguard.intel.formats import FORMATS, MAX_FILE_BYTES, ListError, parse_list
 from kubeguard.intel.sources import DEFAULT_TIMEOUT, LoadedList, SourceError, fetch
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DEFAULT_FEEDS",
@@ -187,6 +189,8 @@ class FeedCache:
         """Refresh each feed; one feed failing never stops the others nor loses its cached copy."""
         self.root.mkdir(parents=True, exist_ok=True)
         own_client = client is None
+        import httpx
+
         client = client or httpx.Client(
             timeout=timeout, follow_redirects=True, headers={"User-Agent": "kubeguard-intel"}
         )

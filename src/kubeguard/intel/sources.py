@@ -14,11 +14,13 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-import httpx
-
 from kubeguard.intel.formats import FORMATS, MAX_FILE_BYTES, ParsedList, parse_list
+
+if TYPE_CHECKING:  # httpx costs a tenth of a second to import; only HTTP lists need it
+    import httpx
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -71,7 +73,14 @@ def parse_list_spec(spec: str) -> ListSpec:
     location, colon, fmt = text.rpartition(":")
     if colon and location and fmt.upper() in FORMATS:
         return ListSpec(location, fmt.upper(), name)
+    if colon and location and _looks_like_format(fmt) and "://" not in text:
+        raise ValueError(f"unknown list format {fmt!r} in {spec!r}; use one of {', '.join(FORMATS)}")
     return ListSpec(text, None, name)
+
+
+def _looks_like_format(word: str) -> bool:
+    """A ``:SUFFIX`` meant as a format name: letters and ``_`` (a port or path part has digits or ``/``)."""
+    return len(word) > 1 and word.isascii() and word.replace("_", "").isalpha()
 
 
 def default_list_name(location: str) -> str:
@@ -110,6 +119,8 @@ def read_location(location: str, *, max_bytes: int = MAX_FILE_BYTES, timeout: fl
     """The bytes at a path, ``file://`` or ``http(s)://`` URL, at most ``max_bytes`` of them."""
     scheme = urlsplit(location).scheme.lower()
     if scheme in ("http", "https"):
+        import httpx
+
         with httpx.Client(timeout=timeout, follow_redirects=True) as client:
             result = fetch(client, location, max_bytes=max_bytes, timeout=timeout)
         if result.status != 200:
@@ -163,6 +174,8 @@ def fetch(
     ``headers`` carries ``If-None-Match``/``If-Modified-Since`` for a conditional GET; a 304 comes back as
     ``FetchResult(304)``. Any other non-200 status is returned too, for the caller to report.
     """
+    import httpx
+
     deadline = time.monotonic() + 4 * timeout
     try:
         with client.stream("GET", url, headers=headers or {}, timeout=timeout) as response:

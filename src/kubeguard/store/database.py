@@ -13,13 +13,15 @@ processes starting together from migrating at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 
+from kubeguard.extras import require
 from kubeguard.store import schema
 
 #: An arbitrary constant naming the migration lock in ``pg_advisory_xact_lock``.
@@ -63,9 +65,62 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        if url.startswith("postgresql"):
+            require("psycopg")
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=8,
+            max_overflow=8,
+            pool_timeout=STATEMENT_TIMEOUT_SECONDS,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
+        event.listen(engine, "connect", _postgres_timeouts)
+    event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
     migrate(engine)
     return engine
+
+
+#: What a NUL character in a string parameter becomes (U+FFFD, the replacement character).
+NUL_REPLACEMENT = "\ufffd"
+
+
+def _clean(value: Any) -> Any:
+    return value.replace("\x00", NUL_REPLACEMENT) if isinstance(value, str) and "\x00" in value else value
+
+
+def _without_nul(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool) -> Any:
+    """Replace NUL in every string parameter, on both stores alike.
+
+    PostgreSQL refuses NUL in text (the whole statement fails, and with it the batch or the API call), and
+    a NUL can arrive in anything a client names: an image, a finding id, a filter name. Stored values and
+    lookups are mapped the same way, so a key with a NUL still finds itself; finding bodies are JSON, where
+    NUL is already escaped.
+    """
+    if isinstance(parameters, dict):
+        parameters = {key: _clean(value) for key, value in parameters.items()}
+    elif isinstance(parameters, list | tuple):
+        if executemany:
+            parameters = [
+                {k: _clean(v) for k, v in row.items()} if isinstance(row, dict) else tuple(_clean(v) for v in row)
+                for row in parameters
+            ]
+        else:
+            parameters = type(parameters)(_clean(value) for value in parameters)
+    return statement, parameters
+
+
+#: Bounds on every database call: a store that is down or stalled is an error the caller reports (the
+#: webhook answers 503 and the API server retries), never a request that hangs for the whole outage.
+CONNECT_TIMEOUT_SECONDS = 10
+STATEMENT_TIMEOUT_SECONDS = 30
+
+
+def _postgres_timeouts(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_SECONDS * 1000}")
+        cursor.execute(f"SET lock_timeout = {STATEMENT_TIMEOUT_SECONDS * 1000}")
+    dbapi_connection.commit()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -120,7 +175,32 @@ def current_version(conn: Connection) -> int:
 
 
 def migrate(engine: Engine) -> int:
-    """Apply every migration newer than the store's version; returns the resulting version."""
+    """Apply every migration newer than the store's version; returns the resulting version.
+
+    Two processes starting on a fresh store must not both migrate it: PostgreSQL serialises them with an
+    advisory lock inside the transaction, SQLite with an exclusive lock on a file beside the database.
+    """
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    if path is None:
+        return _migrate(engine)
+    with _file_lock(path.with_name(path.name + ".migrate-lock")):
+        return _migrate(engine)
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _migrate(engine: Engine) -> int:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})

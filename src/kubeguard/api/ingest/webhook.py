@@ -11,18 +11,28 @@ waiting for detection is past its bound (:mod:`kubeguard.api.ingest.backlog`) th
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import zlib
 
+import anyio
 from fastapi import APIRouter, Request
+from sqlalchemy import literal_column, select, union
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from kubeguard.api.auth import context, webhook_identity
 from kubeguard.api.errors import AccessDenied, BadRequest, PayloadTooLarge, error_response
+from kubeguard.api.ingest.limits import ClusterRegistry, batch_cluster, check_object_count
 from kubeguard.audit.decode import decode_bytes
+from kubeguard.store import schema
 
+log = logging.getLogger(__name__)
 router = APIRouter()
+#: Seconds the API server is asked to wait before it resends a batch the store could not take.
+STORE_RETRY_AFTER_SECONDS = 5
 
 GZIP_MAGIC = b"\x1f\x8b"
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -45,8 +55,8 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
     token_cluster = webhook_identity(request)
     if token_cluster and path_cluster and path_cluster != token_cluster:
         # A token bound to a cluster reports for that cluster only; the path must not file its events elsewhere.
-        raise AccessDenied(f"this token reports for cluster {token_cluster}, not {path_cluster}")
-    cluster = path_cluster or token_cluster or ctx.options.default_cluster
+        raise AccessDenied(f"this credential reports for cluster {token_cluster}, not {path_cluster}")
+    explicit_cluster = path_cluster or token_cluster
     if ctx.backlog is not None:
         full = await run_in_threadpool(ctx.backlog.full)
         if full:
@@ -61,22 +71,39 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
             if body.startswith(GZIP_MAGIC):
                 # The decoder would gunzip this second layer without any bound (here and in the drainer).
                 raise BadRequest("gzip inside gzip is not accepted")
+        check_object_count(body, ctx.options.max_json_objects)
     except PayloadTooLarge:
         ctx.metrics.batches_refused.labels("too_large").inc()
         raise
-    decoded = await run_in_threadpool(decode_bytes, body, source="webhook", cluster=cluster)
+    decoded = await run_in_threadpool(decode_bytes, body, source="webhook", cluster=explicit_cluster)
     if not decoded.events:
         ctx.metrics.batches_refused.labels("malformed").inc()
         reason = decoded.rejects[0].reason if decoded.rejects else "the body holds no audit events"
         raise BadRequest(f"no audit event could be read: {reason}")
+    cluster = batch_cluster(explicit_cluster, {e.cluster for e in decoded.events}, ctx.options.default_cluster)
+    try:
+        async with asyncio.timeout(ctx.options.store_timeout_seconds):
+            registry = await _cluster_registry(request)
+            registry.admit(cluster)
+            if ctx.bus is None:
+                # Abandoned on timeout: a thread stuck on a stalled store must not hold the answer back.
+                await anyio.to_thread.run_sync(
+                    ctx.spool.append, cluster, body, len(decoded.events), abandon_on_cancel=True
+                )
+    except (TimeoutError, DBAPIError) as exc:
+        # The store is down or stalled: nothing was acknowledged, so the API server keeps the batch and
+        # resends it after Retry-After (a late commit of this attempt is de-duplicated by its events' ids).
+        log.warning("webhook batch for %s not stored: %s", cluster, type(exc).__name__)
+        ctx.metrics.batches_refused.labels("store_unavailable").inc()
+        response = error_response(503, "ServiceUnavailableException", "the store is unavailable; retry later")
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
+        return response
     if ctx.bus is not None:
         refused = await _publish(ctx, cluster, body, len(decoded.events))
         if refused is not None:
             return refused
-    else:
-        await run_in_threadpool(ctx.spool.append, cluster, body, len(decoded.events))
-        if ctx.backlog is not None:
-            ctx.backlog.added(len(decoded.events), len(body))
+    elif ctx.backlog is not None:
+        ctx.backlog.added(len(decoded.events), len(body))
     ctx.metrics.events_received.labels(cluster).inc(len(decoded.events))
     ctx.metrics.events_rejected.inc(len(decoded.rejects))
     if ctx.wake_drainer is not None:
@@ -96,12 +123,31 @@ async def _publish(ctx, cluster: str, body: bytes, events: int) -> JSONResponse 
         raise PayloadTooLarge(str(exc)) from exc
     except BusUnavailable as exc:
         ctx.metrics.batches_refused.labels("bus_unavailable").inc()
-        return JSONResponse(
-            {"message": f"the batch was not stored, send it again: {exc}", "__type": "ServiceUnavailableException"},
-            status_code=503,
-            headers={"Retry-After": str(ctx.options.retry_after_seconds)},
-        )
+        response = error_response(503, "ServiceUnavailableException", f"the batch was not stored, retry later: {exc}")
+        response.headers["Retry-After"] = str(ctx.options.retry_after_seconds)
+        return response
     return None
+
+
+async def _cluster_registry(request: Request) -> ClusterRegistry:
+    """The clusters known to the store, read once (the spool and the findings name every one seen)."""
+    registry = getattr(request.app.state, "cluster_registry", None)
+    if registry is None:
+        ctx = context(request)
+
+        def known() -> list[str]:
+            query = union(
+                select(schema.spool.c.cluster.label("name")).distinct(),
+                select(schema.findings.c.cluster.label("name")).distinct(),
+            )
+            with ctx.engine.connect() as conn:
+                return [row[0] for row in conn.execute(select(literal_column("name")).select_from(query.subquery()))]
+
+        registry = ClusterRegistry(
+            ctx.options.max_clusters, await anyio.to_thread.run_sync(known, abandon_on_cancel=True)
+        )
+        request.app.state.cluster_registry = registry
+    return registry
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
