@@ -66,8 +66,12 @@ class WorkerProcess:
                 self.kill()
 
 
-def bus_server(db_url: str, bus_url: str, workdir: Path) -> Server:
-    return Server(db_url, workdir, CONFIG, extra_args=["--bus", bus_url])
+def bus_server(db_url: str, bus_url: str, workdir: Path, intel_lists_in: Path | None = None) -> Server:
+    """``serve --bus``; workers started with the same ``workdir`` read the same configuration."""
+    config = CONFIG
+    if intel_lists_in is not None:
+        config = config.replace("[intel]\n", f'[intel]\nallowed_locations = ["{intel_lists_in}"]\n')
+    return Server(db_url, workdir, config, extra_args=["--bus", bus_url])
 
 
 def simulated_clusters(workdir: Path, seed: int = 5) -> dict[str, Path]:

@@ -79,7 +79,7 @@ async def _dead_letters(bus_url: str) -> list[tuple[str, dict[str, str], bytes]]
 
 @pytest.fixture
 def scaled_out(nats_url, pg_url, tmp_path):
-    server = bus_server(pg_url, nats_url, tmp_path).start()
+    server = bus_server(pg_url, nats_url, tmp_path, intel_lists_in=tmp_path).start()
     worker = WorkerProcess(pg_url, nats_url, tmp_path, "worker", "--max-attempts", "2").start()
     yield server, worker
     worker.stop()

@@ -58,7 +58,11 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
         raise AccessDenied(f"this credential reports for cluster {token_cluster}, not {path_cluster}")
     explicit_cluster = path_cluster or token_cluster
     if ctx.backlog is not None:
-        full = await run_in_threadpool(ctx.backlog.full)
+        try:
+            async with asyncio.timeout(ctx.options.store_timeout_seconds):
+                full = await anyio.to_thread.run_sync(ctx.backlog.full, abandon_on_cancel=True)
+        except (TimeoutError, DBAPIError) as exc:
+            return _store_unavailable(ctx, explicit_cluster or ctx.options.default_cluster, exc)
         if full:
             ctx.metrics.batches_refused.labels("backlog").inc()
             response = error_response(503, "ServiceUnavailableException", f"detection is behind: {full}; retry later")
@@ -91,13 +95,7 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
                     ctx.spool.append, cluster, body, len(decoded.events), abandon_on_cancel=True
                 )
     except (TimeoutError, DBAPIError) as exc:
-        # The store is down or stalled: nothing was acknowledged, so the API server keeps the batch and
-        # resends it after Retry-After (a late commit of this attempt is de-duplicated by its events' ids).
-        log.warning("webhook batch for %s not stored: %s", cluster, type(exc).__name__)
-        ctx.metrics.batches_refused.labels("store_unavailable").inc()
-        response = error_response(503, "ServiceUnavailableException", "the store is unavailable; retry later")
-        response.headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
-        return response
+        return _store_unavailable(ctx, cluster, exc)
     if ctx.bus is not None:
         refused = await _publish(ctx, cluster, body, len(decoded.events))
         if refused is not None:
@@ -109,6 +107,16 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
     if ctx.wake_drainer is not None:
         ctx.wake_drainer()
     return JSONResponse({"accepted": len(decoded.events), "rejected": len(decoded.rejects)})
+
+
+def _store_unavailable(ctx, cluster: str, exc: BaseException) -> JSONResponse:
+    """The store is down or stalled: nothing was acknowledged, so the API server keeps the batch and resends
+    it after Retry-After (a late commit of this attempt is de-duplicated by its events' ids)."""
+    log.warning("webhook batch for %s not stored: %s", cluster, type(exc).__name__)
+    ctx.metrics.batches_refused.labels("store_unavailable").inc()
+    response = error_response(503, "ServiceUnavailableException", "the store is unavailable; retry later")
+    response.headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
+    return response
 
 
 async def _publish(ctx, cluster: str, body: bytes, events: int) -> JSONResponse | None:
