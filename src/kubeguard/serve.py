@@ -17,7 +17,6 @@ import uvicorn
 from kubeguard.api.app import build_context, create_app
 from kubeguard.api.options import serve_options
 from kubeguard.api.tls_peer import PeerCertificateProtocol
-from kubeguard.bus.connection import BusConfigError, check_bus_options, check_reachable
 from kubeguard.config import ConfigError, load_settings
 from kubeguard.store.database import url_from_option
 
@@ -46,6 +45,7 @@ def serve(
     tls_key: str | Path | None = None,
     client_ca: str | Path | None = None,
     bus: str | None = None,
+    bus_replicas: int = 1,
 ) -> None:
     """Run the service until interrupted; with ``bus``, publish batches to JetStream for the workers."""
     try:
@@ -68,6 +68,8 @@ def serve(
     open_access = loopback and not options.has_credentials and not client_ca
     db_url = url_from_option(db)
     if bus:
+        from kubeguard.bus.connection import BusConfigError, check_bus_options, check_reachable
+
         try:
             check_bus_options(bus, db_url)
             check_reachable(bus)
@@ -78,7 +80,7 @@ def serve(
         from kubeguard.bus.ingest import BusIngest
         from kubeguard.bus.layout import BusSettings
 
-        settings = BusSettings(max_bytes=options.max_backlog_bytes)
+        settings = BusSettings(max_bytes=options.max_backlog_bytes, replicas=bus_replicas)
         context.bus = BusIngest(bus, context.engine, context.metrics.registry, settings)
         # The workers detect; this process receives, publishes and serves. JetStream bounds the backlog.
         drainer = None

@@ -30,6 +30,7 @@ def run_worker(
     *,
     partitions: int = 16,
     ack_wait: float = 30.0,
+    replicas: int = 1,
     max_attempts: int = 5,
     metrics_port: int | None = None,
 ) -> None:
@@ -82,7 +83,10 @@ def run_worker(
         BusBatchProcessor(engine, processor, detection),
         worker_metrics,
         bus_settings=BusSettings(
-            partitions=partitions, ack_wait_seconds=ack_wait, max_bytes=options.max_backlog_bytes
+            partitions=partitions,
+            ack_wait_seconds=ack_wait,
+            max_bytes=options.max_backlog_bytes,
+            replicas=replicas,
         ),
         options=WorkerOptions(max_attempts=max_attempts),
     )

@@ -114,6 +114,13 @@ class Worker:
         self._nc = await connect(self._url, "kubeguard-worker")
         self._js = self._nc.jetstream()
         partitions = await layout.ensure_streams(self._js, self._bus)
+        if partitions != self._bus.partitions:
+            log.warning(
+                "the audit stream was created with %d partitions; --partitions %d is ignored (changing the "
+                "count needs a drained stream, deleted and created again)",
+                partitions,
+                self._bus.partitions,
+            )
         for partition in range(partitions):
             await layout.ensure_partition_consumer(self._js, partition, self._bus)
         self._leases = PartitionLeases(self._engine, partitions)

@@ -24,12 +24,15 @@ def serve_command(
         str | None,
         typer.Option(help="NATS JetStream URL (nats://HOST:PORT): publish batches for `kubeguard worker`."),
     ] = None,
+    bus_replicas: Annotated[
+        int, typer.Option(help="JetStream replicas of the audit stream (1-5), used when the stream is created.")
+    ] = 1,
 ) -> None:
     """Run the audit webhook, finding store and GuardDuty-compatible API."""
     from kubeguard.serve import ServeError, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        serve(host, port, db, config, tls_cert, tls_key, client_ca, bus)
+        serve(host, port, db, config, tls_cert, tls_key, client_ca, bus, bus_replicas)
     except ServeError as exc:
         raise UsageError(str(exc)) from exc

@@ -23,6 +23,9 @@ def worker_command(
     ack_wait: Annotated[
         float, typer.Option(help="Seconds before an unacknowledged batch is redelivered (set at consumer creation).")
     ] = 30.0,
+    replicas: Annotated[
+        int, typer.Option(help="JetStream replicas of the streams (1-5), used when they are created.")
+    ] = 1,
     max_attempts: Annotated[
         int, typer.Option(help="Failed detection attempts before a batch goes to the dead-letter subject.")
     ] = 5,
@@ -39,6 +42,7 @@ def worker_command(
             config,
             partitions=partitions,
             ack_wait=ack_wait,
+            replicas=replicas,
             max_attempts=max_attempts,
             metrics_port=metrics_port,
         )
