@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import orjson
-from api.server import Server
+from api.server import ChildProcess, Server
 
 from kubeguard.sim.simulator import SimConfig, Simulator
 
@@ -26,7 +25,7 @@ use_default_feeds = false
 """
 
 
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     def __init__(self, db_url: str, bus_url: str, workdir: Path, name: str, *extra: str) -> None:
         self.args = [
             sys.executable,
@@ -52,18 +51,6 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def bus_server(db_url: str, bus_url: str, workdir: Path, intel_lists_in: Path | None = None) -> Server:
