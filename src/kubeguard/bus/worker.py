@@ -76,13 +76,18 @@ class WorkerMetrics:
         )
 
 
-def _transient(exc: BaseException) -> bool:
-    """Store or network unreachable or busy: not the batch's fault, so not counted against it."""
-    if isinstance(exc, (PoolTimeout, OperationalError, InterfaceError)):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, (ConnectionError, TimeoutError))
+def _transient(exc: BaseException | None) -> bool:
+    """Store or network unreachable or busy: not the batch's fault, so not counted against it.
+
+    The cause chain is followed: a detector's failed read of the store reaches here wrapped.
+    """
+    while exc is not None:
+        if isinstance(exc, (PoolTimeout, OperationalError, InterfaceError, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        exc = exc.__cause__
+    return False
 
 
 class Worker:
