@@ -10,7 +10,8 @@ from the simulator's traffic with every attack (``--source sim``), then in one r
 
 It prints events/s for both and their ratio (> 1 means the scan is faster than bare parsing), in wall
 time and in CPU time (the CPU ratio is steadier on a shared machine), plus the ratio without the anomaly
-detectors, whose per-principal learning is the largest cost.
+detectors, whose per-principal learning is the largest cost, and the cost of kubeguard's own detections
+beyond GuardDuty: the default ones (against GuardDuty's types alone) and the opt-in audit-trail pack.
 
     python benchmarks/scan.py [--events 300000] [--source lab|sim] [--file PATH]
 """
@@ -114,29 +115,50 @@ def main() -> None:
         no_anomaly.intel = settings.intel
         no_anomaly.anomaly.enabled = False
 
-        def scan(config: Settings) -> None:
+        with_pack = Settings()
+        with_pack.intel = settings.intel
+        with_pack.detectors.packs = ["audit-trail"]
+
+        def scan(config: Settings, *, guardduty_only: bool = False) -> None:
             nonlocal findings
-            findings = len(run_scan([str(path)], config, pipeline_options=options).findings)
+            chosen = {**options, "detectors": guardduty_detectors()} if guardduty_only else options
+            findings = len(run_scan([str(path)], config, pipeline_options=chosen).findings)
 
         # Interleaved, so that a slow spell of a shared machine hits every measurement alike.
-        baseline = full = signatures = (float("inf"), float("inf"))
-        full_findings = 0
+        baseline = full = signatures = guardduty = pack = (float("inf"), float("inf"))
+        full_findings = pack_findings = 0
         for _ in range(args.runs):
             baseline = min(baseline, measure(lambda: bare_parse(path)))
             full = min(full, measure(lambda: scan(settings)))
             full_findings = findings
             signatures = min(signatures, measure(lambda: scan(no_anomaly)))
+            guardduty = min(guardduty, measure(lambda: scan(settings, guardduty_only=True)))
+            pack = min(pack, measure(lambda: scan(with_pack)))
+            pack_findings = findings
     print(f"file: {events:,} events ({args.file or args.source}), {size_mb:.1f} MB; best of {args.runs} runs")
     print(f"{'':38}{'wall events/s':>16}{'cpu events/s':>16}")
     rows = (
         ("baseline orjson.loads per line", baseline, ""),
         ("kubeguard scan, all detectors", full, f"  ({full_findings} findings)"),
         ("kubeguard scan, without anomaly", signatures, ""),
+        ("kubeguard scan, GuardDuty types only", guardduty, ""),
+        ("kubeguard scan, + audit-trail pack", pack, f"  ({pack_findings} findings)"),
     )
     for name, (wall, cpu), note in rows:
         print(f"{name:38}{events / wall:>16,.0f}{events / cpu:>16,.0f}{note}")
     for name, (wall, cpu), _ in rows[1:]:
         print(f"ratio {name[15:]:32}{baseline[0] / wall:>16.2f}{baseline[1] / cpu:>16.2f}   (vs baseline)")
+    print(f"cost of kubeguard's default extensions: {full[1] / guardduty[1]:.3f}x CPU time of GuardDuty's types "
+          f"alone; audit-trail pack: {pack[1] / full[1]:.3f}x the default scan")
+
+
+def guardduty_detectors() -> list:
+    """The default detectors minus kubeguard's extensions: what scanning costs for GuardDuty's types alone."""
+    from kubeguard.detectors.registry import default_detectors
+    from kubeguard.findings.types import CATALOGUE
+
+    return [d for d in default_detectors()
+            if not d.finding_types or not all(CATALOGUE[t].extension for t in d.finding_types)]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 PRIVILEGED = "PrivilegeEscalation:Kubernetes/PrivilegedContainer"
+#: The lab log's findings: its exec into kube-system was answered 400 (no kubelet), so it ran nothing.
+LAB_FINDINGS = 6
 
 
 def kubeguard(*args: str, stdin: bytes | None = None, home: Path) -> subprocess.CompletedProcess[bytes]:
@@ -37,30 +39,30 @@ def test_json_prints_exactly_the_get_findings_shape(lab_log, home):
     assert result.returncode == 0, result.stderr.decode()
     document = json.loads(result.stdout)
     assert list(document) == ["findings"]
-    assert len(document["findings"]) == 7
+    assert len(document["findings"]) == LAB_FINDINGS
     assert all(f["schemaVersion"] == "2.0" for f in document["findings"])
 
 
 def test_jsonl_prints_one_finding_per_line(lab_log, home):
     result = kubeguard(str(lab_log), "--format", "jsonl", "-q", home=home)
     lines = result.stdout.decode().splitlines()
-    assert len(lines) == 7
+    assert len(lines) == LAB_FINDINGS
     assert {json.loads(line)["type"] for line in lines} >= {PRIVILEGED}
 
 
 def test_table_and_summary(lab_log, home):
     result = kubeguard(str(lab_log), home=home)
     out, err = result.stdout.decode(), result.stderr.decode()
-    assert "7 findings" in out and "priv-debug" in out and "anonymous-cluster-admin" in out
+    assert f"{LAB_FINDINGS} findings" in out and "priv-debug" in out and "anonymous-cluster-admin" in out
     assert "1,306 events read" in err and "0 records rejected" in err
-    assert "by severity: High 4, Medium 3" in err
+    assert "by severity: High 4, Medium 2" in err
 
 
 def test_output_file(lab_log, home, tmp_path):
     target = tmp_path / "findings.json"
     result = kubeguard(str(lab_log), "--format", "json", "--output", str(target), "-q", home=home)
     assert result.returncode == 0 and result.stdout == b""
-    assert len(json.loads(target.read_text())["findings"]) == 7
+    assert len(json.loads(target.read_text())["findings"]) == LAB_FINDINGS
 
 
 def test_min_severity_hides_medium_findings(lab_log, home):
@@ -90,13 +92,13 @@ def test_stdin_and_cluster(lab_log, home):
     data = gzip.decompress(lab_log.read_bytes())
     result = kubeguard("-", "--format", "jsonl", "--cluster", "lab", "-q", stdin=data, home=home)
     findings = [json.loads(line) for line in result.stdout.decode().splitlines()]
-    assert len(findings) == 7
+    assert len(findings) == LAB_FINDINGS
     assert {f["resource"]["eksClusterDetails"]["name"] for f in findings} == {"lab"}
 
 
 def test_stdin_gzip(lab_log, home):
     result = kubeguard("-", "--format", "jsonl", "-q", stdin=lab_log.read_bytes(), home=home)
-    assert len(result.stdout.decode().splitlines()) == 7
+    assert len(result.stdout.decode().splitlines()) == LAB_FINDINGS
 
 
 def test_state_file_remembers_privileged_images_between_scans(lab_dir, home, tmp_path):
@@ -124,3 +126,13 @@ def test_bad_lines_are_counted_in_the_summary(home, tmp_path):
     assert result.returncode == 0
     err = result.stderr.decode()
     assert "2 records rejected" in err and f"{log}:1" in err and f"{log}:2" in err
+
+
+def test_audit_trail_pack_adds_its_findings_and_an_unknown_pack_is_a_usage_error(lab_log, home):
+    result = kubeguard(str(lab_log), "--format", "jsonl", "-q", "--pack", "audit-trail", home=home)
+    extra = {json.loads(line)["type"] for line in result.stdout.decode().splitlines()}
+    # The lab's admin bound cluster-admin to system:anonymous and created pods with host namespaces.
+    assert {"PrivilegeEscalation:Kubernetes/ClusterAdminRoleBound",
+            "PrivilegeEscalation:Kubernetes/WorkloadInHostNamespaces"} <= extra
+    bad = kubeguard(str(lab_log), "--pack", "nope", home=home)
+    assert bad.returncode == 2 and "unknown detection pack 'nope'" in bad.stderr.decode()

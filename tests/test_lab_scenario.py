@@ -55,7 +55,6 @@ def test_lab_log_raises_exactly_the_attacks_and_nothing_on_the_benign_part(lab_d
         "Policy:Kubernetes/AdminAccessToDefaultServiceAccount",
         "PrivilegeEscalation:Kubernetes/PrivilegedContainer",
         "Persistence:Kubernetes/ContainerWithSensitiveMount",
-        "Execution:Kubernetes/ExecInKubeSystemPod",
     ])
     assert len(findings) == len(by_type)
 
@@ -93,9 +92,8 @@ def test_lab_log_raises_exactly_the_attacks_and_nothing_on_the_benign_part(lab_d
     assert (mount["namespace"], mount["name"]) == ("dev", "etc-reader")
     assert mount["volumes"] == [{"name": "host-etc", "hostPath": {"path": "/etc"}}]
 
-    exec_call = call("Execution:Kubernetes/ExecInKubeSystemPod")
-    assert (exec_call["namespace"], exec_call["resourceName"]) == ("kube-system", "coredns-7c65d6cfc9-x2v9q")
-    assert exec_call["parameters"] == "cat /etc/resolv.conf"
+    # The exec into kube-system's coredns pod was allowed but answered 400 (the lab has no kubelet): no
+    # stream was established, nothing ran, so there is no ExecInKubeSystemPod finding.
 
     for finding in findings:
         assert finding["resource"]["eksClusterDetails"]["name"] == "default"
@@ -126,10 +124,6 @@ def test_lab_log_in_cloud_envelope_gives_the_same_findings(lab_dir, lab_records,
     path.write_bytes(build(lab_records))
     raw = scan(lab_dir / "audit.jsonl.gz")
     wrapped = scan(path)
-    if envelope.startswith("gke"):
-        # GKE's AuditLog keeps no query string, so the exec command cannot be recovered from it.
-        assert {f["service"]["action"]["kubernetesApiCallAction"].get("parameters") for f in wrapped
-                if f["type"].startswith("Execution")} == {None}
     assert summary(wrapped) == summary(raw)
     assert {f["resource"]["eksClusterDetails"]["name"] for f in wrapped} == {cluster}
 

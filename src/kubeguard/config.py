@@ -54,6 +54,20 @@ class AnomalySettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=
     min_principal_events: int = 50
 
 
+#: Opt-in detection packs (``kubeguard.detectors.registry.PACKS``); named here so a config is checked on load.
+DETECTION_PACKS = ("audit-trail",)
+
+
+class DetectorSettings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    #: Opt-in detection packs to run besides the default detectors: ``["audit-trail"]``.
+    packs: list[str] = []
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.packs if p not in DETECTION_PACKS]
+        if unknown:
+            raise ValueError(f"unknown detection pack {unknown[0]!r} (known: {', '.join(DETECTION_PACKS)})")
+
+
 class Settings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     account_id: str = "000000000000"
     region: str = "us-east-1"
@@ -62,6 +76,7 @@ class Settings(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     clusters: list[ClusterConfig] = []
     intel: IntelSettings = msgspec.field(default_factory=IntelSettings)
     anomaly: AnomalySettings = msgspec.field(default_factory=AnomalySettings)
+    detectors: DetectorSettings = msgspec.field(default_factory=DetectorSettings)
     #: Service settings (``kubeguard serve``) kept as a table the service reads itself.
     serve: dict[str, object] = {}
 

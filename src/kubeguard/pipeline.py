@@ -2,7 +2,9 @@
 
 Only ``ResponseComplete`` counts, plus ``ResponseStarted`` for exec, attach and port-forward, whose action
 starts there and which may never log a completion; events with no stage (hand-made, some v1beta1) count
-as complete. Exec and friends are de-duplicated across their two stages, so one exec is one occurrence.
+as complete. Exec and friends are de-duplicated across their two stages, so one exec is one occurrence;
+the stage that shows the connection established (101) is never hidden behind one that does not, so an exec
+counts at whichever stage the API server logged the upgrade.
 
 ``kubeguard scan`` runs it over files, ``kubeguard serve`` behind the webhook spool, and each
 ``kubeguard worker`` over a NATS stream; all of them see the same findings for the same events.
@@ -20,6 +22,7 @@ from kubeguard.batch.window import EventWindow
 from kubeguard.config import Settings
 from kubeguard.detectors.anomaly.baselines import Baselines
 from kubeguard.detectors.base import DetectionContext, Detector, StateStore
+from kubeguard.detectors.effect import SWITCHING_PROTOCOLS
 from kubeguard.detectors.engine import Engine
 from kubeguard.detectors.registry import default_detectors
 from kubeguard.findings.aggregate import merge_finding
@@ -56,7 +59,9 @@ class Pipeline:
             baselines.load(state)
         self.baselines = baselines
         context = DetectionContext(state=state, intel=intel, baselines=baselines)
-        self.engine = Engine(default_detectors() if detectors is None else detectors, context)
+        if detectors is None:
+            detectors = default_detectors(settings.detectors.packs)
+        self.engine = Engine(detectors, context)
         self.builder = FindingBuilder(settings, describe_ip)
         #: The de-duplication window; the service passes one kept in its store (``kubeguard.batch``).
         self.recent = window if window is not None else EventWindow()
@@ -76,7 +81,9 @@ class Pipeline:
             stats.rejected += 1
             log.warning("audit event %s skipped: unreadable timestamp %r", event.auditID, event.event_time[:64])
             return []
-        if event.auditID and not self.recent.first(event.cluster, event.auditID, "connect" if connect else stage):
+        # A connect's established (101) and refused records are different occurrences of one auditID.
+        kind = ("connect-101" if event.status_code == SWITCHING_PROTOCOLS else "connect") if connect else stage
+        if event.auditID and not self.recent.first(event.cluster, event.auditID, kind):
             stats.duplicates += 1
             return []
         stats.counted += 1

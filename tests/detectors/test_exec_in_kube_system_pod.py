@@ -17,8 +17,21 @@ def _exec_records(lab_records, pod):
     ]
 
 
-def test_admin_exec_cat_resolv_conf_in_coredns_pod(lab_records, run):
+def _established(records):
+    """The lab's execs as a cluster with a kubelet logs them: the stream upgraded (101)."""
+    for record in records:
+        record["responseStatus"] = {"metadata": {}, "code": 101}
+    return records
+
+
+def test_lab_exec_answered_400_ran_nothing_and_raises_nothing(lab_records, run):
     records = _exec_records(lab_records, POD)
+    assert {r["responseStatus"]["code"] for r in records} == {400}  # the pod has no node
+    assert run([ExecInKubeSystemPod()], records) == []
+
+
+def test_admin_exec_cat_resolv_conf_in_coredns_pod(lab_records, run):
+    records = _established(_exec_records(lab_records, POD))
     # kubectl tried the websocket (get) and then the SPDY (create) exec; each is logged at two stages.
     assert sorted((r["verb"], r["stage"]) for r in records) == [
         ("create", "ResponseComplete"), ("create", "ResponseStarted"),
@@ -40,7 +53,7 @@ def test_admin_exec_cat_resolv_conf_in_coredns_pod(lab_records, run):
 
 
 def test_exec_into_dev_pod_is_not_this_finding(lab_records, run):
-    records = _exec_records(lab_records, "priv-debug")
+    records = _established(_exec_records(lab_records, "priv-debug"))
     assert records
     assert run([ExecInKubeSystemPod()], records) == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import botocore.loaders
 import pytest
 from botocore.model import ServiceModel
 from botocore.parsers import RestJSONParser
+from detectors.extension_cases import TRIGGERS
 
 from kubeguard.config import Settings
 from kubeguard.detectors.base import Detection
@@ -18,11 +20,19 @@ from kubeguard.detectors.common import make_detection
 from kubeguard.detectors.registry import default_detectors
 from kubeguard.detectors.state import MemoryState
 from kubeguard.findings.builder import FindingBuilder
-from kubeguard.findings.types import ALL_FINDING_TYPES, CALLER_VARIANTS
+from kubeguard.findings.types import (
+    ALL_FINDING_TYPES,
+    AUDIT_TRAIL_PACK,
+    CALLER_VARIANTS,
+    CATALOGUE,
+    EXTENSION_FINDING_TYPES,
+    GUARDDUTY_FINDING_TYPES,
+)
 from kubeguard.pipeline import FindingSet, Pipeline
 
 MODEL = botocore.loaders.Loader().load_service_model("guardduty", "service-2")
 SHAPES = MODEL["shapes"]
+PACKS = (AUDIT_TRAIL_PACK,)
 SCALARS = {"string": (str,), "boolean": (bool,), "integer": (int,), "long": (int,), "double": (int, float),
            "float": (int, float), "timestamp": (int, float)}
 
@@ -80,6 +90,10 @@ EXTRA_TRIGGERS = [
             body={"kind": "Service", "metadata": {"name": name, "namespace": ns},
                   "spec": {"type": "LoadBalancer"}})
       for ns, name in (("kubernetes-dashboard", "kubernetes-dashboard"), ("kubeflow", "centraldashboard"))],
+    _call("create", "/api/v1/namespaces/kube-system/pods/coredns-1/exec?command=id&stdout=true", "pods",
+          user="kubernetes-admin", code=101, namespace="kube-system", name="coredns-1") | {
+        "objectRef": {"resource": "pods", "subresource": "exec", "namespace": "kube-system", "name": "coredns-1",
+                      "apiVersion": "v1"}},
 ]
 
 
@@ -88,10 +102,11 @@ def raised(lab_dir: Path) -> dict[str, dict]:
     """One finding per type the detectors raise on the lab log plus a trigger for each remaining type."""
     from kubeguard.audit.decode import decode_bytes
 
-    pipeline = Pipeline(Settings(), MemoryState())
+    pipeline = Pipeline(Settings(), MemoryState(), detectors=default_detectors(PACKS))
     findings = FindingSet()
     events = decode_bytes(gzip.decompress((lab_dir / "audit.jsonl.gz").read_bytes())).events
-    events += decode_bytes(b"\n".join(json.dumps(r).encode() for r in EXTRA_TRIGGERS)).events
+    triggers = [*EXTRA_TRIGGERS, *(r for records in TRIGGERS.values() for r in records)]
+    events += decode_bytes(b"\n".join(json.dumps(r).encode() for r in triggers)).events
     for event in events:
         for finding in pipeline.process_event(event):
             findings.add(finding)
@@ -100,13 +115,27 @@ def raised(lab_dir: Path) -> dict[str, dict]:
 
 def _signature_and_anonymous_types() -> list[str]:
     """Types one event can raise; IP callers need lists and anomalies a history (their own tests)."""
-    detector_types = {t for d in default_detectors() for t in d.finding_types}
+    detector_types = {t for d in default_detectors(PACKS) for t in d.finding_types}
     return sorted(t for t in detector_types if "IPCaller" not in t and "AnomalousBehavior" not in t)
 
 
 def test_every_detector_type_is_in_the_catalogue():
-    detector_types = {t for d in default_detectors() for t in d.finding_types}
+    detector_types = {t for d in default_detectors(PACKS) for t in d.finding_types}
     assert detector_types <= set(ALL_FINDING_TYPES)
+
+
+def test_extension_and_retired_types_are_marked_where_guardduty_tooling_reads_free_form_details(raised):
+    """GuardDuty's model has no member for these marks; ``service.additionalInfo.value`` is its free-form JSON."""
+    for finding_type, finding in raised.items():
+        info = json.loads(finding["service"]["additionalInfo"]["value"])
+        catalogued = CATALOGUE[finding_type]
+        assert info.get("kubeguardExtension", False) is catalogued.extension, finding_type
+        assert info.get("retiredFindingType", False) is catalogued.retired, finding_type
+        if catalogued.extension:
+            assert re.fullmatch(r"T\d{4}(\.\d{3})?", info["mitreTechnique"]) and info["mitreTechniqueName"]
+            assert info.get("detectionPack", "") == catalogued.pack
+    assert json.loads(raised["PrivilegeEscalation:Kubernetes/PrivilegedContainer"]["service"]["additionalInfo"][
+        "value"])["retiredFindingType"] is True
 
 
 @pytest.mark.parametrize("finding_type", _signature_and_anonymous_types())
@@ -163,8 +192,11 @@ def test_builder_output_for_ip_caller_and_anomaly_types_matches_the_model(findin
 
 
 def test_catalogue_covers_all_types():
-    assert len(set(ALL_FINDING_TYPES)) == len(ALL_FINDING_TYPES) == 35
+    assert len(set(GUARDDUTY_FINDING_TYPES)) == len(GUARDDUTY_FINDING_TYPES) == 35
     assert set(_signature_and_anonymous_types()) | set(LATER_TYPES) == set(ALL_FINDING_TYPES)
+    assert set(EXTENSION_FINDING_TYPES) == set(TRIGGERS)
+    assert {name for name, t in CATALOGUE.items() if t.retired} == {
+        "PrivilegeEscalation:Kubernetes/PrivilegedContainer", "Persistence:Kubernetes/ContainerWithSensitiveMount"}
 
 
 def test_boto3_parses_get_findings_into_typed_members(raised):

@@ -34,9 +34,15 @@ class OwnerReference(msgspec.Struct, omit_defaults=True):
     controller: bool = False
 
 
+class Capabilities(msgspec.Struct, omit_defaults=True):
+    add: list[str] = []
+    drop: list[str] = []
+
+
 class SecurityContext(msgspec.Struct, omit_defaults=True):
     privileged: bool | None = None
     allowPrivilegeEscalation: bool | None = None
+    capabilities: Capabilities | None = None
 
 
 class VolumeMount(msgspec.Struct, omit_defaults=True):

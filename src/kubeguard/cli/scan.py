@@ -85,6 +85,9 @@ def scan(
         int | None, typer.Option(help="History a principal needs before its anomalies are judged (default 50).")
     ] = None,
     no_anomaly: Annotated[bool, typer.Option("--no-anomaly", help="Turn the AnomalousBehavior detectors off.")] = False,
+    pack: Annotated[
+        list[str] | None, typer.Option(help="Opt-in detection pack to add (audit-trail); repeatable.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Exit 0 even when no audit event could be read.")
@@ -94,7 +97,7 @@ def scan(
     import msgspec
 
     from kubeguard.audit.decode import FORMATS, UnknownFormatError
-    from kubeguard.config import ConfigError, load_settings
+    from kubeguard.config import ConfigError, DetectorSettings, load_settings
     from kubeguard.intel.formats import ListError
     from kubeguard.intel.sources import SourceError, parse_list_spec
 
@@ -121,6 +124,8 @@ def scan(
             anomaly.learning_days = learning_days
         if min_principal_events is not None:
             anomaly.min_principal_events = min_principal_events
+        if pack:
+            settings.detectors = DetectorSettings(packs=[*settings.detectors.packs, *pack])
         for spec in (*intel.threat_lists, *intel.malicious_lists, *intel.trusted_lists):
             parse_list_spec(spec)
         _check_paths(paths)

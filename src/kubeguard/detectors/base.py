@@ -95,5 +95,7 @@ class Detector(Protocol):
     finding_types: ClassVar[tuple[str, ...]]
     #: (verb, resource-key) pairs this detector can fire on; ``ANY`` is a wildcard on either side.
     wants: ClassVar[tuple[tuple[str, str], ...]]
+    # A detector may also declare ``outcomes``: the request outcomes (``detectors.effect.Outcome``) it
+    # is shown. Without it, it sees applied requests only: the "nothing happened" rule.
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]: ...

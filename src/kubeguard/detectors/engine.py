@@ -4,7 +4,11 @@ Each detector declares the (verb, resource) pairs it wants. The engine resolves,
 (verb, resource/subresource) pair seen, the ordered list of detectors interested in it, and caches that
 list; an event then costs one dict lookup plus the detectors that really care. Detectors may return a
 generator or a list; the few that see every event return an empty tuple at once when they do not apply,
-which is cheaper than starting a generator. A detector that raises
+which is cheaper than starting a generator.
+
+Before any detector runs, the engine decides once what the request did (:mod:`kubeguard.detectors.effect`:
+applied, dry run, or failed) and routes it only to the detectors whose ``outcomes`` include that: a dry
+run or a failed request never reaches a detector that reports changes. A detector that raises
 is logged and counted, and the event goes on to the others: one bad rule must not blind the rest.
 """
 
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import ANY, Detection, DetectionContext, Detector, resource_key
+from kubeguard.detectors.effect import APPLIED_ONLY, Outcome, outcome
 
 log = logging.getLogger(__name__)
 
@@ -24,21 +29,28 @@ class Engine:
     def __init__(self, detectors: Sequence[Detector], context: DetectionContext) -> None:
         self.detectors = list(detectors)
         self.context = context
-        self._routes: dict[tuple[str, str, str], tuple[Detector, ...]] = {}
+        self._routes: dict[tuple[str, str, str, Outcome], tuple[Detector, ...]] = {}
         self.errors: Counter[str] = Counter()
 
-    def route(self, verb: str, resource: str, subresource: str = "") -> tuple[Detector, ...]:
-        """The detectors that want ``verb`` on ``resource``[/``subresource``], in registry order."""
-        key = (verb, resource, subresource)
+    def route(
+        self, verb: str, resource: str, subresource: str = "", result: Outcome = Outcome.APPLIED
+    ) -> tuple[Detector, ...]:
+        """The detectors that want ``verb`` on ``resource``[/``subresource``] with this outcome, in order."""
+        key = (verb, resource, subresource, result)
         found = self._routes.get(key)
         if found is None:
             name = resource_key(resource, subresource)
-            found = self._routes[key] = tuple(d for d in self.detectors if _wants(d, verb, name))
+            found = self._routes[key] = tuple(
+                d for d in self.detectors if result in sees(d) and _wants(d, verb, name)
+            )
         return found
 
     def detect(self, event: AuditEvent) -> list[Detection]:
         ref = event.objectRef
-        key = (event.verb, ref.resource, ref.subresource) if ref is not None else (event.verb, "", "")
+        result = outcome(event)
+        key = (
+            (event.verb, ref.resource, ref.subresource, result) if ref is not None else (event.verb, "", "", result)
+        )
         route = self._routes.get(key)
         if route is None:
             route = self.route(*key)
@@ -57,6 +69,11 @@ class Engine:
     @property
     def finding_types(self) -> list[str]:
         return [t for d in self.detectors for t in d.finding_types]
+
+
+def sees(detector: Detector) -> frozenset[Outcome]:
+    """The outcomes a detector is shown; applied requests only unless it declares more."""
+    return getattr(detector, "outcomes", APPLIED_ONLY)
 
 
 def _wants(detector: Detector, verb: str, resource: str) -> bool:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from kubeguard.audit.event import AuditEvent
-from kubeguard.audit.objects import Role, RoleBinding, Subject, read_object
+from kubeguard.audit.objects import Role, RoleBinding, Subject, decode_body, read_object
 from kubeguard.detectors.base import StateStore
+from kubeguard.detectors.effect import patch_touches
 
 BINDING_RESOURCES = ("rolebindings", "clusterrolebindings")
 #: What a binding detector declares it wants: every create, update or patch of a (Cluster)RoleBinding.
@@ -21,10 +24,46 @@ UNAUTHENTICATED_GROUP = "system:unauthenticated"
 
 
 def read_binding(event: AuditEvent) -> RoleBinding | None:
-    """The binding a successful write produced (response preferred: a patch request is a fragment)."""
-    if not event.succeeded:
+    """The binding a successful write produced (response preferred: a patch request is a fragment).
+
+    A patch that changes neither who is bound nor to what (a label, an annotation) grants nothing new.
+    """
+    if not event.succeeded or not patch_touches(event, ("subjects",), ("roleRef",)):
         return None
     return read_object(event, RoleBinding, lambda binding: binding.roleRef is not None)
+
+
+class _SubjectsFragment(msgspec.Struct, omit_defaults=True):
+    subjects: list[Subject] | None = None
+
+
+class _PatchOperation(msgspec.Struct, omit_defaults=True):
+    op: str = ""
+    path: str = ""
+    value: msgspec.Raw = msgspec.Raw(b"")
+
+
+def subjects_added_by_request(event: AuditEvent) -> list[Subject]:
+    """Subjects a binding write names in its request alone, for logs that keep no response body.
+
+    A merge or strategic-merge patch carries ``subjects``; a JSON patch adds them one by one
+    (``/subjects/-``) or whole (``/subjects``). The role is unknown then, which is enough for the grants
+    where the role does not matter (anything bound to anonymous callers).
+    """
+    if not event.succeeded or event.verb not in ("create", "update", "patch"):
+        return []
+    raw = bytes(event.requestObject)
+    if raw.lstrip().startswith(b"["):
+        found: list[Subject] = []
+        for op in decode_body(raw, list[_PatchOperation]) or []:
+            if op.op in ("add", "replace") and op.path.startswith("/subjects"):
+                value = bytes(op.value)
+                many = value.lstrip().startswith(b"[")
+                decoded = decode_body(value, list[Subject] if many else Subject)
+                found.extend(decoded if many else [decoded] if decoded is not None else [])
+        return found
+    fragment = decode_body(raw, _SubjectsFragment)
+    return list(fragment.subjects or []) if fragment is not None else []
 
 
 def read_role(event: AuditEvent) -> Role | None:
@@ -52,11 +91,22 @@ def is_admin_role_ref(event: AuditEvent, binding: RoleBinding, state: StateStore
     return state.seen(WILDCARD_ROLES, key)
 
 
+#: Groups every default service account belongs to (all authenticated callers include them).
+_GROUPS_WITH_DEFAULT_ACCOUNTS = ("system:serviceaccounts", "system:authenticated")
+
+
 def is_default_service_account(subject: Subject, binding_namespace: str) -> bool:
+    """A subject that is, or contains, a namespace's ``default`` service account.
+
+    A service account can be named as a ``ServiceAccount`` subject, as a ``User`` subject by its user
+    name (``system:serviceaccount:<ns>:default``), or through the groups every service account is in.
+    """
     if subject.kind == "ServiceAccount":
         return subject.name == "default"
+    if subject.kind == "User":
+        return subject.name.startswith("system:serviceaccount:") and subject.name.endswith(":default")
     if subject.kind == "Group":
-        return subject.name == "system:serviceaccounts" or subject.name.startswith("system:serviceaccounts:")
+        return subject.name in _GROUPS_WITH_DEFAULT_ACCOUNTS or subject.name.startswith("system:serviceaccounts:")
     return False
 
 

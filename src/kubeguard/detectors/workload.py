@@ -14,6 +14,9 @@ from typing import Any
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.audit.objects import Container, PodSpec, Workload, read_object
+from kubeguard.detectors.base import Detection, StateStore
+from kubeguard.detectors.common import make_detection, who
+from kubeguard.detectors.effect import is_controller, patch_touches
 
 WORKLOAD_RESOURCES = (
     "pods",
@@ -59,22 +62,47 @@ class WorkloadView:
     obj: Workload
     pod: PodSpec
     resource: str
+    #: ``kubectl debug`` (the ephemeralcontainers subresource) launches only the pod's ephemeral
+    #: containers; the containers already running were judged when the pod was created.
+    ephemeral_only: bool = False
 
     @property
     def containers(self) -> list[Container]:
-        return self.pod.all_containers()
+        return list(self.pod.ephemeralContainers) if self.ephemeral_only else self.pod.all_containers()
+
+
+#: Where each kind keeps the pod spec: a patch that touches nothing there launches nothing new.
+_POD_SPEC_PATHS = {
+    "pods": ("spec",),
+    "cronjobs": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+_TEMPLATE_SPEC_PATH = ("spec", "template", "spec")
+
+
+def launches(event: AuditEvent) -> bool:
+    """Whether this workload write can start something not judged before.
+
+    A create always can; ``kubectl debug`` (ephemeral containers) always does. An update or patch by
+    the cluster's own controllers copies a template someone else wrote, and a patch that leaves the pod
+    spec alone (scale, labels, ``kubectl rollout restart``'s annotation) starts the same containers again.
+    """
+    if event.verb == "create" or event.subresource:
+        return True
+    if is_controller(event):
+        return False
+    return patch_touches(event, _POD_SPEC_PATHS.get(event.resource, _TEMPLATE_SPEC_PATH))
 
 
 def read_workload(event: AuditEvent) -> WorkloadView | None:
     """The workload a successful write created or changed; None for any other event."""
-    if not is_workload_write(event):
+    if not is_workload_write(event) or not launches(event):
         return None
     obj = read_object(event, Workload, _runs_containers)
     if obj is None:
         return None
     pod = obj.pod_spec()
     assert pod is not None  # _runs_containers checked it
-    return WorkloadView(obj=obj, pod=pod, resource=event.resource)
+    return WorkloadView(obj=obj, pod=pod, resource=event.resource, ephemeral_only=bool(event.subresource))
 
 
 def _runs_containers(obj: Workload) -> bool:
@@ -142,7 +170,7 @@ def workload_details(event: AuditEvent, view: WorkloadView) -> dict[str, Any]:
         "hostNetwork": pod.hostNetwork,
         "hostIPC": pod.hostIPC,
         "hostPID": pod.hostPID,
-        "containers": [_container_details(c) for c in view.containers],
+        "containers": [_container_details(c) for c in pod.all_containers()],
     }
     volumes = [
         {"name": v.name, "hostPath": {"path": v.hostPath.path}} for v in pod.volumes if v.hostPath is not None
@@ -177,3 +205,32 @@ def workload_key(event: AuditEvent, view: WorkloadView) -> str:
     meta = view.obj.metadata
     namespace = meta.namespace or event.namespace
     return f"{view.resource}/{namespace}/{meta.name or event.name}"
+
+
+def reported_through_owner(event: AuditEvent, view: WorkloadView, state: StateStore, scope: str, shape: str) -> bool:
+    """Whether a controller's pod repeats a ``shape`` already reported (on its owner); else remember it.
+
+    The owner workload's creation names the workload a finding is about; the pods a controller stamps
+    out from it would raise one finding per replica and rollout. When the owner's creation is not in the
+    log, its first pod is the only sign and is reported.
+    """
+    if created_by_controller(event, view) and state.seen(scope, shape):
+        return True
+    state.first_seen(scope, shape)
+    return False
+
+
+def launch_detection(finding: str, event: AuditEvent, view: WorkloadView, what: str, **fields: Any) -> Detection:
+    """A workload finding: keyed by the workload, its details attached, described as a launch."""
+    details = workload_details(event, view)
+    return make_detection(
+        finding,
+        event,
+        key=workload_key(event, view),
+        description=(
+            f"{who(event)} launched {view.resource} {details['namespace']}/{details['name']} on cluster "
+            f"{event.cluster} {what}"
+        ),
+        workload=details,
+        **fields,
+    )

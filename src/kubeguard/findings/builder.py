@@ -18,6 +18,7 @@ from kubeguard.audit.event import AuditEvent
 from kubeguard.config import Settings
 from kubeguard.detectors.base import Detection
 from kubeguard.findings.aggregate import finding_id, fingerprint
+from kubeguard.findings.types import CATALOGUE
 
 FEATURE_NAME = "EKS_AUDIT_LOGS"
 SCHEMA_VERSION = "2.0"
@@ -178,6 +179,9 @@ class FindingBuilder:
                 "fullUserAgent": detection.event.userAgent,
                 "userAgentCategory": user_agent_category(detection.event.userAgent),
             }
+        catalogued = CATALOGUE.get(detection.finding_type)
+        if catalogued is not None:
+            info.update(catalogued.markers())
         info.update(detection.additional_info)
         return orjson.dumps(info, option=orjson.OPT_SORT_KEYS).decode()
 

@@ -37,6 +37,7 @@ from kubeguard.detectors.base import (
     DetectionContext,
 )
 from kubeguard.detectors.common import api_call, make_detection
+from kubeguard.detectors.effect import Outcome
 
 SECRETS_ACCESSED = "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed"
 ROLE_BINDING_CREATED = "PrivilegeEscalation:Kubernetes/AnomalousBehavior.RoleBindingCreated"
@@ -182,7 +183,7 @@ class ExecInPodAnomaly:
     wants: ClassVar[tuple[tuple[str, str], ...]] = (("create", "pods/exec"), ("get", "pods/exec"))
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
-        if ctx.baselines is None or not event.authorized:
+        if ctx.baselines is None:
             return ()
         result = evaluate(event, ctx, risky=event.namespace in SENSITIVE_NAMESPACES)
         if result is None:
@@ -318,6 +319,9 @@ class AnomalyLearner:
     name: ClassVar[str] = "anomaly.learner"
     finding_types: ClassVar[tuple[str, ...]] = ()
     wants: ClassVar[tuple[tuple[str, str], ...]] = ((ANY, ANY),)
+    #: A caller's habits include the calls that failed; a dry run teaches nothing (it must not make the
+    #: later real deployment of an image look familiar).
+    outcomes: ClassVar[frozenset[Outcome]] = frozenset({Outcome.APPLIED, Outcome.FAILED})
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         baselines: Baselines | None = ctx.baselines

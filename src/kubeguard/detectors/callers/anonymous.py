@@ -1,7 +1,8 @@
 """<Tactic>:Kubernetes/SuccessfulAnonymousAccess — an unauthenticated call that the cluster carried out.
 
 Only calls that succeeded count: an anonymous request that is denied shows the cluster doing its job.
-Health and version probes are anonymous by design on most clusters and never count.
+Health and version probes, and service-account issuer discovery (OIDC), are anonymous by design on most
+clusters and never count.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from kubeguard.findings.types import TACTICS
 
 VARIANT = "SuccessfulAnonymousAccess"
 HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+#: Service-account issuer discovery (OIDC): public by design, so that cloud IAM can verify the cluster's
+#: tokens; clusters bind ``system:service-account-issuer-discovery`` to unauthenticated callers for it.
+PUBLIC_PATHS = frozenset({"/.well-known/openid-configuration", "/openid/v1/jwks"})
 
 
 def is_anonymous(event: AuditEvent) -> bool:
@@ -26,7 +30,7 @@ def is_anonymous(event: AuditEvent) -> bool:
 
 def is_health_probe(event: AuditEvent) -> bool:
     path = event.requestURI.split("?", 1)[0].rstrip("/")
-    return path in HEALTH_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/"))
+    return path in HEALTH_PATHS or path in PUBLIC_PATHS or path.startswith(("/healthz/", "/livez/", "/readyz/"))
 
 
 class SuccessfulAnonymousAccess:

@@ -24,6 +24,7 @@ from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import ANY, Detection, DetectionContext
 from kubeguard.detectors.callers.anonymous import is_anonymous
 from kubeguard.detectors.common import api_call, make_detection, who
+from kubeguard.detectors.effect import EVERY_OUTCOME
 from kubeguard.detectors.tactics import classify
 from kubeguard.findings.types import TACTICS
 
@@ -64,6 +65,8 @@ class ThreatIntelCaller:
     name = "threat-intel-caller"
     finding_types = tuple(f"{tactic}:Kubernetes/{variant}" for variant in VARIANTS.values() for tactic in TACTICS)
     wants = ((ANY, ANY),)
+    #: A call from a listed address is the finding, whatever the API server answered (DESIGN.md).
+    outcomes = EVERY_OUTCOME
 
     def __init__(self) -> None:
         self._cache: dict[str | tuple[str, ...], dict[str, list[Any]]] = {}

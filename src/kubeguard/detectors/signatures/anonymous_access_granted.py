@@ -1,8 +1,10 @@
 """Policy:Kubernetes/AnonymousAccessGranted — a binding that hands permissions to anonymous callers.
 
 Any subject that is the ``system:anonymous`` user or the ``system:unauthenticated`` group opens the
-cluster to whoever can reach its API endpoint. Kubernetes' own bootstrap bindings of its public,
-information-only roles are not findings.
+cluster to whoever can reach its API endpoint. Kubernetes' own bootstrap bindings (``system:public-info-
+viewer`` and friends, reconciled by the API server at every start) are not findings; that is decided by
+who made the change (``effect.is_bootstrap_change``), not by the role's name: anyone else binding
+``system:discovery`` or ``system:basic-user`` to anonymous callers is granting anonymous access.
 """
 
 from __future__ import annotations
@@ -12,20 +14,17 @@ from collections.abc import Iterator
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import Detection, DetectionContext
 from kubeguard.detectors.common import make_detection, who
+from kubeguard.detectors.effect import is_bootstrap_change, patch_touches
 from kubeguard.detectors.rbac import (
     BINDING_WRITES,
     binding_details,
     binding_key,
     grants_anonymous,
     read_binding,
+    subjects_added_by_request,
 )
 
 FINDING = "Policy:Kubernetes/AnonymousAccessGranted"
-#: Kubernetes' own bootstrap policy binds these to unauthenticated callers on every cluster; they expose
-#: only health, version and discovery information.
-BUILT_IN_PUBLIC_ROLES = frozenset({"system:public-info-viewer", "system:discovery", "system:basic-user"})
-#: The API server reconciles its bootstrap RBAC policy under this identity at every start.
-BOOTSTRAP_USER = "system:apiserver"
 
 
 class AnonymousAccessGranted:
@@ -34,10 +33,11 @@ class AnonymousAccessGranted:
     wants = BINDING_WRITES
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
-        binding = read_binding(event)
-        if binding is None or event.user.username == BOOTSTRAP_USER:
+        if is_bootstrap_change(event):
             return
-        if binding.roleRef is not None and binding.roleRef.name in BUILT_IN_PUBLIC_ROLES:
+        binding = read_binding(event)
+        if binding is None:
+            yield from self._from_request(event)
             return
         granted = [s for s in binding.subjects or () if grants_anonymous(s)]
         if not granted:
@@ -53,4 +53,23 @@ class AnonymousAccessGranted:
                 f"on cluster {event.cluster}."
             ),
             role_binding=details,
+        )
+
+    def _from_request(self, event: AuditEvent) -> Iterator[Detection]:
+        """The grant when the log kept only the request (a patch fragment, no response body)."""
+        if not patch_touches(event, ("subjects",)):
+            return
+        granted = [s for s in subjects_added_by_request(event) if grants_anonymous(s)]
+        if not granted:
+            return
+        kind = "ClusterRoleBinding" if event.resource == "clusterrolebindings" else "RoleBinding"
+        yield make_detection(
+            FINDING,
+            event,
+            key=f"{event.resource}/{event.namespace}/{event.name}",
+            description=(
+                f"{who(event)} added {', '.join(s.name for s in granted)} to {kind} {event.name} on cluster "
+                f"{event.cluster} (the log keeps no response body, so the role it grants is not shown)."
+            ),
+            role_binding={"kind": kind, "name": event.name},
         )

@@ -13,14 +13,12 @@ from collections.abc import Iterator
 from kubeguard.audit.event import AuditEvent
 from kubeguard.audit.objects import Container
 from kubeguard.detectors.base import Detection, DetectionContext
-from kubeguard.detectors.common import make_detection, who
 from kubeguard.detectors.workload import (
     WORKLOAD_WRITES,
-    created_by_controller,
+    launch_detection,
     read_workload,
+    reported_through_owner,
     sensitive_mounts,
-    workload_details,
-    workload_key,
 )
 
 FINDING = "Persistence:Kubernetes/ContainerWithSensitiveMount"
@@ -48,19 +46,10 @@ class ContainerWithSensitiveMount:
             return
         namespace = view.obj.metadata.namespace or event.namespace
         shape = mount_shape(event.cluster, namespace, mounts)
-        if created_by_controller(event, view) and ctx.state.seen(REPORTED_SHAPES, shape):
+        if reported_through_owner(event, view, ctx.state, REPORTED_SHAPES, shape):
             return
-        ctx.state.first_seen(REPORTED_SHAPES, shape)
-        details = workload_details(event, view)
         listed = ", ".join(f"{host} at {path} in {c.name}" for c, host, path in mounts)
-        yield make_detection(
-            FINDING,
-            event,
-            key=workload_key(event, view),
-            description=(
-                f"{who(event)} launched {view.resource} {details['namespace']}/{details['name']} on cluster "
-                f"{event.cluster} with writable host path mounts: {listed}."
-            ),
-            workload=details,
+        yield launch_detection(
+            FINDING, event, view, f"with writable host path mounts: {listed}.",
             parameters=", ".join(sorted({host for _, host, _ in mounts})),
         )

@@ -1,8 +1,9 @@
 """Execution:Kubernetes/ExecInKubeSystemPod — a command run through the exec API in kube-system.
 
 kube-system pods run with the cluster's most powerful identities; a shell in one is rarely routine.
-The finding fires when the exec was authorized, whatever the kubelet answered afterwards: the caller
-held the permission and used it (a pod without a node answers 400, a live one 101).
+Like every detector it sees only what happened (``detectors/effect.py``): an exec or attach counts once
+the API server upgraded the connection (101), at whichever stage it logged that; an exec answered 400
+(no node) or 404 (no such pod or container) ran nothing.
 """
 
 from __future__ import annotations
@@ -24,22 +25,30 @@ def exec_command(request_uri: str) -> str:
     return " ".join(query.get("command", []))
 
 
+#: Every exec and attach call, over SPDY (create) and websockets (get).
+EXEC_WANTS = (("create", "pods/exec"), ("get", "pods/exec"), ("create", "pods/attach"), ("get", "pods/attach"))
+
+
+def exec_detection(finding: str, event: AuditEvent) -> Detection:
+    """An exec or attach finding of either type, keyed by pod, with the command decoded."""
+    command = exec_command(event.requestURI)
+    return make_detection(
+        finding,
+        event,
+        key=f"{event.namespace}/{event.name}",
+        description=(
+            f"{who(event)} ran {command or 'a command'!r} through the {event.subresource} API in pod "
+            f"{event.namespace}/{event.name} on cluster {event.cluster}."
+        ),
+        parameters=command,
+    )
+
+
 class ExecInKubeSystemPod:
     name = "exec-in-kube-system-pod"
     finding_types = (FINDING,)
-    wants = (("create", "pods/exec"), ("get", "pods/exec"), ("create", "pods/attach"), ("get", "pods/attach"))
+    wants = EXEC_WANTS
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
-        if event.namespace != SYSTEM_NAMESPACE or not event.authorized:
-            return
-        command = exec_command(event.requestURI)
-        yield make_detection(
-            FINDING,
-            event,
-            key=f"{event.namespace}/{event.name}",
-            description=(
-                f"{who(event)} ran {command or 'a command'!r} through the {event.subresource} API in pod "
-                f"{event.namespace}/{event.name} on cluster {event.cluster}."
-            ),
-            parameters=command,
-        )
+        if event.namespace == SYSTEM_NAMESPACE:
+            yield exec_detection(FINDING, event)

@@ -14,6 +14,7 @@ from kubeguard.audit.event import AuditEvent
 from kubeguard.audit.objects import Service, read_object
 from kubeguard.detectors.base import Detection, DetectionContext
 from kubeguard.detectors.common import make_detection, who
+from kubeguard.detectors.effect import patch_touches
 
 DASHBOARD = "Policy:Kubernetes/ExposedDashboard"
 KUBEFLOW = "Policy:Kubernetes/KubeflowDashboardExposed"
@@ -36,6 +37,15 @@ INTERNAL_ANNOTATIONS = {
     "service.beta.kubernetes.io/oci-load-balancer-internal": {"true"},
     "service.kubernetes.io/ibm-load-balancer-cloud-provider-ip-type": {"private"},
 }
+
+#: What a patch must touch to expose a Service anew: its type, its source ranges, the labels that make
+#: it a dashboard, or the annotations that keep its load balancer internal.
+EXPOSURE_PATHS = (
+    ("spec", "type"),
+    ("spec", "loadBalancerSourceRanges"),
+    *(("metadata", "labels", label) for label in NAME_LABELS),
+    *(("metadata", "annotations", name) for name in INTERNAL_ANNOTATIONS),
+)
 
 
 def read_service(event: AuditEvent) -> Service | None:
@@ -77,7 +87,7 @@ class ExposedDashboard:
     wants = (("create", "services"), ("update", "services"), ("patch", "services"))
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
-        if not event.succeeded:
+        if not event.succeeded or not patch_touches(event, *EXPOSURE_PATHS):
             return
         service = read_service(event)
         if service is None or service.spec is None or service.spec.type not in EXPOSING_TYPES:

@@ -12,14 +12,7 @@ from collections.abc import Iterator
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import Detection, DetectionContext
-from kubeguard.detectors.common import make_detection, who
-from kubeguard.detectors.workload import (
-    WORKLOAD_WRITES,
-    is_privileged,
-    read_workload,
-    workload_details,
-    workload_key,
-)
+from kubeguard.detectors.workload import WORKLOAD_WRITES, is_privileged, launch_detection, read_workload
 
 FINDING = "PrivilegeEscalation:Kubernetes/PrivilegedContainer"
 PRIVILEGED_IMAGES = "workload.privileged-images"
@@ -41,15 +34,8 @@ class PrivilegedContainer:
         ]
         if not new_images:
             return
-        details = workload_details(event, view)
-        yield make_detection(
-            FINDING,
-            event,
-            key=workload_key(event, view),
-            description=(
-                f"{who(event)} launched {view.resource} {details['namespace']}/{details['name']} on cluster "
-                f"{event.cluster} with a privileged container running {', '.join(new_images)}, an image never "
-                f"run privileged in this cluster before."
-            ),
-            workload=details,
+        yield launch_detection(
+            FINDING, event, view,
+            f"with a privileged container running {', '.join(new_images)}, an image never run privileged in "
+            f"this cluster before.",
         )

@@ -23,8 +23,10 @@ class WildcardRoleTracker:
         if not event.succeeded:
             return
         kind = "ClusterRole" if event.resource == "clusterroles" else "Role"
-        key = role_key(event.cluster, kind, event.namespace, event.name)
         role = read_role(event) if event.verb != "delete" else None
+        name = (role.metadata.name if role is not None else "") or event.name
+        namespace = (role.metadata.namespace if role is not None else "") or event.namespace
+        key = role_key(event.cluster, kind, namespace, name)
         if role is not None and is_wildcard_role(role):
             ctx.state.first_seen(WILDCARD_ROLES, key)
         else:
