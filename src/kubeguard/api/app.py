@@ -130,9 +130,6 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
 
 
 def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI:
-    if drainer is None:
-        context.drainer_alive = None  # no detection runs in this process: readiness does not wait for it
-
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if context.bus is not None:
