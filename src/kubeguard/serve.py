@@ -49,8 +49,11 @@ def serve(
     sources: list[str] | None = None,
     since: str = "1h",
     rules: list[str] | None = None,
+    bus: str | None = None,
+    bus_replicas: int = 1,
 ) -> None:
-    """Run the service until interrupted; ``sources`` are live readers (``cloudwatch:...``, ``file:...``)."""
+    """Run the service until interrupted; ``sources`` are live readers (``cloudwatch:...``, ``file:...``);
+    with ``bus``, webhook batches are published to JetStream for the workers."""
     try:
         settings = load_settings(config)
         settings.rules.paths = [*settings.rules.paths, *(rules or [])]
@@ -70,12 +73,35 @@ def serve(
     if not loopback and not tls_cert:
         log.warning("listening on %s without TLS: bearer tokens travel in clear text", host)
     open_access = loopback and not options.has_credentials and not client_ca
+    db_url = url_from_option(db)
+    if bus:
+        from kubeguard.bus.connection import BusConfigError, check_bus_options, check_reachable
+
+        try:
+            check_bus_options(bus, db_url)
+            check_reachable(bus)
+        except BusConfigError as exc:
+            raise ServeError(str(exc)) from exc
     try:
         context, drainer = build_context(
-            settings, options, url_from_option(db), open_access=open_access, mutual_tls=bool(client_ca)
+            settings, options, db_url, open_access=open_access, mutual_tls=bool(client_ca)
         )
     except RuleLoadError as exc:
         raise ServeError(f"rules: {exc}") from exc
+    if bus:
+        from kubeguard.bus.ingest import BusIngest
+        from kubeguard.bus.layout import BusSettings
+
+        bus_settings = BusSettings(max_bytes=options.max_backlog_bytes, replicas=bus_replicas)
+        context.bus = BusIngest(bus, context.engine, context.metrics.registry, bus_settings)
+        # The workers detect webhook batches; this process receives, publishes and serves, and JetStream
+        # bounds the backlog. Batches of live sources still go through this process's spool and drainer
+        # (the same one-transaction processor, whose state the workers share in PostgreSQL).
+        context.backlog = None
+        if not sources:
+            drainer = None
+            context.drainer_alive = None
+            context.wake_drainer = None
     context.sources = _live_sources(context, settings, options, sources or [], since)
     app = create_app(context, drainer)
     uvicorn.run(

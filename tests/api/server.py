@@ -21,7 +21,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Server:
+class ChildProcess:
+    """A kubeguard process a test started: killed without warning, or stopped politely."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing — the crash the spool must survive."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Server(ChildProcess):
     def __init__(
         self,
         db_url: str,
@@ -29,9 +49,10 @@ class Server:
         config: str = "",
         env: dict[str, str] | None = None,
         args: list[str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.db_url = db_url
-        self.args = args or []
+        self.args = [*(args or []), *(extra_args or [])]
         self.workdir = workdir
         self.config_path = workdir / "kubeguard.toml"
         self.config_path.write_text(config)
@@ -71,20 +92,6 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.1)
         raise RuntimeError("server did not come up")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no flushing — the crash the spool must survive."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
     def wait_drained(self, timeout: float = 60, headers: dict[str, str] | None = None) -> dict[str, int]:
         deadline = time.monotonic() + timeout

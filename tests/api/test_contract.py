@@ -25,6 +25,7 @@ def _app():
     context, _drainer = build_context(
         Settings(), serve_options({}), f"sqlite:///{directory / 'contract.db'}", open_access=True, mutual_tls=False
     )
+    context.drainer_alive = None  # this app runs no detection, so readiness must not wait for it
     return create_app(context, None)
 
 

@@ -153,6 +153,8 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         context.publisher.start()
+        if context.bus is not None:
+            await context.bus.start()
         if drainer is not None:
             drainer.start()
         if context.sources is not None:
@@ -164,6 +166,8 @@ def create_app(context: ServiceContext, drainer: SpoolDrainer | None) -> FastAPI
                 context.sources.stop()
             if drainer is not None:
                 drainer.stop()
+            if context.bus is not None:
+                await context.bus.close()
             context.publisher.close()
             context.engine.dispose()
 

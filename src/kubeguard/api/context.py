@@ -44,3 +44,5 @@ class ServiceContext:
 
     #: The rules detection evaluates (``kubeguard.detectors.rules.catalog.RuleCatalog``), for the rules API.
     rules: Any = None
+    #: With ``serve --bus``: the :class:`kubeguard.bus.ingest.BusIngest` batches are published to instead.
+    bus: Any = None

@@ -71,6 +71,8 @@ async def spool_totals(request: Request) -> dict[str, Any]:
     """Received, drained and pending webhook batches (how every acknowledged event is accounted for), the
     lag of detection behind the webhook, and the backlog bounds past which the webhook answers 503."""
     ctx = context(request)
+    if ctx.bus is not None:
+        return await ctx.bus.status()
     totals: dict[str, Any] = await run_in_threadpool(ctx.spool.totals)
     totals["max_backlog_events"] = ctx.options.max_backlog_events
     totals["max_backlog_bytes"] = ctx.options.max_backlog_bytes
@@ -106,6 +108,8 @@ async def ready(request: Request) -> JSONResponse:
         problems.append(f"store unreachable: {type(exc).__name__}")
     if ctx.drainer_alive is not None and not ctx.drainer_alive():
         problems.append("detection is not running")
+    if ctx.bus is not None and not ctx.bus.connected:
+        problems.append("NATS is not connected")
     body["status"] = "ready" if not problems else "not ready"
     if problems:
         body["problems"] = problems
@@ -115,6 +119,8 @@ async def ready(request: Request) -> JSONResponse:
 @router.get("/metrics", dependencies=[Depends(require_metrics_access)])
 async def metrics(request: Request) -> Response:
     ctx = context(request)
+    if ctx.bus is not None:
+        await ctx.bus.status()
     depth = await run_in_threadpool(ctx.spool.depth)
     ctx.metrics.queue_depth.set(depth.pending_events)
     ctx.metrics.pending_bytes.set(depth.pending_bytes)

@@ -48,10 +48,11 @@ def _root(
 
 
 def _register() -> None:
-    from kubeguard.cli import findings, intel, investigate, rules, scan, serve, simulate
+    from kubeguard.cli import findings, intel, investigate, rules, scan, serve, simulate, worker
 
     app.command("scan")(scan.scan)
     app.command("serve")(serve.serve_command)
+    app.command("worker")(worker.worker_command)
     app.command("simulate", help="Generate realistic audit logs with labelled attack scenarios.")(simulate.simulate)
     app.command("investigate")(investigate.investigate_command)
     app.add_typer(intel.app, name="intel")

@@ -28,12 +28,22 @@ def serve_command(
     rules: Annotated[
         list[str] | None, typer.Option("--rules", help="Sigma rule file or directory (kubernetes/audit); repeatable.")
     ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(help="NATS JetStream URL (nats://HOST:PORT): publish batches for `kubeguard worker`."),
+    ] = None,
+    bus_replicas: Annotated[
+        int, typer.Option(help="JetStream replicas of the audit stream (1-5), used when the stream is created.")
+    ] = 1,
 ) -> None:
     """Run the audit webhook, finding store and GuardDuty-compatible API."""
     from kubeguard.serve import ServeError, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        serve(host, port, db, config, tls_cert, tls_key, client_ca, sources=source, since=since, rules=rules)
+        serve(
+            host, port, db, config, tls_cert, tls_key, client_ca,
+            sources=source, since=since, rules=rules, bus=bus, bus_replicas=bus_replicas,
+        )
     except ServeError as exc:
         raise UsageError(str(exc)) from exc

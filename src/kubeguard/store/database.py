@@ -193,6 +193,11 @@ def _add_activity_store(conn: Connection) -> None:
     graph_metadata.create_all(conn, checkfirst=True)
 
 
+def _add_bus_failures(conn: Connection) -> None:
+    """Version 10: attempts and dead letters of NATS JetStream batches (``kubeguard worker``)."""
+    schema.batch_failures.create(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
@@ -204,6 +209,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (7, _add_rule_associations),
     (8, _add_query_columns),
     (9, _add_activity_store),
+    (10, _add_bus_failures),
 )
 
 

@@ -292,3 +292,19 @@ event_keys = Table(
     Column("first_position", BigInteger, nullable=False),
     Column("digests", LargeBinary, nullable=False),
 )
+
+#: Bus batches on which detection raised: attempts so far (shared by every worker) and, once the batch was
+#: moved to the dead-letter subject, when and why. Kept so operators see them in /api/spool and /metrics.
+batch_failures = Table(
+    "kg_batch_failures",
+    metadata,
+    Column("batch_key", String(64), primary_key=True),
+    Column("cluster", String(255), nullable=False),
+    Column("stream_seq", BigInteger, nullable=False),
+    Column("event_count", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("first_failed_at_ms", BigInteger, nullable=False),
+    #: Null while the batch is still being retried; set when it went to the dead-letter subject.
+    Column("dead_at_ms", BigInteger, index=True),
+)

@@ -63,7 +63,7 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
             async with asyncio.timeout(ctx.options.store_timeout_seconds):
                 full = await anyio.to_thread.run_sync(ctx.backlog.full, abandon_on_cancel=True)
         except (TimeoutError, DBAPIError) as exc:
-            return _store_unavailable(ctx, explicit_cluster or "?", exc)
+            return _store_unavailable(ctx, explicit_cluster or ctx.options.default_cluster, exc)
         if full:
             ctx.metrics.batches_refused.labels("backlog").inc()
             response = error_response(503, "ServiceUnavailableException", f"detection is behind: {full}; retry later")
@@ -90,15 +90,18 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
         async with asyncio.timeout(ctx.options.store_timeout_seconds):
             registry = await _cluster_registry(request)
             registry.admit(cluster)
-            # Abandoned on timeout: a thread stuck on a stalled store must not hold the answer back.
-            await anyio.to_thread.run_sync(
-                ctx.spool.append, cluster, body, len(decoded.events), abandon_on_cancel=True
-            )
+            if ctx.bus is None:
+                # Abandoned on timeout: a thread stuck on a stalled store must not hold the answer back.
+                await anyio.to_thread.run_sync(
+                    ctx.spool.append, cluster, body, len(decoded.events), abandon_on_cancel=True
+                )
     except (TimeoutError, DBAPIError) as exc:
-        # The store is down or stalled: nothing was acknowledged, so the API server keeps the batch and
-        # resends it after Retry-After (a late commit of this attempt is de-duplicated by its events' ids).
         return _store_unavailable(ctx, cluster, exc)
-    if ctx.backlog is not None:
+    if ctx.bus is not None:
+        refused = await _publish(ctx, cluster, body, len(decoded.events))
+        if refused is not None:
+            return refused
+    elif ctx.backlog is not None:
         ctx.backlog.added(len(decoded.events), len(body))
     ctx.metrics.events_received.labels(cluster).inc(len(decoded.events))
     ctx.metrics.events_rejected.inc(len(decoded.rejects))
@@ -108,11 +111,31 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
 
 
 def _store_unavailable(ctx: Any, cluster: str, exc: BaseException) -> JSONResponse:
+    """The store is down or stalled: nothing was acknowledged, so the API server keeps the batch and resends
+    it after Retry-After (a late commit of this attempt is de-duplicated by its events' ids)."""
     log.warning("webhook batch for %s not stored: %s", cluster, type(exc).__name__)
     ctx.metrics.batches_refused.labels("store_unavailable").inc()
     response = error_response(503, "ServiceUnavailableException", "the store is unavailable; retry later")
     response.headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
     return response
+
+
+async def _publish(ctx: Any, cluster: str, body: bytes, events: int) -> JSONResponse | None:
+    """Append the batch to JetStream; a 503 with Retry-After if JetStream did not store it."""
+    from kubeguard.bus.chunking import BatchTooLarge
+    from kubeguard.bus.publisher import BusUnavailable
+
+    try:
+        await ctx.bus.publish(cluster, body, events)
+    except BatchTooLarge as exc:
+        ctx.metrics.batches_refused.labels("too_large").inc()
+        raise PayloadTooLarge(str(exc)) from exc
+    except BusUnavailable as exc:
+        ctx.metrics.batches_refused.labels("bus_unavailable").inc()
+        response = error_response(503, "ServiceUnavailableException", f"the batch was not stored, retry later: {exc}")
+        response.headers["Retry-After"] = str(ctx.options.retry_after_seconds)
+        return response
+    return None
 
 
 async def _cluster_registry(request: Request) -> ClusterRegistry:
