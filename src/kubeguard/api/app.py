@@ -48,8 +48,9 @@ def finding_filer(context: ServiceContext) -> Callable[[list[dict[str, Any]]], l
         detector_id = context.detector_id
         if detector_id is None or not context.detector_enabled:
             return []
-        if context.rules is not None:  # rules associated in DRY_RUN mode count their matches, raise nothing
-            found = context.rules.admit(found)
+        rules = getattr(context, "rules", None)  # a worker's detection settings carry none
+        if rules is not None:  # rules associated in DRY_RUN mode count their matches, raise nothing
+            found = rules.admit(found)
         return [stamp_detector(finding, detector_id) for finding in found]
 
     return file

@@ -36,7 +36,7 @@ def run_worker(
 ) -> None:
     from prometheus_client import start_http_server
 
-    from kubeguard.api.app import build_publisher, finding_filer
+    from kubeguard.api.app import finding_filer
     from kubeguard.api.metrics import ServiceMetrics
     from kubeguard.api.options import serve_options
     from kubeguard.batch.processor import BatchProcessor
@@ -46,8 +46,11 @@ def run_worker(
     from kubeguard.bus.settings_watch import DetectionSettings
     from kubeguard.bus.worker import Worker, WorkerMetrics, WorkerOptions
     from kubeguard.config import ConfigError, load_settings
+    from kubeguard.correlate.stored import correlate_stored
+    from kubeguard.graph.recorder import attach_activity
     from kubeguard.intel.locations import LocationPolicy
     from kubeguard.scan import default_pipeline_options
+    from kubeguard.sinks.registry import build_publisher
     from kubeguard.store import detectors
     from kubeguard.store.database import open_engine, url_from_option
     from kubeguard.store.recorder import FindingRecorder
@@ -68,12 +71,20 @@ def run_worker(
     worker_metrics = WorkerMetrics(metrics.registry)
     if metrics_port is not None:
         start_http_server(metrics_port, addr="127.0.0.1", registry=metrics.registry)
-    publisher = build_publisher(options, metrics)
+    # The same wiring as serve's (kubeguard.api.app.build_context): findings, attack sequences, the sinks'
+    # outbox and the activity store all commit in the batch's transaction.
+    publisher = build_publisher(engine, options.sinks, settings, metrics, options.public_url)
     recorder = FindingRecorder(
-        engine, publisher.publish, lambda kind, outcome: metrics.findings.labels(kind, outcome).inc()
+        engine,
+        lambda _finding: publisher.wake(),
+        lambda kind, outcome: metrics.findings.labels(kind, outcome).inc(),
+        correlate=correlate_stored,
+        stage=publisher.stage,
     )
     pipeline_options = default_pipeline_options(settings)
     processor = BatchProcessor(engine, settings, recorder, **pipeline_options)
+    if options.keep_history:
+        attach_activity(processor, pipeline_options.get("describe_ip"))
     policy = LocationPolicy.from_settings(settings.intel.allowed_locations, settings.intel.allow_private_addresses)
     detection = DetectionSettings(pipeline_options.get("intel"), processor.set_intel, policy)
     processor.file_findings = finding_filer(detection)
@@ -90,6 +101,7 @@ def run_worker(
         ),
         options=WorkerOptions(max_attempts=max_attempts),
     )
+    publisher.start()
     try:
         asyncio.run(_until_signalled(worker))
     except BusUnreachable as exc:
