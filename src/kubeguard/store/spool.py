@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, insert, select, update
 
 from kubeguard.store import schema
 from kubeguard.store.database import now_ms
@@ -127,7 +127,12 @@ class Spool:
             )
 
     def totals(self) -> dict[str, int]:
-        """Batches and events received and drained since the oldest retained batch."""
+        """Batches and events received and drained since the oldest retained batch.
+
+        One statement, so the received, drained and pending figures are one snapshot: read apart, a batch
+        finishing between the reads showed as neither pending nor done.
+        """
+        pending = _table.c.done_at_ms.is_(None)
         with self._engine.connect() as conn:
             row = conn.execute(
                 select(
@@ -135,9 +140,17 @@ class Spool:
                     func.coalesce(func.sum(_table.c.event_count), 0),
                     func.count(_table.c.done_at_ms),
                     func.count(_table.c.error),
+                    func.coalesce(func.sum(case((pending, _table.c.event_count), else_=0)), 0),
+                    func.coalesce(func.sum(case((pending, _table.c.body_bytes), else_=0)), 0),
+                    func.min(case((pending, _table.c.received_at_ms), else_=None)),
                 )
             ).one()
-        depth = self.depth()
+        depth = SpoolDepth(
+            pending_batches=int(row[0]) - int(row[2]),
+            pending_events=int(row[4]),
+            pending_bytes=int(row[5]),
+            oldest_received_ms=int(row[6]) if row[6] is not None else None,
+        )
         return {
             "batches": int(row[0]),
             "events": int(row[1]),
