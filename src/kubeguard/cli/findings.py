@@ -151,12 +151,9 @@ def list_findings(
     create: CreateOption = False,
 ) -> None:
     """One line per finding: id, severity, type, cluster, count, last seen."""
-    from kubeguard import severity
+    from kubeguard.cli.scan import severity_option
 
-    try:
-        floor = severity.parse_threshold(min_severity)
-    except ValueError:
-        raise UsageError(f"--min-severity {min_severity!r}: use low, medium, high, critical or 0-10") from None
+    floor = severity_option("--min-severity", min_severity)
     criterion: dict[str, Any] = {}
     if type:
         criterion["type"] = {"eq": [type]}

@@ -29,7 +29,8 @@ def _stderr() -> Any:
     return Console(stderr=True)
 
 
-def _threshold(option: str, text: str) -> float:
+def severity_option(option: str, text: str) -> float:
+    """A severity option's value (``high`` or ``7``), or a usage error naming the option."""
     from kubeguard import severity
 
     try:
@@ -135,8 +136,8 @@ def scan(
     paths = [*(paths or []), *(sources.paths if sources else [])]
     if not paths and sources is None:
         raise UsageError("name audit log files or directories, or a --source")
-    floor = _threshold("--min-severity", min_severity)
-    fail_floor = _threshold("--fail-on", fail_on) if fail_on else None
+    floor = severity_option("--min-severity", min_severity)
+    fail_floor = severity_option("--fail-on", fail_on) if fail_on else None
     _check_output(output)
     if state is not None and state.is_dir():
         raise UsageError(f"--state {state} is a directory; name a file (it is created if missing)")

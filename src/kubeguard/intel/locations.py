@@ -21,7 +21,9 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+from kubeguard.intel.sources import SourceError, file_url_path
 
 #: The default https prefix: any public host.
 ANY_HTTPS = "https://"
@@ -70,9 +72,11 @@ class LocationPolicy:
         if scheme == "https":
             self._check_url(location, parts.hostname or "")
         elif scheme == "file":
-            if parts.netloc not in ("", "localhost"):
-                raise LocationRefused("file:// locations must be local")
-            self._check_file(Path(unquote(parts.path)))
+            try:
+                path = file_url_path(location)
+            except SourceError:
+                raise LocationRefused("file:// locations must be local") from None
+            self._check_file(path)
         elif len(scheme) > 1:
             raise LocationRefused("only file paths, file:// and https:// locations are allowed")
         else:

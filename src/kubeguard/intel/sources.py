@@ -127,13 +127,14 @@ def read_location(location: str, *, max_bytes: int = MAX_FILE_BYTES, timeout: fl
             raise SourceError(f"{location}: HTTP {result.status}")
         return result.body
     if scheme == "file":
-        return _read_file(_file_url_path(location), max_bytes)
+        return _read_file(file_url_path(location), max_bytes)
     if len(scheme) > 1:  # a one-letter "scheme" is a Windows drive
         raise SourceError(f"{location}: unsupported scheme {scheme!r} (use a path, file://, http:// or https://)")
     return _read_file(Path(location), max_bytes)
 
 
-def _file_url_path(url: str) -> Path:
+def file_url_path(url: str) -> Path:
+    """The local path of a ``file://`` URL; :class:`SourceError` for another host."""
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise SourceError(f"{url}: file:// URLs must be local")

@@ -32,8 +32,6 @@ from kubeguard.store import schema
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-#: Seconds the API server is asked to wait before it resends a batch the store could not take.
-STORE_RETRY_AFTER_SECONDS = 5
 
 GZIP_MAGIC = b"\x1f\x8b"
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -65,10 +63,7 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
         except (TimeoutError, DBAPIError) as exc:
             return _store_unavailable(ctx, explicit_cluster or ctx.options.default_cluster, exc)
         if full:
-            ctx.metrics.batches_refused.labels("backlog").inc()
-            response = error_response(503, "ServiceUnavailableException", f"detection is behind: {full}; retry later")
-            response.headers["Retry-After"] = str(ctx.options.retry_after_seconds)
-            return response
+            return _retry_later(ctx, "backlog", f"detection is behind: {full}; retry later")
     try:
         body = await _read_limited(request, ctx.options.max_body_bytes)
         if request.headers.get("content-encoding", "").lower() == "gzip" or body.startswith(GZIP_MAGIC):
@@ -114,9 +109,14 @@ def _store_unavailable(ctx: Any, cluster: str, exc: BaseException) -> JSONRespon
     """The store is down or stalled: nothing was acknowledged, so the API server keeps the batch and resends
     it after Retry-After (a late commit of this attempt is de-duplicated by its events' ids)."""
     log.warning("webhook batch for %s not stored: %s", cluster, type(exc).__name__)
-    ctx.metrics.batches_refused.labels("store_unavailable").inc()
-    response = error_response(503, "ServiceUnavailableException", "the store is unavailable; retry later")
-    response.headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
+    return _retry_later(ctx, "store_unavailable", "the store is unavailable; retry later")
+
+
+def _retry_later(ctx: Any, reason: str, message: str) -> JSONResponse:
+    """503 with ``Retry-After``: the API server keeps the batch and sends it again; counted by ``reason``."""
+    ctx.metrics.batches_refused.labels(reason).inc()
+    response = error_response(503, "ServiceUnavailableException", message)
+    response.headers["Retry-After"] = str(ctx.options.retry_after_seconds)
     return response
 
 
@@ -131,10 +131,7 @@ async def _publish(ctx: Any, cluster: str, body: bytes, events: int) -> JSONResp
         ctx.metrics.batches_refused.labels("too_large").inc()
         raise PayloadTooLarge(str(exc)) from exc
     except BusUnavailable as exc:
-        ctx.metrics.batches_refused.labels("bus_unavailable").inc()
-        response = error_response(503, "ServiceUnavailableException", f"the batch was not stored, retry later: {exc}")
-        response.headers["Retry-After"] = str(ctx.options.retry_after_seconds)
-        return response
+        return _retry_later(ctx, "bus_unavailable", f"the batch was not stored, retry later: {exc}")
     return None
 
 
