@@ -84,17 +84,18 @@ def run_scan(
     state = MemoryState.load(state_path) if state_path else MemoryState()
     options = pipeline_options if pipeline_options is not None else default_pipeline_options(settings)
     pipeline = Pipeline(settings, state, **options)
+    source: Iterable[AuditEvent] = itertools.chain(reader.read_paths(paths), events or ())
     history = None
     if history_url:
         from kubeguard.graph.history import ScanHistory
 
         history = ScanHistory(history_url, options.get("describe_ip"))
-        history.attach(pipeline)
+        source = history.attach(pipeline, source)
     findings = FindingSet()
     started = time.perf_counter()
     count = 0
     process, add = pipeline.process_event, findings.add
-    for event in itertools.chain(reader.read_paths(paths), events or ()):
+    for event in source:
         found = process(event)
         if found:
             for finding in found:

@@ -6,16 +6,18 @@ import copy
 import threading
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import create_engine, inspect, select, text
 
 from kubeguard.audit.decode import decode_bytes
 from kubeguard.config import Settings
 from kubeguard.pipeline import Pipeline
 from kubeguard.store import detectors, filters, findings, schema
-from kubeguard.store.database import MIGRATIONS, migrate
+from kubeguard.store.database import MIGRATIONS, migrate, open_engine
 from kubeguard.store.recorder import FindingRecorder
 from kubeguard.store.spool import Spool
 from kubeguard.store.state import SqlState
+from store.databases import DIALECTS, database_url
 
 
 def make_finding(finding_id="a" * 32, *, detector="d" * 32, seen="2024-05-14T09:31:07.412Z", severity=5):
@@ -45,6 +47,45 @@ def test_migrations_are_recorded_and_idempotent(engine):
     with engine.connect() as conn:
         versions = conn.execute(select(schema.schema_version.c.version)).scalars().all()
     assert sorted(versions) == [number for number, _ in MIGRATIONS]
+
+
+def _shape(engine) -> dict:
+    """Tables with their columns (name, type, nullability) and indexes (columns, uniqueness), as stored."""
+    with engine.connect() as conn:
+        found = inspect(conn)
+        return {
+            table: (
+                sorted((c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table)),
+                sorted((tuple(i["column_names"]), bool(i["unique"])) for i in found.get_indexes(table)),
+                sorted(tuple(u["column_names"]) for u in found.get_unique_constraints(table)),
+                found.get_pk_constraint(table)["constrained_columns"],
+            )
+            for table in found.get_table_names()
+            if table != "unrelated"
+        }
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_new_store_created_at_once_matches_one_migrated_step_by_step(dialect, tmp_path):
+    """A store without tables is created at the latest version in one go; one with any table (here an
+    unrelated one) goes through every migration. Both end with the same schema and version records."""
+    shapes = {}
+    for name, unrelated in (("fresh", False), ("stepwise", True)):
+        (tmp_path / name).mkdir()
+        with database_url(dialect, tmp_path / name) as url:
+            if unrelated:
+                bare = create_engine(url)
+                with bare.begin() as conn:
+                    conn.execute(text("CREATE TABLE unrelated (id INTEGER)"))
+                bare.dispose()
+            engine = open_engine(url)
+            shapes[name] = _shape(engine)
+            with engine.connect() as conn:
+                versions = conn.execute(select(schema.schema_version.c.version)).scalars().all()
+            engine.dispose()
+            assert sorted(versions) == [number for number, _ in MIGRATIONS], name
+    assert {"kg_activity", "kg_findings", "kg_schema_version"} <= set(shapes["fresh"])
+    assert shapes["fresh"] == shapes["stepwise"]
 
 
 def test_a_version_1_store_gains_the_blobs_table_on_upgrade(engine):

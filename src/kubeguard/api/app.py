@@ -17,7 +17,6 @@ from kubeguard.api.detective import build_router as build_detective_router
 from kubeguard.api.errors import install_error_handlers
 from kubeguard.api.guardduty import build_router
 from kubeguard.api.guardduty.custom_rules import restore_modes
-from kubeguard.api.guardduty.findings import stamp_detector
 from kubeguard.api.ingest import webhook
 from kubeguard.api.ingest.backlog import Backlog
 from kubeguard.api.ingest.drainer import SpoolDrainer
@@ -35,6 +34,7 @@ from kubeguard.sinks.destinations import add_publishing_destinations
 from kubeguard.sinks.registry import build_publisher
 from kubeguard.store import detectors, ipsets, rule_associations
 from kubeguard.store.database import open_engine
+from kubeguard.store.detectors import stamp_detector
 from kubeguard.store.recorder import FindingRecorder
 from kubeguard.store.spool import Spool
 

@@ -2,17 +2,25 @@
 
 The scan's counted events go into the activity store and its findings into the finding store (filed under
 the store's detector), so ``kubeguard serve --db URL`` afterwards shows profiles, graph and findings for the
-scanned logs. Roll-ups are flushed every :data:`FLUSH_EVERY` events to bound memory; the last flush and the
+scanned logs. The recorder is the pipeline's observer itself (no wrapper per event); the roll-ups are
+flushed between blocks of :data:`FLUSH_EVERY` events read, which bounds memory, and the last flush and the
 findings commit together. A scan appends: scanning the same log into the same store twice counts it twice.
+
+Nothing here imports the API: a scan that keeps history pays for the store, not for the web framework.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from itertools import chain, islice
 from typing import Any
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.graph.recorder import ActivityRecorder, IpDescriber
+from kubeguard.store import detectors
 from kubeguard.store.database import open_engine
+from kubeguard.store.detectors import stamp_detector
+from kubeguard.store.recorder import FindingRecorder
 
 FLUSH_EVERY = 100_000
 
@@ -22,22 +30,21 @@ class ScanHistory:
         self.engine = open_engine(url)
         self.activity = ActivityRecorder(describe_ip)
 
-    def attach(self, pipeline: Any) -> None:
-        pipeline.observers.append(self.observe)
+    def attach(self, pipeline: Any, events: Iterable[AuditEvent]) -> Iterator[AuditEvent]:
+        """Observe ``pipeline``'s counted events; returns ``events`` for the scan to read instead, flushing the
+        roll-ups after each block of :data:`FLUSH_EVERY` of them (the check costs nothing per event)."""
+        pipeline.observers.append(self.activity.observe)
+        return chain.from_iterable(self._blocks(iter(events)))
 
-    def observe(self, event: AuditEvent) -> None:
-        activity = self.activity
-        activity.observe(event)
-        if activity.events >= FLUSH_EVERY:
+    def _blocks(self, events: Iterator[AuditEvent]) -> Iterator[Iterable[AuditEvent]]:
+        for first in events:
+            yield chain((first,), islice(events, FLUSH_EVERY - 1))
+            # The scan has processed the whole block when it asks for the next one.
             with self.engine.begin() as conn:
-                activity.flush(conn)
+                self.activity.flush(conn)
 
     def finish(self, findings: list[dict[str, Any]]) -> None:
         """Store the findings and the remaining roll-ups in one transaction."""
-        from kubeguard.api.guardduty.findings import stamp_detector
-        from kubeguard.store import detectors
-        from kubeguard.store.recorder import FindingRecorder
-
         with self.engine.begin() as conn:
             detector_id = detectors.ensure_default(conn)
             filed = [stamp_detector(finding, detector_id) for finding in findings]

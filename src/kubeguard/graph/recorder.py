@@ -2,10 +2,15 @@
 
 :meth:`ActivityRecorder.observe` is on the hot path of every mode (it sees each counted event once), so it
 only bumps one counter keyed by the event's roll-up dimensions and, for the rare writes that create pods,
-workloads or RBAC bindings or exec into a pod, notes the fact. Everything else — entities, edges,
-first-seen pairs, IP enrichment — is derived from those counters in :meth:`flush`, which runs inside the
-transaction that commits the batch's findings and done mark. A crash before that commit loses the deltas
-together with the batch, which is then replayed; so the roll-ups count every event exactly once.
+workloads or RBAC bindings or exec into a pod, derives the fact at once: the pipeline calls its observers
+just before the detectors, which then read the same body from the decoder's one-entry cache instead of
+decoding it again, and no event is held until the flush. Everything else — entities, edges, first-seen
+pairs, IP enrichment — is derived from those counters in :meth:`flush`, which runs inside the transaction
+that commits the batch's findings and done mark. A crash before that commit loses the deltas together with
+the batch, which is then replayed; so the roll-ups count every event exactly once.
+
+Entity attributes are flat (strings, numbers, booleans, lists): the store merges new ones into the stored
+ones key by key in the upsert itself.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.rbac import BINDING_RESOURCES, read_binding
@@ -31,6 +36,8 @@ _FACT_RESOURCES = frozenset((*WORKLOAD_RESOURCES, *BINDING_RESOURCES))
 _WRITE_VERBS = frozenset(("create", "update", "patch"))
 _CONNECT = frozenset(("pods/exec", "pods/attach"))
 _CONNECT_SUBRESOURCES = frozenset(("exec", "attach"))
+#: The outcome of the usual status codes, without a call each.
+_OUTCOME_OF = {code: kinds.outcome(code) for code in (0, 101, 200, 201, 202, 204, 400, 401, 403, 404, 409, 422, 500)}
 #: Bound on remembered subjects' groups and IP descriptions (skip rewriting what is already stored).
 _CACHE_LIMIT = 50_000
 
@@ -77,7 +84,9 @@ class ActivityRecorder:
         self._describe_ip = describe_ip
         self._calls: dict[tuple, list] = {}
         self._groups: dict[str, list[str]] = {}
-        self._facts: list[AuditEvent] = []
+        #: Entities and edges derived from facts (pod, workload and binding writes, execs) since the flush.
+        self._fact_entities: dict[tuple[str, str], _Entity] = {}
+        self._fact_edges: dict[tuple, _Edge] = {}
         self._findings: list[dict[str, Any]] = []
         self._hours: dict[str, int] = {}
         self._stored_groups: dict[str, tuple[str, ...]] = {}
@@ -91,35 +100,48 @@ class ActivityRecorder:
         ref = event.objectRef
         status = event.responseStatus
         ips = event.sourceIPs
-        user = event.user
+        uri = event.requestURI
+        cut = uri.find("?")
+        if cut >= 0:
+            uri = uri[:cut]
         if ref is None:
-            resource = subresource = namespace = name = ""
+            key = (
+                timestamp[:13],
+                event.cluster,
+                event.user.username,
+                ips[0] if ips else "",
+                event.userAgent,
+                event.verb,
+                uri,
+                status.code if status is not None else 0,
+            )
         else:
-            resource, subresource, namespace, name = ref.resource, ref.subresource, ref.namespace, ref.name
+            subresource = ref.subresource
             if (
                 (subresource in _CONNECT_SUBRESOURCES)
                 if subresource
-                else (resource in _FACT_RESOURCES and event.verb in _WRITE_VERBS)
+                else (ref.resource in _FACT_RESOURCES and event.verb in _WRITE_VERBS)
             ):
-                self._facts.append(event)
-        key = (
-            timestamp[:13],
-            event.cluster,
-            user.username,
-            ips[0] if ips else "",
-            event.userAgent,
-            event.verb,
-            resource,
-            subresource,
-            namespace,
-            name,
-            event.requestURI.partition("?")[0],
-            status.code if status is not None else 0,
-        )
+                self._derive_fact(event, self._fact_entities, self._fact_edges)
+            key = (
+                timestamp[:13],
+                event.cluster,
+                event.user.username,
+                ips[0] if ips else "",
+                event.userAgent,
+                event.verb,
+                uri,
+                status.code if status is not None else 0,
+                ref.resource,
+                subresource,
+                ref.namespace,
+                ref.name,
+            )
         calls = self._calls
         entry = calls.get(key)
         if entry is None:
             calls[key] = [1, timestamp, timestamp]
+            user = event.user
             if user.username not in self._groups:
                 self._groups[user.username] = user.groups
         else:
@@ -136,13 +158,14 @@ class ActivityRecorder:
 
     @property
     def pending(self) -> int:
-        return len(self._calls) + len(self._facts) + len(self._findings)
+        return len(self._calls) + len(self._fact_entities) + len(self._fact_edges) + len(self._findings)
 
     def discard(self) -> None:
         """Forget the deltas of a batch whose transaction did not commit."""
         self._calls.clear()
         self._groups.clear()
-        self._facts.clear()
+        self._fact_entities = {}
+        self._fact_edges = {}
         self._findings.clear()
         self.events = 0
         if len(self._hours) > _CACHE_LIMIT:
@@ -168,8 +191,7 @@ class ActivityRecorder:
         """Write the deltas gathered since the last flush in ``conn``'s transaction, then forget them."""
         if not self.pending:
             return
-        entities: dict[tuple[str, str], _Entity] = {}
-        edges: dict[tuple, _Edge] = {}
+        entities, edges = self._fact_entities, self._fact_edges
         pairs: dict[tuple[str, str, str], tuple[int, str]] = {}
         rows, callers, namespaces, pods, calls = self._aggregate()
         for (cluster, subject, ip, agent), (count, first, last) in callers.items():
@@ -182,8 +204,6 @@ class ActivityRecorder:
             _touch(entities, (kinds.POD, kinds.pod_key(namespace, name)), _ms(first), _ms(last), count)
         for (cluster, subject, call), first in calls.items():
             _pair(pairs, subject, "call", call, _ms(first), cluster)
-        for event in self._facts:
-            self._derive_fact(event, entities, edges)
         for finding in self._findings:
             self._derive_finding(finding, entities, edges)
         for username, groups in self._groups.items():
@@ -205,30 +225,25 @@ class ActivityRecorder:
         Times stay ISO text until the groups are formed (text compares in time order), so only the first
         and last time of each group is parsed.
         """
-        rows: dict[tuple, list] = {}
+        rows: dict[tuple, int] = {}
         callers: dict[tuple, list] = {}
         namespaces: dict[tuple, list] = {}
         pods: dict[tuple, list] = {}
         calls: dict[tuple, str] = {}
+        outcomes = _OUTCOME_OF
         for key, (count, first, last) in self._calls.items():
-            hour_text, cluster, subject, ip, agent, verb, resource, subresource, namespace, name, uri, code = key
-            resource = f"{resource}/{subresource}" if subresource else resource
+            hour_text, cluster, subject, ip, agent, verb, uri, code = key[:8]
+            if len(key) > 8:
+                resource, subresource, namespace, name = key[8:]
+                if subresource:
+                    resource = f"{resource}/{subresource}"
+            else:
+                resource = namespace = name = ""
             agent = agent[: kinds.MAX_KEY]
-            outcome = kinds.outcome(code)
-            dims = (
-                hour_text,
-                cluster,
-                subject,
-                ip,
-                agent,
-                verb,
-                resource,
-                namespace,
-                name,
-                uri[: kinds.MAX_KEY],
-                outcome,
-            )
-            _fold(rows, dims, count, first, last)
+            outcome = outcomes.get(code) or kinds.outcome(code)
+            path = uri[: kinds.MAX_KEY]
+            dims = (hour_text, cluster, subject, ip, agent, verb, resource, namespace, name, path, outcome)
+            rows[dims] = rows.get(dims, 0) + count
             if subject or ip:
                 _fold(callers, (cluster, subject, ip, agent), count, first, last)
             if namespace:
@@ -237,9 +252,10 @@ class ActivityRecorder:
                     _fold(pods, (namespace, name), count, first, last)
             if subject:
                 call = (cluster, subject, f"{verb} {resource or uri}".strip())
-                if call not in calls or first < calls[call]:
+                known = calls.get(call)
+                if known is None or first < known:
                     calls[call] = first
-        return [self._activity_row(dims, value[0]) for dims, value in rows.items()], callers, namespaces, pods, calls
+        return self._activity_rows(rows), callers, namespaces, pods, calls
 
     def _hour(self, text: str) -> int:
         hour = self._hours.get(text)
@@ -249,10 +265,23 @@ class ActivityRecorder:
             hour = self._hours[text] = _hour_of(text)
         return hour
 
-    def _activity_row(self, dims: tuple, count: int) -> tuple:
-        """A ``kg_activity`` row in the column order of :data:`_UPSERT_ACTIVITY`."""
-        hour = self._hour(dims[0])
-        return (tables.row_key(hour, *dims[1:]), hour, *dims[1:], count)
+    def _activity_rows(self, rows: dict[tuple, int]) -> list[tuple]:
+        """``kg_activity`` rows in the column order of :data:`_UPSERT_ACTIVITY`, keyed and cleared of NUL.
+
+        The key is digested from the raw values (as :func:`~kubeguard.graph.schema.row_key` would) and the
+        one string it is digested from also tells whether any value holds a NUL, so the common row is
+        neither stringified twice nor scanned value by value.
+        """
+        digest = tables.digest
+        out = []
+        for dims, count in rows.items():
+            hour = self._hour(dims[0])
+            values = dims[1:]
+            material = f"{hour}\x1f" + "\x1f".join(values)
+            if _NUL in material:
+                values = tuple(_clean(value) for value in values)
+            out.append((digest(material), hour, *values, count))
+        return out
 
     def _derive_caller(
         self,
@@ -516,14 +545,16 @@ def _clean(value: Any) -> Any:
     return value.replace(_NUL, NUL_REPLACEMENT) if isinstance(value, str) and _NUL in value else value
 
 
-def _execute_many(conn: Connection, sql: str, rows: list[tuple]) -> None:
+def _execute_many(conn: Connection, sql: str, rows: list[tuple], *, clean: bool = True) -> None:
+    """``rows`` through the driver's ``executemany``; ``clean=False`` when the caller cleared NUL already."""
     if not rows:
         return
-    placeholder = "%s" if conn.dialect.name == "postgresql" else "?"
-    rows = [tuple(_clean(value) for value in row) for row in rows]
+    postgres = conn.dialect.name == "postgresql"
+    if clean:
+        rows = [tuple(_clean(value) for value in row) for row in rows]
     cursor = conn.connection.cursor()
     try:
-        cursor.executemany(sql.replace("?", placeholder), rows)
+        cursor.executemany(sql.replace("?", "%s") if postgres else sql, rows)
     finally:
         cursor.close()
 
@@ -534,6 +565,9 @@ INSERT INTO kg_activity (row_key, hour_ms, cluster, subject, ip, user_agent, ver
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (row_key) DO UPDATE SET count = kg_activity.count + excluded.count
 """
+#: New attributes are merged into the stored ones key by key (attributes are flat, so SQLite's merge patch
+#: and PostgreSQL's ``||`` agree), in the statement itself: no read of the stored row, no lost update when
+#: two workers describe the same entity at once.
 _UPSERT_ENTITY = """
 INSERT INTO kg_entities (kind, key, first_seen_ms, last_seen_ms, events, attrs) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (kind, key) DO UPDATE SET
@@ -541,8 +575,13 @@ ON CONFLICT (kind, key) DO UPDATE SET
                          THEN excluded.first_seen_ms ELSE kg_entities.first_seen_ms END,
     last_seen_ms = CASE WHEN excluded.last_seen_ms > kg_entities.last_seen_ms
                         THEN excluded.last_seen_ms ELSE kg_entities.last_seen_ms END,
-    events = kg_entities.events + excluded.events
+    events = kg_entities.events + excluded.events,
+    attrs = CASE WHEN excluded.attrs = '{}' THEN kg_entities.attrs ELSE {merged} END
 """
+_MERGED_ATTRS = {
+    "sqlite": "json_patch(kg_entities.attrs, excluded.attrs)",
+    "postgresql": "(kg_entities.attrs::jsonb || excluded.attrs::jsonb)::text",
+}
 _UPSERT_EDGE = """
 INSERT INTO kg_edges (id, src_kind, src_key, relation, dst_kind, dst_key, detail, first_ms, last_ms, count)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -560,27 +599,30 @@ ON CONFLICT (subject, dimension, value) DO UPDATE SET
 
 
 def _upsert_activity(conn: Connection, rows: list[tuple]) -> None:
-    _execute_many(conn, _UPSERT_ACTIVITY, rows)
+    _execute_many(conn, _UPSERT_ACTIVITY, rows, clean=False)  # cleared by _activity_rows
 
 
 def _upsert_entities(conn: Connection, entities: dict[tuple[str, str], _Entity]) -> None:
     rows = [
-        (kind, key[:512], entity.first, entity.last, entity.events, orjson.dumps(entity.attrs).decode())
+        (kind, key[:512], entity.first, entity.last, entity.events, _attrs_json(entity.attrs) if entity.attrs else "{}")
         for (kind, key), entity in entities.items()
     ]
-    _execute_many(conn, _UPSERT_ENTITY, rows)
-    for (kind, key), entity in entities.items():
-        if entity.attrs:
-            _merge_attrs(conn, kind, _clean(key[:512]), entity.attrs)
+    merged = _MERGED_ATTRS.get(conn.dialect.name, _MERGED_ATTRS["sqlite"])
+    _execute_many(conn, _UPSERT_ENTITY.replace("{merged}", merged), rows)
 
 
-def _merge_attrs(conn: Connection, kind: str, key: str, attrs: dict[str, Any]) -> None:
-    """Fold new facts into an entity's attributes (the insert above set them only on a new row)."""
-    table = tables.entities
-    where = (table.c.kind == kind) & (table.c.key == key)
-    stored = conn.execute(select(table.c.attrs).where(where)).scalar()
-    merged = {**(orjson.loads(stored) if stored else {}), **attrs}
-    conn.execute(update(table).where(where).values(attrs=orjson.dumps(merged).decode()))
+def _attrs_json(attrs: dict[str, Any]) -> str:
+    """Attributes as stored: JSON without NUL (PostgreSQL's ``jsonb`` refuses ``\\u0000``) or nulls (a merge
+    patch would read a null as "remove the key")."""
+    text = orjson.dumps(attrs).decode()
+    if "\\u0000" in text or "null" in text:
+        clean = {
+            name: [_clean(item) for item in value] if isinstance(value, list) else _clean(value)
+            for name, value in attrs.items()
+            if value is not None
+        }
+        text = orjson.dumps(clean).decode()
+    return text
 
 
 def _upsert_edges(conn: Connection, edges: dict[tuple, _Edge]) -> None:

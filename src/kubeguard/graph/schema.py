@@ -99,5 +99,9 @@ edges = Table(
 
 def row_key(*parts: object) -> int:
     """A signed 64-bit digest of ``parts``: the id of a roll-up row or an edge."""
-    material = "\x1f".join(str(part) for part in parts).encode()
-    return int.from_bytes(hashlib.blake2b(material, digest_size=8).digest(), "big", signed=True)
+    return digest("\x1f".join(str(part) for part in parts))
+
+
+def digest(material: str) -> int:
+    """A signed 64-bit digest of the text :func:`row_key` joins its parts into."""
+    return int.from_bytes(hashlib.blake2b(material.encode(), digest_size=8).digest(), "big", signed=True)

@@ -248,6 +248,8 @@ def _migrate(engine: Engine) -> int:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        if _is_empty(conn):
+            return _create_fresh(conn)
         schema.schema_version.create(conn, checkfirst=True)
         version = current_version(conn)
         for number, step in MIGRATIONS:
@@ -256,6 +258,29 @@ def _migrate(engine: Engine) -> int:
                 conn.execute(schema.schema_version.insert().values(version=number, applied_at_ms=now_ms()))
                 version = number
         return version
+
+
+def _is_empty(conn: Connection) -> bool:
+    """True for a store without a single table (a new file, a new database or schema)."""
+    return not inspect(conn).get_table_names()
+
+
+def _create_fresh(conn: Connection) -> int:
+    """Create a new store at the latest version at once: every table as the migrations leave it, no step
+    checking for what is there (a fresh SQLite store took most of a one-event ``scan --db`` run)."""
+    from kubeguard.graph.schema import metadata as graph_metadata
+
+    if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+        # Python's sqlite3 runs DDL outside any transaction, each statement a commit with its own fsync;
+        # one explicit transaction makes the new store one commit (and all or nothing).
+        conn.exec_driver_sql("BEGIN")
+    schema.metadata.create_all(conn, checkfirst=False)
+    graph_metadata.create_all(conn, checkfirst=False)
+    applied = now_ms()
+    conn.execute(
+        schema.schema_version.insert(), [{"version": number, "applied_at_ms": applied} for number, _ in MIGRATIONS]
+    )
+    return MIGRATIONS[-1][0]
 
 
 def now_ms() -> int:

@@ -72,6 +72,20 @@ def ensure_default(conn: Connection, preferred_id: str | None = None) -> str:
     return str(first) if first else create(conn, detector_id=preferred_id)
 
 
+def stamp_detector(finding: dict[str, Any], detector_id: str) -> dict[str, Any]:
+    """File ``finding`` under ``detector_id``: its ``service.detectorId`` and ``arn``.
+
+    Here rather than in the API so that ``kubeguard scan --db`` files findings without importing the web
+    framework.
+    """
+    service = dict(finding.get("service") or {})
+    service["detectorId"] = detector_id
+    finding = {**finding, "service": service}
+    region, account = finding.get("region", ""), finding.get("accountId", "")
+    finding["arn"] = f"arn:aws:guardduty:{region}:{account}:detector/{detector_id}/finding/{finding['id']}"
+    return finding
+
+
 def get(conn: Connection, detector_id: str) -> DetectorRecord | None:
     row = conn.execute(select(_table).where(_table.c.id == detector_id)).mappings().first()
     if row is None:

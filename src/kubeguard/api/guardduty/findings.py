@@ -24,6 +24,7 @@ from kubeguard.findings.criteria import (
 )
 from kubeguard.store import finding_query, finding_statistics
 from kubeguard.store import findings as finding_store
+from kubeguard.store.detectors import stamp_detector
 
 router = APIRouter()
 MAX_IDS = 50
@@ -247,13 +248,3 @@ async def create_sample_findings(request: Request, detector_id: str) -> dict[str
     samples = [stamp_detector(sample_finding(t, ctx.settings), detector_id) for t in wanted]
     await run_in_threadpool(ctx.recorder.record, samples)
     return {}
-
-
-def stamp_detector(finding: dict[str, Any], detector_id: str) -> dict[str, Any]:
-    """File ``finding`` under ``detector_id``: its ``service.detectorId`` and ``arn``."""
-    service = dict(finding.get("service") or {})
-    service["detectorId"] = detector_id
-    finding = {**finding, "service": service}
-    region, account = finding.get("region", ""), finding.get("accountId", "")
-    finding["arn"] = f"arn:aws:guardduty:{region}:{account}:detector/{detector_id}/finding/{finding['id']}"
-    return finding
