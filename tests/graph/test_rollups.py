@@ -199,6 +199,58 @@ def test_subject_groups_become_attributes(engine):
     assert orjson.loads(attrs)["groups"] == ["developers", "system:authenticated"]
 
 
+def test_later_attributes_merge_into_the_stored_ones_key_by_key(engine):
+    """A second batch that learns more about an entity adds to its attributes and replaces what changed,
+    in the upsert itself; a NUL in a value is stored as U+FFFD on both databases (jsonb refuses it)."""
+    first = {"organization": {"asn": 64500, "asnOrg": "Example Net"}, "country": {"countryName": "Atlantis"}}
+    later = {"organization": {"asn": 64500, "asnOrg": "Example\x00Net"}, "city": {"cityName": "Poseidonia"}}
+    log = lab_log()
+    for describe, events in ((first, log[:1]), (later, log[1:2])):
+        recorder = ActivityRecorder(describe_ip=lambda _ip, answer=describe: answer)
+        for item in events:
+            recorder.observe(item)
+        with engine.begin() as conn:
+            recorder.flush(conn)
+    with engine.connect() as conn:
+        address = queries.entity(conn, kinds.IP, "203.0.113.5")
+        alice = queries.entity(conn, kinds.SUBJECT, "alice")
+    assert address["attributes"] == {
+        "asn": "64500", "asnOrg": "Example\ufffdNet", "country": "Atlantis", "city": "Poseidonia"
+    }
+    assert address["events"] == 2
+    assert alice["attributes"] == {"groups": ["developers", "system:authenticated"]}  # an empty update keeps it
+
+
+def test_events_differing_in_one_dimension_are_counted_apart(engine):
+    """Counters are keyed by a hash of the dimensions: every dimension still tells rows apart."""
+    alice = {"user": "alice", "ip": "203.0.113.5", "agent": KUBECTL, "namespace": "dev"}
+    log = [
+        event("10:05", verb="get", resource="pods", name="a", code=200, **alice),
+        event("10:06", verb="get", resource="pods", name="a", code=200, **alice),
+        event("10:07", verb="get", resource="pods", name="b", code=200, **alice),
+        event("10:08", verb="get", resource="pods", name="a", code=404, **alice),
+        event("10:09", verb="get", resource="pods", name="a", subresource="log", code=200, **alice),
+        event("11:05", verb="get", resource="pods", name="a", code=200, **alice),
+        event("10:10", verb="get", resource="pods", name="a", code=200, user="bob", ip="203.0.113.5",
+              agent=KUBECTL, namespace="dev"),
+    ]
+    record(engine, log)
+    table = tables.activity
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(table.c.hour_ms, table.c.subject, table.c.resource, table.c.name, table.c.outcome, table.c["count"])
+        ).all()
+    by_row = {(hour, subject, resource, name, outcome): count for hour, subject, resource, name, outcome, count in rows}
+    assert by_row == {
+        (HOUR_10, "alice", "pods", "a", "success"): 2,
+        (HOUR_10, "alice", "pods", "b", "success"): 1,
+        (HOUR_10, "alice", "pods", "a", "failed"): 1,
+        (HOUR_10, "alice", "pods/log", "a", "success"): 1,
+        (HOUR_11, "alice", "pods", "a", "success"): 1,
+        (HOUR_10, "bob", "pods", "a", "success"): 1,
+    }
+
+
 def _caller_finding(number: int, finding_type: str = "Discovery:Kubernetes/MaliciousIPCaller") -> dict:
     return {
         "id": f"f{number}", "type": finding_type, "severity": 5, "updatedAt": "2026-11-20T11:30:00.000Z",
