@@ -128,7 +128,7 @@ class ActivityRecorder:
             if (
                 (subresource in _CONNECT_SUBRESOURCES)
                 if subresource
-                else (ref.resource in _FACT_RESOURCES and event.verb in _WRITE_VERBS)
+                else (event.verb in _WRITE_VERBS and ref.resource in _FACT_RESOURCES)
             ):
                 self._derive_fact(event, self._fact_entities, self._fact_edges)
             dims = (
@@ -252,7 +252,17 @@ class ActivityRecorder:
             dims = (hour_text, cluster, subject, ip, agent, verb, resource, namespace, name, path, outcome)
             rows[dims] = rows.get(dims, 0) + count
             if subject or ip:
-                _fold(callers, (cluster, subject, ip, agent), count, first, last)
+                # Inline fold: most counters share their caller, so this is the loop's commonest update.
+                caller = (cluster, subject, ip, agent)
+                group = callers.get(caller)
+                if group is None:
+                    callers[caller] = [count, first, last]
+                else:
+                    group[0] += count
+                    if first < group[1]:
+                        group[1] = first
+                    if last > group[2]:
+                        group[2] = last
             if namespace:
                 _fold(namespaces, (cluster, namespace), count, first, last)
                 if name and resource.startswith("pods"):
