@@ -1,0 +1,206 @@
+"""The console's acceptance check, rehearsed: two clusters' audit logs through the webhook, every deep link
+in chromium.
+
+Cluster ``lab`` is the recorded anonymous attack with dangerous workloads; cluster ``prod-euw1`` is nine
+simulated days of erin's ordinary use before her credentials are used from a new address with a new tool
+(:mod:`console.two_clusters`). Both are POSTed to a real ``kubeguard serve`` as the API server's webhook
+backend sends them (EventLists of up to 400 events to ``/k8s-audit/{cluster}``). The links carry no scope
+time: the pages' defaults must land on the activity, which is months in the past. Each page must open with
+no script error, no failed request and no HTTP error, and show what an investigator needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from api.conftest import guardduty_client
+from api.server import Server
+
+from console.conftest import PageWatch, wait_drained
+from console.two_clusters import (
+    LAB_CLUSTER,
+    STOLEN_CLUSTER,
+    StolenCredentials,
+    lab_events,
+    post_cluster,
+    stolen_credentials_log,
+)
+
+SECRETS_ACCESSED = "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed"
+
+
+@pytest.fixture(scope="module")
+def stolen() -> StolenCredentials:
+    return stolen_credentials_log()
+
+
+@pytest.fixture(scope="module")
+def two_clusters(tmp_path_factory, stolen) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp("console-two-clusters")
+    server = Server(f"sqlite:///{workdir / 'kubeguard.db'}", workdir).start()
+    try:
+        post_cluster(server.url, LAB_CLUSTER, lab_events())
+        post_cluster(server.url, STOLEN_CLUSTER, stolen.events)
+        wait_drained(server.url, timeout=60)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def served_findings(two_clusters) -> list[dict[str, Any]]:
+    """Every finding the service holds, read through the GuardDuty API as any client would."""
+    gd = guardduty_client(two_clusters.url)
+    detector = gd.list_detectors()["DetectorIds"][0]
+    ids: list[str] = []
+    for page in gd.get_paginator("list_findings").paginate(DetectorId=detector):
+        ids += page["FindingIds"]
+    findings: list[dict[str, Any]] = []
+    for first in range(0, len(ids), 50):
+        findings += gd.get_findings(DetectorId=detector, FindingIds=ids[first : first + 50])["Findings"]
+    return findings
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+class Visit:
+    """Opens console pages and records every shortfall, so one run reports all of them."""
+
+    def __init__(self, page: Any, base: str) -> None:
+        self.page = page
+        self.base = base
+        self.watch = PageWatch(page)
+        self.gaps: list[str] = []
+
+    def open(self, path: str) -> str:
+        response = self.page.goto(self.base + path)
+        status = response.status if response is not None else None
+        if status != 200:
+            self.gaps.append(f"{path}: HTTP {status}")
+        self.page.wait_for_load_state("networkidle")
+        self.gaps += [f"{path}: {problem}" for problem in self.watch.take()]
+        return self.page.inner_text("main") if self.page.locator("main").count() else ""
+
+    def expect(self, path: str, text: str, *facts: str) -> None:
+        for fact in facts:
+            if fact not in text:
+                self.gaps.append(f"{path}: does not show {fact!r}")
+
+    def expect_drawing(self, path: str) -> None:
+        """A graph with nodes, or a chart with bars, once the page's scripts have run."""
+        try:
+            self.page.wait_for_selector(".graph svg g.node, svg.chart rect", timeout=5000)
+        except Exception:
+            self.gaps.append(f"{path}: no graph or chart drawn")
+            return
+        if self.page.locator(".graph svg g.node").count() < 2 and self.page.locator("svg.chart rect").count() == 0:
+            self.gaps.append(f"{path}: the drawing is empty")
+        self.gaps += [f"{path}: {problem}" for problem in self.watch.take()]
+
+
+def _user(finding: dict[str, Any]) -> str:
+    return finding["Resource"]["KubernetesDetails"]["KubernetesUserDetails"]["Username"]
+
+
+def _namespace(finding: dict[str, Any]) -> str | None:
+    action = (finding["Service"].get("Action") or {}).get("KubernetesApiCallAction") or {}
+    workload = finding["Resource"]["KubernetesDetails"].get("KubernetesWorkloadDetails") or {}
+    return action.get("Namespace") or workload.get("Namespace")
+
+
+def _cluster(finding: dict[str, Any]) -> str:
+    return finding["Resource"]["EksClusterDetails"]["Name"]
+
+
+def _host_path_workload(findings: list[dict[str, Any]], cluster: str) -> dict[str, Any]:
+    return next(
+        f["Resource"]["KubernetesDetails"]["KubernetesWorkloadDetails"]
+        for f in findings
+        if _cluster(f) == cluster
+        and any("HostPath" in volume for volume in
+                (f["Resource"]["KubernetesDetails"].get("KubernetesWorkloadDetails") or {}).get("Volumes") or [])
+    )
+
+
+def test_both_clusters_were_detected(served_findings, stolen):
+    by_cluster = {_cluster(f) for f in served_findings}
+    assert by_cluster == {LAB_CLUSTER, STOLEN_CLUSTER}
+    assert any(f["Type"] == SECRETS_ACCESSED and _user(f) == stolen.username for f in served_findings)
+    assert any(f["Type"].startswith("CredentialAccess:Kubernetes/SuccessfulAnonymousAccess")
+               or "Anonymous" in f["Type"] for f in served_findings if _cluster(f) == LAB_CLUSTER)
+
+
+def test_every_deep_link_shows_what_an_investigator_needs(two_clusters, served_findings, stolen, page):
+    visit = Visit(page, two_clusters.url)
+    types = sorted({f["Type"] for f in served_findings})
+
+    summary = visit.open("/console/")
+    visit.expect("/console/", summary, LAB_CLUSTER, STOLEN_CLUSTER)
+    visit.expect_drawing("/console/")
+
+    listing = visit.open("/console/findings")
+    visit.expect("/console/findings", listing, *types)
+
+    for finding in served_findings:
+        path = f"/console/findings/{finding['Id']}"
+        text = visit.open(path)
+        visit.expect(path, text, finding["Type"], _user(finding), _cluster(finding))
+        namespace = _namespace(finding)
+        if namespace:
+            visit.expect(path, text, namespace)
+        visit.expect_drawing(path)
+
+    subject = f"/console/entities/subject/{quote(stolen.username)}"
+    text = visit.open(subject)
+    visit.expect(subject, text, *stolen.usual_ips[:1], stolen.new_ip, stolen.new_agent, "secrets", SECRETS_ACCESSED)
+    visit.expect_drawing(subject)
+
+    ip = f"/console/entities/ip/{stolen.new_ip}"
+    visit.expect(ip, visit.open(ip), stolen.username, STOLEN_CLUSTER)
+    visit.expect_drawing(ip)
+    usual_ip = f"/console/entities/ip/{stolen.usual_ips[0]}"
+    visit.expect(usual_ip, visit.open(usual_ip), stolen.username)
+    visit.expect_drawing(usual_ip)
+
+    for cluster in (LAB_CLUSTER, STOLEN_CLUSTER):
+        workload = _host_path_workload(served_findings, cluster)
+        host_path = next(v["HostPath"]["Path"] for v in workload["Volumes"] if "HostPath" in v)
+        mounted = [f["Type"] for f in served_findings
+                   if (f["Resource"]["KubernetesDetails"].get("KubernetesWorkloadDetails") or {}).get("Name")
+                   == workload["Name"] and _cluster(f) == cluster]
+        pod = f"/console/entities/pod/{workload['Namespace']}/{workload['Name']}"
+        visit.expect(pod, visit.open(pod), host_path, *mounted)
+        visit.expect_drawing(pod)
+        image = f"/console/entities/image/{workload['Containers'][0]['Image']}"
+        visit.expect(image, visit.open(image), workload["Namespace"])
+        visit.expect_drawing(image)
+
+    for cluster in (LAB_CLUSTER, STOLEN_CLUSTER):
+        path = f"/console/entities/cluster/{cluster}"
+        visit.expect(path, visit.open(path), "Overall Kubernetes API activity")
+        visit.expect_drawing(path)
+    visit.expect(f"/console/entities/cluster/{STOLEN_CLUSTER}", page.inner_text("main"), stolen.username)
+
+    assert not visit.gaps, "\n".join(visit.gaps)
+
+
+def test_archive_on_a_finding_page_archives_it(two_clusters, served_findings, stolen, page):
+    finding = next(f for f in served_findings if f["Type"] == SECRETS_ACCESSED and _user(f) == stolen.username)
+    visit = Visit(page, two_clusters.url)
+    visit.open(f"/console/findings/{finding['Id']}")
+    page.get_by_role("button", name="Archive").click()
+    page.wait_for_selector("button:text-is('Unarchive')")
+    gd = guardduty_client(two_clusters.url)
+    detector = gd.list_detectors()["DetectorIds"][0]
+    stored = gd.get_findings(DetectorId=detector, FindingIds=[finding["Id"]])["Findings"][0]
+    assert stored["Service"]["Archived"] is True
+    assert visit.watch.take() == []
