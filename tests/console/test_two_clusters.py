@@ -121,6 +121,22 @@ def _cluster(finding: dict[str, Any]) -> str:
     return finding["Resource"]["EksClusterDetails"]["Name"]
 
 
+def _created_pod(events: list[dict[str, Any]], owner: str) -> str:
+    """``namespace/name`` of a pod a controller created for ``owner`` (its name is generated)."""
+    return next(
+        f"{e['objectRef']['namespace']}/{e['responseObject']['metadata']['name']}"
+        for e in events
+        if e["verb"] == "create" and e["objectRef"].get("resource") == "pods" and not e["objectRef"].get("subresource")
+        and e.get("responseObject", {}).get("metadata", {}).get("name", "").startswith(owner + "-")
+    )
+
+
+def _field(page: Any, term: str) -> str:
+    """The value of a profile's definition-list entry, or "" when the page has none."""
+    value = page.locator(f"dt:text-is('{term}') + dd")
+    return value.first.inner_text() if value.count() else ""
+
+
 def _host_path_workload(findings: list[dict[str, Any]], cluster: str) -> dict[str, Any]:
     return next(
         f["Resource"]["KubernetesDetails"]["KubernetesWorkloadDetails"]
@@ -143,8 +159,10 @@ def test_every_deep_link_shows_what_an_investigator_needs(two_clusters, served_f
     visit = Visit(page, two_clusters.url)
     types = sorted({f["Type"] for f in served_findings})
 
-    summary = visit.open("/console/")
-    visit.expect("/console/", summary, LAB_CLUSTER, STOLEN_CLUSTER)
+    summary = visit.open("/console/")  # its default scope must reach both clusters' findings, months apart
+    visit.expect("/console/", summary, *types)
+    visit.expect("/console/", page.inner_text("section:has(h2:text('Findings by cluster'))"),
+                 LAB_CLUSTER, STOLEN_CLUSTER)
     visit.expect_drawing("/console/")
 
     listing = visit.open("/console/findings")
@@ -177,9 +195,15 @@ def test_every_deep_link_shows_what_an_investigator_needs(two_clusters, served_f
         mounted = [f["Type"] for f in served_findings
                    if (f["Resource"]["KubernetesDetails"].get("KubernetesWorkloadDetails") or {}).get("Name")
                    == workload["Name"] and _cluster(f) == cluster]
-        pod = f"/console/entities/pod/{workload['Namespace']}/{workload['Name']}"
-        visit.expect(pod, visit.open(pod), host_path, *mounted)
-        visit.expect_drawing(pod)
+        # The finding names the workload as GuardDuty does (namespace/name): a Pod in the lab, a DaemonSet
+        # in prod-euw1, whose link leads to the DaemonSet's profile; then one of the DaemonSet's own pods.
+        pods = [f"/console/entities/pod/{workload['Namespace']}/{workload['Name']}"]
+        if cluster == STOLEN_CLUSTER:
+            pods.append(f"/console/entities/pod/{_created_pod(stolen.events, workload['Name'])}")
+        for pod in pods:
+            visit.expect(pod, visit.open(pod), *mounted)
+            visit.expect(pod, _field(page, "Host paths"), host_path)
+            visit.expect_drawing(pod)
         image = f"/console/entities/image/{workload['Containers'][0]['Image']}"
         visit.expect(image, visit.open(image), workload["Namespace"])
         visit.expect_drawing(image)

@@ -59,15 +59,16 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
     """Findings over time by severity, by type and cluster; newest high ones; new entities; health."""
     findings = [orjson.loads(body) for (body,) in conn.execute(select(store_tables.findings.c.body))]
     latest = max([finding_time_ms(f) for f in findings] + [queries.latest_activity_ms(conn)], default=0)
-    anchor = latest - latest % DAY_MS + DAY_MS if latest else 0
     scope = (
         queries.scope_of(scope_start, scope_end, 0, centred=False)
         if scope_start or scope_end
-        else Scope(anchor - 7 * DAY_MS, anchor)
-        if anchor
+        else _default_summary_scope(findings, latest)
+        if latest
         else queries.scope_of(None, None, 0, centred=False)
     )
-    days = list(range(scope.start_ms - scope.start_ms % DAY_MS, scope.end_ms, DAY_MS))
+    bucket_days = 1 if scope.end_ms - scope.start_ms <= SUMMARY_DAILY_SPAN_MS else 7
+    bucket_ms = bucket_days * DAY_MS
+    days = list(range(scope.start_ms - scope.start_ms % DAY_MS, scope.end_ms, bucket_ms))
     by_day = {severity: [0] * len(days) for severity in SEVERITIES}
     by_type: Counter[str] = Counter()
     by_cluster: Counter[str] = Counter()
@@ -77,7 +78,7 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
         if not scope.start_ms <= when < scope.end_ms or (finding.get("service") or {}).get("archived"):
             continue
         in_scope.append(finding)
-        index = (when - days[0]) // DAY_MS if days else -1
+        index = (when - days[0]) // bucket_ms if days else -1
         if 0 <= index < len(days):
             by_day[label(float(finding["severity"]))][index] += 1
         by_type[finding["type"]] += 1
@@ -90,6 +91,7 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
         "scope": {"start": scope.start, "end": scope.end},
         "days": [queries.iso(day) for day in days],
         "findingsByDay": by_day,
+        "bucketDays": bucket_days,
         "byType": by_type.most_common(),
         "byCluster": by_cluster.most_common(),
         "newestHigh": [summary_line(f) for f in high],
@@ -106,6 +108,34 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
             "activityRows": int(activity_rows),
         },
     }
+
+
+#: The summary's default scope: the week up to the newest activity...
+SUMMARY_DEFAULT_MS = 7 * DAY_MS
+#: ... and counted per day up to this span, per week beyond it.
+SUMMARY_DAILY_SPAN_MS = 62 * DAY_MS
+
+
+def _default_summary_scope(findings: list[dict[str, Any]], latest_ms: int) -> Scope:
+    """The week up to the newest activity, widened to the week up to each cluster's newest open finding.
+
+    Clusters report on their own clocks: one cluster's logs imported from last quarter must not vanish
+    from the summary because another reports today. Archived findings do not widen it, so a cluster that
+    stopped reporting stops stretching the summary once its findings are triaged. At most a year.
+    """
+    anchor = _day_ceiling(latest_ms)
+    newest_open: dict[str, int] = {}
+    for finding in findings:
+        if (finding.get("service") or {}).get("archived"):
+            continue
+        cluster = summary_line(finding)["cluster"]
+        newest_open[cluster] = max(newest_open.get(cluster, 0), finding_time_ms(finding))
+    start = min([anchor] + [_day_ceiling(t) for t in newest_open.values() if t]) - SUMMARY_DEFAULT_MS
+    return Scope(max(start, anchor - 52 * SUMMARY_DEFAULT_MS), anchor)
+
+
+def _day_ceiling(ms: int) -> int:
+    return ms - ms % DAY_MS + DAY_MS
 
 
 def _cluster_health(conn: Connection) -> list[dict[str, Any]]:
