@@ -24,7 +24,7 @@ def render_summary(view: dict[str, Any]) -> Html:
         view["days"],
         view["findingsByDay"],
         title=f"Findings per {period} by severity",
-        tick_every=max(1, -(-len(view["days"]) // 12)),
+        tick_every=max(1, -(-len(view["days"]) // (14 if period == "day" else 7))),
         tick_label=lambda day: day[:10] if period == "week" else day[5:10],
     )
     by_type = charts.bar_list(
@@ -99,7 +99,7 @@ def render_summary(view: dict[str, Any]) -> Html:
         tag(
             "div",
             section("Findings over time by severity", chart, css="panel wide"),
-            section("Findings by type", by_type),
+            section("Findings by type", by_type, css="panel wide"),
             section("Findings by cluster", by_cluster),
             section("Newest high-severity findings", newest, css="panel wide"),
             section("Newly observed", tag("div", *observed, class_="observed-grid"), css="panel wide"),
