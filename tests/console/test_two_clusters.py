@@ -143,6 +143,12 @@ def _created_pod(events: list[dict[str, Any]], owner: str) -> str:
     )
 
 
+def _section(page: Any, heading: str) -> str:
+    """The text of a page's panel titled ``heading``, or "" when the page has none."""
+    panel = page.locator(f"section:has(> h2:text-is('{heading}'))")
+    return panel.first.inner_text() if panel.count() else ""
+
+
 def _field(page: Any, term: str) -> str:
     """The value of a profile's definition-list entry, or "" when the page has none."""
     value = page.locator(f"dt:text-is('{term}') + dd")
@@ -173,8 +179,7 @@ def test_every_deep_link_shows_what_an_investigator_needs(two_clusters, served_f
 
     summary = visit.open("/console/")  # its default scope must reach both clusters' findings, months apart
     visit.expect("/console/", summary, *types)
-    visit.expect("/console/", page.inner_text("section:has(h2:text('Findings by cluster'))"),
-                 LAB_CLUSTER, STOLEN_CLUSTER)
+    visit.expect("/console/", _section(page, "Findings by cluster"), LAB_CLUSTER, STOLEN_CLUSTER)
     visit.expect_drawing("/console/")
 
     listing = visit.open("/console/findings")
@@ -195,7 +200,8 @@ def test_every_deep_link_shows_what_an_investigator_needs(two_clusters, served_f
     visit.expect_drawing(subject)
 
     ip = f"/console/entities/ip/{stolen.new_ip}"
-    visit.expect(ip, visit.open(ip, settle=False), stolen.username, STOLEN_CLUSTER)
+    visit.expect(ip, visit.open(ip, settle=False), stolen.username)
+    visit.expect(ip, _section(page, "Clusters"), STOLEN_CLUSTER)
     visit.expect_drawing(ip)
     usual_ip = f"/console/entities/ip/{stolen.usual_ips[0]}"
     visit.expect(usual_ip, visit.open(usual_ip, settle=False), stolen.username)

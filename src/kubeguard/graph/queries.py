@@ -200,10 +200,12 @@ def breakdown(conn: Connection, kind: str, key: str, scope: Scope) -> dict[str, 
 
 
 def _breakdown_from(rows: Any) -> dict[str, list[dict[str, Any]]]:
-    """From (subject, ip, user agent, verb, resource, cluster, namespace, outcome, count) rows."""
+    """From (subject, ip, user agent, verb, resource, cluster, namespace, outcome, count) rows. Namespaces
+    are named ``cluster/namespace`` (their entity key): two clusters' ``default`` are not one namespace."""
     totals: dict[str, dict[str, list[int]]] = {name: defaultdict(lambda: [0, 0]) for name in _BREAKDOWNS}
     for subject, ip, agent, verb, resource, cluster, namespace, outcome, count in rows:
-        values = (subject, ip, agent, f"{verb} {resource}".strip(), cluster, namespace)
+        scoped = kinds.namespace_key(cluster, namespace) if namespace else ""
+        values = (subject, ip, agent, f"{verb} {resource}".strip(), cluster, scoped)
         failed = 0 if outcome == "success" else int(count)
         for name, value in zip(_BREAKDOWNS, values, strict=True):
             cell = totals[name][value]

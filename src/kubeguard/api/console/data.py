@@ -335,7 +335,7 @@ RELATIONS: dict[str, list[tuple[str, bool, str]]] = {
         ("granted", True, "RBAC granted by this subject"),
         ("granted", False, "RBAC granted to this subject"),
         ("runs as", False, "Pods running as this service account"),
-        ("acts in", True, "Clusters"),
+        ("acts in", True, "Clusters (all time)"),
     ],
     kinds.IP: [("from", False, "Subjects that used this address"), ("in", True, "Autonomous system")],
     kinds.POD: [
@@ -353,7 +353,7 @@ RELATIONS: dict[str, list[tuple[str, bool, str]]] = {
         ("runs", True, "Images"),
         ("in", True, "Namespace"),
     ],
-    kinds.CLUSTER: [("acts in", False, "Subjects"), ("in", False, "Namespaces")],
+    kinds.CLUSTER: [("acts in", False, "Subjects (all time)"), ("in", False, "Namespaces (all time)")],
     kinds.NAMESPACE: [("in", False, "Pods and workloads"), ("used in", False, "Images"), ("in", True, "Cluster")],
     kinds.USER_AGENT: [("with", False, "Subjects using it")],
     kinds.ASN: [("in", False, "Addresses")],

@@ -39,10 +39,12 @@ def render_entity(view: dict[str, Any], pod_attributes: dict[str, dict[str, Any]
         ("subjects", "Subjects", kinds.SUBJECT),
         ("ips", "Source IP addresses", kinds.IP),
         ("userAgents", "User agents", kinds.USER_AGENT),
-        ("namespaces", "Namespaces", None),
+        ("clusters", "Clusters", kinds.CLUSTER),
+        ("namespaces", "Namespaces", kinds.NAMESPACE),
     ):
         rows = breakdown.get(name) or []
-        if not rows or (name == "subjects" and kind == kinds.SUBJECT) or (name == "ips" and kind == kinds.IP):
+        own = {"subjects": kinds.SUBJECT, "ips": kinds.IP, "clusters": kinds.CLUSTER}
+        if not rows or own.get(name) == kind or (name == "clusters" and kind == kinds.NAMESPACE):
             continue
         panels.append(
             section(
