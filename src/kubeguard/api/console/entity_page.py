@@ -78,11 +78,12 @@ def render_entity(view: dict[str, Any], pod_attributes: dict[str, dict[str, Any]
         section(
             "Related findings",
             table(
-                ("Severity", "Finding", "Seen", "Last seen", ""),
+                ("Severity", "Finding", "Cluster", "Seen", "Last seen", ""),
                 (
                     (
                         severity_badge(f["severity"]),
                         link(finding_href(f["id"]), f["type"]),
+                        f["cluster"],
                         f"{f['count']:,}×",
                         when(f["lastSeen"]),
                         "archived" if f["archived"] else "",
