@@ -11,6 +11,7 @@ no script error, no failed request and no HTTP error, and show what an investiga
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -38,9 +39,14 @@ from kubeguard.store.database import open_engine
 SECRETS_ACCESSED = "CredentialAccess:Kubernetes/AnomalousBehavior.SecretsAccessed"
 
 
+#: ``KUBEGUARD_REHEARSAL_SCALE=0.05`` rehearses with the whole simulated cluster around erin (190,000
+#: events at that pace, minutes to feed: scripts/console-rehearsal); unset, her own events only.
+WHOLE_CLUSTER_SCALE = float(os.environ.get("KUBEGUARD_REHEARSAL_SCALE", "0"))
+
+
 @pytest.fixture(scope="module")
 def stolen() -> StolenCredentials:
-    return stolen_credentials_log()
+    return stolen_credentials_log(everyone=WHOLE_CLUSTER_SCALE)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +56,7 @@ def two_clusters(tmp_path_factory, stolen) -> Iterator[Server]:
     try:
         post_cluster(server.url, LAB_CLUSTER, lab_events())
         post_cluster(server.url, STOLEN_CLUSTER, stolen.events)
-        wait_drained(server.url, timeout=60)
+        wait_drained(server.url, timeout=60 if not WHOLE_CLUSTER_SCALE else 1800)
         # The service prunes its activity store every minute; do it now, as a check that lasts longer
         # than a minute would see it: January's cluster must survive beside November's.
         engine = open_engine(server.db_url)

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from kubeguard.sim.cluster import build_cluster, build_humans
 from kubeguard.sim.directory import Directory
 from kubeguard.sim.people import operator
 from kubeguard.sim.scenarios import play
+from kubeguard.sim.simulator import SimConfig, Simulator
 
 LAB_CLUSTER = "lab"
 STOLEN_CLUSTER = "prod-euw1"
@@ -50,7 +51,12 @@ class StolenCredentials:
     attack_start: str
 
 
-def stolen_credentials_log(days: int = 9, seed: int = 0) -> StolenCredentials:
+def stolen_credentials_log(days: int = 9, seed: int = 0, everyone: float = 0.0) -> StolenCredentials:
+    """erin's nine days and the stolen use of her credentials; with ``everyone`` > 0, the whole simulated
+    cluster around her (controllers, kubelets, add-ons, four other people, pipelines) at that pace of
+    machine traffic, as ``kubeguard simulate --learning 9d --attacks compromised-credentials`` writes it."""
+    if everyone:
+        return _whole_cluster(days, seed, everyone)
     humans = build_humans(random.Random(f"{seed}:people"))
     cluster = build_cluster(STOLEN_CLUSTER, 0, random.Random(f"{seed}:{STOLEN_CLUSTER}:estate"), humans)
     erin = next(human for human in cluster.humans if human.handle == "erin")
@@ -66,6 +72,19 @@ def stolen_credentials_log(days: int = 9, seed: int = 0) -> StolenCredentials:
     new_agent = next(e["userAgent"] for e in stolen if e["user"]["username"] == erin.username)
     return StolenCredentials(ordinary + stolen, erin.username, list(erin.ips), erin.agent, new_ip, new_agent,
                              label["start"])
+
+
+def _whole_cluster(days: int, seed: int, scale: float) -> StolenCredentials:
+    config = SimConfig(seed=seed, duration=timedelta(days=days + 1), clusters=[STOLEN_CLUSTER],
+                       attacks=["compromised-credentials"], scale=scale, learning=timedelta(days=days))
+    simulator = Simulator(config)
+    events = list(simulator.events())
+    label = simulator.labels[0]
+    erin = next(human for human in simulator.worlds[0].cluster.humans if human.handle == "erin")
+    new_ip = label["sourceIPs"][0]
+    new_agent = next(e["userAgent"] for e in events if e["user"]["username"] == erin.username
+                     and e["sourceIPs"][0] == new_ip)
+    return StolenCredentials(events, erin.username, list(erin.ips), erin.agent, new_ip, new_agent, label["start"])
 
 
 def lab_events() -> list[dict[str, Any]]:
@@ -85,10 +104,11 @@ def post_cluster(url: str, cluster: str, events: list[dict[str, Any]]) -> int:
     posted = 0
     with httpx.Client(timeout=30) as client:
         for body in event_lists(events):
-            for _ in range(20):
+            deadline = time.monotonic() + 600
+            while True:
                 response = client.post(f"{url}/k8s-audit/{cluster}", content=body,
                                        headers={"Content-Type": "application/json"})
-                if response.status_code != 503:
+                if response.status_code != 503 or time.monotonic() > deadline:
                     break
                 time.sleep(min(float(response.headers.get("Retry-After", "1")), 2.0))
             response.raise_for_status()
