@@ -10,6 +10,7 @@ from kubeguard.api.console.layout import KIND_NAMES, entity_link, graph_box, sco
 from kubeguard.graph import kinds
 
 OBSERVED_NAMES = {"call": "API calls", "ip": "IP addresses", "asn": "Autonomous systems", "user_agent": "User agents"}
+WIDE_RELATION_ROWS = 6
 OBSERVED_KINDS = {"ip": kinds.IP, "asn": kinds.ASN, "user_agent": kinds.USER_AGENT}
 
 
@@ -65,7 +66,9 @@ def render_entity(view: dict[str, Any], pod_attributes: dict[str, dict[str, Any]
             )
         )
     for relation in view["relations"]:
-        panels.append(section(relation["heading"], _relation_table(relation, pod_attributes, scoped)))
+        # Five columns of long names are unreadable in a third of the screen once the list grows.
+        css = "panel wide" if len(relation["edges"]) > WIDE_RELATION_ROWS else "panel"
+        panels.append(section(relation["heading"], _relation_table(relation, pod_attributes, scoped), css=css))
     if view["drilldown"]:
         panels.append(
             section(
