@@ -33,6 +33,7 @@ from console.two_clusters import (
 )
 from kubeguard.config import Settings
 from kubeguard.graph.retention import Retention, prune
+from kubeguard.intel.geo import remote_ip_details
 from kubeguard.scan import run_scan
 from kubeguard.store.database import open_engine
 
@@ -216,6 +217,9 @@ def test_every_deep_link_shows_what_an_investigator_needs(two_clusters, served_f
     ip = f"/console/entities/ip/{stolen.new_ip}"
     visit.expect(ip, visit.open(ip, settle=False), stolen.username)
     visit.expect(ip, _section(page, "Clusters"), STOLEN_CLUSTER)
+    owner = remote_ip_details(stolen.new_ip)["organization"]["asnOrg"]  # the hosting provider, if the
+    if owner != "UNKNOWN":                                              # installed database knows it
+        visit.expect(ip, _field(page, "Autonomous system"), owner)
     visit.expect_drawing(ip)
     usual_ip = f"/console/entities/ip/{stolen.usual_ips[0]}"
     visit.expect(usual_ip, visit.open(usual_ip, settle=False), stolen.username)

@@ -130,7 +130,7 @@ def _profile(entity: dict[str, Any]) -> Html:
                 "Autonomous system",
                 entity_link(kinds.ASN, attrs["asn"], f"AS{attrs['asn']} {attrs.get('asnOrg', '')}")
                 if attrs.get("asn")
-                else None,
+                else attrs.get("asnOrg"),  # the bundled database names the network's owner, not its number
             ),
         ]
     if entity["kind"] == kinds.ASN:
