@@ -212,13 +212,16 @@ def test_every_deep_link_shows_what_an_investigator_needs(two_clusters, served_f
     subject = f"/console/entities/subject/{quote(stolen.username)}"
     text = visit.open(subject, settle=False)
     visit.expect(subject, text, *stolen.usual_ips[:1], stolen.new_ip, stolen.new_agent, "secrets", SECRETS_ACCESSED)
+    # The hosting provider behind the new address, when the installed IP database knows it.
+    owner = remote_ip_details(stolen.new_ip)["organization"]["asnOrg"].replace("UNKNOWN", "")
+    if owner:
+        visit.expect(subject, _section(page, "Newly observed in the scope time"), owner)
     visit.expect_drawing(subject)
 
     ip = f"/console/entities/ip/{stolen.new_ip}"
     visit.expect(ip, visit.open(ip, settle=False), stolen.username)
     visit.expect(ip, _section(page, "Clusters"), STOLEN_CLUSTER)
-    owner = remote_ip_details(stolen.new_ip)["organization"]["asnOrg"]  # the hosting provider, if the
-    if owner != "UNKNOWN":                                              # installed database knows it
+    if owner:
         visit.expect(ip, _field(page, "Autonomous system"), owner)
     visit.expect_drawing(ip)
     usual_ip = f"/console/entities/ip/{stolen.usual_ips[0]}"

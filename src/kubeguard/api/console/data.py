@@ -308,7 +308,31 @@ def entity_view(conn: Connection, kind: str, key: str, start: str | None, end: s
     if kind == kinds.SUBJECT:
         view["newlyObserved"] = queries.newly_observed(conn, key, scope)
         view["usual"] = {dim: queries.usual(conn, key, dim, scope.start_ms) for dim in ("ip", "user_agent", "asn")}
+        if not view["newlyObserved"]["asn"] and not view["usual"]["asn"]:
+            view["newlyObserved"]["asn"], view["usual"]["asn"] = _networks_by_owner(conn, view)
     return view
+
+
+def _networks_by_owner(conn: Connection, view: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """New and usual networks named by their owner, when the IP database knows owners but not AS numbers
+    (the bundled geoip2fast): a hosting provider never seen before is what a stolen credential looks like.
+    Entries carry ``owner`` so the page does not link them as AS numbers."""
+    new_ips, usual_ips = view["newlyObserved"]["ip"], view["usual"]["ip"]
+    owners = {
+        ip: attrs.get("asnOrg", "")
+        for ip, attrs in entity_attributes(conn, kinds.IP, [i["value"] for i in new_ips + usual_ips]).items()
+    }
+    usual: dict[str, dict[str, Any]] = {}
+    for item in usual_ips:
+        owner = owners.get(item["value"])
+        if owner and owner not in usual:
+            usual[owner] = {"value": owner, "firstSeen": item["firstSeen"], "owner": True}
+    new: dict[str, dict[str, Any]] = {}
+    for item in new_ips:
+        owner = owners.get(item["value"])
+        if owner and owner not in usual and owner not in new:
+            new[owner] = {"value": owner, "firstSeen": item["firstSeen"], "owner": True}
+    return list(new.values()), list(usual.values())
 
 
 def _related_ids(conn: Connection, kind: str, key: str) -> list[str]:

@@ -9,7 +9,12 @@ from kubeguard.api.console.html import Html, definition_list, entity_href, findi
 from kubeguard.api.console.layout import KIND_NAMES, entity_link, graph_box, scope_form, section, severity_badge, when
 from kubeguard.graph import kinds
 
-OBSERVED_NAMES = {"call": "API calls", "ip": "IP addresses", "asn": "Autonomous systems", "user_agent": "User agents"}
+OBSERVED_NAMES = {
+    "call": "API calls",
+    "ip": "IP addresses",
+    "asn": "Autonomous systems (or network owners)",
+    "user_agent": "User agents",
+}
 WIDE_RELATION_ROWS = 6
 OBSERVED_KINDS = {"ip": kinds.IP, "asn": kinds.ASN, "user_agent": kinds.USER_AGENT}
 
@@ -178,20 +183,29 @@ def _observed(view: dict[str, Any], scoped: dict[str, str]) -> Html:
         kind = OBSERVED_KINDS.get(dimension)
         rows = [
             (
-                entity_link(kind, item["value"], query=scoped) if kind else tag("code", item["value"]),
+                entity_link(kind, item["value"], query=scoped) if _linked(kind, item) else tag("code", item["value"]),
                 when(item["firstSeen"]),
                 tag("span", "new", class_="tagline new"),
             )
             for item in observed.get(dimension, [])
         ]
         rows += [
-            (entity_link(kind, item["value"]) if kind else item["value"], when(item["firstSeen"]), "usual")
+            (
+                entity_link(kind, item["value"]) if _linked(kind, item) else item["value"],
+                when(item["firstSeen"]),
+                "usual",
+            )
             for item in usual.get(dimension, [])
         ]
         blocks.append(
             tag("div", tag("h3", title), table(("", "First seen", ""), rows, empty="Nothing new."), class_="observed")
         )
     return tag("div", *blocks, class_="observed-grid")
+
+
+def _linked(kind: str | None, item: dict[str, Any]) -> bool:
+    """Whether an observed value has a profile to link to (a network named only by its owner has none)."""
+    return bool(kind) and not item.get("owner")
 
 
 def _relation_table(
