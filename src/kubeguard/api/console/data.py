@@ -62,7 +62,7 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
     scope = (
         queries.scope_of(scope_start, scope_end, 0, centred=False)
         if scope_start or scope_end
-        else _default_summary_scope(findings, latest)
+        else default_summary_scope(findings, latest)
         if latest
         else queries.scope_of(None, None, 0, centred=False)
     )
@@ -116,7 +116,7 @@ SUMMARY_DEFAULT_MS = 7 * DAY_MS
 SUMMARY_DAILY_SPAN_MS = 62 * DAY_MS
 
 
-def _default_summary_scope(findings: list[dict[str, Any]], latest_ms: int) -> Scope:
+def default_summary_scope(findings: list[dict[str, Any]], latest_ms: int) -> Scope:
     """The week up to the newest activity, widened to the week up to each cluster's newest open finding.
 
     Clusters report on their own clocks: one cluster's logs imported from last quarter must not vanish
