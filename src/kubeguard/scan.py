@@ -74,15 +74,25 @@ def run_scan(
     progress_every: int = 5000,
     events: Iterable[AuditEvent] | None = None,
     history_url: str | None = None,
+    split: bool | None = None,
 ) -> ScanResult:
     """Scan ``paths`` ("-" is stdin), then ``events`` (a live source's reader, for ``scan --source``).
 
     Raises FileNotFoundError / UnknownFormatError before reading. With ``history_url`` the counted events
-    and the findings are also kept in that store for the console.
+    and the findings are also kept in that store for the console. A large file is scanned by two
+    processes (:mod:`kubeguard.split_scan`) unless ``split`` is False; True splits whatever the size.
     """
     reader = EventReader(input_format=input_format, cluster=cluster)
-    state = MemoryState.load(state_path) if state_path else MemoryState()
     options = pipeline_options if pipeline_options is not None else default_pipeline_options(settings)
+    if split is not False and state_path is None and events is None and history_url is None:
+        from kubeguard import split_scan
+
+        if split_scan.can_split(paths, min_bytes=0 if split else split_scan.MIN_SPLIT_BYTES):
+            result = _run_split(paths, settings, reader, options, cluster, input_format, progress, progress_every)
+            if result is not None:
+                return result
+            reader = EventReader(input_format=input_format, cluster=cluster)
+    state = MemoryState.load(state_path) if state_path else MemoryState()
     pipeline = Pipeline(settings, state, **options)
     history = None
     if history_url:
@@ -94,7 +104,8 @@ def run_scan(
     started = time.perf_counter()
     count = 0
     process, add = pipeline.process_event, findings.add
-    for event in itertools.chain(reader.read_paths(paths), events or ()):
+    batches = itertools.chain(reader.read_path_batches(paths), (events or (),))
+    for event in itertools.chain.from_iterable(batches):
         found = process(event)
         if found:
             for finding in found:
@@ -117,4 +128,53 @@ def run_scan(
         rejects=list(reader.rejects.kept),
         seconds=time.perf_counter() - started,
         detector_errors=dict(pipeline.engine.errors),
+    )
+
+
+def _run_split(
+    paths: Sequence[str],
+    settings: Settings,
+    reader: EventReader,
+    options: dict[str, Any],
+    cluster: str | None,
+    input_format: str | None,
+    progress: ProgressHook | None,
+    progress_every: int,
+) -> ScanResult | None:
+    """The two-process scan (see :mod:`kubeguard.split_scan`); None when it must be run in one."""
+    from kubeguard import split_scan
+    from kubeguard.detectors.registry import default_detectors
+    from kubeguard.detectors.rules import user_rule_detectors
+
+    detectors = options.get("detectors")
+    if detectors is None:
+        detectors = [*default_detectors(settings.detectors.packs), *user_rule_detectors(settings.rules)]
+    halves = split_scan.split_detectors(detectors)
+    if halves is None:
+        return None
+    child_detectors, parent_detectors = halves
+    child = Pipeline(settings, MemoryState(), **{**options, "detectors": child_detectors})
+    parent = Pipeline(settings, MemoryState(), **{**options, "detectors": parent_detectors})
+    child_reader = EventReader(input_format=input_format, cluster=cluster)
+    started = time.perf_counter()
+    wait = split_scan.fork_half(lambda: split_scan.run_half(child, child_reader, paths))
+    try:
+        mine = split_scan.run_half(parent, reader, paths, progress=progress, progress_every=progress_every)
+    except BaseException:
+        wait.abandon()  # type: ignore[attr-defined]
+        raise
+    theirs = wait()
+    merged = split_scan.merge_halves(theirs, mine) if theirs is not None else None
+    if merged is None or theirs is None:
+        return None
+    if progress is not None:
+        progress(mine.count, len(merged))
+    return ScanResult(
+        findings=with_sequences(merged),
+        stats=split_scan.merged_stats(theirs, mine),
+        records=reader.records,
+        rejected=reader.rejects.count,
+        rejects=list(reader.rejects.kept),
+        seconds=time.perf_counter() - started,
+        detector_errors=split_scan.merged_errors(theirs, mine),
     )

@@ -136,10 +136,21 @@ class Baselines:
     # -- learning ---------------------------------------------------------------------------------
 
     def defer(self, event: AuditEvent) -> None:
-        """Count ``event`` in its principal's pending table; it reaches the profile at the next flush."""
-        key = action_of(event)
+        """Count ``event`` in its principal's pending table; it reaches the profile at the next flush.
+
+        Every counted event comes here, so :func:`action_of` and :func:`features.principal` are inlined.
+        """
+        ref = event.objectRef
+        ips = event.sourceIPs
+        if ref is not None and ref.resource:
+            key = (event.verb, ref.resource, ref.subresource, ref.namespace, "", ips[0] if ips else "",
+                   event.userAgent)
+        else:
+            key = (event.verb, "", "", ref.namespace if ref is not None else "", event.requestURI,
+                   ips[0] if ips else "", event.userAgent)
         stamp = event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp
-        owner = (event.cluster, f.principal(event))
+        user = event.user
+        owner = (event.cluster, f.principal_of(user.username, bytes(user.extra)) if user.extra else user.username)
         table = self._pending.get(owner)
         if table is None:
             table = self._pending[owner] = {}

@@ -329,6 +329,9 @@ class AnomalyLearner:
             return ()
         baselines.memo = None
         baselines.defer(event)
+        ref = event.objectRef
+        if ref is None or ref.resource not in _BODY_RESOURCES:  # most events: no body feature to read
+            return ()
         extra = _body_values(event)
         if extra is not None:
             # Images and permissions are learned at once: they are what cluster-wide judgements read.
