@@ -6,6 +6,7 @@ The work is split from the CLI so that tests and the benchmark can call it direc
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,7 @@ class ScanResult:
 
 
 ProgressHook = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 
 def load_intel(settings: Settings) -> IntelIndex | None:
@@ -85,13 +87,11 @@ def run_scan(
     reader = EventReader(input_format=input_format, cluster=cluster)
     options = pipeline_options if pipeline_options is not None else default_pipeline_options(settings)
     if split is not False and state_path is None and events is None and history_url is None:
-        from kubeguard import split_scan
-
-        if split_scan.can_split(paths, min_bytes=0 if split else split_scan.MIN_SPLIT_BYTES):
-            result = _run_split(paths, settings, reader, options, cluster, input_format, progress, progress_every)
-            if result is not None:
-                return result
-            reader = EventReader(input_format=input_format, cluster=cluster)
+        result = _run_split(paths, settings, reader, options, cluster, input_format, progress, progress_every,
+                            min_bytes=0 if split else None)
+        if result is not None:
+            return result
+        reader = EventReader(input_format=input_format, cluster=cluster)
     state = MemoryState.load(state_path) if state_path else MemoryState()
     pipeline = Pipeline(settings, state, **options)
     history = None
@@ -140,41 +140,42 @@ def _run_split(
     input_format: str | None,
     progress: ProgressHook | None,
     progress_every: int,
+    *,
+    min_bytes: int | None,
 ) -> ScanResult | None:
-    """The two-process scan (see :mod:`kubeguard.split_scan`); None when it must be run in one."""
+    """The scan on every core (see :mod:`kubeguard.split_scan`); None when it must run in one process."""
     from kubeguard import split_scan
-    from kubeguard.detectors.registry import default_detectors
-    from kubeguard.detectors.rules import user_rule_detectors
 
-    detectors = options.get("detectors")
-    if detectors is None:
-        detectors = [*default_detectors(settings.detectors.packs), *user_rule_detectors(settings.rules)]
-    halves = split_scan.split_detectors(detectors)
-    if halves is None:
+    pipeline = Pipeline(settings, MemoryState(), **options)
+    plan = split_scan.split_plan(
+        list(paths), pipeline, input_format,
+        min_bytes=split_scan.MIN_SPLIT_BYTES if min_bytes is None else min_bytes,
+    )
+    if plan is None:
         return None
-    child_detectors, parent_detectors = halves
-    child = Pipeline(settings, MemoryState(), **{**options, "detectors": child_detectors})
-    parent = Pipeline(settings, MemoryState(), **{**options, "detectors": parent_detectors})
-    child_reader = EventReader(input_format=input_format, cluster=cluster)
+    findings = FindingSet()
     started = time.perf_counter()
-    wait = split_scan.fork_half(lambda: split_scan.run_half(child, child_reader, paths))
+    mappers = split_scan.start_mappers(pipeline, {"input_format": input_format, "cluster": cluster}, plan)
     try:
-        mine = split_scan.run_half(parent, reader, paths, progress=progress, progress_every=progress_every)
-    except BaseException:
-        wait.abandon()  # type: ignore[attr-defined]
-        raise
-    theirs = wait()
-    merged = split_scan.merge_halves(theirs, mine) if theirs is not None else None
-    if merged is None or theirs is None:
+        chunks = split_scan.chunk_results(mappers, plan)
+        split_scan.reduce_chunks(pipeline, reader, plan, chunks, findings, progress=progress,
+                                 progress_every=progress_every)
+    except split_scan.MapperFailed as error:
+        split_scan.stop_mappers(mappers, kill=True)
+        log.warning("split scan failed (%s); scanning again in one process", error)
         return None
-    if progress is not None:
-        progress(mine.count, len(merged))
+    except BaseException:
+        split_scan.stop_mappers(mappers, kill=True)
+        raise
+    if not split_scan.stop_mappers(mappers, kill=False):
+        log.warning("a scan process failed; scanning again in one process")
+        return None
     return ScanResult(
-        findings=with_sequences(merged),
-        stats=split_scan.merged_stats(theirs, mine),
+        findings=with_sequences(findings.values()),
+        stats=pipeline.stats,
         records=reader.records,
         rejected=reader.rejects.count,
         rejects=list(reader.rejects.kept),
         seconds=time.perf_counter() - started,
-        detector_errors=split_scan.merged_errors(theirs, mine),
+        detector_errors=dict(pipeline.engine.errors),
     )
