@@ -86,14 +86,16 @@ def run_scan(
     """
     reader = EventReader(input_format=input_format, cluster=cluster)
     options = pipeline_options if pipeline_options is not None else default_pipeline_options(settings)
+    state = MemoryState.load(state_path) if state_path else MemoryState()
+    pipeline = Pipeline(settings, state, **options)
     if split is not False and state_path is None and events is None and history_url is None:
-        result = _run_split(paths, settings, reader, options, cluster, input_format, progress, progress_every,
+        result = _run_split(paths, pipeline, reader, input_format, progress, progress_every,
                             min_bytes=0 if split else None)
         if result is not None:
             return result
         reader = EventReader(input_format=input_format, cluster=cluster)
-    state = MemoryState.load(state_path) if state_path else MemoryState()
-    pipeline = Pipeline(settings, state, **options)
+        if pipeline.stats.events:  # the split started and failed: start again from nothing
+            pipeline = Pipeline(settings, MemoryState(), **options)
     history = None
     if history_url:
         from kubeguard.graph.history import ScanHistory
@@ -133,10 +135,8 @@ def run_scan(
 
 def _run_split(
     paths: Sequence[str],
-    settings: Settings,
+    pipeline: Pipeline,
     reader: EventReader,
-    options: dict[str, Any],
-    cluster: str | None,
     input_format: str | None,
     progress: ProgressHook | None,
     progress_every: int,
@@ -146,7 +146,6 @@ def _run_split(
     """The scan on every core (see :mod:`kubeguard.split_scan`); None when it must run in one process."""
     from kubeguard import split_scan
 
-    pipeline = Pipeline(settings, MemoryState(), **options)
     plan = split_scan.split_plan(
         list(paths), pipeline, input_format,
         min_bytes=split_scan.MIN_SPLIT_BYTES if min_bytes is None else min_bytes,
@@ -155,7 +154,7 @@ def _run_split(
         return None
     findings = FindingSet()
     started = time.perf_counter()
-    mappers = split_scan.start_mappers(pipeline, {"input_format": input_format, "cluster": cluster}, plan)
+    mappers = split_scan.start_mappers(pipeline, {"input_format": input_format, "cluster": reader.cluster}, plan)
     try:
         chunks = split_scan.chunk_results(mappers, plan)
         split_scan.reduce_chunks(pipeline, reader, plan, chunks, findings, progress=progress,
