@@ -446,13 +446,10 @@ def reduce_chunks(
         owner_table.extend(new_owners)
         action_table.extend(new_actions)
         next_id = next_kind = next_stamp = next_learn = 0
+        other_stages = duplicates = counted = 0
         for index, code in enumerate(codes):
-            count += 1
-            if progress is not None and count % progress_every == 0:
-                progress(count, len(findings))
-            stats.events += 1
             if code == OTHER_STAGE:
-                stats.other_stages += 1
+                other_stages += 1
                 continue
             audit_id = ids[next_id]
             next_id += 1
@@ -468,13 +465,13 @@ def reduce_chunks(
                 next_learn += 1
                 next_stamp += 1
             if audit_id and not first(cluster, audit_id, kind):
-                stats.duplicates += 1
+                duplicates += 1
                 continue
-            stats.counted += 1
-            if code != WHOLE and recorded and index in recorded:
-                for position, fact in recorded[index]:
-                    detectors[position].apply(fact, context)
+            counted += 1
             if code == LEARN:
+                if recorded and index in recorded:
+                    for position, fact in recorded[index]:
+                        detectors[position].apply(fact, context)
                 baselines.memo = None  # type: ignore[union-attr]
                 owner = owner_table[owner_id]
                 defer(owner, action_table[action_id], when)  # type: ignore[misc]
@@ -483,11 +480,21 @@ def reduce_chunks(
                         Observation(owner[0], owner[1], seconds_of(when), {}), learned[index], times=0)
             elif code == WHOLE:
                 event = _event_decoder.decode(wholes[index])
-                ordered = _ordered_detections(event, engine, context, positions, errors)
-            stateless = found.get(index) if found else None
-            if code != WHOLE and stateless is None:
+                _finish(stats, errors, add, build, found.get(index) if found else None,
+                        _ordered_detections(event, engine, context, positions, errors), audit_id)
                 continue
-            _finish(stats, errors, add, build, stateless, ordered if code == WHOLE else [], audit_id)
+            elif recorded and index in recorded:
+                for position, fact in recorded[index]:
+                    detectors[position].apply(fact, context)
+            if found and index in found:
+                _finish(stats, errors, add, build, found[index], [], audit_id)
+        stats.events += len(codes)
+        stats.other_stages += other_stages
+        stats.duplicates += duplicates
+        stats.counted += counted
+        before, count = count, count + len(codes)
+        if progress is not None and before // progress_every != count // progress_every:
+            progress(count, len(findings))
     if progress is not None:
         progress(count, len(findings))
     return count
