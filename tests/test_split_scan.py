@@ -162,6 +162,13 @@ def test_any_mixture_splits_the_same(tmp_path: Path, picks: list[int], garbage: 
     assert split == one
 
 
+def test_interned_keys_start_again_when_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(split_scan, "MAX_INTERNED", 5)
+    path = repeated_lab(tmp_path / "lab.jsonl", 2)
+    one, split = both(path)
+    assert split == one
+
+
 def test_a_failed_mapper_means_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = repeated_lab(tmp_path / "lab.jsonl", 2)
     expected = outcome(run_scan([str(path)], Settings(), pipeline_options={}, split=False))

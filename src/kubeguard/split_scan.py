@@ -68,6 +68,10 @@ MAPPERS = 2
 #: ``KUBEGUARD_SCAN_PROCESSES=1`` keeps every scan in one process (a switch for debugging and benchmarks).
 PROCESSES_ENV = "KUBEGUARD_SCAN_PROCESSES"
 
+#: Distinct (principal) owners and actions a mapper interns before it starts its tables again (memory stays
+#: bounded on a file of any size; each table entry is sent once per table).
+MAX_INTERNED = 200_000
+
 # What a mapper made of each event (one byte per event in a chunk's ``codes``).
 OTHER_STAGE, UNREADABLE, COUNT_ONLY, LEARN, WHOLE = range(5)
 
@@ -218,6 +222,10 @@ class Mapper:
 
     def map_chunk(self, stream: BinaryIO, source: str) -> tuple[Any, ...]:
         reader = self.reader
+        # The interned keys are bounded: past the limit both ends start their tables again.
+        fresh = len(self._owners) + len(self._actions) > MAX_INTERNED
+        if fresh:
+            self._owners, self._actions = {}, {}
         reader.rejects, reader.records = RejectLog(), 0
         codes = bytearray()
         ids: list[str] = []
@@ -322,8 +330,8 @@ class Mapper:
                 else:
                     codes.append(COUNT_ONLY)
         rejects = [(r.line, r.reason) for r in reader.rejects.kept]
-        return (bytes(codes), ids, kinds, stamps, owners, actions, found, wholes, recorded, learned, new_owners,
-                new_actions, reader.rejects.count, rejects, reader.records, number)
+        return (bytes(codes), ids, kinds, stamps, owners, actions, found, wholes, recorded, learned, fresh,
+                new_owners, new_actions, reader.rejects.count, rejects, reader.records, number)
 
 
 def _run_mapper(mapper: Mapper, plan: SplitPlan, first: int, write: Callable[[bytes], Any]) -> None:
@@ -434,8 +442,8 @@ def reduce_chunks(
     line_offset = 0
     count = 0
     for chunk_index, chunk in enumerate(chunks):
-        (codes, ids, kinds, stamps, owners, actions, found, wholes, recorded, learned, new_owners, new_actions,
-         reject_count, rejects, records, lines) = chunk
+        (codes, ids, kinds, stamps, owners, actions, found, wholes, recorded, learned, fresh, new_owners,
+         new_actions, reject_count, rejects, records, lines) = chunk
         for line, reason in rejects:
             reader.rejects.add(Reject(plan.source, line + line_offset, reason))
         reader.rejects.count += reject_count - len(rejects)
@@ -443,6 +451,9 @@ def reduce_chunks(
         line_offset += lines
         owner_table = owner_tables[chunk_index % MAPPERS]
         action_table = action_tables[chunk_index % MAPPERS]
+        if fresh:
+            owner_table.clear()
+            action_table.clear()
         owner_table.extend(new_owners)
         action_table.extend(new_actions)
         next_id = next_kind = next_stamp = next_learn = 0
