@@ -14,9 +14,9 @@ from the simulator's traffic with every attack (``--source sim``), then in one r
 It prints events/s for both and their ratio (> 1 means the scan is faster than bare parsing), in wall
 time and in CPU time (the CPU ratio is steadier on a shared machine; a large file is scanned by several
 processes, see ``kubeguard.split_scan``, so CPU time counts the children and the "one process" row shows
-the same scan without them; on a busy machine the split scan's wall time gains little), plus the ratio without the anomaly
-detectors, whose per-principal learning is the largest cost, the cost of kubeguard's own detections
-beyond GuardDuty: the default ones (against GuardDuty's types alone) and the opt-in audit-trail pack, and
+the same scan without them; on a busy machine the split scan's wall time gains little), plus the ratio
+without the anomaly detectors, whose per-principal learning is the largest cost, the cost of kubeguard's
+own detections beyond GuardDuty: the default ones (against GuardDuty's types alone) and the opt-in audit-trail pack, and
 the cost of ``--sigma-rules N`` user rules (default 100, from ``benchmarks/sigma_rules.py``) as the ratio
 of the full scan with and without them.
 

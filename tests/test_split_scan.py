@@ -219,7 +219,7 @@ def test_chunks_start_at_line_starts(tmp_path: Path) -> None:
     assert starts[0] == 0 and starts[-1] == len(data)
     assert starts == sorted(starts)
     assert all(start == 0 or data[start - 1 : start] == b"\n" for start in starts[:-1])
-    pieces = [data[a:b] for a, b in zip(starts, starts[1:])]
+    pieces = [data[a:b] for a, b in zip(starts, starts[1:], strict=False)]
     assert b"".join(pieces) == data
 
 

@@ -125,10 +125,7 @@ class Pipeline:
             return []
         # A connection is one occurrence across its stages, but the stage showing it established (101)
         # is never hidden behind one that does not.
-        if connect:
-            kind = "connect:101" if event.status_code == SWITCHING_PROTOCOLS else "connect"
-        else:
-            kind = stage
+        kind = ("connect:101" if event.status_code == SWITCHING_PROTOCOLS else "connect") if connect else stage
         if event.auditID and not self.recent.first(event.cluster, event.auditID, kind):
             stats.duplicates += 1
             if connect and self.later_stage_detectors:  # a rule may name the stage it wants (Sigma rules)

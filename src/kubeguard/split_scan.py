@@ -26,9 +26,11 @@ detector error counts are the one-process scan's. Stdin, gzip, other formats, se
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
+import signal
 import struct
 import sys
 from array import array
@@ -349,10 +351,8 @@ def _run_mapper(mapper: Mapper, plan: SplitPlan, first: int, write: Callable[[by
 def start_mappers(pipeline: Pipeline, reader_options: dict[str, Any], plan: SplitPlan) -> list[tuple[int, BinaryIO]]:
     """Fork the mappers; each is (pid, the read end of its pipe)."""
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
     started: list[tuple[int, BinaryIO]] = []
     for first in range(MAPPERS):
         read_end, write_end = os.pipe()
@@ -367,7 +367,7 @@ def start_mappers(pipeline: Pipeline, reader_options: dict[str, Any], plan: Spli
                 with os.fdopen(write_end, "wb") as out:
                     _run_mapper(Mapper(pipeline, EventReader(**reader_options)), plan, first, out.write)
                 status = 0
-            except BaseException:  # noqa: BLE001 - the reducer sees a short stream and scans in one process
+            except BaseException:  # noqa: BLE001, S110 - the reducer sees a short stream and scans in one process
                 pass
             finally:
                 os._exit(status)
@@ -381,10 +381,8 @@ def stop_mappers(mappers: list[tuple[int, BinaryIO]], *, kill: bool) -> bool:
     clean = True
     for pid, stream in mappers:
         if kill:
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         stream.close()
         try:
             _, status = os.waitpid(pid, 0)
