@@ -503,6 +503,10 @@ def _line_blocks(
     line number after it is yielded (as an int) so the caller's numbering stays right.
     """
     pending = first
+    #: The pieces of a line longer than a block, joined once when its end arrives (joining block by
+    #: block would copy a long line once per block).
+    held: list[bytes] = []
+    held_bytes = 0
     number = first_number - 1  # lines handed out so far
     skipping = False
     while True:
@@ -511,10 +515,20 @@ def _line_blocks(
         except STREAM_ERRORS as error:
             # A truncated or corrupt gzip: the lines before the damage stand, the rest is one reject.
             rejects.add(Reject(source, number + 1, f"unreadable input: {_reason(error)}"))
-            chunk = b""
+            if held:
+                pending = b"".join(held)
             if pending and not skipping:
                 yield [pending]
             return
+        if held and chunk and b"\n" not in chunk:
+            held.append(chunk)
+            held_bytes += len(chunk)
+            if held_bytes > MAX_RECORD_BYTES:
+                rejects.add(Reject(source, number + 1, f"line longer than {MAX_RECORD_BYTES} bytes"))
+                held, held_bytes, skipping = [], 0, True
+            continue
+        if held:
+            pending, held, held_bytes = b"".join(held), [], 0
         data = pending + chunk if pending else chunk
         if not chunk:
             if data and not skipping:
@@ -529,10 +543,12 @@ def _line_blocks(
             yield number
             data, cut, skipping = data[data.find(b"\n") + 1 :], cut - data.find(b"\n") - 1, False
         if cut == 0:
-            pending = data
-            if len(pending) > MAX_RECORD_BYTES:
+            pending = b""
+            if len(data) > MAX_RECORD_BYTES:
                 rejects.add(Reject(source, number + 1, f"line longer than {MAX_RECORD_BYTES} bytes"))
-                pending, skipping = b"", True
+                skipping = True
+            else:
+                held, held_bytes = [data], len(data)
             continue
         lines = data[: cut - 1].split(b"\n")
         pending = data[cut:]
