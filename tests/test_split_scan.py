@@ -198,6 +198,17 @@ def test_what_stays_in_one_process(tmp_path: Path) -> None:
     assert plan([str(path)], pipeline, None, min_bytes=0) is None  # history is kept in order
 
 
+def test_busy_cores_keep_an_automatic_scan_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = repeated_lab(tmp_path / "lab.jsonl", 1)
+    pipeline = Pipeline(Settings(), MemoryState())
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 2.0, 1.0))
+    assert split_scan.cores_are_busy()
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is None
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0) is not None
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.7, 2.0, 1.0))
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is not None
+
+
 def test_state_file_scans_in_one_process(tmp_path: Path) -> None:
     path = repeated_lab(tmp_path / "lab.jsonl", 1)
     state = tmp_path / "state.bin"

@@ -82,7 +82,8 @@ def run_scan(
 
     Raises FileNotFoundError / UnknownFormatError before reading. With ``history_url`` the counted events
     and the findings are also kept in that store for the console. A large file is scanned by two
-    processes (:mod:`kubeguard.split_scan`) unless ``split`` is False; True splits whatever the size.
+    processes (:mod:`kubeguard.split_scan`) when a core is idle, unless ``split`` is False; True splits
+    whatever the size and the load.
     """
     reader = EventReader(input_format=input_format, cluster=cluster)
     options = pipeline_options if pipeline_options is not None else default_pipeline_options(settings)
@@ -149,6 +150,7 @@ def _run_split(
     plan = split_scan.split_plan(
         list(paths), pipeline, input_format,
         min_bytes=split_scan.MIN_SPLIT_BYTES if min_bytes is None else min_bytes,
+        when_busy=min_bytes is not None,  # asked for explicitly: split even on a busy machine
     )
     if plan is None:
         return None
