@@ -205,6 +205,11 @@ def test_busy_cores_keep_an_automatic_scan_in_one_process(tmp_path: Path, monkey
     assert split_scan.cores_are_busy()
     assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is None
     assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0) is not None
+    monkeypatch.setenv(split_scan.PROCESSES_ENV, "split")
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is not None
+    monkeypatch.setenv(split_scan.PROCESSES_ENV, "1")
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0) is None
+    monkeypatch.delenv(split_scan.PROCESSES_ENV)
     monkeypatch.setattr(os, "getloadavg", lambda: (0.7, 2.0, 1.0))
     assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is not None
 

@@ -67,7 +67,8 @@ CHUNK_BYTES = 1024 * 1024
 #: Decoding processes. With the reducer that makes one more process than a two-core machine has cores;
 #: the mappers block on their pipes whenever the reducer falls behind, so the three share the cores.
 MAPPERS = 2
-#: ``KUBEGUARD_SCAN_PROCESSES=1`` keeps every scan in one process (a switch for debugging and benchmarks).
+#: ``KUBEGUARD_SCAN_PROCESSES=1`` keeps every scan in one process; ``=split`` splits a large file even when
+#: no core is idle (switches for debugging and benchmarks).
 PROCESSES_ENV = "KUBEGUARD_SCAN_PROCESSES"
 
 #: Distinct (principal) owners and actions a mapper interns before it starts its tables again (memory stays
@@ -121,7 +122,7 @@ def split_plan(
     :func:`cores_are_busy`)."""
     if not hasattr(os, "fork") or os.environ.get(PROCESSES_ENV) == "1" or usable_cores() < 2:
         return None
-    if not when_busy and cores_are_busy():
+    if not when_busy and os.environ.get(PROCESSES_ENV) != "split" and cores_are_busy():
         return None
     if pipeline.observers or pipeline.later_stage_detectors or len(paths) != 1 or paths[0] == "-":
         return None
