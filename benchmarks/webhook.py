@@ -184,6 +184,19 @@ def finding_latencies(db_url: str, started: dict[str, float]) -> list[float]:
     return latencies
 
 
+def group_sizes(url: str) -> str:
+    """The mean number of batches per spool commit so far, from the server's metrics (group commit)."""
+    totals = {}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        for name in ("kubeguard_spool_commit_batches_sum", "kubeguard_spool_commit_batches_count"):
+            if line.startswith(name + " "):
+                totals[name] = float(line.split()[1])
+    if len(totals) < 2 or not totals["kubeguard_spool_commit_batches_count"]:
+        return "one per batch (no group commit)"
+    commits = totals["kubeguard_spool_commit_batches_count"]
+    return f"{totals['kubeguard_spool_commit_batches_sum'] / commits:.2f} batches per commit ({commits:.0f} commits)"
+
+
 def postgres_url() -> str | None:
     """A fresh schema in the test PostgreSQL, or None when it is unreachable."""
     import uuid
@@ -268,6 +281,8 @@ def main() -> None:
                     f"kubeguard serve, {name}: {best[name]:,.0f} events/s acknowledged; ratio to echo {ratio:.2f}; "
                     f"{drained[name]:,.0f} events/s through detection"
                 )
+            for name, (_, server) in stores.items():
+                print(f"spool commits, {name}: {group_sizes(server.url)}")
             for name, (db_url, server) in stores.items():
                 for label, pace in (
                     ("the ingest rate", best[name]),

@@ -41,7 +41,8 @@ async def _wait_entered(spool: GatedSpool) -> None:
 
 def test_batches_arriving_during_a_commit_share_the_next_one():
     spool = GatedSpool()
-    committer = GroupCommitter(spool)
+    sizes: list[int] = []
+    committer = GroupCommitter(spool, observe=sizes.append)
 
     async def scenario() -> list[int]:
         first = asyncio.create_task(committer.append("c", b"first", 1))
@@ -54,7 +55,7 @@ def test_batches_arriving_during_a_commit_share_the_next_one():
     ids = asyncio.run(scenario())
     assert spool.commits == [[b"first"], [b"b0", b"b1", b"b2", b"b3", b"b4"]]
     assert ids == [1, 2, 3, 4, 5, 6]
-    assert (committer.groups, committer.batches) == (2, 6)
+    assert (committer.groups, committer.batches, sizes) == (2, 6, [1, 5])
 
 
 def test_a_failed_commit_fails_every_request_of_its_group_and_only_those():

@@ -71,6 +71,8 @@ def test_concurrent_batches_are_each_stored_and_detected_exactly_once(server, db
         done_marks = conn.execute(select(func.count()).select_from(schema.batches)).scalar_one()
     engine.dispose()
     assert done_marks == 24  # one detection transaction per batch, grouped or not
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert "kubeguard_spool_commit_batches_sum 24.0" in metrics  # every batch went through a group commit
 
 
 @contextmanager

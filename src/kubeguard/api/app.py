@@ -145,7 +145,7 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     )
     context.wake_drainer = drainer.wake
     context.drainer_alive = drainer.alive
-    context.committer = GroupCommitter(context.spool)
+    context.committer = GroupCommitter(context.spool, observe=metrics.spool_commit_batches.observe)
     context.backlog = Backlog(
         context.spool, max_events=options.max_backlog_events, max_bytes=options.max_backlog_bytes
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -49,8 +50,17 @@ class _Waiting:
 class GroupCommitter:
     """Append batches to the spool, many requests per transaction; one commit in flight at a time."""
 
-    def __init__(self, spool: Spool, *, max_events: int = MAX_GROUP_EVENTS, max_bytes: int = MAX_GROUP_BYTES) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        *,
+        max_events: int = MAX_GROUP_EVENTS,
+        max_bytes: int = MAX_GROUP_BYTES,
+        observe: Callable[[int], None] | None = None,
+    ) -> None:
         self._spool = spool
+        #: Told the number of batches of every successful commit (the group-size histogram).
+        self._observe = observe
         self.max_events = max_events
         self.max_bytes = max_bytes
         self._queue: deque[_Waiting] = deque()
@@ -91,6 +101,8 @@ class GroupCommitter:
                 continue
             self.groups += 1
             self.batches += len(group)
+            if self._observe is not None:
+                self._observe(len(group))
             for waiting, spool_id in zip(group, ids, strict=True):
                 if not waiting.done.done():
                     waiting.done.set_result(spool_id)
