@@ -284,9 +284,15 @@ def _is_empty(conn: Connection) -> bool:
     return not inspect(conn).get_table_names()
 
 
+#: Migrations whose whole effect is tables, columns and indexes of the current metadata, which a new store
+#: gets from ``create_all``. Every other migration (any new one, unless added here) also runs on a new store.
+_COVERED_BY_CREATE_ALL = frozenset(range(1, 11))
+
+
 def _create_fresh(conn: Connection) -> int:
-    """Create a new store at the latest version at once: every table as the migrations leave it, no step
-    checking for what is there (a fresh SQLite store took most of a one-event ``scan --db`` run)."""
+    """Create a new store at the latest version at once: every table as the migrations leave it, without
+    the steps that check for what is there (a fresh SQLite store took most of a one-event ``scan --db``
+    run), then the migrations that do more than create tables."""
     from kubeguard.graph.schema import metadata as graph_metadata
 
     if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
@@ -295,6 +301,9 @@ def _create_fresh(conn: Connection) -> int:
         conn.exec_driver_sql("BEGIN")
     schema.metadata.create_all(conn, checkfirst=False)
     graph_metadata.create_all(conn, checkfirst=False)
+    for number, step in MIGRATIONS:
+        if number not in _COVERED_BY_CREATE_ALL:
+            step(conn)
     applied = now_ms()
     conn.execute(
         schema.schema_version.insert(), [{"version": number, "applied_at_ms": applied} for number, _ in MIGRATIONS]
