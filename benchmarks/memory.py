@@ -13,8 +13,9 @@ The input is the real kube-apiserver log in ``examples/`` replayed as a growing 
 The file is written as a stream and extended in place from one size to the next (nothing of it is held in
 memory), and each size is scanned by a fresh ``kubeguard scan`` process. Two peaks are reported: the
 kernel's ``ru_maxrss`` from ``wait4`` (the largest single process: the scan, or one of the processes it
-forked and reaped), and the largest sum of the resident sets of the scan and all its descendants, sampled
-from ``/proc`` every 0.2 s (what a scan that uses several processes costs the machine). The table shows
+forked and reaped), and the largest sum of the proportional set sizes (PSS: pages shared after a fork
+counted once) of the scan and all its descendants, sampled from ``/proc`` every 0.2 s (what a scan that
+uses several processes costs the machine). The table shows
 them per size with their ratio to the smallest size and to the scan of a one-event file (the interpreter
 and imports), so a bounded scan reads as a flat column whatever the size. The file is deleted at the end.
 
@@ -125,8 +126,22 @@ def extend(path: Path, replay: Replay, target_bytes: int, first_epoch: int) -> t
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+def resident_bytes(pid: int) -> int:
+    """The proportional set size of ``pid`` (its resident set where the kernel has no smaps_rollup)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except OSError:
+        return 0  # it has exited
+
+
 def tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and every process descending from it, now."""
+    """Resident bytes (PSS) of ``root`` and every process descending from it, now."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -140,13 +155,7 @@ def tree_rss(root: int) -> int:
         more = {pid for pid, parent in parents.items() if parent in family} - family
         family |= more
         grew = bool(more)
-    total = 0
-    for pid in family:
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-        except OSError:
-            continue
-    return total
+    return sum(resident_bytes(pid) for pid in family)
 
 
 def scan_peak(path: Path) -> tuple[float, int, int]:
@@ -203,7 +212,7 @@ def main() -> None:
             seconds, peak, tree = scan_peak(path)
             rows.append((size, events, epoch, seconds, peak, tree))
             print(f"  {size:g} GiB scanned: {events:,} events in {seconds:.0f} s, peak RSS {peak / 2**20:.0f} MiB "
-                  f"(process tree {tree / 2**20:.0f} MiB)", file=sys.stderr, flush=True)
+                  f"(process tree PSS {tree / 2**20:.0f} MiB)", file=sys.stderr, flush=True)
     finally:
         one.unlink(missing_ok=True)
         if not args.keep:
@@ -212,7 +221,7 @@ def main() -> None:
     days = args.step / 86400
     print(f"peak RSS of a one-event scan (interpreter, imports): {floor / 2**20:.0f} MiB")
     print(f"{'size':>8} {'events':>11} {'event days':>10} {'people':>7} {'seconds':>8} {'peak RSS':>10} "
-          f"{'× smallest':>10} {'× one-event':>11} {'tree RSS':>10} {'× smallest':>10}")
+          f"{'× smallest':>10} {'× one-event':>11} {'tree PSS':>10} {'× smallest':>10}")
     for size, count, epochs, seconds, peak, tree in rows:
         people = len(HUMANS) * -(-epochs // args.principal_life)
         print(f"{size:6g} G {count:11,} {epochs * days:10.1f} {people:7,} {seconds:8.0f} {peak / 2**20:6.0f} MiB "
