@@ -158,9 +158,10 @@ def tree_rss(root: int) -> int:
     return sum(resident_bytes(pid) for pid in family)
 
 
-def scan_peak(path: Path) -> tuple[float, int, int]:
-    """Wall seconds, largest single-process RSS and largest sampled process-tree RSS (bytes) of one scan."""
-    argv = [sys.executable, "-m", "kubeguard.cli", "scan", str(path), "--format", "jsonl", "--output", os.devnull,
+def scan_peak(path: Path, findings: Path) -> tuple[float, int, int]:
+    """Wall seconds, largest single-process RSS and largest sampled process-tree RSS (bytes) of one scan,
+    which writes its findings (the output it holds until the end, one JSON line each) to ``findings``."""
+    argv = [sys.executable, "-m", "kubeguard.cli", "scan", str(path), "--format", "jsonl", "--output", str(findings),
             "--quiet", "--no-default-feeds"]
     started = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
@@ -201,30 +202,35 @@ def main() -> None:
     replay = Replay(args.step, args.principal_life)
     path = args.dir / f"memory-bench-{os.getpid()}.jsonl"
     one = args.dir / f"memory-bench-{os.getpid()}-one.jsonl"
+    found = args.dir / f"memory-bench-{os.getpid()}-findings.jsonl"
     one.write_bytes(replay.epoch(0).split(b"\n", 1)[0] + b"\n")
     rows = []
     try:
-        _, floor, _ = scan_peak(one)
+        _, floor, _ = scan_peak(one, found)
         epoch = events = 0
         for size in sizes:
             epoch, added = extend(path, replay, int(size * GIB), epoch)
             events += added
-            seconds, peak, tree = scan_peak(path)
-            rows.append((size, events, epoch, seconds, peak, tree))
-            print(f"  {size:g} GiB scanned: {events:,} events in {seconds:.0f} s, peak RSS {peak / 2**20:.0f} MiB "
-                  f"(process tree PSS {tree / 2**20:.0f} MiB)", file=sys.stderr, flush=True)
+            seconds, peak, tree = scan_peak(path, found)
+            with found.open("rb") as lines:
+                findings = sum(1 for _ in lines)
+            rows.append((size, events, epoch, seconds, peak, tree, findings))
+            print(f"  {size:g} GiB scanned: {events:,} events in {seconds:.0f} s, {findings:,} findings, peak RSS "
+                  f"{peak / 2**20:.0f} MiB (process tree PSS {tree / 2**20:.0f} MiB)", file=sys.stderr, flush=True)
     finally:
         one.unlink(missing_ok=True)
+        found.unlink(missing_ok=True)
         if not args.keep:
             path.unlink(missing_ok=True)
     smallest, smallest_tree = rows[0][4], rows[0][5]
     days = args.step / 86400
     print(f"peak RSS of a one-event scan (interpreter, imports): {floor / 2**20:.0f} MiB")
-    print(f"{'size':>8} {'events':>11} {'event days':>10} {'people':>7} {'seconds':>8} {'peak RSS':>10} "
-          f"{'× smallest':>10} {'× one-event':>11} {'tree PSS':>10} {'× smallest':>10}")
-    for size, count, epochs, seconds, peak, tree in rows:
+    print(f"{'size':>8} {'events':>11} {'event days':>10} {'people':>7} {'findings':>8} {'seconds':>8} "
+          f"{'peak RSS':>10} {'× smallest':>10} {'× one-event':>11} {'tree PSS':>10} {'× smallest':>10}")
+    for size, count, epochs, seconds, peak, tree, findings in rows:
         people = len(HUMANS) * -(-epochs // args.principal_life)
-        print(f"{size:6g} G {count:11,} {epochs * days:10.1f} {people:7,} {seconds:8.0f} {peak / 2**20:6.0f} MiB "
+        print(f"{size:6g} G {count:11,} {epochs * days:10.1f} {people:7,} {findings:8,} {seconds:8.0f} "
+              f"{peak / 2**20:6.0f} MiB "
               f"{peak / smallest:10.2f} {peak / floor:11.2f} {tree / 2**20:6.0f} MiB {tree / smallest_tree:10.2f}")
 
 
