@@ -198,6 +198,17 @@ def _add_bus_failures(conn: Connection) -> None:
     schema.batch_failures.create(conn, checkfirst=True)
 
 
+def _add_finding_counts(conn: Connection) -> None:
+    """Version 11: finding text sorted by code point on PostgreSQL, and the pre-aggregated finding counts."""
+    from kubeguard.store import finding_counts
+    from kubeguard.store.finding_migration import sort_text_by_code_point
+
+    sort_text_by_code_point(conn)
+    schema.finding_counts.create(conn, checkfirst=True)
+    schema.finding_day_counts.create(conn, checkfirst=True)
+    finding_counts.install(conn)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
@@ -210,6 +221,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (8, _add_query_columns),
     (9, _add_activity_store),
     (10, _add_bus_failures),
+    (11, _add_finding_counts),
 )
 
 
