@@ -53,7 +53,7 @@ def findings(draw: Any, index: int) -> dict[str, Any]:
 steps = st.lists(
     st.tuples(
         st.integers(0, 11),
-        st.sampled_from(["archive", "unarchive", "merge", "retype", "earlier", "delete", "reinsert"]),
+        st.sampled_from(["archive", "unarchive", "feedback", "merge", "retype", "earlier", "delete", "reinsert"]),
         st.sampled_from([2.0, 5.0, 8.0]),
     ),
     max_size=12,
@@ -77,7 +77,8 @@ def _expected(stored: dict[str, dict[str, Any]]) -> dict[str, dict[tuple[Any, ..
             account is not None,
             account or "",
         )
-        day = (service["detectorId"], bool(service["archived"]), float(finding["severity"]), updated // DAY_MS)
+        cluster = finding["resource"]["eksClusterDetails"]["name"]
+        day = (service["detectorId"], bool(service["archived"]), float(finding["severity"]), cluster, updated // DAY_MS)
         for table, key in ((cells, cell), (days, day)):
             entry = table.setdefault(key, [0, 0])
             entry[0] += 1
@@ -95,7 +96,7 @@ def _stored_cells(conn: Any) -> dict[str, dict[tuple[Any, ...], tuple[int, int]]
         key = (row.detector_id, bool(row.archived), row.type, row.severity, row.cluster, bool(row.has_account))
         result["cells"][(*key, row.account_id)] = (row.findings, row.last_updated_ms)
     for row in conn.execute(select(days)):
-        key = (row.detector_id, bool(row.archived), row.severity, row.day)
+        key = (row.detector_id, bool(row.archived), row.severity, row.cluster, row.day)
         result["days"][key] = (row.findings, row.last_updated_ms)
     return result
 
@@ -111,6 +112,11 @@ def _apply(conn: Any, stored: dict[str, dict[str, Any]], index: int, action: str
         flag = action == "archive"
         finding_store.set_flag(conn, detector, [finding["id"]], lambda service: service.__setitem__("archived", flag))
         finding["service"] = {**finding["service"], "archived": flag}
+    elif action == "feedback":  # changes the body only: no cell moves
+        finding_store.set_flag(
+            conn, detector, [finding["id"]], lambda service: service.__setitem__("userFeedback", "USEFUL")
+        )
+        finding["service"] = {**finding["service"], "userFeedback": "USEFUL"}
     elif action == "merge":  # a later occurrence: the recorder's upsert folds it in
         later = _iso(epoch_ms(finding["updatedAt"]) + 7)
         occurrence = {**finding, "updatedAt": later, "severity": value}

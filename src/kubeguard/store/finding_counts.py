@@ -2,7 +2,7 @@
 
 GetFindingsStatistics groups every finding of a detector; even with covering indexes a GROUP BY over a
 million rows reads a million index entries. The cells of ``kg_finding_counts`` (detector, archived, type,
-severity, cluster, account) and ``kg_finding_day_counts`` (detector, archived, severity, day) hold each
+severity, cluster, account) and ``kg_finding_day_counts`` (detector, archived, severity, cluster, day) hold each
 combination's number of findings and latest ``updated_at_ms``; statistics whose criterion touches only
 those fields read the cells instead (:mod:`kubeguard.store.finding_statistics`).
 
@@ -72,6 +72,7 @@ AGGREGATES = (
             ("detector_id", "{r}.detector_id"),
             ("archived", "{r}.archived"),
             ("severity", "{r}.severity"),
+            ("cluster", "{r}.cluster"),
             ("day", f"({{r}}.updated_at_ms / {DAY_MS})"),
         ),
         # Integer division truncates toward zero, so the day's rows lie within a day either side.
@@ -92,6 +93,13 @@ def install(conn: Connection) -> None:
     rebuild(conn)
 
 
+def uninstall(conn: Connection) -> None:
+    """Drop the triggers (a bulk load then calls :func:`install`, which recounts once at the end)."""
+    for name in _TRIGGERS:
+        on_table = " ON kg_findings" if conn.dialect.name == "postgresql" else ""
+        conn.execute(text(f"DROP TRIGGER IF EXISTS {name}{on_table}"))
+
+
 def rebuild(conn: Connection) -> None:
     """Recount every cell from ``kg_findings`` (one GROUP BY per table)."""
     for aggregate in AGGREGATES:
@@ -108,7 +116,7 @@ def rebuild(conn: Connection) -> None:
 
 # SQLite: a row trigger per operation; an update moves the finding out of its old cell and into its new.
 
-_SQLITE_TRIGGERS = ("kg_findings_counted_insert", "kg_findings_counted_delete", "kg_findings_counted_update")
+_TRIGGERS = ("kg_findings_counted_insert", "kg_findings_counted_delete", "kg_findings_counted_update")
 
 
 def _sqlite_add(aggregate: Aggregate) -> str:
@@ -137,8 +145,7 @@ def _sqlite_remove(aggregate: Aggregate) -> str:
 
 
 def _install_sqlite(conn: Connection) -> None:
-    for name in _SQLITE_TRIGGERS:
-        conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+    uninstall(conn)
     add = " ".join(_sqlite_add(a) for a in AGGREGATES)
     remove = " ".join(_sqlite_remove(a) for a in AGGREGATES)
     changed = " OR ".join(f"OLD.{column} IS NOT NEW.{column}" for column in _WATCHED)
@@ -195,6 +202,13 @@ def _pg_statements(aggregate: Aggregate, sources: tuple[tuple[str, int], ...]) -
     return " ".join(statements)
 
 
+def _pg_unchanged() -> str:
+    """True when an update moved no finding between cells and changed no latest update (feedback, counts)."""
+    differs = " OR ".join(f"o.{column} IS DISTINCT FROM n.{column}" for column in _WATCHED)
+    # An old row with no new row of its id (the id itself was changed) counts as a change.
+    return f"NOT EXISTS (SELECT 1 FROM old_rows o LEFT JOIN new_rows n ON n.id = o.id WHERE n.id IS NULL OR {differs})"
+
+
 def _install_postgresql(conn: Connection) -> None:
     inserted = (("new_rows", 1),)
     deleted = (("old_rows", -1),)
@@ -204,18 +218,19 @@ def _install_postgresql(conn: Connection) -> None:
         + " ".join(_pg_statements(a, inserted) for a in AGGREGATES)
         + " ELSIF TG_OP = 'DELETE' THEN "
         + " ".join(_pg_statements(a, deleted) for a in AGGREGATES)
+        + f" ELSIF {_pg_unchanged()} THEN NULL;"
         + " ELSE "
         + " ".join(_pg_statements(a, updated) for a in AGGREGATES)
         + " END IF; RETURN NULL; END"
     )
     conn.execute(text(f"CREATE OR REPLACE FUNCTION {_PG_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ {body} $$"))
+    uninstall(conn)
     for operation, referencing in (
         ("INSERT", "NEW TABLE AS new_rows"),
         ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
         ("DELETE", "OLD TABLE AS old_rows"),
     ):
         name = f"kg_findings_counted_{operation.lower()}"
-        conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON kg_findings"))
         conn.execute(
             text(
                 f"CREATE TRIGGER {name} AFTER {operation} ON kg_findings REFERENCING {referencing} "

@@ -1,7 +1,7 @@
 """GetFindingsStatistics aggregated in SQL: from the pre-aggregated cells, else GROUP BY over the findings.
 
-A criterion that only names fields the cells keep (archived, severity, type, cluster and account; archived
-and severity for groupBy DATE) is answered from ``kg_finding_counts`` / ``kg_finding_day_counts``
+A criterion that only names fields the cells keep (archived, severity, type, cluster and account; archived,
+severity and cluster for groupBy DATE) is answered from ``kg_finding_counts`` / ``kg_finding_day_counts``
 (:mod:`kubeguard.store.finding_counts`): thousands of cells instead of every finding. Any other criterion
 groups the matching findings through their indexed columns.
 
@@ -43,6 +43,7 @@ _DAY_FIELDS = {
     for spec in (
         FieldColumn("service.archived", _days.c.archived, "bool"),
         FieldColumn("severity", _days.c.severity, "number"),
+        FieldColumn("resource.eksClusterDetails.name", _days.c.cluster, "text"),
     )
 }
 #: What each ``groupBy`` groups the cells on (``account_id`` is already '' for a finding without one).

@@ -96,9 +96,13 @@ findings = Table(
             ("severity", ("severity", "id")),
             ("severity_updated", ("severity", "updated_at_ms")),
             ("count", ("count", "id")),
-            ("type", ("type", "updated_at_ms", "severity")),
+            # Version 11: type and account lead to the id, so a keyset page sorted by them is a range scan
+            # (grouping still reads only the index); the cluster keeps its updated_at_ms order, which the
+            # count triggers and the RESOURCE account probe use, and gets a sort index of its own.
+            ("type_id", ("type", "id", "updated_at_ms", "severity")),
             ("cluster", ("cluster", "updated_at_ms", "severity")),
-            ("account", ("account_id", "updated_at_ms", "severity")),
+            ("cluster_id", ("cluster", "id")),
+            ("account_id", ("account_id", "id", "updated_at_ms", "severity")),
             ("archived", ("archived", "updated_at_ms", "id")),
             ("username", ("username", "id")),
             ("namespace", ("namespace", "id")),
@@ -137,13 +141,15 @@ finding_counts = Table(
     Column("last_updated_ms", BigInteger, nullable=False),
 )
 
-#: The same per day of ``updatedAt`` (``updated_at_ms / 86400000``), for groupBy DATE.
+#: The same per day of ``updatedAt`` (``updated_at_ms / 86400000``), for groupBy DATE. The cluster is in
+#: the key so that workers of different partitions (clusters) never wait on each other's cells.
 finding_day_counts = Table(
     "kg_finding_day_counts",
     metadata,
     Column("detector_id", String(32), primary_key=True),
     Column("archived", Boolean, primary_key=True),
     Column("severity", Float, primary_key=True),
+    Column("cluster", _sorted_text(255), primary_key=True),
     Column("day", BigInteger, primary_key=True),
     Column("findings", BigInteger, nullable=False),
     Column("last_updated_ms", BigInteger, nullable=False),
