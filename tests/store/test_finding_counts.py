@@ -270,3 +270,24 @@ def _plain(kind: Any) -> Any:
     from sqlalchemy import String
 
     return String(kind.length) if isinstance(kind, String) else kind
+
+
+def test_a_store_made_by_create_all_alone_keeps_its_counts(tmp_path):
+    """However a new store is made (a migration, or every table created at once), the triggers come with it."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    schema.metadata.create_all(engine)
+    finding = {
+        "id": "f1",
+        "type": TYPES[0],
+        "severity": 5.0,
+        "createdAt": _iso(BASE_MS),
+        "updatedAt": _iso(BASE_MS),
+        "resource": {"eksClusterDetails": {"name": "prod"}},
+        "service": {"detectorId": DETECTOR, "archived": False, "count": 1, "eventLastSeen": _iso(BASE_MS)},
+    }
+    with engine.begin() as conn:
+        finding_store.write_many(conn, [finding], [])
+        assert _stored_cells(conn) == _expected({"f1": finding})
+    engine.dispose()

@@ -24,6 +24,7 @@ changes in key order, so two transactions never wait on each other's cells in op
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -91,6 +92,12 @@ def install(conn: Connection) -> None:
     else:
         _install_sqlite(conn)
     rebuild(conn)
+
+
+def on_metadata_create(_metadata: Any, conn: Connection, **_kw: Any) -> None:
+    """``after_create`` hook of the store's metadata: a store made by ``create_all`` (however it is made)
+    gets its triggers with its tables, so its counts are kept from the first finding."""
+    install(conn)
 
 
 def uninstall(conn: Connection) -> None:

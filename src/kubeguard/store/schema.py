@@ -22,9 +22,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
     false,
     func,
 )
+
+from kubeguard.store.finding_counts import on_metadata_create as _install_count_triggers
 
 metadata = MetaData()
 
@@ -356,3 +359,8 @@ batch_failures = Table(
     #: Null while the batch is still being retried; set when it went to the dead-letter subject.
     Column("dead_at_ms", BigInteger, index=True),
 )
+
+
+#: However a store's tables are made (migration 1, or a new store created at once), the count triggers
+#: come with them.
+event.listen(metadata, "after_create", _install_count_triggers)
