@@ -200,12 +200,12 @@ def _add_bus_failures(conn: Connection) -> None:
 
 def _add_finding_counts(conn: Connection) -> None:
     """Version 11: finding text sorted by code point on PostgreSQL, sort indexes for type, account and
-    cluster, and the pre-aggregated finding counts."""
+    cluster, a covering updatedAt index on PostgreSQL, and the pre-aggregated finding counts."""
     from kubeguard.store import finding_counts
     from kubeguard.store.finding_migration import sort_text_by_code_point
 
     sort_text_by_code_point(conn)
-    for replaced in ("ix_kg_findings_q_type", "ix_kg_findings_q_account"):
+    for replaced in ("ix_kg_findings_q_type", "ix_kg_findings_q_account", "ix_kg_findings_detector_updated"):
         conn.execute(text(f"DROP INDEX IF EXISTS {replaced}"))
     for index in schema.findings.indexes:
         index.create(conn, checkfirst=True)
