@@ -6,6 +6,7 @@ The work is split from the CLI so that tests and the benchmark can call it direc
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,7 @@ class ScanResult:
 
 
 ProgressHook = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 
 def load_intel(settings: Settings) -> IntelIndex | None:
@@ -74,16 +76,27 @@ def run_scan(
     progress_every: int = 5000,
     events: Iterable[AuditEvent] | None = None,
     history_url: str | None = None,
+    split: bool | None = None,
 ) -> ScanResult:
     """Scan ``paths`` ("-" is stdin), then ``events`` (a live source's reader, for ``scan --source``).
 
     Raises FileNotFoundError / UnknownFormatError before reading. With ``history_url`` the counted events
-    and the findings are also kept in that store for the console.
+    and the findings are also kept in that store for the console. A large file is scanned by two
+    processes (:mod:`kubeguard.split_scan`) when a core is idle, unless ``split`` is False; True splits
+    whatever the size and the load.
     """
     reader = EventReader(input_format=input_format, cluster=cluster)
-    state = MemoryState.load(state_path) if state_path else MemoryState()
     options = pipeline_options if pipeline_options is not None else default_pipeline_options(settings)
+    state = MemoryState.load(state_path) if state_path else MemoryState()
     pipeline = Pipeline(settings, state, **options)
+    if split is not False and state_path is None and events is None and history_url is None:
+        result = _run_split(paths, pipeline, reader, input_format, progress, progress_every,
+                            min_bytes=0 if split else None)
+        if result is not None:
+            return result
+        reader = EventReader(input_format=input_format, cluster=cluster)
+        if pipeline.stats.events:  # the split started and failed: start again from nothing
+            pipeline = Pipeline(settings, MemoryState(), **options)
     history = None
     if history_url:
         from kubeguard.graph.history import ScanHistory
@@ -94,7 +107,8 @@ def run_scan(
     started = time.perf_counter()
     count = 0
     process, add = pipeline.process_event, findings.add
-    for event in itertools.chain(reader.read_paths(paths), events or ()):
+    batches = itertools.chain(reader.read_path_batches(paths), (events or (),))
+    for event in itertools.chain.from_iterable(batches):
         found = process(event)
         if found:
             for finding in found:
@@ -109,6 +123,54 @@ def run_scan(
         state.save(state_path)
     if history is not None:
         history.finish(findings.values())
+    return ScanResult(
+        findings=with_sequences(findings.values()),
+        stats=pipeline.stats,
+        records=reader.records,
+        rejected=reader.rejects.count,
+        rejects=list(reader.rejects.kept),
+        seconds=time.perf_counter() - started,
+        detector_errors=dict(pipeline.engine.errors),
+    )
+
+
+def _run_split(
+    paths: Sequence[str],
+    pipeline: Pipeline,
+    reader: EventReader,
+    input_format: str | None,
+    progress: ProgressHook | None,
+    progress_every: int,
+    *,
+    min_bytes: int | None,
+) -> ScanResult | None:
+    """The scan on every core (see :mod:`kubeguard.split_scan`); None when it must run in one process."""
+    from kubeguard import split_scan
+
+    plan = split_scan.split_plan(
+        list(paths), pipeline, input_format,
+        min_bytes=split_scan.MIN_SPLIT_BYTES if min_bytes is None else min_bytes,
+        when_busy=min_bytes is not None,  # asked for explicitly: split even on a busy machine
+    )
+    if plan is None:
+        return None
+    findings = FindingSet()
+    started = time.perf_counter()
+    mappers = split_scan.start_mappers(pipeline, {"input_format": input_format, "cluster": reader.cluster}, plan)
+    try:
+        chunks = split_scan.chunk_results(mappers, plan)
+        split_scan.reduce_chunks(pipeline, reader, plan, chunks, findings, progress=progress,
+                                 progress_every=progress_every)
+    except split_scan.MapperFailed as error:
+        split_scan.stop_mappers(mappers, kill=True)
+        log.warning("split scan failed (%s); scanning again in one process", error)
+        return None
+    except BaseException:
+        split_scan.stop_mappers(mappers, kill=True)
+        raise
+    if not split_scan.stop_mappers(mappers, kill=False):
+        log.warning("a scan process failed; scanning again in one process")
+        return None
     return ScanResult(
         findings=with_sequences(findings.values()),
         stats=pipeline.stats,

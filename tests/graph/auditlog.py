@@ -22,8 +22,9 @@ def event(
     body: dict[str, Any] | None = None,
     stage: str = "ResponseComplete",
     day: str = "2026-11-20",
+    cluster: str = "lab",
 ):
-    """One audit event at ``day`` ``clock`` (HH:MM, UTC) in cluster ``lab``."""
+    """One audit event at ``day`` ``clock`` (HH:MM, UTC) in ``cluster``."""
     path = f"/api/v1/namespaces/{namespace}/{resource}" if namespace else f"/api/v1/{resource}"
     if name:
         path += f"/{name}"
@@ -47,4 +48,4 @@ def event(
     if body is not None:
         document["requestObject"] = body
         document["responseObject"] = body
-    return build_event(document, cluster="lab")
+    return build_event(document, cluster=cluster)

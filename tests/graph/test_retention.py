@@ -19,9 +19,9 @@ def _store(engine, events):
         recorder.flush(conn)
 
 
-def _call(day: str, clock: str, user: str):
+def _call(day: str, clock: str, user: str, cluster: str = "lab"):
     return event(clock, user=user, ip="203.0.113.5", agent="kubectl", verb="get", resource="pods",
-                 namespace="dev", code=200, day=day)
+                 namespace="dev", code=200, day=day, cluster=cluster)
 
 
 def test_age_is_measured_from_the_newest_activity(engine):
@@ -35,6 +35,23 @@ def test_age_is_measured_from_the_newest_activity(engine):
         assert conn.execute(select(func.sum(tables.activity.c["count"]))).scalar() == 2
         pairs = conn.execute(select(tables.first_seen.c.subject).distinct()).scalars().all()
     assert pruned.activity == 1 and pairs == ["new-user"]
+
+
+def test_age_is_measured_per_cluster(engine):
+    """Last January's logs of one cluster, imported beside another cluster's of today, are kept; within
+    the January cluster the activity older than its own 90 days still goes."""
+    _store(engine, [_call("2025-09-01", "10:00", "gone", "archive"), _call("2026-01-10", "10:00", "erin", "archive"),
+                    _call("2026-11-27", "10:00", "admin", "lab")])
+    with engine.begin() as conn:
+        pruned = prune(conn, Retention(days=90))
+    with engine.connect() as conn:
+        assert queries.entity(conn, kinds.SUBJECT, "erin")["events"] == 1
+        assert queries.entity(conn, kinds.SUBJECT, "admin")["events"] == 1
+        assert queries.entity(conn, kinds.SUBJECT, "gone") is None
+        kept = conn.execute(select(tables.activity.c.cluster, tables.activity.c.subject)
+                            .order_by(tables.activity.c.subject)).all()
+    assert pruned.activity == 1
+    assert [tuple(row) for row in kept] == [("lab", "admin"), ("archive", "erin")]
 
 
 def test_the_row_budget_drops_the_oldest_hours_first(engine):

@@ -105,6 +105,9 @@ def test_breakdown_and_drilldown(engine):
     assert calls["list secrets"] == (2, 2)
     assert calls["get secrets"] == (1, 0)
     assert {row["value"]: row["count"] for row in breakdown["ips"]} == {"203.0.113.5": 5, "198.51.100.7": 2}
+    # Namespaces are named by their entity key, cluster/namespace: two clusters' "dev" are two rows.
+    assert {row["value"] for row in breakdown["namespaces"]} == {"lab/dev"}
+    assert {row["value"] for row in breakdown["clusters"]} == {"lab"}
     assert {row["value"] for row in by_ip["subjects"]} == {"alice"}
     [alice] = tree
     new_address = next(ip for ip in alice["ips"] if ip["ip"] == "198.51.100.7")

@@ -223,7 +223,7 @@ def test_removing_a_detector_removes_its_cells_only(engine):
 
 
 def test_an_existing_store_gets_its_cells_counted_on_upgrade(engine):
-    """Upgrade from version 10: the counts are built from the findings already stored, then kept."""
+    """Upgrade from version 11: the counts are built from the findings already stored, then kept."""
     finding = {
         "id": "f1",
         "type": TYPES[1],
@@ -238,7 +238,7 @@ def test_an_existing_store_gets_its_cells_counted_on_upgrade(engine):
         schema.findings.drop(conn)  # drops the triggers with it, as a version-10 store has none
         for table in (schema.finding_counts, schema.finding_day_counts):
             table.drop(conn)
-        # A version-10 table: text columns without the code-point collation that version 11 adds.
+        # A version-11 table: text columns without the code-point collation that version 12 adds.
         plain = Table(
             schema.findings.name,
             MetaData(),
@@ -249,7 +249,7 @@ def test_an_existing_store_gets_its_cells_counted_on_upgrade(engine):
         )
         plain.create(conn)
         conn.execute(insert(plain).values(**finding_store.row_values(finding)))
-        conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 10))
+        conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 11))
     assert migrate(engine) == MIGRATIONS[-1][0]
     with engine.begin() as conn:
         assert _stored_cells(conn) == _expected({"f1": finding})

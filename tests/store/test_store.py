@@ -6,7 +6,9 @@ import copy
 import threading
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from kubeguard.audit.decode import decode_bytes
 from kubeguard.config import Settings
@@ -14,7 +16,7 @@ from kubeguard.pipeline import Pipeline
 from kubeguard.store import detectors, filters, findings, schema
 from kubeguard.store.database import MIGRATIONS, migrate
 from kubeguard.store.recorder import FindingRecorder
-from kubeguard.store.spool import Spool
+from kubeguard.store.spool import Spool, SpoolEntry
 from kubeguard.store.state import SqlState
 
 
@@ -80,7 +82,11 @@ def test_a_version_2_store_gains_the_rule_associations_table_on_upgrade(engine):
         association = rule_associations.create(conn, "some-rule", "DRY_RUN", {"team": "sec"}, None)
     with engine.begin() as conn:
         record = rule_associations.get(conn, association)
-    assert record is not None and (record.rule_id, record.mode, record.tags) == ("some-rule", "DRY_RUN", {"team": "sec"})
+    assert record is not None and (record.rule_id, record.mode, record.tags) == (
+        "some-rule",
+        "DRY_RUN",
+        {"team": "sec"},
+    )
 
 
 def test_seen_and_forget_agree_with_first_seen_across_instances(engine):
@@ -158,6 +164,29 @@ def test_spool_hands_out_batches_in_order_until_done(engine):
     assert [b.id for b in spool.pending(10)] == [second]
     totals = spool.totals()
     assert totals["events"] == 5 and totals["batches_done"] == 1 and totals["events_pending"] == 2
+
+
+def test_a_group_of_batches_is_stored_in_one_transaction_one_row_each_or_not_at_all(engine):
+    spool = Spool(engine)
+    ids = spool.append_many([SpoolEntry("prod", b"[1]", 1), SpoolEntry("dev", b"[2, 3]", 2)])
+    assert [(b.id, b.cluster, b.event_count, b.body) for b in spool.pending(10)] == [
+        (ids[0], "prod", 1, b"[1]"),
+        (ids[1], "dev", 2, b"[2, 3]"),
+    ]
+    # A row that cannot be stored (no cluster) fails the whole group: the first row is not kept either.
+    with pytest.raises(DBAPIError):
+        spool.append_many([SpoolEntry("prod", b"[4]", 1), SpoolEntry(None, b"[5]", 1)])  # type: ignore[arg-type]
+    assert [b.id for b in spool.pending(10)] == ids
+
+
+def test_spool_bodies_are_compressed_with_lz4_on_postgresql(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("compression of large values is PostgreSQL's")
+    with engine.connect() as conn:
+        method = conn.execute(
+            text("SELECT attcompression FROM pg_attribute WHERE attrelid = 'kg_spool'::regclass AND attname = 'body'")
+        ).scalar_one()
+    assert method == "l"
 
 
 def test_archive_filter_suppresses_and_is_not_published(engine):

@@ -21,6 +21,7 @@ from kubeguard.api.guardduty.findings import stamp_detector
 from kubeguard.api.ingest import webhook
 from kubeguard.api.ingest.backlog import Backlog
 from kubeguard.api.ingest.drainer import SpoolDrainer
+from kubeguard.api.ingest.group_commit import GroupCommitter
 from kubeguard.api.intel_sets import IntelSets
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions
@@ -144,6 +145,7 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
     )
     context.wake_drainer = drainer.wake
     context.drainer_alive = drainer.alive
+    context.committer = GroupCommitter(context.spool, observe=metrics.spool_commit_batches.observe)
     context.backlog = Backlog(
         context.spool, max_events=options.max_backlog_events, max_bytes=options.max_backlog_bytes
     )

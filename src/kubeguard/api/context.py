@@ -37,6 +37,9 @@ class ServiceContext:
     #: Live sources (CloudWatch, audit log files) feeding the spool, when serve was given any.
     sources: Any = None
 
+    #: Commits webhook batches to the spool, concurrent requests' together
+    #: (:class:`kubeguard.api.ingest.group_commit.GroupCommitter`).
+    committer: Any = None
     #: The webhook's backpressure (``kubeguard.api.ingest.backlog.Backlog``); None accepts without bound.
     backlog: Any = None
     #: True while the spool drainer's thread runs (readiness); None when this process runs no drainer.

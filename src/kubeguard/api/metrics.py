@@ -32,6 +32,12 @@ class ServiceMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.spool_commit_batches = Histogram(
+            "kubeguard_spool_commit_batches",
+            "Webhook batches stored by one spool commit (group commit of concurrent requests)",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
         self.findings = Counter(
             "kubeguard_findings", "Finding occurrences recorded", ["type", "outcome"], registry=self.registry
         )

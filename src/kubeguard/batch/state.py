@@ -150,6 +150,8 @@ class StoredWindow(EventWindow):
             raise RuntimeError(f"de-duplication window of cluster {cluster!r} not loaded")
         return super()._positions_of(cluster)
 
+    first = EventWindow.first_with_hooks
+
     def _key(self, cluster: str, audit_id: str, kind: str) -> Any:
         return event_key(cluster, audit_id, kind)
 

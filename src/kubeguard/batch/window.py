@@ -24,7 +24,25 @@ class EventWindow:
         self._counts: dict[str, int] = {}
 
     def first(self, cluster: str, audit_id: str, kind: str) -> bool:
-        """Count ``(audit_id, kind)`` in ``cluster``; False when it is a duplicate within the window."""
+        """Count ``(audit_id, kind)`` in ``cluster``; False when it is a duplicate within the window.
+
+        The scan's hot path: keys are plain tuples and no hook is called. A subclass that overrides
+        :meth:`_key` or :meth:`_counted` sets ``first = EventWindow.first_with_hooks``.
+        """
+        positions = self._positions.get(cluster)
+        if positions is None or len(positions) > 2 * self.size:
+            positions = self._positions_of(cluster)
+        key = (audit_id, kind)
+        count = self._counts.get(cluster, 0)
+        seen = positions.get(key)
+        if seen is not None and count - seen < self.size:
+            return False
+        count += 1
+        self._counts[cluster] = positions[key] = count
+        return True
+
+    def first_with_hooks(self, cluster: str, audit_id: str, kind: str) -> bool:
+        """:meth:`first`, with the key made by :meth:`_key` and each counted key passed to :meth:`_counted`."""
         positions = self._positions_of(cluster)
         key = self._key(cluster, audit_id, kind)
         count = self._counts.get(cluster, 0)

@@ -99,5 +99,13 @@ class Detector(Protocol):
     wants: ClassVar[tuple[tuple[str, str], ...]]
     # A detector may also declare ``outcomes``: the request outcomes (``detectors.effect.Outcome``) it
     # is shown. Without it, it sees applied requests only: the "nothing happened" rule.
+    # A detector may declare ``stateless = True`` when ``detect`` reads nothing but the event and
+    # ``ctx.intel`` and writes nothing another event could see (a pure memo is fine): a split scan
+    # (``kubeguard.split_scan``) then runs it beside the decoding, in any process, on any event.
+    # Any detector may declare ``relevant(event) -> bool``, reading only the event: False promises that
+    # ``detect`` would return nothing and change no state for it, so a split scan need not send it on.
+    # A detector that raises no finding may split ``detect`` into ``prepare(event)`` (reads only the
+    # event; None: nothing to record) and ``apply(fact, ctx)`` (records it), so that a split scan reads
+    # the event where it is decoded and records the fact in order.
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]: ...

@@ -77,13 +77,18 @@ def is_streaming(event: AuditEvent) -> bool:
 
 
 def outcome(event: AuditEvent) -> Outcome:
-    """The one rule: did this request change (or, for a read, return) anything?"""
-    code = event.status_code
-    if is_streaming(event):
+    """The one rule: did this request change (or, for a read, return) anything?
+
+    Runs for every counted event, so it reads each field once rather than through the properties.
+    """
+    status = event.responseStatus
+    code = status.code if status is not None else 0
+    ref = event.objectRef
+    if ref is not None and ref.subresource in CONNECT_SUBRESOURCES:  # streaming: exec, attach, port-forward
         return Outcome.APPLIED if code == SWITCHING_PROTOCOLS else Outcome.FAILED
     if not (200 <= code < 300 or code == SWITCHING_PROTOCOLS):  # 101: a proxied stream (nodes/proxy)
         return Outcome.FAILED
-    if is_dry_run(event):
+    if "dryRun=" in event.requestURI and is_dry_run(event):
         return Outcome.DRY_RUN
     return Outcome.APPLIED
 

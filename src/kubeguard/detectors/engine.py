@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.detectors.base import ANY, Detection, DetectionContext, Detector, resource_key
@@ -30,6 +31,8 @@ class Engine:
         self.detectors = list(detectors)
         self.context = context
         self._routes: dict[tuple[str, str, str, Outcome], tuple[Detector, ...]] = {}
+        #: The same routes as (detector, its bound ``detect``) pairs: what :meth:`detect` iterates.
+        self._calls: dict[tuple[str, str, str, Outcome], tuple[tuple[Detector, Any], ...]] = {}
         self.errors: Counter[str] = Counter()
 
     def route(
@@ -51,14 +54,14 @@ class Engine:
         key = (
             (event.verb, ref.resource, ref.subresource, result) if ref is not None else (event.verb, "", "", result)
         )
-        route = self._routes.get(key)
-        if route is None:
-            route = self.route(*key)
+        calls = self._calls.get(key)
+        if calls is None:
+            calls = self._calls[key] = tuple((d, d.detect) for d in self.route(*key))
         detections: list[Detection] = []
         context = self.context
-        for detector in route:
+        for detector, detect in calls:
             try:
-                found = detector.detect(event, context)
+                found = detect(event, context)
                 if found:
                     detections.extend(found)
             except Exception:  # noqa: BLE001 - a broken detector is reported, not fatal

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
+from kubeguard.detectors.workload import WORKLOAD_RESOURCES
 from kubeguard.graph import kinds
 from kubeguard.graph import schema as tables
 from kubeguard.store import schema as store_schema
@@ -91,6 +92,20 @@ def entity(conn: Connection, kind: str, key: str) -> dict[str, Any] | None:
     table = tables.entities
     row = conn.execute(select(table).where(table.c.kind == kind, table.c.key == key)).mappings().first()
     return _entity_dict(row) if row is not None else None
+
+
+def workload_for_pod_link(conn: Connection, pod_key: str) -> str | None:
+    """The workload a pod link names when no pod has that name: a finding about a DaemonSet or Deployment
+    names the workload (``namespace/name`` as GuardDuty shows it), and its pods carry generated names."""
+    namespace, _, name = pod_key.partition("/")
+    if not namespace or not name or "/" in name:
+        return None
+    table = tables.entities
+    keys = [kinds.workload_key(namespace, resource, name) for resource in WORKLOAD_RESOURCES if resource != "pods"]
+    found = conn.execute(
+        select(table.c.key).where(table.c.kind == kinds.WORKLOAD, table.c.key.in_(keys)).order_by(table.c.key)
+    ).scalars().first()
+    return str(found) if found is not None else None
 
 
 def _entity_dict(row: Any) -> dict[str, Any]:
@@ -185,10 +200,12 @@ def breakdown(conn: Connection, kind: str, key: str, scope: Scope) -> dict[str, 
 
 
 def _breakdown_from(rows: Any) -> dict[str, list[dict[str, Any]]]:
-    """From (subject, ip, user agent, verb, resource, cluster, namespace, outcome, count) rows."""
+    """From (subject, ip, user agent, verb, resource, cluster, namespace, outcome, count) rows. Namespaces
+    are named ``cluster/namespace`` (their entity key): two clusters' ``default`` are not one namespace."""
     totals: dict[str, dict[str, list[int]]] = {name: defaultdict(lambda: [0, 0]) for name in _BREAKDOWNS}
     for subject, ip, agent, verb, resource, cluster, namespace, outcome, count in rows:
-        values = (subject, ip, agent, f"{verb} {resource}".strip(), cluster, namespace)
+        scoped = kinds.namespace_key(cluster, namespace) if namespace else ""
+        values = (subject, ip, agent, f"{verb} {resource}".strip(), cluster, scoped)
         failed = 0 if outcome == "success" else int(count)
         for name, value in zip(_BREAKDOWNS, values, strict=True):
             cell = totals[name][value]

@@ -1,8 +1,11 @@
 """Keep the activity store bounded: by age (default 90 days) and by the number of roll-up rows.
 
 Age is measured from the newest activity in the store rather than from the wall clock, so importing last
-quarter's logs keeps them instead of pruning them on arrival; on a live service the two are the same.
-When the roll-ups exceed their row budget, whole oldest hours go first.
+quarter's logs keeps them instead of pruning them on arrival; on a live service the two are the same. It
+is measured per cluster: one cluster's logs imported from months ago must not be pruned because another
+cluster reports today. Entities and edges carry no cluster, so they are kept while any cluster's kept
+activity may name them (the oldest cluster's cutoff). When the roll-ups exceed their row budget, whole
+oldest hours go first, whatever their cluster.
 """
 
 from __future__ import annotations
@@ -36,23 +39,38 @@ class Pruned:
 
 def prune(conn: Connection, retention: Retention) -> Pruned:
     pruned = Pruned()
-    newest = conn.execute(select(func.max(tables.entities.c.last_seen_ms))).scalar()
-    if newest is None:
-        return pruned
-    cutoff = int(newest - retention.days * DAY_MS)
-    cutoff = max(cutoff, _size_cutoff(conn, retention.max_activity_rows))
     activity, edges, entities, first = tables.activity, tables.edges, tables.entities, tables.first_seen
+    keep_ms = int(retention.days * DAY_MS)
+    size_cutoff = _size_cutoff(conn, retention.max_activity_rows)
+    cutoffs = {cluster: max(newest - keep_ms, size_cutoff) for cluster, newest in _newest_hours(conn).items()}
+    if cutoffs:
+        shared = min(cutoffs.values())
+    else:
+        newest = conn.execute(select(func.max(entities.c.last_seen_ms))).scalar()
+        if newest is None:
+            return pruned
+        shared = max(int(newest) - keep_ms, size_cutoff)
     # Per cluster, so that the (cluster, hour) index serves the delete; roll-ups have no index of their own
     # on the hour (it would cost a tenth of the store for a query run every few minutes).
-    for (cluster,) in conn.execute(select(activity.c.cluster).distinct()).all():
+    for cluster, cutoff in cutoffs.items():
         deleted = conn.execute(delete(activity).where(activity.c.cluster == cluster, activity.c.hour_ms < cutoff))
         pruned.activity += deleted.rowcount or 0
-    pruned.edges = conn.execute(delete(edges).where(edges.c.last_ms < cutoff)).rowcount or 0
-    pruned.entities = conn.execute(delete(entities).where(entities.c.last_seen_ms < cutoff)).rowcount or 0
+    pruned.edges = conn.execute(delete(edges).where(edges.c.last_ms < shared)).rowcount or 0
+    pruned.entities = conn.execute(delete(entities).where(entities.c.last_seen_ms < shared)).rowcount or 0
     # A first sighting stays while its subject is remembered: forgetting it would make old habits "new".
     remembered = select(entities.c.key).where(entities.c.kind == "subject")
     pruned.first_seen = conn.execute(delete(first).where(first.c.subject.not_in(remembered))).rowcount or 0
     return pruned
+
+
+def _newest_hours(conn: Connection) -> dict[str, int]:
+    """Each cluster's newest roll-up hour: one index seek per cluster on (cluster, hour)."""
+    table = tables.activity
+    clusters = conn.execute(select(table.c.cluster).distinct()).scalars().all()
+    return {
+        cluster: int(conn.execute(select(func.max(table.c.hour_ms)).where(table.c.cluster == cluster)).scalar())
+        for cluster in clusters
+    }
 
 
 def _size_cutoff(conn: Connection, max_rows: int) -> int:

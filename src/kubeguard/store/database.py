@@ -20,6 +20,7 @@ from typing import Any
 
 import platformdirs
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 
 from kubeguard.extras import require
 from kubeguard.store import schema
@@ -198,8 +199,25 @@ def _add_bus_failures(conn: Connection) -> None:
     schema.batch_failures.create(conn, checkfirst=True)
 
 
+def _compress_spool_bodies_with_lz4(conn: Connection) -> None:
+    """Version 11: on PostgreSQL, spool bodies are compressed with lz4 instead of the default pglz.
+
+    Every webhook batch is stored as one large value (about 600 KB for 400 events), and its commit is on
+    the path of the API server's 200: pglz took about 20 ms a batch, lz4 about 9, and stores it smaller.
+    Applies to rows written from now on. A server without lz4 (built without it, or before version 14)
+    keeps pglz.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(text("ALTER TABLE kg_spool ALTER COLUMN body SET COMPRESSION lz4"))
+    except DBAPIError:
+        pass
+
+
 def _add_finding_counts(conn: Connection) -> None:
-    """Version 11: finding text sorted by code point on PostgreSQL, sort indexes for type, account and
+    """Version 12: finding text sorted by code point on PostgreSQL, sort indexes for type, account and
     cluster, a covering updatedAt index on PostgreSQL, and the pre-aggregated finding counts."""
     from kubeguard.store import finding_counts
     from kubeguard.store.finding_migration import sort_text_by_code_point
@@ -226,7 +244,8 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (8, _add_query_columns),
     (9, _add_activity_store),
     (10, _add_bus_failures),
-    (11, _add_finding_counts),
+    (11, _compress_spool_bodies_with_lz4),
+    (12, _add_finding_counts),
 )
 
 

@@ -53,7 +53,7 @@ def _backfill(conn: Connection) -> None:
 
 
 def sort_text_by_code_point(conn: Connection) -> None:
-    """Schema version 11 on PostgreSQL: the sorted text columns of ``kg_findings`` get ``COLLATE "C"``.
+    """Schema version 12 on PostgreSQL: the sorted text columns of ``kg_findings`` get ``COLLATE "C"``.
 
     Keyset pages order by ``column COLLATE "C"`` (Python's order); an index built under the database's
     default collation cannot serve that order, so PostgreSQL sorted every match before returning a page.

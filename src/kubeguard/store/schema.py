@@ -56,7 +56,7 @@ def _sorted_text(length: int) -> String:
     """Text that queries sort by code point: ``COLLATE "C"`` on PostgreSQL (SQLite's default already is).
 
     Queries order by ``column COLLATE "C"`` to match Python's order; an index serves that order only when
-    it was built with the same collation, so the columns carry it (schema version 11 converts old stores).
+    it was built with the same collation, so the columns carry it (schema version 12 converts old stores).
     """
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 
@@ -84,7 +84,7 @@ findings = Table(
     #: True when every indexed column is an exact copy of its wire field (see finding_columns.regular);
     #: queries run in SQL only when all of a detector's rows are regular.
     Column("regular", Boolean),
-    # Version 11: on PostgreSQL it carries the grouped fields, so statistics over an updatedAt range (the
+    # Version 12: on PostgreSQL it carries the grouped fields, so statistics over an updatedAt range (the
     # console's "last 7 days", which the counts cannot answer) read only the range of this index.
     Index(
         "ix_kg_findings_q_updated_range",
@@ -106,7 +106,7 @@ findings = Table(
             ("severity", ("severity", "id")),
             ("severity_updated", ("severity", "updated_at_ms")),
             ("count", ("count", "id")),
-            # Version 11: type and account lead to the id, so a keyset page sorted by them is a range scan
+            # Version 12: type and account lead to the id, so a keyset page sorted by them is a range scan
             # (grouping still reads only the index); the cluster keeps its updated_at_ms order, which the
             # count triggers and the RESOURCE account probe use, and gets a sort index of its own.
             ("type_id", ("type", "id", "updated_at_ms", "severity")),
@@ -131,7 +131,7 @@ Index(
     postgresql_where=IRREGULAR_FINDING,
 )
 
-#: Pre-aggregated finding counts (schema version 11), kept by triggers on ``kg_findings`` in the writing
+#: Pre-aggregated finding counts (schema version 12), kept by triggers on ``kg_findings`` in the writing
 #: transaction (see :mod:`kubeguard.store.finding_counts`): one row per combination of the fields that
 #: statistics group and filter on most, so GetFindingsStatistics reads thousands of cells, not millions
 #: of findings. ``account_id`` is '' with ``has_account`` false for a finding without one (keys are never

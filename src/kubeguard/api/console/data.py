@@ -59,15 +59,16 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
     """Findings over time by severity, by type and cluster; newest high ones; new entities; health."""
     findings = [orjson.loads(body) for (body,) in conn.execute(select(store_tables.findings.c.body))]
     latest = max([finding_time_ms(f) for f in findings] + [queries.latest_activity_ms(conn)], default=0)
-    anchor = latest - latest % DAY_MS + DAY_MS if latest else 0
     scope = (
         queries.scope_of(scope_start, scope_end, 0, centred=False)
         if scope_start or scope_end
-        else Scope(anchor - 7 * DAY_MS, anchor)
-        if anchor
+        else default_summary_scope(findings, latest)
+        if latest
         else queries.scope_of(None, None, 0, centred=False)
     )
-    days = list(range(scope.start_ms - scope.start_ms % DAY_MS, scope.end_ms, DAY_MS))
+    bucket_days = 1 if scope.end_ms - scope.start_ms <= SUMMARY_DAILY_SPAN_MS else 7
+    bucket_ms = bucket_days * DAY_MS
+    days = list(range(scope.start_ms - scope.start_ms % DAY_MS, scope.end_ms, bucket_ms))
     by_day = {severity: [0] * len(days) for severity in SEVERITIES}
     by_type: Counter[str] = Counter()
     by_cluster: Counter[str] = Counter()
@@ -77,7 +78,7 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
         if not scope.start_ms <= when < scope.end_ms or (finding.get("service") or {}).get("archived"):
             continue
         in_scope.append(finding)
-        index = (when - days[0]) // DAY_MS if days else -1
+        index = (when - days[0]) // bucket_ms if days else -1
         if 0 <= index < len(days):
             by_day[label(float(finding["severity"]))][index] += 1
         by_type[finding["type"]] += 1
@@ -90,6 +91,7 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
         "scope": {"start": scope.start, "end": scope.end},
         "days": [queries.iso(day) for day in days],
         "findingsByDay": by_day,
+        "bucketDays": bucket_days,
         "byType": by_type.most_common(),
         "byCluster": by_cluster.most_common(),
         "newestHigh": [summary_line(f) for f in high],
@@ -106,6 +108,34 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
             "activityRows": int(activity_rows),
         },
     }
+
+
+#: The summary's default scope: the week up to the newest activity...
+SUMMARY_DEFAULT_MS = 7 * DAY_MS
+#: ... and counted per day up to this span, per week beyond it.
+SUMMARY_DAILY_SPAN_MS = 62 * DAY_MS
+
+
+def default_summary_scope(findings: list[dict[str, Any]], latest_ms: int) -> Scope:
+    """The week up to the newest activity, widened to the week up to each cluster's newest open finding.
+
+    Clusters report on their own clocks: one cluster's logs imported from last quarter must not vanish
+    from the summary because another reports today. Archived findings do not widen it, so a cluster that
+    stopped reporting stops stretching the summary once its findings are triaged. At most a year.
+    """
+    anchor = _day_ceiling(latest_ms)
+    newest_open: dict[str, int] = {}
+    for finding in findings:
+        if (finding.get("service") or {}).get("archived"):
+            continue
+        cluster = summary_line(finding)["cluster"]
+        newest_open[cluster] = max(newest_open.get(cluster, 0), finding_time_ms(finding))
+    start = min([anchor] + [_day_ceiling(t) for t in newest_open.values() if t]) - SUMMARY_DEFAULT_MS
+    return Scope(max(start, anchor - 52 * SUMMARY_DEFAULT_MS), anchor)
+
+
+def _day_ceiling(ms: int) -> int:
+    return ms - ms % DAY_MS + DAY_MS
 
 
 def _cluster_health(conn: Connection) -> list[dict[str, Any]]:
@@ -278,7 +308,31 @@ def entity_view(conn: Connection, kind: str, key: str, start: str | None, end: s
     if kind == kinds.SUBJECT:
         view["newlyObserved"] = queries.newly_observed(conn, key, scope)
         view["usual"] = {dim: queries.usual(conn, key, dim, scope.start_ms) for dim in ("ip", "user_agent", "asn")}
+        if not view["newlyObserved"]["asn"] and not view["usual"]["asn"]:
+            view["newlyObserved"]["asn"], view["usual"]["asn"] = _networks_by_owner(conn, view)
     return view
+
+
+def _networks_by_owner(conn: Connection, view: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    """New and usual networks named by their owner, when the IP database knows owners but not AS numbers
+    (the bundled geoip2fast): a hosting provider never seen before is what a stolen credential looks like.
+    Entries carry ``owner`` so the page does not link them as AS numbers."""
+    new_ips, usual_ips = view["newlyObserved"]["ip"], view["usual"]["ip"]
+    owners = {
+        ip: attrs.get("asnOrg", "")
+        for ip, attrs in entity_attributes(conn, kinds.IP, [i["value"] for i in new_ips + usual_ips]).items()
+    }
+    usual: dict[str, dict[str, Any]] = {}
+    for item in usual_ips:
+        owner = owners.get(item["value"])
+        if owner and owner not in usual:
+            usual[owner] = {"value": owner, "firstSeen": item["firstSeen"], "owner": True}
+    new: dict[str, dict[str, Any]] = {}
+    for item in new_ips:
+        owner = owners.get(item["value"])
+        if owner and owner not in usual and owner not in new:
+            new[owner] = {"value": owner, "firstSeen": item["firstSeen"], "owner": True}
+    return list(new.values()), list(usual.values())
 
 
 def _related_ids(conn: Connection, kind: str, key: str) -> list[str]:
@@ -305,7 +359,7 @@ RELATIONS: dict[str, list[tuple[str, bool, str]]] = {
         ("granted", True, "RBAC granted by this subject"),
         ("granted", False, "RBAC granted to this subject"),
         ("runs as", False, "Pods running as this service account"),
-        ("acts in", True, "Clusters"),
+        ("acts in", True, "Clusters (all time)"),
     ],
     kinds.IP: [("from", False, "Subjects that used this address"), ("in", True, "Autonomous system")],
     kinds.POD: [
@@ -323,7 +377,7 @@ RELATIONS: dict[str, list[tuple[str, bool, str]]] = {
         ("runs", True, "Images"),
         ("in", True, "Namespace"),
     ],
-    kinds.CLUSTER: [("acts in", False, "Subjects"), ("in", False, "Namespaces")],
+    kinds.CLUSTER: [("acts in", False, "Subjects (all time)"), ("in", False, "Namespaces (all time)")],
     kinds.NAMESPACE: [("in", False, "Pods and workloads"), ("used in", False, "Images"), ("in", True, "Cluster")],
     kinds.USER_AGENT: [("with", False, "Subjects using it")],
     kinds.ASN: [("in", False, "Addresses")],

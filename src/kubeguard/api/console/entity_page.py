@@ -9,7 +9,13 @@ from kubeguard.api.console.html import Html, definition_list, entity_href, findi
 from kubeguard.api.console.layout import KIND_NAMES, entity_link, graph_box, scope_form, section, severity_badge, when
 from kubeguard.graph import kinds
 
-OBSERVED_NAMES = {"call": "API calls", "ip": "IP addresses", "asn": "Autonomous systems", "user_agent": "User agents"}
+OBSERVED_NAMES = {
+    "call": "API calls",
+    "ip": "IP addresses",
+    "asn": "Autonomous systems (or network owners)",
+    "user_agent": "User agents",
+}
+WIDE_RELATION_ROWS = 6
 OBSERVED_KINDS = {"ip": kinds.IP, "asn": kinds.ASN, "user_agent": kinds.USER_AGENT}
 
 
@@ -39,10 +45,12 @@ def render_entity(view: dict[str, Any], pod_attributes: dict[str, dict[str, Any]
         ("subjects", "Subjects", kinds.SUBJECT),
         ("ips", "Source IP addresses", kinds.IP),
         ("userAgents", "User agents", kinds.USER_AGENT),
-        ("namespaces", "Namespaces", None),
+        ("clusters", "Clusters", kinds.CLUSTER),
+        ("namespaces", "Namespaces", kinds.NAMESPACE),
     ):
         rows = breakdown.get(name) or []
-        if not rows or (name == "subjects" and kind == kinds.SUBJECT) or (name == "ips" and kind == kinds.IP):
+        own = {"subjects": kinds.SUBJECT, "ips": kinds.IP, "clusters": kinds.CLUSTER}
+        if not rows or own.get(name) == kind or (name == "clusters" and kind == kinds.NAMESPACE):
             continue
         panels.append(
             section(
@@ -63,7 +71,9 @@ def render_entity(view: dict[str, Any], pod_attributes: dict[str, dict[str, Any]
             )
         )
     for relation in view["relations"]:
-        panels.append(section(relation["heading"], _relation_table(relation, pod_attributes, scoped)))
+        # Five columns of long names are unreadable in a third of the screen once the list grows.
+        css = "panel wide" if len(relation["edges"]) > WIDE_RELATION_ROWS else "panel"
+        panels.append(section(relation["heading"], _relation_table(relation, pod_attributes, scoped), css=css))
     if view["drilldown"]:
         panels.append(
             section(
@@ -76,11 +86,12 @@ def render_entity(view: dict[str, Any], pod_attributes: dict[str, dict[str, Any]
         section(
             "Related findings",
             table(
-                ("Severity", "Finding", "Seen", "Last seen", ""),
+                ("Severity", "Finding", "Cluster", "Seen", "Last seen", ""),
                 (
                     (
                         severity_badge(f["severity"]),
                         link(finding_href(f["id"]), f["type"]),
+                        f["cluster"],
                         f"{f['count']:,}×",
                         when(f["lastSeen"]),
                         "archived" if f["archived"] else "",
@@ -124,7 +135,7 @@ def _profile(entity: dict[str, Any]) -> Html:
                 "Autonomous system",
                 entity_link(kinds.ASN, attrs["asn"], f"AS{attrs['asn']} {attrs.get('asnOrg', '')}")
                 if attrs.get("asn")
-                else None,
+                else attrs.get("asnOrg"),  # the bundled database names the network's owner, not its number
             ),
         ]
     if entity["kind"] == kinds.ASN:
@@ -172,20 +183,29 @@ def _observed(view: dict[str, Any], scoped: dict[str, str]) -> Html:
         kind = OBSERVED_KINDS.get(dimension)
         rows = [
             (
-                entity_link(kind, item["value"], query=scoped) if kind else tag("code", item["value"]),
+                entity_link(kind, item["value"], query=scoped) if _linked(kind, item) else tag("code", item["value"]),
                 when(item["firstSeen"]),
                 tag("span", "new", class_="tagline new"),
             )
             for item in observed.get(dimension, [])
         ]
         rows += [
-            (entity_link(kind, item["value"]) if kind else item["value"], when(item["firstSeen"]), "usual")
+            (
+                entity_link(kind, item["value"]) if _linked(kind, item) else item["value"],
+                when(item["firstSeen"]),
+                "usual",
+            )
             for item in usual.get(dimension, [])
         ]
         blocks.append(
             tag("div", tag("h3", title), table(("", "First seen", ""), rows, empty="Nothing new."), class_="observed")
         )
     return tag("div", *blocks, class_="observed-grid")
+
+
+def _linked(kind: str | None, item: dict[str, Any]) -> bool:
+    """Whether an observed value has a profile to link to (a network named only by its owner has none)."""
+    return bool(kind) and not item.get("owner")
 
 
 def _relation_table(

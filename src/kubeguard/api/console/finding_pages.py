@@ -210,11 +210,12 @@ def render_finding(view: dict[str, Any], csrf: str, message: str = "") -> Html:
             css="panel wide",
         )
     related = table(
-        ("Severity", "Finding", "Shares", "Last seen"),
+        ("Severity", "Finding", "Cluster", "Shares", "Last seen"),
         (
             (
                 severity_badge(r["severity"]),
                 link(finding_href(r["id"]), r["type"]),
+                r["cluster"],
                 [Html(entity_link(v["kind"], v["key"]) + " ") for v in r["via"]],
                 when(r["lastSeen"]),
             )

@@ -15,7 +15,7 @@ from kubeguard.api.console import data, sessions
 from kubeguard.api.console.entity_page import render_entity
 from kubeguard.api.console.finding_pages import render_finding, render_list, render_suppress
 from kubeguard.api.console.forms import Form, read_form
-from kubeguard.api.console.html import Html, finding_href, tag
+from kubeguard.api.console.html import Html, entity_href, finding_href, tag
 from kubeguard.api.console.layout import not_found, page
 from kubeguard.api.console.summary_page import render_search, render_summary
 from kubeguard.findings.criteria import CriteriaError, matches, validate
@@ -425,7 +425,8 @@ async def entity_page(
     def work(conn: Any) -> tuple[Any, Any]:
         view = data.entity_view(conn, kind, key, start, end)
         if view is None:
-            return None, {}
+            # A pod link that names a workload (GuardDuty names a DaemonSet by its own name) goes there.
+            return None, queries.workload_for_pod_link(conn, key) if kind == kinds.POD else None
         keys = [
             edge[end_name]["key"]
             for relation in view["relations"]
@@ -438,10 +439,13 @@ async def entity_page(
         return view, attributes
 
     try:
-        view, attributes = await _read(request, work)
+        view, found = await _read(request, work)
     except queries.ScopeError as exc:
         return _bad_scope(visit, exc)
+    if view is None and found:
+        query = f"?{request.url.query}" if request.url.query else ""
+        return visit.redirect(entity_href(kinds.WORKLOAD, found) + query)
     if view is None:
         message = f"kubeguard has recorded no activity of {kind} {key!r}. It may be older than the retention time."
         return visit.html("Not found", not_found("Not in the activity store", message), 404)
-    return visit.html(f"{key} ({kind})", render_entity(view, attributes))
+    return visit.html(f"{key} ({kind})", render_entity(view, found))

@@ -19,12 +19,13 @@ NEW_HEADINGS = {
 
 def render_summary(view: dict[str, Any]) -> Html:
     scope = view["scope"]
+    period = "day" if view["bucketDays"] == 1 else "week"
     chart = charts.stacked_bars(
         view["days"],
         view["findingsByDay"],
-        title="Findings per day by severity",
-        tick_every=1,
-        tick_label=lambda day: day[5:10],
+        title=f"Findings per {period} by severity",
+        tick_every=max(1, -(-len(view["days"]) // (14 if period == "day" else 7))),
+        tick_label=lambda day: day[:10] if period == "week" else day[5:10],
     )
     by_type = charts.bar_list(
         [(link(f"/console/findings?type={_q(t)}", t), n) for t, n in view["byType"]], css="s-High"
@@ -98,7 +99,7 @@ def render_summary(view: dict[str, Any]) -> Html:
         tag(
             "div",
             section("Findings over time by severity", chart, css="panel wide"),
-            section("Findings by type", by_type),
+            section("Findings by type", by_type, css="panel wide"),
             section("Findings by cluster", by_cluster),
             section("Newest high-severity findings", newest, css="panel wide"),
             section("Newly observed", tag("div", *observed, class_="observed-grid"), css="panel wide"),

@@ -3,7 +3,8 @@
 The API server sends an EventList (a JSON array or a single Event are accepted too), possibly gzipped.
 The body is read up to a limit (413 beyond it, before anything is stored), inflated up to a second limit,
 decoded to check it holds audit events (400 with the reason if none can be read), then committed to the
-spool. Only then does the API server get its 200: a crash after the 200 cannot lose the batch, and a
+spool, together with the batches of concurrent requests (:mod:`kubeguard.api.ingest.group_commit`). Only
+then does the API server get its 200: a crash after the 200 cannot lose the batch, and a
 crash before it makes the API server retry. Detection happens later, in the drainer. While the backlog
 waiting for detection is past its bound (:mod:`kubeguard.api.ingest.backlog`) the answer is 503 with
 ``Retry-After``, before the body is read: the API server keeps the batch and retries.
@@ -26,6 +27,7 @@ from starlette.responses import JSONResponse
 
 from kubeguard.api.auth import context, webhook_identity
 from kubeguard.api.errors import AccessDenied, BadRequest, PayloadTooLarge, error_response
+from kubeguard.api.ingest.group_commit import GroupCommitFailed
 from kubeguard.api.ingest.limits import ClusterRegistry, batch_cluster, check_object_count
 from kubeguard.audit.decode import decode_bytes
 from kubeguard.store import schema
@@ -86,11 +88,10 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
             registry = await _cluster_registry(request)
             registry.admit(cluster)
             if ctx.bus is None:
-                # Abandoned on timeout: a thread stuck on a stalled store must not hold the answer back.
-                await anyio.to_thread.run_sync(
-                    ctx.spool.append, cluster, body, len(decoded.events), abandon_on_cancel=True
-                )
-    except (TimeoutError, DBAPIError) as exc:
+                # With the batches of concurrent requests, in one transaction (group commit); a stalled
+                # commit does not hold the answer back past the timeout.
+                await ctx.committer.append(cluster, body, len(decoded.events))
+    except (TimeoutError, DBAPIError, GroupCommitFailed) as exc:
         return _store_unavailable(ctx, cluster, exc)
     if ctx.bus is not None:
         refused = await _publish(ctx, cluster, body, len(decoded.events))

@@ -128,7 +128,17 @@ def _detection(type_name: str, event: AuditEvent, key: str, action: str, result:
                           description=explain.sentence(action, principal, verdict), **wire, **fields)
 
 
-class SecretsAccessedAnomaly:
+class _Judged:
+    """The anomaly detectors judge nobody in :data:`CONTROL_PLANE_IDENTITIES`: :func:`evaluate` returns
+    before it reads or changes anything, and nothing before it changes state either."""
+
+    @staticmethod
+    def relevant(event: AuditEvent) -> bool:
+        """False when :meth:`detect` would find nothing and change nothing (a split scan skips the event)."""
+        return event.user.username not in CONTROL_PLANE_IDENTITIES
+
+
+class SecretsAccessedAnomaly(_Judged):
     """Reading secrets in a way this principal does not (reference §1.5, SecretsAccessed)."""
 
     name: ClassVar[str] = "anomaly.secrets-accessed"
@@ -147,7 +157,7 @@ class SecretsAccessedAnomaly:
         return [_detection(SECRETS_ACCESSED, event, f"secrets/{event.namespace or '*'}", action, result)]
 
 
-class RoleBindingCreatedAnomaly:
+class RoleBindingCreatedAnomaly(_Judged):
     """Binding an overly permissive role, or binding in a sensitive namespace, anomalously."""
 
     name: ClassVar[str] = "anomaly.role-binding-created"
@@ -175,7 +185,7 @@ class RoleBindingCreatedAnomaly:
                            severity=SEVERITY_HIGH if admin else None, role_binding=details)]
 
 
-class ExecInPodAnomaly:
+class ExecInPodAnomaly(_Judged):
     """A command run in a pod through the exec API, unusually for the caller."""
 
     name: ClassVar[str] = "anomaly.exec-in-pod"
@@ -192,7 +202,7 @@ class ExecInPodAnomaly:
         return [_detection(EXEC_IN_POD, event, pod, f"ran a command in pod {pod}", result)]
 
 
-class WorkloadDeployedAnomaly:
+class WorkloadDeployedAnomaly(_Judged):
     """A workload created or changed anomalously: privileged, with a sensitive mount, or plain."""
 
     name: ClassVar[str] = "anomaly.workload-deployed"
@@ -237,7 +247,7 @@ class WorkloadDeployedAnomaly:
         return found
 
 
-class RoleCreatedAnomaly:
+class RoleCreatedAnomaly(_Judged):
     """A Role or ClusterRole with excessive permissions written anomalously."""
 
     name: ClassVar[str] = "anomaly.role-created"
@@ -290,7 +300,7 @@ def checked_permission(event: AuditEvent) -> tuple[str, dict[str, Any], bool] | 
     return permission_name(attributes), details, is_powerful_permission(attributes)
 
 
-class PermissionCheckedAnomaly:
+class PermissionCheckedAnomaly(_Judged):
     """A successful check of a powerful permission (``kubectl auth can-i``), unusual for the caller."""
 
     name: ClassVar[str] = "anomaly.permission-checked"
@@ -329,6 +339,9 @@ class AnomalyLearner:
             return ()
         baselines.memo = None
         baselines.defer(event)
+        ref = event.objectRef
+        if ref is None or ref.resource not in _BODY_RESOURCES:  # most events: no body feature to read
+            return ()
         extra = _body_values(event)
         if extra is not None:
             # Images and permissions are learned at once: they are what cluster-wide judgements read.
@@ -337,7 +350,8 @@ class AnomalyLearner:
 
 
 #: Resources whose bodies carry a feature (images, permissions); other events never need decoding.
-_BODY_RESOURCES = frozenset({*ACCESS_REVIEWS, *workload.WORKLOAD_RESOURCES})
+BODY_RESOURCES = frozenset({*ACCESS_REVIEWS, *workload.WORKLOAD_RESOURCES})
+_BODY_RESOURCES = BODY_RESOURCES
 
 
 def _body_values(event: AuditEvent) -> dict[str, list[str]] | None:

@@ -35,6 +35,7 @@ def is_health_probe(event: AuditEvent) -> bool:
 
 class SuccessfulAnonymousAccess:
     name = "successful-anonymous-access"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = tuple(f"{tactic}:Kubernetes/{VARIANT}" for tactic in TACTICS)
     wants = ((ANY, ANY),)
 

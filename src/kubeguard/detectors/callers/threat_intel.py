@@ -63,6 +63,7 @@ def match_by_kind(source_ips: Sequence[str], intel: Any) -> dict[str, list[Any]]
 
 class ThreatIntelCaller:
     name = "threat-intel-caller"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = tuple(f"{tactic}:Kubernetes/{variant}" for variant in VARIANTS.values() for tactic in TACTICS)
     wants = ((ANY, ANY),)
     #: A call from a listed address is the finding, whatever the API server answered (DESIGN.md).

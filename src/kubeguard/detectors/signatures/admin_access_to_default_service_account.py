@@ -29,6 +29,15 @@ class AdminAccessToDefaultServiceAccount:
     finding_types = (FINDING,)
     wants = BINDING_WRITES
 
+    @staticmethod
+    def relevant(event: AuditEvent) -> bool:
+        """False when :meth:`detect` would find nothing: no default service account among the subjects."""
+        binding = read_binding(event)
+        if binding is None:
+            return False
+        namespace = binding.metadata.namespace or event.namespace
+        return any(is_default_service_account(s, namespace) for s in binding.subjects or ())
+
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
         binding = read_binding(event)
         if binding is None or not is_admin_role_ref(event, binding, ctx.state):

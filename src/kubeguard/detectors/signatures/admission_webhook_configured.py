@@ -22,6 +22,7 @@ RESOURCES = ("mutatingwebhookconfigurations", "validatingwebhookconfigurations")
 
 class AdmissionWebhookConfigured:
     name = "admission-webhook-configured"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = tuple((verb, r) for verb in ("create", "update", "patch", "delete") for r in RESOURCES)
 

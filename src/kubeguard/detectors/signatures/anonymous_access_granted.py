@@ -29,6 +29,7 @@ FINDING = "Policy:Kubernetes/AnonymousAccessGranted"
 
 class AnonymousAccessGranted:
     name = "anonymous-access-granted"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = BINDING_WRITES
 

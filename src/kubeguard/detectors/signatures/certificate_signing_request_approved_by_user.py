@@ -48,6 +48,7 @@ def is_approved(csr: CertificateSigningRequest) -> bool:
 
 class CertificateSigningRequestApprovedByUser:
     name = "certificate-signing-request-approved-by-user"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = (("update", "certificatesigningrequests/approval"), ("patch", "certificatesigningrequests/approval"))
 

@@ -22,6 +22,7 @@ CLUSTER_ADMIN = "cluster-admin"
 
 class ClusterAdminRoleBound:
     name = "cluster-admin-role-bound"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = BINDING_WRITES
 

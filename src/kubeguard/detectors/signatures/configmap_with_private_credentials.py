@@ -62,6 +62,7 @@ def credentials_in(config: ConfigMap) -> list[str]:
 
 class ConfigMapWithPrivateCredentials:
     name = "configmap-with-private-credentials"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = (("create", "configmaps"), ("update", "configmaps"), ("patch", "configmaps"))
 

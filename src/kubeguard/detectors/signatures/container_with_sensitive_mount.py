@@ -37,6 +37,12 @@ class ContainerWithSensitiveMount:
     finding_types = (FINDING,)
     wants = WORKLOAD_WRITES
 
+    @staticmethod
+    def relevant(event: AuditEvent) -> bool:
+        """False when :meth:`detect` would find and record nothing: no writable sensitive mount."""
+        view = read_workload(event)
+        return view is not None and bool(sensitive_mounts(view))
+
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
         view = read_workload(event)
         if view is None:

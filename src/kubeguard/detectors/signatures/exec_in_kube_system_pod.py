@@ -46,6 +46,7 @@ def exec_detection(finding: str, event: AuditEvent) -> Detection:
 
 class ExecInKubeSystemPod:
     name = "exec-in-kube-system-pod"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = EXEC_WANTS
 

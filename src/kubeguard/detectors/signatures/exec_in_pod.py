@@ -18,6 +18,7 @@ FINDING = "Execution:Kubernetes/ExecInPod"
 
 class ExecInPod:
     name = "exec-in-pod"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = EXEC_WANTS
 

@@ -29,6 +29,7 @@ def kubelet_path(request_uri: str) -> str:
 
 class KubeletCommandThroughNodeProxy:
     name = "kubelet-command-through-node-proxy"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = ((ANY, "nodes/proxy"),)
 

@@ -20,6 +20,7 @@ FINDING = "Policy:Kubernetes/NodePortServiceCreated"
 
 class NodePortServiceCreated:
     name = "node-port-service-created"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = (("create", "services"), ("update", "services"), ("patch", "services"))
 

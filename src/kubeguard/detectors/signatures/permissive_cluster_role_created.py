@@ -42,6 +42,7 @@ def permissive_grants(rules: list[PolicyRule]) -> list[str]:
 
 class PermissiveClusterRoleCreated:
     name = "permissive-cluster-role-created"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = tuple((verb, "clusterroles") for verb in ("create", "update", "patch"))
 

@@ -23,6 +23,12 @@ class PrivilegedContainer:
     finding_types = (FINDING,)
     wants = WORKLOAD_WRITES
 
+    @staticmethod
+    def relevant(event: AuditEvent) -> bool:
+        """False when :meth:`detect` would find and record nothing: no privileged container."""
+        view = read_workload(event)
+        return view is not None and any(is_privileged(c) for c in view.containers)
+
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
         view = read_workload(event)
         if view is None:

@@ -25,6 +25,7 @@ ACCESS_REVIEWS = frozenset({"selfsubjectaccessreviews", "selfsubjectrulesreviews
 
 class PrivilegedIdentityImpersonated:
     name = "privileged-identity-impersonated"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = ((ANY, ANY),)
 

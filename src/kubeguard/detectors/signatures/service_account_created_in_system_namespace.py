@@ -28,6 +28,7 @@ class _Object(msgspec.Struct, omit_defaults=True):
 
 class ServiceAccountCreatedInSystemNamespace:
     name = "service-account-created-in-system-namespace"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = (("create", "serviceaccounts"),)
 

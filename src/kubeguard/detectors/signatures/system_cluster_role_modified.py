@@ -35,6 +35,7 @@ def is_bootstrap_object(event: AuditEvent) -> bool:
 
 class SystemClusterRoleModified:
     name = "system-cluster-role-modified"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = tuple((verb, r) for verb in ("update", "patch", "delete") for r in RESOURCES)
 

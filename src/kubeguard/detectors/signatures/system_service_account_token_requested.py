@@ -24,6 +24,7 @@ _ACCOUNT_ANNOTATION = "kubernetes.io/service-account.name"
 
 class SystemServiceAccountTokenRequested:
     name = "system-service-account-token-requested"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = (("create", "serviceaccounts/token"), ("create", "secrets"))
 

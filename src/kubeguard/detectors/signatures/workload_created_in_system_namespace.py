@@ -20,6 +20,7 @@ FINDING = "Persistence:Kubernetes/WorkloadCreatedInSystemNamespace"
 
 class WorkloadCreatedInSystemNamespace:
     name = "workload-created-in-system-namespace"
+    stateless = True  # reads only the event and the intel: a split scan may run it anywhere
     finding_types = (FINDING,)
     wants = tuple(("create", resource) for resource in WORKLOAD_RESOURCES)
 

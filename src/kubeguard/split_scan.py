@@ -1,0 +1,584 @@
+"""``kubeguard scan`` of a large file on every core: decoding in parallel, judging in order.
+
+A scan's answer depends on the order of events (de-duplication, trackers, first-seen images, the anomaly
+baselines), so events cannot be dealt out to workers that each judge their share. But most of a scan's
+cost does not depend on order: reading and decoding each line, the stage filter, the timestamp check,
+deciding what a request did and where it is routed, and running the detectors that declare themselves
+``stateless`` (they read only the event and the threat intelligence: the callers, most signatures). So:
+
+* **Mappers** (forked children, two by default) each take every other 1 MiB chunk of the file (chunks
+  start at line starts). For each event they do the order-free work above and send the reducer a compact
+  record: its stage class, auditID and de-duplication kind, the findings its stateless detectors raised
+  (built, with each detector's position in the registry), and either the anomaly learner's counting key
+  (principal and action, interned) or, when an order-dependent detector wants the event, the event
+  itself, re-encoded.
+* **The reducer** (the parent) takes the chunks in file order and does, event by event, exactly what the
+  one-process pipeline does in order: counts stages, de-duplicates, counts the event into the baselines,
+  runs the order-dependent detectors on the events that have them, and merges their findings with the
+  stateless ones by registry position. Rejects come back with chunk line numbers, offset to file lines.
+
+The stateless findings of an event that turns out to be a duplicate are simply dropped, as if never made.
+Everything order-dependent happens in the reducer in file order, so the findings, stats, rejects and
+detector error counts are the one-process scan's. Stdin, gzip, other formats, several files, small files,
+``--state``, ``--db`` (observers), live sources and Sigma rules that read later stages run in one process
+(:func:`split_plan` says no); a mapper that fails makes the caller run the scan again in one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgspec
+
+from kubeguard.audit.decode import (
+    GZIP_MAGIC,
+    MAX_RECORD_BYTES,
+    EventReader,
+    Reject,
+    RejectLog,
+    _line_blocks,
+    _lines_layout,
+    expand_path,
+)
+from kubeguard.audit.event import CONNECT_SUBRESOURCES, AuditEvent
+from kubeguard.detectors.anomaly.baselines import Observation, pending_key
+from kubeguard.detectors.anomaly.detectors import BODY_RESOURCES, AnomalyLearner, _body_values
+from kubeguard.detectors.anomaly.features import seconds_of
+from kubeguard.detectors.effect import SWITCHING_PROTOCOLS, outcome
+from kubeguard.pipeline import FindingSet, Pipeline, readable_time
+
+log = logging.getLogger(__name__)
+
+#: Below this many bytes a file is scanned in one process: forking costs more than it saves.
+MIN_SPLIT_BYTES = 16 * 1024 * 1024
+#: How much of the file one mapper decodes at a time (about 600 API-server events).
+CHUNK_BYTES = 1024 * 1024
+#: Decoding processes. With the reducer that makes one more process than a two-core machine has cores;
+#: the mappers block on their pipes whenever the reducer falls behind, so the three share the cores.
+MAPPERS = 2
+#: ``KUBEGUARD_SCAN_PROCESSES=1`` keeps every scan in one process; ``=split`` splits a large file even when
+#: no core is idle (switches for debugging and benchmarks).
+PROCESSES_ENV = "KUBEGUARD_SCAN_PROCESSES"
+
+#: Distinct (principal) owners and actions a mapper interns before it starts its tables again (memory stays
+#: bounded on a file of any size; each table entry is sent once per table).
+MAX_INTERNED = 200_000
+
+# What a mapper made of each event (one byte per event in a chunk's ``codes``).
+OTHER_STAGE, UNREADABLE, COUNT_ONLY, LEARN, WHOLE = range(5)
+
+_encode = msgspec.json.encode
+_event_decoder = msgspec.json.Decoder(AuditEvent)
+_FRAME = struct.Struct("<Q")
+
+
+@dataclass(slots=True)
+class SplitPlan:
+    path: Path
+    source: str
+    size: int
+    chunks: int
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cores_are_busy() -> bool:
+    """True when other work already keeps every core busy (1-minute load average ≥ the usable cores).
+
+    The split scan spends about a third more CPU in all than one process, in exchange for using a second
+    core; on a machine with no idle core it would only be slower.
+    """
+    try:
+        return os.getloadavg()[0] >= usable_cores()
+    except (AttributeError, OSError):
+        return False
+
+
+def split_plan(
+    paths: list[str] | tuple[str, ...],
+    pipeline: Pipeline,
+    input_format: str | None,
+    *,
+    min_bytes: int,
+    when_busy: bool = True,
+) -> SplitPlan | None:
+    """How to split this scan, or None when it must run in one process (``when_busy=False``: also when
+    :func:`cores_are_busy`)."""
+    if not hasattr(os, "fork") or os.environ.get(PROCESSES_ENV) == "1" or usable_cores() < 2:
+        return None
+    if not when_busy and os.environ.get(PROCESSES_ENV) != "split" and cores_are_busy():
+        return None
+    if pipeline.observers or pipeline.later_stage_detectors or len(paths) != 1 or paths[0] == "-":
+        return None
+    try:
+        files = expand_path(Path(paths[0]))
+        if len(files) != 1 or not files[0].is_file():
+            return None
+        path = files[0]
+        size = path.stat().st_size
+        if size < max(min_bytes, 1):
+            return None
+        with path.open("rb") as stream:
+            if stream.read(2) == GZIP_MAGIC:
+                return None
+            stream.seek(0)
+            first = b""
+            while not first.strip():
+                first = stream.readline(MAX_RECORD_BYTES + 1)
+                if not first:
+                    return None
+    except OSError:  # missing or unreadable: the one-process scan reports it as the user expects
+        return None
+    if len(first) > MAX_RECORD_BYTES:
+        return None
+    layout = _lines_layout(first, input_format)
+    if layout is None or layout[0] != "native":
+        return None
+    return SplitPlan(path=path, source=str(path), size=size, chunks=-(-size // CHUNK_BYTES))
+
+
+# -- mapping ------------------------------------------------------------------------------------------
+
+
+class _Range:
+    """A read-only window [start, end) of a file descriptor, read with ``pread``."""
+
+    def __init__(self, fd: int, start: int, end: int) -> None:
+        self.fd, self.position, self.end = fd, start, end
+
+    def read(self, size: int = -1) -> bytes:
+        left = self.end - self.position
+        if size < 0 or size > left:
+            size = left
+        if size <= 0:
+            return b""
+        data = os.pread(self.fd, size, self.position)
+        self.position += len(data)
+        return data
+
+
+def chunk_start(fd: int, index: int, size: int) -> int:
+    """Where chunk ``index`` starts: the first line start at or after ``index * CHUNK_BYTES``."""
+    if index == 0:
+        return 0
+    position = index * CHUNK_BYTES - 1
+    while position < size:
+        block = os.pread(fd, 64 * 1024, position)
+        if not block:
+            break
+        cut = block.find(b"\n")
+        if cut >= 0:
+            return position + cut + 1
+        position += len(block)
+    return size
+
+
+class Mapper:
+    """The order-free half of the pipeline, for one process's chunks."""
+
+    def __init__(self, pipeline: Pipeline, reader: EventReader) -> None:
+        self.pipeline = pipeline
+        self.reader = reader
+        engine = pipeline.engine
+        self.positions = {id(d): i for i, d in enumerate(engine.detectors)}
+        self.learns = pipeline.baselines is not None
+        self._plans: dict[tuple[Any, ...], tuple[tuple[Any, ...], bool, bool]] = {}
+        self._owners: dict[Any, int] = {}
+        self._actions: dict[Any, int] = {}
+
+    def _plan(self, key: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...], bool]:
+        """For one route: its stateless detectors as (position, name, detect); the ``relevant`` test of
+        each order-dependent one (None: always relevant); whether the learner counts the event."""
+        route = self.pipeline.engine.route(*key)
+        stateless = tuple(
+            (self.positions[id(d)], d.name, d.detect) for d in route if getattr(d, "stateless", False)
+        )
+        learner = self.learns and any(isinstance(d, AnomalyLearner) for d in route)
+        ordered: list[Any] = []
+        for d in route:
+            if getattr(d, "stateless", False) or isinstance(d, AnomalyLearner):
+                continue
+            if hasattr(d, "prepare") and hasattr(d, "apply") and not d.finding_types:
+                ordered.append((self.positions[id(d)], d.prepare))
+            elif hasattr(d, "relevant"):
+                ordered.append((None, d.relevant))
+            else:
+                ordered = [None]
+                break
+        plan = self._plans[key] = (stateless, tuple(ordered), learner)
+        return plan
+
+    @staticmethod
+    def _facts(event: AuditEvent, ordered: tuple[Any, ...]) -> list[tuple[int, Any]] | None:
+        """What the order-dependent detectors need recorded, or None when one needs the event itself."""
+        facts: list[tuple[int, Any]] = []
+        for step in ordered:
+            if step is None:
+                return None
+            position, read = step
+            try:
+                fact = read(event)
+            except Exception:  # noqa: BLE001 - the reducer runs the detector itself and counts the error
+                return None
+            if position is None:
+                if fact:
+                    return None
+            elif fact is not None:
+                facts.append((position, fact))
+        return facts
+
+    def map_chunk(self, stream: BinaryIO, source: str) -> tuple[Any, ...]:
+        reader = self.reader
+        # The interned keys are bounded: past the limit both ends start their tables again.
+        fresh = len(self._owners) + len(self._actions) > MAX_INTERNED
+        if fresh:
+            self._owners, self._actions = {}, {}
+        reader.rejects, reader.records = RejectLog(), 0
+        codes = bytearray()
+        ids: list[str] = []
+        kinds: list[str] = []
+        stamps: list[str] = []
+        owners, actions = array("q"), array("q")
+        found: dict[int, tuple[list[tuple[int, dict[str, Any]]], list[str], bool, int]] = {}
+        wholes: dict[int, bytes] = {}
+        recorded: dict[int, list[tuple[int, Any]]] = {}
+        learned: dict[int, dict[str, list[str]]] = {}
+        new_owners: list[Any] = []
+        new_actions: list[Any] = []
+        plans, plan_of = self._plans, self._plan
+        owner_ids, action_ids = self._owners, self._actions
+        context = self.pipeline.engine.context
+        build = self.pipeline.builder.build
+        number = 0
+        index = -1
+        for block in _line_blocks(b"", stream, reader.rejects, source, 1):
+            if isinstance(block, int):
+                number = block
+                continue
+            events = reader._native_lines(block, number, source)
+            number += len(block)
+            for event in events:
+                index += 1
+                stage = event.stage
+                ref = event.objectRef
+                connect = ref is not None and ref.subresource in CONNECT_SUBRESOURCES
+                if stage != "ResponseComplete" and stage and not (connect and stage == "ResponseStarted"):
+                    codes.append(OTHER_STAGE)
+                    continue
+                stamp = event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp
+                if not (
+                    len(stamp) >= 24 and stamp[19] == "." and stamp[-1] == "Z" and stamp[4] == "-"
+                    and stamp[10] == "T" and stamp[:4].isdigit()
+                ) and not readable_time(stamp):
+                    codes.append(UNREADABLE)
+                    ids.append(event.auditID)
+                    stamps.append(stamp[:64])
+                    continue
+                if connect:
+                    kinds.append("connect:101" if event.status_code == SWITCHING_PROTOCOLS else "connect")
+                else:
+                    kinds.append(stage)
+                ids.append(event.auditID)
+                result = outcome(event)
+                key = (event.verb, ref.resource, ref.subresource, result) if ref is not None else (
+                    event.verb, "", "", result)
+                plan = plans.get(key)
+                if plan is None:
+                    plan = plan_of(key)
+                stateless, ordered, learner = plan
+                if stateless:
+                    detections: list[tuple[int, Any]] = []
+                    failed: list[str] = []
+                    for position, name, detect in stateless:
+                        try:
+                            out = detect(event, context)
+                            if out:
+                                for detection in out:
+                                    detections.append((position, detection))
+                        except Exception:  # noqa: BLE001 - counted by the reducer if the event counts
+                            failed.append(name)
+                    if detections or failed:
+                        try:
+                            built = [(position, build(d)) for position, d in detections]
+                            unbuilt = False
+                        except Exception:  # noqa: BLE001 - the reducer drops the event's findings
+                            built, unbuilt = [], True
+                        found[index] = (built, failed, unbuilt, len(detections))
+                facts = self._facts(event, ordered) if ordered else None
+                if ordered and facts is None:
+                    codes.append(WHOLE)
+                    wholes[index] = _encode(event)
+                    continue
+                if learner and ref is not None and ref.resource in BODY_RESOURCES:
+                    try:
+                        body = _body_values(event)
+                    except Exception:  # noqa: BLE001 - the reducer runs the learner itself and counts the error
+                        codes.append(WHOLE)
+                        wholes[index] = _encode(event)
+                        continue
+                    if body is not None:
+                        learned[index] = body
+                if facts:
+                    recorded[index] = facts
+                if learner:
+                    codes.append(LEARN)
+                    owner, action, when = pending_key(event)
+                    owner_id = owner_ids.get(owner)
+                    if owner_id is None:
+                        owner_id = owner_ids[owner] = len(owner_ids)
+                        new_owners.append(owner)
+                    action_id = action_ids.get(action)
+                    if action_id is None:
+                        action_id = action_ids[action] = len(action_ids)
+                        new_actions.append(action)
+                    owners.append(owner_id)
+                    actions.append(action_id)
+                    stamps.append(when)
+                else:
+                    codes.append(COUNT_ONLY)
+        rejects = [(r.line, r.reason) for r in reader.rejects.kept]
+        return (bytes(codes), ids, kinds, stamps, owners, actions, found, wholes, recorded, learned, fresh,
+                new_owners, new_actions, reader.rejects.count, rejects, reader.records, number)
+
+
+def _run_mapper(mapper: Mapper, plan: SplitPlan, first: int, write: Callable[[bytes], Any]) -> None:
+    fd = os.open(plan.path, os.O_RDONLY)
+    try:
+        for index in range(first, plan.chunks, MAPPERS):
+            start, end = chunk_start(fd, index, plan.size), chunk_start(fd, index + 1, plan.size)
+            payload = pickle.dumps(mapper.map_chunk(_Range(fd, start, end), plan.source),  # type: ignore[arg-type]
+                                   protocol=pickle.HIGHEST_PROTOCOL)
+            write(_FRAME.pack(len(payload)) + payload)
+    finally:
+        os.close(fd)
+
+
+def start_mappers(pipeline: Pipeline, reader_options: dict[str, Any], plan: SplitPlan) -> list[tuple[int, BinaryIO]]:
+    """Fork the mappers; each is (pid, the read end of its pipe)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    started: list[tuple[int, BinaryIO]] = []
+    for first in range(MAPPERS):
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child; its output is what the tests compare
+            status = 1
+            try:
+                os.close(read_end)
+                for _, other in started:
+                    other.close()
+                logging.disable(logging.CRITICAL)  # the reducer reports what counts, once
+                with os.fdopen(write_end, "wb") as out:
+                    _run_mapper(Mapper(pipeline, EventReader(**reader_options)), plan, first, out.write)
+                status = 0
+            except BaseException:  # noqa: BLE001, S110 - the reducer sees a short stream and scans in one process
+                pass
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        started.append((pid, os.fdopen(read_end, "rb")))
+    return started
+
+
+def stop_mappers(mappers: list[tuple[int, BinaryIO]], *, kill: bool) -> bool:
+    """Reap the mappers; True when every one exited cleanly."""
+    clean = True
+    for pid, stream in mappers:
+        if kill:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        stream.close()
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            status = 1
+        clean = clean and status == 0
+    return clean
+
+
+class MapperFailed(RuntimeError):
+    """A mapper's stream ended early: the scan is run again in one process."""
+
+
+def chunk_results(mappers: list[tuple[int, BinaryIO]], plan: SplitPlan) -> Iterator[tuple[Any, ...]]:
+    for index in range(plan.chunks):
+        stream = mappers[index % MAPPERS][1]
+        header = stream.read(_FRAME.size)
+        if len(header) != _FRAME.size:
+            raise MapperFailed(f"mapper {index % MAPPERS} stopped before chunk {index}")
+        (length,) = _FRAME.unpack(header)
+        payload = stream.read(length)
+        if len(payload) != length:
+            raise MapperFailed(f"mapper {index % MAPPERS} stopped inside chunk {index}")
+        yield pickle.loads(payload)  # noqa: S301 - our own child's output, through our own pipe
+
+
+# -- reducing -----------------------------------------------------------------------------------------
+
+
+def reduce_chunks(
+    pipeline: Pipeline,
+    reader: EventReader,
+    plan: SplitPlan,
+    chunks: Iterator[tuple[Any, ...]],
+    findings: FindingSet,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    progress_every: int = 5000,
+) -> int:
+    """Judge the mapped events in file order, as :meth:`Pipeline.process_event` does; returns the count."""
+    stats = pipeline.stats
+    engine = pipeline.engine
+    context = engine.context
+    errors = engine.errors
+    first = pipeline.recent.first
+    baselines = pipeline.baselines
+    defer = baselines.defer_key if baselines is not None else None
+    build = pipeline.builder.build
+    add = findings.add
+    detectors = engine.detectors
+    positions = {id(d): i for i, d in enumerate(detectors)}
+    cluster = reader.cluster or "default"
+    owner_tables: list[list[Any]] = [[] for _ in range(MAPPERS)]
+    action_tables: list[list[Any]] = [[] for _ in range(MAPPERS)]
+    line_offset = 0
+    count = 0
+    for chunk_index, chunk in enumerate(chunks):
+        (codes, ids, kinds, stamps, owners, actions, found, wholes, recorded, learned, fresh, new_owners,
+         new_actions, reject_count, rejects, records, lines) = chunk
+        for line, reason in rejects:
+            reader.rejects.add(Reject(plan.source, line + line_offset, reason))
+        reader.rejects.count += reject_count - len(rejects)
+        reader.records += records
+        line_offset += lines
+        owner_table = owner_tables[chunk_index % MAPPERS]
+        action_table = action_tables[chunk_index % MAPPERS]
+        if fresh:
+            owner_table.clear()
+            action_table.clear()
+        owner_table.extend(new_owners)
+        action_table.extend(new_actions)
+        next_id = next_kind = next_stamp = next_learn = 0
+        other_stages = duplicates = counted = 0
+        for index, code in enumerate(codes):
+            if code == OTHER_STAGE:
+                other_stages += 1
+                continue
+            audit_id = ids[next_id]
+            next_id += 1
+            if code == UNREADABLE:
+                stats.rejected += 1
+                log.warning("audit event %s skipped: unreadable timestamp %r", audit_id, stamps[next_stamp])
+                next_stamp += 1
+                continue
+            kind = kinds[next_kind]
+            next_kind += 1
+            if code == LEARN:
+                owner_id, action_id, when = owners[next_learn], actions[next_learn], stamps[next_stamp]
+                next_learn += 1
+                next_stamp += 1
+            if audit_id and not first(cluster, audit_id, kind):
+                duplicates += 1
+                continue
+            counted += 1
+            if code == LEARN:
+                if recorded and index in recorded:
+                    for position, fact in recorded[index]:
+                        detectors[position].apply(fact, context)
+                baselines.memo = None  # type: ignore[union-attr]
+                owner = owner_table[owner_id]
+                defer(owner, action_table[action_id], when)  # type: ignore[misc]
+                if learned and index in learned:
+                    baselines.learn(  # type: ignore[union-attr]
+                        Observation(owner[0], owner[1], seconds_of(when), {}), learned[index], times=0)
+            elif code == WHOLE:
+                event = _event_decoder.decode(wholes[index])
+                _finish(stats, errors, add, build, found.get(index) if found else None,
+                        _ordered_detections(event, engine, context, positions, errors), audit_id)
+                continue
+            elif recorded and index in recorded:
+                for position, fact in recorded[index]:
+                    detectors[position].apply(fact, context)
+            if found and index in found:
+                _finish(stats, errors, add, build, found[index], [], audit_id)
+        stats.events += len(codes)
+        stats.other_stages += other_stages
+        stats.duplicates += duplicates
+        stats.counted += counted
+        before, count = count, count + len(codes)
+        if progress is not None and before // progress_every != count // progress_every:
+            progress(count, len(findings))
+    if progress is not None:
+        progress(count, len(findings))
+    return count
+
+
+def _ordered_detections(
+    event: AuditEvent, engine: Any, context: Any, positions: dict[int, int], errors: Any
+) -> list[tuple[int, Any]]:
+    """The order-dependent detectors of ``event``'s route, run as :meth:`Engine.detect` runs them."""
+    ref = event.objectRef
+    result = outcome(event)
+    key = (event.verb, ref.resource, ref.subresource, result) if ref is not None else (event.verb, "", "", result)
+    detections: list[tuple[int, Any]] = []
+    for detector in engine.route(*key):
+        if getattr(detector, "stateless", False):
+            continue
+        position = positions[id(detector)]
+        try:
+            out = detector.detect(event, context)
+            if out:
+                for detection in out:
+                    detections.append((position, detection))
+        except Exception:  # noqa: BLE001 - a broken detector is reported, not fatal
+            errors[detector.name] += 1
+            log.exception("detector %s failed on audit event %s", detector.name, event.auditID)
+    return detections
+
+
+def _finish(
+    stats: Any,
+    errors: Any,
+    add: Callable[[dict[str, Any]], None],
+    build: Callable[[Any], dict[str, Any]],
+    stateless: tuple[list[tuple[int, dict[str, Any]]], list[str], bool, int] | None,
+    ordered: list[tuple[int, Any]],
+    audit_id: str,
+) -> None:
+    """Count and add one counted event's findings, stateless and ordered merged by registry position."""
+    built, failed, unbuilt, stateless_count = stateless if stateless is not None else ([], [], False, 0)
+    for name in failed:
+        errors[name] += 1
+        log.error("detector %s failed on audit event %s", name, audit_id)
+    total = stateless_count + len(ordered)
+    if not total:
+        return
+    stats.detections += total
+    try:
+        if unbuilt:
+            raise ValueError("a stateless detector's finding could not be built")
+        built = built + [(position, build(d)) for position, d in ordered]
+    except Exception:  # noqa: BLE001 - as the pipeline: one unbuildable event is a counted reject
+        stats.rejected += 1
+        log.exception("audit event %s skipped: its finding could not be built", audit_id)
+        return
+    built.sort(key=lambda item: item[0])
+    for _, finding in built:
+        add(finding)

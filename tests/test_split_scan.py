@@ -1,0 +1,295 @@
+"""The split scan (``kubeguard.split_scan``) finds exactly what the one-process scan finds.
+
+Each test scans the same file twice, once in one process and once with the mappers forked, with chunks
+made small so that even a small file is cut into many, and compares findings (without the wall-clock
+``createdAt``/``updatedAt`` stamps), stats, rejects with their line numbers and detector error counts.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kubeguard import split_scan
+from kubeguard.audit import decode
+from kubeguard.audit.decode import EventReader
+from kubeguard.config import Settings
+from kubeguard.detectors.registry import default_detectors
+from kubeguard.detectors.state import MemoryState
+from kubeguard.pipeline import Pipeline
+from kubeguard.scan import ScanResult, run_scan
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB_LOG = ROOT / "examples" / "lab-audit.jsonl.gz"
+EVENT_LISTS = ROOT / "tests" / "data" / "lab-scenario" / "webhook-eventlists.jsonl.gz"
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the split scan needs fork()")
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(split_scan, "CHUNK_BYTES", 16 * 1024)
+    monkeypatch.delenv(split_scan.PROCESSES_ENV, raising=False)
+    monkeypatch.setattr(split_scan, "usable_cores", lambda: 2)
+
+
+def without_clock(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_clock(v) for k, v in value.items() if k not in ("createdAt", "updatedAt")}
+    if isinstance(value, list):
+        return [without_clock(v) for v in value]
+    return value
+
+
+def outcome(result: ScanResult) -> dict[str, Any]:
+    return {
+        "findings": without_clock(result.findings),
+        "stats": repr(result.stats),
+        "records": result.records,
+        "rejected": result.rejected,
+        "rejects": [str(r) for r in result.rejects],
+        "errors": result.detector_errors,
+    }
+
+
+def both(path: Path, config: Settings | None = None, **options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    config = config or Settings()
+    one = run_scan([str(path)], config, pipeline_options={}, split=False, **options)
+    split = run_scan([str(path)], config, pipeline_options={}, split=True, **options)
+    return outcome(one), outcome(split)
+
+
+def lab_lines() -> list[bytes]:
+    return gzip.decompress(LAB_LOG.read_bytes()).splitlines()
+
+
+def repeated_lab(path: Path, copies: int) -> Path:
+    """The lab log ``copies`` times, each copy with fresh auditIDs (so that de-duplication keeps them)."""
+    with path.open("wb") as out:
+        for copy in range(copies):
+            for number, line in enumerate(lab_lines()):
+                event = orjson.loads(line)
+                if copy:
+                    event["auditID"] = str(uuid.UUID(int=copy << 32 | number))
+                out.write(orjson.dumps(event) + b"\n")
+    return path
+
+
+def test_lab_log_split_equals_one_process(tmp_path: Path) -> None:
+    path = repeated_lab(tmp_path / "lab.jsonl", 3)
+    one, split = both(path)
+    assert one["findings"], "the lab log has attacks to find"
+    assert split == one
+    assert split_scan.split_plan([str(path)], Pipeline(Settings(), MemoryState()), None, min_bytes=0) is not None
+
+
+def test_simulated_attacks_split_equals_one_process(tmp_path: Path) -> None:
+    from kubeguard.sim import SimConfig, Simulator
+
+    simulator = Simulator(SimConfig(seed=7, duration=timedelta(days=2), learning=timedelta(days=1),
+                                    attacks=["all"], scale=0.01))
+    path = tmp_path / "sim.jsonl"
+    with path.open("wb") as out:
+        for event in simulator.events():
+            out.write(orjson.dumps(event) + b"\n")
+    config = Settings()
+    config.anomaly.learning_days = 1
+    config.detectors.packs = ["audit-trail"]
+    one, split = both(path, config)
+    types = {f["type"] for f in one["findings"]}
+    assert any("AnomalousBehavior" in t for t in types) and len(types) > 5, types
+    assert split == one
+
+
+def test_event_lists_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "lists.jsonl"
+    path.write_bytes(gzip.decompress(EVENT_LISTS.read_bytes()))
+    one, split = both(path)
+    assert one["findings"]
+    assert split == one
+
+
+def test_broken_lines_keep_their_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode, "MAX_RECORD_BYTES", 8 * 1024)
+    lines = lab_lines()
+    mixed: list[bytes] = []
+    for number, line in enumerate(lines):
+        mixed.append(line)
+        if number % 97 == 0:
+            mixed.append(line)  # a duplicate: counted once
+        if number % 131 == 0:
+            mixed.append(b'{"kind": "Event", "auditID": ')  # not JSON
+        if number % 151 == 0:
+            mixed.extend([b"", b"   "])  # blank lines count for numbering only
+        if number % 173 == 0:
+            mixed.append(line.replace(b'"stageTimestamp":"', b'"stageTimestamp":"x'))  # unreadable time
+        if number % 211 == 0:
+            mixed.append(b'{"kind": "Event"}')  # JSON, but not an audit event
+        if number % 301 == 0:
+            mixed.append(b'{"auditID": "' + b"x" * 20_000 + b'"}')  # longer than MAX_RECORD_BYTES
+    path = tmp_path / "dirty.jsonl"
+    path.write_bytes(b"\n".join(mixed))  # no newline after the last line
+    one, split = both(path)
+    assert one["rejected"] > 20 and "unreadable" not in one["rejects"][0]
+    assert split == one
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    picks=st.lists(st.integers(min_value=0, max_value=1305), min_size=1, max_size=400),
+    garbage=st.lists(st.sampled_from([b"", b"{", b"[]", b"null", b'{"verb": 1}']), max_size=10),
+    chunk=st.integers(min_value=1, max_value=64 * 1024),
+)
+def test_any_mixture_splits_the_same(tmp_path: Path, picks: list[int], garbage: list[bytes], chunk: int) -> None:
+    """Lab events in any order, repeats included (duplicates), with garbage, cut into chunks of any size."""
+    lines = lab_lines()
+    body = [lines[i % len(lines)] for i in picks]
+    for offset, junk in enumerate(garbage):
+        body.insert((offset * 37) % (len(body) + 1), junk)
+    path = tmp_path / f"mix-{chunk}.jsonl"
+    path.write_bytes(b"\n".join(body) + b"\n")
+    split_scan.CHUNK_BYTES = chunk
+    one, split = both(path)
+    assert split == one
+
+
+def test_interned_keys_start_again_when_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(split_scan, "MAX_INTERNED", 5)
+    path = repeated_lab(tmp_path / "lab.jsonl", 2)
+    one, split = both(path)
+    assert split == one
+
+
+def test_a_failed_mapper_means_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = repeated_lab(tmp_path / "lab.jsonl", 2)
+    expected = outcome(run_scan([str(path)], Settings(), pipeline_options={}, split=False))
+
+    def broken(self: Any, stream: Any, source: str) -> Any:
+        raise RuntimeError("mapper down")
+
+    monkeypatch.setattr(split_scan.Mapper, "map_chunk", broken)
+    assert outcome(run_scan([str(path)], Settings(), pipeline_options={}, split=True)) == expected
+
+
+def test_what_stays_in_one_process(tmp_path: Path) -> None:
+    path = repeated_lab(tmp_path / "lab.jsonl", 1)
+    pipeline = Pipeline(Settings(), MemoryState())
+    plan = split_scan.split_plan
+    assert plan([str(path)], pipeline, None, min_bytes=0) is not None
+    assert plan([str(path)], pipeline, None, min_bytes=split_scan.MIN_SPLIT_BYTES) is None  # small
+    assert plan([str(LAB_LOG)], pipeline, None, min_bytes=0) is None  # gzip
+    assert plan(["-"], pipeline, None, min_bytes=0) is None  # stdin
+    assert plan([str(path), str(path)], pipeline, None, min_bytes=0) is None  # several inputs
+    assert plan([str(tmp_path / "missing")], pipeline, None, min_bytes=0) is None  # the scan reports it
+    assert plan([str(path)], pipeline, "cloudwatch", min_bytes=0) is None  # an envelope format
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text("[\n" + ",\n".join(line.decode() for line in lab_lines()[:3]) + "\n]\n")
+    assert plan([str(pretty)], pipeline, None, min_bytes=0) is None  # one JSON document
+    pipeline.observers.append(lambda event: None)
+    assert plan([str(path)], pipeline, None, min_bytes=0) is None  # history is kept in order
+
+
+def test_busy_cores_keep_an_automatic_scan_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = repeated_lab(tmp_path / "lab.jsonl", 1)
+    pipeline = Pipeline(Settings(), MemoryState())
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 2.0, 1.0))
+    assert split_scan.cores_are_busy()
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is None
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0) is not None
+    monkeypatch.setenv(split_scan.PROCESSES_ENV, "split")
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is not None
+    monkeypatch.setenv(split_scan.PROCESSES_ENV, "1")
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0) is None
+    monkeypatch.delenv(split_scan.PROCESSES_ENV)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.7, 2.0, 1.0))
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is not None
+
+
+def test_state_file_scans_in_one_process(tmp_path: Path) -> None:
+    path = repeated_lab(tmp_path / "lab.jsonl", 1)
+    state = tmp_path / "state.bin"
+    result = run_scan([str(path)], Settings(), pipeline_options={}, split=True, state_path=state)
+    assert state.exists() and result.findings
+
+
+def test_chunks_start_at_line_starts(tmp_path: Path) -> None:
+    data = b"".join(b"x" * (n % 50) + b"\n" for n in range(2000)) + b"tail"
+    path = tmp_path / "lines"
+    path.write_bytes(data)
+    split_scan.CHUNK_BYTES = 333
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = -(-len(data) // split_scan.CHUNK_BYTES)
+        starts = [split_scan.chunk_start(fd, i, len(data)) for i in range(chunks + 1)]
+    finally:
+        os.close(fd)
+    assert starts[0] == 0 and starts[-1] == len(data)
+    assert starts == sorted(starts)
+    assert all(start == 0 or data[start - 1 : start] == b"\n" for start in starts[:-1])
+    pieces = [data[a:b] for a, b in zip(starts, starts[1:], strict=False)]
+    assert b"".join(pieces) == data
+
+
+def corpus_events() -> list[Any]:
+    return list(EventReader().read_paths([str(LAB_LOG), str(EVENT_LISTS)]))
+
+
+def test_relevant_false_means_nothing_found_and_nothing_recorded() -> None:
+    """The promise a detector's ``relevant`` makes, checked on every event of the lab corpus while a
+    pipeline learns from it (no learning period, so the anomaly detectors judge from the start)."""
+    import pickle
+
+    config = Settings()
+    config.anomaly.learning_days = 0
+    config.anomaly.min_principal_events = 1
+    detectors = default_detectors(["audit-trail"])
+    pipeline = Pipeline(config, MemoryState(), detectors=detectors)
+    context = pipeline.engine.context
+    gated = [d for d in detectors if hasattr(d, "relevant")]
+    assert len(gated) >= 5
+
+    def snapshot() -> bytes:
+        baselines = context.baselines
+        return pickle.dumps((context.state.__dict__, baselines._pending, baselines.clusters))
+
+    skipped = 0
+    for event in corpus_events():
+        idle = [d for d in gated if not d.relevant(event)]
+        if not idle:
+            pipeline.process_event(event)
+            continue
+        skipped += len(idle)
+        before = snapshot()
+        for detector in idle:
+            assert not list(detector.detect(event, context)), detector.name
+        assert snapshot() == before, [d.name for d in idle]
+        pipeline.process_event(event)
+    assert skipped > 1000
+    assert pipeline.stats.detections > 0
+
+
+def test_prepare_then_apply_is_detect() -> None:
+    from kubeguard.detectors.signatures.trackers import WildcardRoleTracker
+
+    tracker = WildcardRoleTracker()
+    direct, prepared = Pipeline(Settings(), MemoryState()), Pipeline(Settings(), MemoryState())
+    recorded = 0
+    for event in corpus_events():
+        if event.resource not in ("roles", "clusterroles"):
+            continue
+        tracker.detect(event, direct.engine.context)
+        fact = tracker.prepare(event)
+        if fact is not None:
+            recorded += 1
+            tracker.apply(fact, prepared.engine.context)
+    assert recorded > 10
+    assert repr(direct.engine.context.state.__dict__) == repr(prepared.engine.context.state.__dict__)
