@@ -12,6 +12,7 @@ Run: ``.venv/bin/python benchmarks/queries.py [--count 1000000] [--dialects sqli
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import resource
 import statistics
@@ -25,13 +26,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, insert
+import orjson
+from sqlalchemy import Connection, Engine, inspect
 
 from kubeguard.api.guardduty import findings as api
 from kubeguard.api.guardduty import statistics as stats
 from kubeguard.api.pagination import page
+from kubeguard.store import finding_counts, schema
 from kubeguard.store import findings as finding_store
-from kubeguard.store import schema
 from kubeguard.store.database import open_engine
 
 DETECTOR = "b" * 32
@@ -57,19 +59,20 @@ def _iso(ms: int) -> str:
 def synthetic(index: int, rng: random.Random) -> dict[str, Any]:
     created = START_MS + rng.randrange(90 * 86_400_000)
     updated = created + rng.randrange(3_600_000)
+    created_at, updated_at = _iso(created), _iso(updated)
     return {
         "schemaVersion": "2.0",
         "accountId": rng.choice(ACCOUNTS),
         "region": "us-east-1",
         "partition": "aws",
-        "id": f"{index:08x}{uuid.UUID(int=rng.getrandbits(128)).hex[:24]}",
+        "id": f"{index:08x}{rng.getrandbits(96):024x}",
         "type": rng.choice(TYPES),
         "title": "Synthetic finding",
         "description": "A finding made up by benchmarks/queries.py.",
         "severity": rng.choice([2.0, 5.0, 5.0, 8.0]),
         "confidence": 5,
-        "createdAt": _iso(created),
-        "updatedAt": _iso(updated),
+        "createdAt": created_at,
+        "updatedAt": updated_at,
         "resource": {
             "resourceType": "EKSCluster",
             "eksClusterDetails": {"name": rng.choice(CLUSTERS)},
@@ -83,16 +86,98 @@ def synthetic(index: int, rng: random.Random) -> dict[str, Any]:
             "detectorId": DETECTOR,
             "archived": rng.random() < 0.1,
             "count": rng.randrange(1, 20),
-            "eventFirstSeen": _iso(created),
-            "eventLastSeen": _iso(updated),
+            "eventFirstSeen": created_at,
+            "eventLastSeen": updated_at,
             "action": {"actionType": "KUBERNETES_API_CALL", "kubernetesApiCallAction": {"verb": "create"}},
         },
     }
 
 
-def fill(engine: Engine, count: int, seed: int = 7) -> list[str]:
-    """Insert ``count`` findings in batches; returns a sample of ids for GetFindings."""
-    rng = random.Random(seed)
+def _row(finding: dict[str, Any]) -> dict[str, Any]:
+    """``row_values(finding)`` for a :func:`synthetic` finding, read straight from its known shape.
+
+    ``row_values`` runs the criteria evaluator per field (about 50 us a finding); this reads the same
+    fields directly. :func:`_chunk_rows` checks it against ``row_values`` on a sample of every chunk.
+    """
+    resource, service = finding["resource"], finding["service"]
+    kubernetes = resource["kubernetesDetails"]
+    created, updated = _ms(finding["createdAt"]), _ms(finding["updatedAt"])
+    return {
+        "id": finding["id"],
+        "detector_id": service["detectorId"],
+        "type": finding["type"],
+        "severity": float(finding["severity"]),
+        "cluster": resource["eksClusterDetails"]["name"],
+        "archived": service["archived"],
+        "count": service["count"],
+        "created_at_ms": created,
+        "updated_at_ms": updated,
+        "event_last_seen_ms": updated,
+        "body": orjson.dumps(finding).decode(),
+        "account_id": finding["accountId"],
+        "event_first_seen_ms": created,
+        "username": kubernetes["kubernetesUserDetails"]["username"],
+        "namespace": kubernetes["kubernetesWorkloadDetails"]["namespace"],
+        "resource_type": resource["resourceType"],
+        "regular": True,
+    }
+
+
+def _ms(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp).timestamp() * 1000 + 0.5)
+
+
+#: Findings generated per work unit; the units are made in worker processes while the parent writes.
+CHUNK = 10_000
+COLUMNS = [column.name for column in schema.findings.columns]
+
+
+def _chunk_rows(args: tuple[int, int, int]) -> list[tuple[Any, ...]]:
+    """Rows ``first``..``last`` (exclusive) in ``COLUMNS`` order, as the recorder stores them."""
+    first, last, seed = args
+    rng = random.Random(seed * 1_000_003 + first)
+    rows = []
+    for index in range(first, last):
+        finding = synthetic(index, rng)
+        row = _row(finding)
+        if index % 500 == 0 and row != finding_store.row_values(finding):
+            raise AssertionError(f"the fast row of finding {index} differs from row_values")
+        rows.append(tuple(row[name] for name in COLUMNS))
+    return rows
+
+
+def _chunks(count: int, seed: int, workers: int) -> Iterator[list[tuple[Any, ...]]]:
+    units = [(first, min(count, first + CHUNK), seed) for first in range(0, count, CHUNK)]
+    if workers <= 1:
+        yield from map(_chunk_rows, units)
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from pool.imap(_chunk_rows, units)
+
+
+def _secondary_indexes(conn: Connection) -> list[tuple[str, str]]:
+    """(name, CREATE statement) of every index on ``kg_findings`` except its primary key, as the store has them."""
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'kg_findings'"
+            " AND schemaname = current_schema() AND indexname <> 'kg_findings_pkey'"
+        )
+    else:
+        rows = conn.exec_driver_sql(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'kg_findings' AND sql IS NOT NULL"
+        )
+    return [(name, sql) for name, sql in rows]
+
+
+def fill(engine: Engine, count: int, seed: int = 7, workers: int = 2) -> list[str]:
+    """Insert ``count`` findings; returns a sample of ids for GetFindings.
+
+    Rows are made in worker processes while this one writes them in large transactions: PostgreSQL through
+    ``COPY`` (psycopg 3's ``cursor.copy``), SQLite through one prepared ``executemany`` per chunk. The
+    secondary indexes are dropped for the load and re-created from their own definitions afterwards (a
+    sorted build instead of a million random B-tree inserts); likewise the count triggers, whose cells are
+    then counted in one GROUP BY (the same cells the triggers keep: tests/store/test_finding_counts.py).
+    """
     sample: list[str] = []
     with engine.begin() as conn:
         conn.execute(
@@ -106,15 +191,45 @@ def fill(engine: Engine, count: int, seed: int = 7) -> list[str]:
                 updated_at_ms=START_MS,
             )
         )
-    batch = 5000
-    for first in range(0, count, batch):
-        rows = [finding_store.row_values(synthetic(i, rng)) for i in range(first, min(count, first + batch))]
-        sample.extend(row["id"] for row in rows[:: max(1, count // 2000)])
-        with engine.begin() as conn:
-            conn.execute(insert(schema.findings), rows)
-    if engine.dialect.name == "postgresql":
+        indexes = _secondary_indexes(conn)
+        for name, _ in indexes:
+            conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        finding_counts.uninstall(conn)
+    every = max(1, count // 2000)
+    postgres = engine.dialect.name == "postgresql"
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if postgres:
+            statement = f"COPY kg_findings ({', '.join(COLUMNS)}) FROM STDIN"
+        else:
+            statement = f"INSERT INTO kg_findings ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+            cursor.execute("PRAGMA synchronous=OFF")  # a throwaway store: the fill's durability is moot
+        for rows in _chunks(count, seed, workers):
+            sample.extend(row[0] for row in rows[::every])
+            if postgres:
+                with cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cursor.executemany(statement, rows)
+            raw.commit()
+        if postgres:
+            cursor.execute("SET maintenance_work_mem = '512MB'")
+        for _, create in indexes:
+            cursor.execute(create)
+        raw.commit()
+        cursor.close()
+    finally:
+        raw.close()
+    with engine.begin() as conn:
+        finding_counts.install(conn)  # the triggers back, and every cell counted in one GROUP BY
+    if postgres:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE kg_findings")
+            conn.exec_driver_sql("SET statement_timeout = 0")
+            for table in ("kg_findings", "kg_finding_counts", "kg_finding_day_counts"):
+                if inspect(conn).has_table(table):
+                    conn.exec_driver_sql(f"VACUUM ANALYZE {table}")
     else:
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
@@ -122,32 +237,54 @@ def fill(engine: Engine, count: int, seed: int = 7) -> list[str]:
 
 
 CRITERION = {"severity": {"gte": 5}, "service.archived": {"eq": ["false"]}, "type": {"neq": [TYPES[0]]}}
+UNARCHIVED = {"service.archived": {"eq": ["false"]}}
+#: The console's "last 7 days": a criterion the pre-aggregated cells cannot answer (GROUP BY over findings).
+LAST_WEEK = {"updatedAt": {"gte": START_MS + 83 * 86_400_000}}
 
 
 def new_queries(ctx: Any, ids: list[str]) -> dict[str, Callable[[], Any]]:
-    def list_pages(criterion: dict[str, Any], sort: tuple[str, bool], pages: int) -> Callable[[], Any]:
-        def run() -> None:
-            token = None
-            query = {"c": criterion, "s": list(sort), "d": DETECTOR}
-            for _ in range(pages):
-                _, token = api._list_page(ctx, DETECTOR, criterion, sort, 50, token, query)
+    def first_page(criterion: dict[str, Any], sort: tuple[str, bool]) -> Callable[[], Any]:
+        query = {"c": criterion, "s": list(sort), "d": DETECTOR}
+        return lambda: api._list_page(ctx, DETECTOR, criterion, sort, 50, None, query)
 
-        return run
+    def deep_pages(criterion: dict[str, Any], sort: tuple[str, bool], pages: int) -> Callable[[], Any]:
+        """Each call fetches one of pages 2..``pages`` (in turn), by the token the page before gave."""
+        query = {"c": criterion, "s": list(sort), "d": DETECTOR}
+        tokens: list[str] = []
+        token = None
+        for _ in range(pages - 1):
+            _, token = api._list_page(ctx, DETECTOR, criterion, sort, 50, token, query)
+            tokens.append(token)
+        turn = iter(range(10**9))
+        return lambda: api._list_page(ctx, DETECTOR, criterion, sort, 50, tokens[next(turn) % len(tokens)], query)
 
+    cluster = {"resource.eksClusterDetails.name": {"eq": ["cluster-3"]}}
+    kind = {"type": {"eq": [TYPES[2]]}}
     queries: dict[str, Callable[[], Any]] = {
-        "list: no criteria, updatedAt DESC": list_pages({}, ("updatedAt", True), 1),
-        "list: criteria, severity DESC": list_pages(CRITERION, ("severity", True), 1),
-        "list: criteria, 20 pages by createdAt ASC": list_pages(CRITERION, ("createdAt", False), 20),
-        "list: username eq, service.count DESC": list_pages(
-            {"resource.kubernetesDetails.kubernetesUserDetails.username": {"eq": ["user-7"]}},
-            ("service.count", True),
-            1,
+        "list: no criteria, updatedAt DESC": first_page({}, ("updatedAt", True)),
+        "list: unarchived, updatedAt DESC": first_page(UNARCHIVED, ("updatedAt", True)),
+        "list: unarchived, severity DESC": first_page(UNARCHIVED, ("severity", True)),
+        "list: criteria, severity DESC": first_page(CRITERION, ("severity", True)),
+        "list: type eq, severity DESC": first_page(kind, ("severity", True)),
+        "list: cluster eq, updatedAt DESC": first_page(cluster, ("updatedAt", True)),
+        "list: archived, type ASC": first_page({"service.archived": {"eq": ["true"]}}, ("type", False)),
+        "list: criteria, createdAt ASC, pages 2-20": deep_pages(CRITERION, ("createdAt", False), 20),
+        "list: username eq, service.count DESC": first_page(
+            {"resource.kubernetesDetails.kubernetesUserDetails.username": {"eq": ["user-7"]}}, ("service.count", True)
         ),
         "statistics: COUNT_BY_SEVERITY": lambda: api._statistics(ctx, DETECTOR, {}, None),
         "statistics: COUNT_BY_SEVERITY, criteria": lambda: api._statistics(ctx, DETECTOR, CRITERION, None),
     }
     for group_by in stats.GROUP_BY:
         queries[f"statistics: groupBy {group_by}"] = lambda g=group_by: api._statistics(ctx, DETECTOR, {}, g)
+    for group_by in stats.GROUP_BY:
+        queries[f"statistics: groupBy {group_by}, unarchived"] = lambda g=group_by: api._statistics(
+            ctx, DETECTOR, UNARCHIVED, g
+        )
+    for group_by in ("FINDING_TYPE", "RESOURCE"):
+        queries[f"statistics: groupBy {group_by}, last 7 days"] = lambda g=group_by: api._statistics(
+            ctx, DETECTOR, LAST_WEEK, g
+        )
     rng = random.Random(3)
 
     def get_findings() -> None:
@@ -171,6 +308,7 @@ def old_queries(ctx: Any) -> dict[str, Callable[[], Any]]:
     queries: dict[str, Callable[[], Any]] = {
         "list: no criteria, updatedAt DESC": list_page({}, "updatedAt", True),
         "list: criteria, severity DESC": list_page(CRITERION, "severity", True),
+        "list: unarchived, updatedAt DESC": list_page(UNARCHIVED, "updatedAt", True),
         "statistics: COUNT_BY_SEVERITY": lambda: stats.count_by_severity(api.matching(ctx, DETECTOR, {})),
     }
     for group_by in stats.GROUP_BY:
@@ -180,16 +318,22 @@ def old_queries(ctx: Any) -> dict[str, Callable[[], Any]]:
     return queries
 
 
-def timings(query: Callable[[], Any], rounds: int) -> tuple[float, float]:
-    samples = []
+def timings(query: Callable[[], Any], rounds: int) -> tuple[float, float, float]:
+    """(p50, p95) of wall time and the p50 of this process's CPU time, in ms.
+
+    On a shared machine wall time includes waiting for a core; for SQLite, which runs in this process, the
+    CPU time is the query's own cost (for PostgreSQL it is only the client's part).
+    """
+    samples, cpu = [], []
     query()  # warm caches
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         query()
         samples.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
     samples.sort()
     p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
-    return statistics.median(samples), p95
+    return statistics.median(samples), p95, statistics.median(cpu)
 
 
 @contextmanager
@@ -201,7 +345,8 @@ def store(dialect: str, directory: Path, postgres_url: str, postgres_dsn: str) -
         return
     import psycopg
 
-    name = f"kg_bench_{uuid.uuid4().hex[:10]}"
+    # A prefix of its own: other benchmarks' schemas are kg_bench_*, and clean-ups of those must miss this one.
+    name = f"kg_querybench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(postgres_dsn, autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{name}"')
         try:
@@ -212,10 +357,39 @@ def store(dialect: str, directory: Path, postgres_url: str, postgres_dsn: str) -
             admin.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
+def _fill_apart(engine: Engine, count: int) -> tuple[list[str], float]:
+    """Fill in a child process, so this process's peak RSS is the queries' alone; (sample ids, seconds)."""
+    url = engine.url.render_as_string(hide_password=False)
+    receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
+
+    def child() -> None:
+        started = time.perf_counter()
+        filler = open_engine(url)
+        send.send((fill(filler, count), time.perf_counter() - started))
+        filler.dispose()
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    send.close()  # the child's copy is the only writer left: its exit ends recv() if the fill fails
+    try:
+        ids, seconds = receive.recv()
+    except EOFError:
+        process.join()
+        raise SystemExit(f"the fill failed (exit code {process.exitcode})") from None
+    process.join()
+    if process.exitcode != 0:
+        raise SystemExit(f"the fill failed (exit code {process.exitcode})")
+    return ids, seconds
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000)
-    parser.add_argument("--baseline-count", type=int, default=20_000)
+    parser.add_argument("--baseline-count", type=int, default=20_000, help="0 skips the old-path comparison")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--dialects", default="sqlite,postgresql")
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -224,27 +398,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for dialect in args.dialects.split(","):
             with store(dialect, Path(tmp), args.postgres_url, args.postgres_dsn) as engine:
-                started = time.perf_counter()
-                ids = fill(engine, args.baseline_count)
+                ids, seconds = _fill_apart(engine, args.count)
+                print(f"\n{dialect}: {args.count:,} findings ({seconds:.0f} s to fill)")
+                before = _peak_rss_mib()
+                for name, query in new_queries(SimpleNamespace(engine=engine), ids).items():
+                    p50, p95, cpu = timings(query, args.rounds)
+                    print(f"  {name:48s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  (cpu p50 {cpu:6.1f} ms)", flush=True)
+                print(f"  peak RSS of the querying process: {before:.0f} MiB before, {_peak_rss_mib():.0f} MiB after")
+        for dialect in args.dialects.split(",") if args.baseline_count else []:
+            with store(dialect, Path(tmp), args.postgres_url, args.postgres_dsn) as engine:
+                ids, seconds = _fill_apart(engine, args.baseline_count)
                 ctx = SimpleNamespace(engine=engine)
-                elapsed = time.perf_counter() - started
-                print(f"\n{dialect}: baseline store of {args.baseline_count:,} findings ({elapsed:.0f} s to fill)")
+                print(f"\n{dialect}: baseline store of {args.baseline_count:,} findings ({seconds:.0f} s to fill)")
                 new = new_queries(ctx, ids)
                 for name, query in old_queries(ctx).items():
-                    old_p50, _ = timings(query, 3)
-                    new_p50, _ = timings(new[name], args.rounds)
+                    old_p50, _, _ = timings(query, 3)
+                    new_p50, _, _ = timings(new[name], args.rounds)
                     print(
-                        f"  {name:45s} old {old_p50:9.1f} ms  new {new_p50:7.1f} ms  old/new {old_p50 / new_p50:8.1f}x"
+                        f"  {name:48s} old {old_p50:9.1f} ms  new {new_p50:7.1f} ms  old/new {old_p50 / new_p50:8.1f}x"
                     )
-            with store(dialect, Path(tmp), args.postgres_url, args.postgres_dsn) as engine:
-                started = time.perf_counter()
-                ids = fill(engine, args.count)
-                print(f"{dialect}: {args.count:,} findings ({time.perf_counter() - started:.0f} s to fill)")
-                for name, query in new_queries(SimpleNamespace(engine=engine), ids).items():
-                    p50, p95 = timings(query, args.rounds)
-                    print(f"  {name:45s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak RSS of this process: {peak:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Start-up stays small: ``--help`` and a file scan do not import what they do not use (issue 14).
 
 A timing would be flaky on a shared machine (``benchmarks/startup.py`` measures it); the modules a command
-leaves unimported are not. Each case runs the command in a fresh interpreter and lists the heavy packages
-that ended up in ``sys.modules``.
+leaves unimported are not. Each case runs the command through the real entry point (``kubeguard.cli.main``,
+which builds only the command it runs) in a fresh interpreter and lists the heavy modules that ended up in
+``sys.modules``.
 """
 
 from __future__ import annotations
@@ -16,15 +17,22 @@ import pytest
 
 from tests.audit.test_decode import EVENT
 
-#: Packages a file scan or the help never needs, each costing tens to hundreds of milliseconds to import.
+#: Packages a file scan or the help never needs, each costing tens to hundreds of milliseconds to import
+#: (pySigma with pyparsing and PyYAML alone took 0.15 s; it is needed only when Sigma rules are named).
 HEAVY = ("pydantic", "fastapi", "starlette", "sqlalchemy", "boto3", "botocore", "httpx", "uvicorn",
-         "rich.markdown", "rich.progress", "markdown_it", "defusedxml", "nats", "psycopg")
+         "rich.markdown", "rich.progress", "markdown_it", "defusedxml", "nats", "psycopg",
+         "sigma", "pyparsing", "yaml")
+#: What a scan of a file needs none of: the other commands' modules, and the correlator when nothing was found.
+NOT_FOR_SCAN = ("kubeguard.cli.findings", "kubeguard.cli.intel", "kubeguard.cli.investigate", "kubeguard.cli.rules",
+                "kubeguard.cli.serve", "kubeguard.cli.simulate", "kubeguard.cli.worker",
+                "kubeguard.detectors.rules.load", "kubeguard.correlate.sequences")
 
 PROBE = """
 import sys
-from kubeguard.cli import app
+import kubeguard.cli
+sys.argv = ["kubeguard", *sys.argv[1:]]
 try:
-    app(sys.argv[1:])
+    kubeguard.cli.main()
 except SystemExit as stop:
     if stop.code not in (0, None):
         raise
@@ -33,8 +41,8 @@ print("heavy:" + ",".join(sorted(name for name in heavy if name in sys.modules))
 """
 
 
-def _loaded_heavy(*argv: str) -> list[str]:
-    run = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv],
+def _loaded_heavy(*argv: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    run = subprocess.run([sys.executable, "-c", PROBE.format(heavy=heavy), *argv],
                          capture_output=True, text=True, check=True, timeout=120)
     [report] = [line for line in run.stdout.splitlines() if line.startswith("heavy:")]
     return [name for name in report.removeprefix("heavy:").split(",") if name]
@@ -52,4 +60,44 @@ def test_scan_of_a_file_imports_no_heavy_package(tmp_path: Path, output_format: 
     loaded = _loaded_heavy("scan", str(log), "--format", output_format, "--output", str(out), "--quiet",
                            "--no-default-feeds")
     assert out.exists()
+    assert loaded == []
+
+
+def _quiet_event(tmp_path: Path) -> Path:
+    """A one-event log on which no detector fires (a node reading its own lease)."""
+    log = tmp_path / "one.jsonl"
+    event = {**EVENT, "verb": "get", "requestURI": "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1",
+             "user": {"username": "system:node:n1", "groups": ["system:nodes", "system:authenticated"]},
+             "objectRef": {"resource": "leases", "namespace": "kube-node-lease", "name": "n1",
+                           "apiGroup": "coordination.k8s.io", "apiVersion": "v1"}}
+    log.write_bytes(orjson.dumps(event) + b"\n")
+    return log
+
+
+def test_scan_builds_only_its_own_command(tmp_path: Path):
+    out = tmp_path / "findings.jsonl"
+    loaded = _loaded_heavy("--debug", "scan", str(_quiet_event(tmp_path)), "--format", "jsonl", "--output", str(out),
+                           "--quiet", heavy=NOT_FOR_SCAN)
+    assert out.read_bytes() == b""  # nothing found, so correlation had nothing to do
+    assert loaded == []
+
+
+def test_help_still_lists_every_command():
+    from kubeguard.cli import COMMANDS
+
+    run = subprocess.run([sys.executable, "-m", "kubeguard.cli", "--help"], capture_output=True, text=True,
+                         check=True, timeout=120)
+    listed = {line.split()[0] for line in run.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == set(COMMANDS)
+
+
+@pytest.mark.xfail(strict=True, reason="graph.history imports stamp_detector from the FastAPI package; "
+                   "branch i10-history moves it (remove this mark when that lands)")
+def test_scan_keeping_history_imports_no_web_framework(tmp_path: Path):
+    out = tmp_path / "findings.jsonl"
+    db = tmp_path / "history.db"
+    loaded = _loaded_heavy("scan", str(_quiet_event(tmp_path)), "--format", "jsonl", "--output", str(out),
+                           "--quiet", "--no-default-feeds", "--db", f"sqlite:///{db}",
+                           heavy=("fastapi", "starlette", "pydantic", "uvicorn", "sigma", "yaml"))
+    assert db.exists()
     assert loaded == []

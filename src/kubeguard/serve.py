@@ -18,7 +18,7 @@ from kubeguard.api.app import build_context, create_app
 from kubeguard.api.options import serve_options
 from kubeguard.api.tls_peer import PeerCertificateProtocol
 from kubeguard.config import ConfigError, load_settings
-from kubeguard.detectors.rules.load import RuleLoadError
+from kubeguard.detectors.rules import RuleLoadError
 from kubeguard.store.database import url_from_option
 
 log = logging.getLogger(__name__)

@@ -85,7 +85,7 @@ def test_feature_values_are_capped_with_an_other_bucket() -> None:
     assert namespaces.total == PRINCIPAL_CAP + 100
 
 
-def test_least_recently_active_principals_are_evicted() -> None:
+def test_least_recently_active_principals_are_evicted(caplog) -> None:
     baselines = Baselines(max_principals=1_000)
     for index in range(2_500):
         seen = observe(event("list", "pods", "shop", at=START + timedelta(seconds=index), arn=f"arn:x/p{index}"))
@@ -93,6 +93,11 @@ def test_least_recently_active_principals_are_evicted() -> None:
     principals = baselines.clusters["prod"].principals
     assert len(principals) <= 1_000
     assert "arn:x/p2499" in principals and "arn:x/p0" not in principals
+    # Each overflow drops a tenth of the cap, counted and logged: 2,500 new principals, 1,000 kept at most.
+    assert baselines.evicted == 2_500 - len(principals)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "kubeguard.detectors.anomaly.baselines"]
+    assert len(warnings) == baselines.evicted // 100
+    assert warnings[-1].endswith(f"({baselines.evicted} so far)")
 
 
 def test_memory_for_ten_thousand_principals_is_bounded() -> None:

@@ -32,7 +32,7 @@ def test_command(
     from rich.table import Table
 
     from kubeguard.audit.decode import UnknownFormatError
-    from kubeguard.detectors.rules.load import RuleLoadError
+    from kubeguard.detectors.rules import RuleLoadError
     from kubeguard.detectors.rules.trial import trial
 
     if output_format not in ("table", "json"):

@@ -118,7 +118,7 @@ def scan(
 
     from kubeguard.audit.decode import FORMATS, UnknownFormatError
     from kubeguard.config import ConfigError, DetectorSettings, load_settings
-    from kubeguard.detectors.rules.load import RuleLoadError
+    from kubeguard.detectors.rules import RuleLoadError
     from kubeguard.intel.formats import ListError
     from kubeguard.intel.sources import SourceError, parse_list_spec
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeguard.correlate.sequences import correlate, is_sequence
-
 
 def with_sequences(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``findings`` with attack sequences first, and each member carrying ``associatedAttackSequenceArn``.
 
-    Sequences already in ``findings`` are updated in place of being duplicated.
+    Sequences already in ``findings`` are updated in place of being duplicated. The correlator is imported
+    here, not at the top: a scan that found nothing (the start-up benchmark's) never needs it.
     """
+    if not findings:
+        return []
+    from kubeguard.correlate.sequences import correlate, is_sequence
+
     correlation = correlate(findings)
     updated = []
     for finding in findings:
@@ -33,6 +36,8 @@ def with_sequences(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def table_order(findings: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
     """(finding, depth) in the order a table shows them: each sequence (depth 0) followed by its members
     (depth 1) in the order they happened, then every other finding, most severe first."""
+    from kubeguard.correlate.sequences import is_sequence
+
     sequences = [f for f in findings if is_sequence(f)]
     members: dict[str, list[dict[str, Any]]] = {s["arn"]: [] for s in sequences}
     others = []

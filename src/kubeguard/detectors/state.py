@@ -8,11 +8,20 @@ raises again what the first already raised.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 import msgspec
+
+log = logging.getLogger(__name__)
+
+#: Keys remembered per scope (first-seen privileged images, sensitive-mount shapes, wildcard roles ...).
+#: Real clusters hold hundreds; the cap only stops a pathological stream (an image tag per build, say) from
+#: growing a scan without end. Past it the oldest tenth is forgotten at once: a forgotten image can raise
+#: its first-seen finding again, and a forgotten wildcard role is no longer known as one.
+MAX_KEYS_PER_SCOPE = 200_000
 
 
 class _Snapshot(msgspec.Struct):
@@ -22,24 +31,45 @@ class _Snapshot(msgspec.Struct):
 
 
 class MemoryState:
-    """Named sets of remembered keys, plus named opaque blobs (baselines serialise into these)."""
+    """Named sets of remembered keys, plus named opaque blobs (baselines serialise into these).
 
-    def __init__(self) -> None:
-        self._sets: dict[str, set[str]] = {}
+    Each set is a dict in insertion order, so that past :data:`MAX_KEYS_PER_SCOPE` the oldest keys go
+    first; ``evicted`` counts them per scope and each eviction is logged.
+    """
+
+    def __init__(self, max_keys: int = MAX_KEYS_PER_SCOPE) -> None:
+        self.max_keys = max_keys
+        self._sets: dict[str, dict[str, None]] = {}
         self.blobs: dict[str, str] = {}
+        self.evicted: dict[str, int] = {}
 
     def first_seen(self, scope: str, key: str) -> bool:
-        members = self._sets.setdefault(scope, set())
-        if key in members:
+        members = self._sets.get(scope)
+        if members is None:
+            members = self._sets[scope] = {}
+        elif key in members:
             return False
-        members.add(key)
+        elif len(members) >= self.max_keys:
+            members = self._evict(scope, members)
+        members[key] = None
         return True
+
+    def _evict(self, scope: str, members: dict[str, None]) -> dict[str, None]:
+        drop = max(1, self.max_keys // 10)
+        kept = dict.fromkeys(list(members)[drop:])
+        self._sets[scope] = kept
+        self.evicted[scope] = self.evicted.get(scope, 0) + drop
+        log.warning("state %s: %d keys reached the cap; forgot the %d oldest (%d so far)",
+                    scope, self.max_keys, drop, self.evicted[scope])
+        return kept
 
     def seen(self, scope: str, key: str) -> bool:
         return key in self._sets.get(scope, ())
 
     def forget(self, scope: str, key: str) -> None:
-        self._sets.get(scope, set()).discard(key)
+        members = self._sets.get(scope)
+        if members is not None:
+            members.pop(key, None)
 
     def get_blob(self, name: str) -> bytes | None:
         """The bytes last stored under ``name`` (kept as base64 text in the snapshot), or None."""
@@ -56,13 +86,16 @@ class MemoryState:
         state = cls()
         if path.exists():
             snapshot = msgspec.json.decode(path.read_bytes(), type=_Snapshot)
-            state._sets = {scope: set(keys) for scope, keys in snapshot.sets.items()}
+            state._sets = {scope: dict.fromkeys(keys) for scope, keys in snapshot.sets.items()}
             state.blobs = dict(snapshot.blobs)
         return state
 
     def save(self, path: Path) -> None:
-        """Write atomically: a crash mid-save leaves the previous state intact."""
-        snapshot = _Snapshot(sets={k: sorted(v) for k, v in self._sets.items()}, blobs=self.blobs)
+        """Write atomically: a crash mid-save leaves the previous state intact.
+
+        Keys are written oldest first, so a later scan that loads the file still forgets the oldest first.
+        """
+        snapshot = _Snapshot(sets={k: list(v) for k, v in self._sets.items()}, blobs=self.blobs)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:

@@ -43,10 +43,13 @@ class SqlCriterion:
     residual: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def translate(criterion: Mapping[str, Mapping[str, Any]]) -> SqlCriterion:
+def translate(
+    criterion: Mapping[str, Mapping[str, Any]], columns: Mapping[str, FieldColumn] = FIELD_COLUMNS
+) -> SqlCriterion:
+    """``criterion`` over ``columns`` (the finding columns unless another table keeps the same fields)."""
     result = SqlCriterion()
     for name, condition in criterion.items():
-        spec = FIELD_COLUMNS.get(name)
+        spec = columns.get(name)
         clauses = _condition(spec, condition) if spec is not None else None
         if clauses is None:
             result.residual[name] = dict(condition)

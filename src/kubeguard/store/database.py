@@ -216,6 +216,22 @@ def _compress_spool_bodies_with_lz4(conn: Connection) -> None:
         pass
 
 
+def _add_finding_counts(conn: Connection) -> None:
+    """Version 12: finding text sorted by code point on PostgreSQL, sort indexes for type, account and
+    cluster, a covering updatedAt index on PostgreSQL, and the pre-aggregated finding counts."""
+    from kubeguard.store import finding_counts
+    from kubeguard.store.finding_migration import sort_text_by_code_point
+
+    sort_text_by_code_point(conn)
+    for replaced in ("ix_kg_findings_q_type", "ix_kg_findings_q_account", "ix_kg_findings_detector_updated"):
+        conn.execute(text(f"DROP INDEX IF EXISTS {replaced}"))
+    for index in schema.findings.indexes:
+        index.create(conn, checkfirst=True)
+    schema.finding_counts.create(conn, checkfirst=True)
+    schema.finding_day_counts.create(conn, checkfirst=True)
+    finding_counts.install(conn)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
@@ -229,6 +245,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (9, _add_activity_store),
     (10, _add_bus_failures),
     (11, _compress_spool_bodies_with_lz4),
+    (12, _add_finding_counts),
 )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column
+from sqlalchemy import ColumnElement
 
 from kubeguard.findings.criteria import TIMESTAMP_FIELDS, epoch_ms, field_values
 from kubeguard.store import schema
@@ -27,7 +27,7 @@ class FieldColumn:
     """One criterion field stored in a column; ``kind`` is text, number, timestamp or bool."""
 
     field: str
-    column: Column[Any]
+    column: ColumnElement[Any]
     kind: str
 
 

@@ -83,7 +83,7 @@ def page(
     """Up to ``limit`` matching ids after ``start``, and the position to continue from (None at the end)."""
     ids: list[str] = []
     last: Position | None = None
-    for position, _ in stream(conn, detector_id, criterion, order, start):
+    for position, _ in stream(conn, detector_id, criterion, order, start, first_batch=limit + 1):
         if len(ids) == limit:
             return ids, last
         ids.append(position.id)
@@ -111,10 +111,13 @@ def stream(
     start: Position | None = None,
     *,
     bodies: bool = False,
+    first_batch: int = KEY_BATCH,
 ) -> Iterator[tuple[Position, dict[str, Any] | None]]:
     """Matching findings in ``order`` after ``start``: (position, finding body or None).
 
     Bodies are read only when asked for or when part of the criterion has to be evaluated in Python.
+    Keys are fetched ``first_batch`` at a time at first (a page asks for one more than it returns), then
+    in batches doubling up to ``KEY_BATCH`` when the reader wants more.
     """
     plan = translate(criterion)
     need_bodies = bodies or bool(plan.residual)
@@ -124,9 +127,9 @@ def stream(
     sort_column = FIELD_COLUMNS[order.attribute].column
     phase = start.phase if start else "present"
     if phase == "present":
-        yield from _phase(conn, plan, base, sort_column, order, start, need_bodies)
+        yield from _phase(conn, plan, base, sort_column, order, start, need_bodies, first_batch)
         start = None
-    yield from _phase(conn, plan, base, None, order, start, need_bodies)
+    yield from _phase(conn, plan, base, None, order, start, need_bodies, first_batch)
 
 
 def _phase(
@@ -137,6 +140,7 @@ def _phase(
     order: Order,
     start: Position | None,
     need_bodies: bool,
+    batch: int,
 ) -> Iterator[tuple[Position, dict[str, Any] | None]]:
     """One keyset phase: rows with the sort value by (value, id), or (``sort_column`` None) rows without it."""
     identifier = _ordered(conn, _table.c.id)
@@ -173,7 +177,7 @@ def _phase(
                         ),
                     )
                 )
-        rows = conn.execute(statement.order_by(*ordering).limit(KEY_BATCH)).all()
+        rows = conn.execute(statement.order_by(*ordering).limit(batch)).all()
         if not rows:
             return
         for chunk in _body_chunks(rows) if need_bodies else [rows]:
@@ -184,8 +188,9 @@ def _phase(
                 if plan.residual and not matches(plan.residual, body or {}):
                     continue
                 yield Position(phase, row_value, row.id), body
-        if len(rows) < KEY_BATCH:
+        if len(rows) < batch:
             return
+        batch = min(KEY_BATCH, batch * 2)
         value = getattr(rows[-1], value_column.name) if value_column is not None else None
         last_id = rows[-1].id
 

@@ -22,9 +22,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
     false,
     func,
 )
+
+from kubeguard.store.finding_counts import on_metadata_create as _install_count_triggers
 
 metadata = MetaData()
 
@@ -48,14 +51,24 @@ detectors = Table(
     Column("updated_at_ms", BigInteger, nullable=False),
 )
 
+
+def _sorted_text(length: int) -> String:
+    """Text that queries sort by code point: ``COLLATE "C"`` on PostgreSQL (SQLite's default already is).
+
+    Queries order by ``column COLLATE "C"`` to match Python's order; an index serves that order only when
+    it was built with the same collation, so the columns carry it (schema version 12 converts old stores).
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 findings = Table(
     "kg_findings",
     metadata,
-    Column("id", String(64), primary_key=True),
+    Column("id", _sorted_text(64), primary_key=True),
     Column("detector_id", String(32), nullable=False),
-    Column("type", String(100), nullable=False),
+    Column("type", _sorted_text(100), nullable=False),
     Column("severity", Float, nullable=False),
-    Column("cluster", String(255), nullable=False),
+    Column("cluster", _sorted_text(255), nullable=False),
     Column("archived", Boolean, nullable=False),
     Column("count", Integer, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
@@ -63,15 +76,22 @@ findings = Table(
     Column("event_last_seen_ms", BigInteger, nullable=False),
     Column("body", Text, nullable=False),
     # Version 7 (kubeguard.store.finding_columns): more queried fields, null when the finding lacks them.
-    Column("account_id", String(64)),
+    Column("account_id", _sorted_text(64)),
     Column("event_first_seen_ms", BigInteger),
-    Column("username", String(512)),
-    Column("namespace", String(255)),
-    Column("resource_type", String(64)),
+    Column("username", _sorted_text(512)),
+    Column("namespace", _sorted_text(255)),
+    Column("resource_type", _sorted_text(64)),
     #: True when every indexed column is an exact copy of its wire field (see finding_columns.regular);
     #: queries run in SQL only when all of a detector's rows are regular.
     Column("regular", Boolean),
-    Index("ix_kg_findings_detector_updated", "detector_id", "updated_at_ms"),
+    # Version 12: on PostgreSQL it carries the grouped fields, so statistics over an updatedAt range (the
+    # console's "last 7 days", which the counts cannot answer) read only the range of this index.
+    Index(
+        "ix_kg_findings_q_updated_range",
+        "detector_id",
+        "updated_at_ms",
+        postgresql_include=["type", "cluster", "account_id", "severity", "archived"],
+    ),
     Index("ix_kg_findings_type", "type"),
     Index("ix_kg_findings_severity", "severity"),
     Index("ix_kg_findings_cluster", "cluster"),
@@ -86,9 +106,13 @@ findings = Table(
             ("severity", ("severity", "id")),
             ("severity_updated", ("severity", "updated_at_ms")),
             ("count", ("count", "id")),
-            ("type", ("type", "updated_at_ms", "severity")),
+            # Version 12: type and account lead to the id, so a keyset page sorted by them is a range scan
+            # (grouping still reads only the index); the cluster keeps its updated_at_ms order, which the
+            # count triggers and the RESOURCE account probe use, and gets a sort index of its own.
+            ("type_id", ("type", "id", "updated_at_ms", "severity")),
             ("cluster", ("cluster", "updated_at_ms", "severity")),
-            ("account", ("account_id", "updated_at_ms", "severity")),
+            ("cluster_id", ("cluster", "id")),
+            ("account_id", ("account_id", "id", "updated_at_ms", "severity")),
             ("archived", ("archived", "updated_at_ms", "id")),
             ("username", ("username", "id")),
             ("namespace", ("namespace", "id")),
@@ -105,6 +129,40 @@ Index(
     findings.c.detector_id,
     sqlite_where=IRREGULAR_FINDING,
     postgresql_where=IRREGULAR_FINDING,
+)
+
+#: Pre-aggregated finding counts (schema version 12), kept by triggers on ``kg_findings`` in the writing
+#: transaction (see :mod:`kubeguard.store.finding_counts`): one row per combination of the fields that
+#: statistics group and filter on most, so GetFindingsStatistics reads thousands of cells, not millions
+#: of findings. ``account_id`` is '' with ``has_account`` false for a finding without one (keys are never
+#: null, so the primary key is the upsert target on both dialects).
+finding_counts = Table(
+    "kg_finding_counts",
+    metadata,
+    Column("detector_id", String(32), primary_key=True),
+    Column("archived", Boolean, primary_key=True),
+    Column("type", _sorted_text(100), primary_key=True),
+    Column("severity", Float, primary_key=True),
+    Column("cluster", _sorted_text(255), primary_key=True),
+    Column("has_account", Boolean, primary_key=True),
+    Column("account_id", _sorted_text(64), primary_key=True),
+    Column("findings", BigInteger, nullable=False),
+    #: The latest ``updated_at_ms`` among the cell's findings (recomputed when that finding leaves).
+    Column("last_updated_ms", BigInteger, nullable=False),
+)
+
+#: The same per day of ``updatedAt`` (``updated_at_ms / 86400000``), for groupBy DATE. The cluster is in
+#: the key so that workers of different partitions (clusters) never wait on each other's cells.
+finding_day_counts = Table(
+    "kg_finding_day_counts",
+    metadata,
+    Column("detector_id", String(32), primary_key=True),
+    Column("archived", Boolean, primary_key=True),
+    Column("severity", Float, primary_key=True),
+    Column("cluster", _sorted_text(255), primary_key=True),
+    Column("day", BigInteger, primary_key=True),
+    Column("findings", BigInteger, nullable=False),
+    Column("last_updated_ms", BigInteger, nullable=False),
 )
 
 filters = Table(
@@ -308,3 +366,8 @@ batch_failures = Table(
     #: Null while the batch is still being retried; set when it went to the dead-letter subject.
     Column("dead_at_ms", BigInteger, index=True),
 )
+
+
+#: However a store's tables are made (migration 1, or a new store created at once), the count triggers
+#: come with them.
+event.listen(metadata, "after_create", _install_count_triggers)

@@ -22,6 +22,7 @@ restart neither forgets nor re-learns.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,8 @@ from kubeguard.detectors.anomaly.profile import (
     decode,
     encode,
 )
+
+log = logging.getLogger(__name__)
 
 DAY = 86_400
 #: Name of the blob the baselines occupy in the state store.
@@ -142,6 +145,8 @@ class Baselines:
         #: When not None, every (cluster, principal) whose profile learning touched ("" for the cluster's
         #: own profile), so a batch writes just those rows (``kubeguard.batch``); scans leave it off.
         self.changed: set[tuple[str, str]] | None = None
+        #: Principal profiles dropped to keep a cluster under ``max_principals`` (their history is forgotten).
+        self.evicted = 0
 
     @classmethod
     def from_settings(cls, settings: Any) -> Baselines:
@@ -209,7 +214,12 @@ class Baselines:
         if profile is None:
             if len(cluster.principals) >= self.max_principals:
                 before = list(cluster.principals) if changed is not None else ()
-                cluster.evict(self.max_principals - max(1, self.max_principals // 10))
+                dropped = cluster.evict(self.max_principals - max(1, self.max_principals // 10))
+                self.evicted += dropped
+                log.warning(
+                    "cluster %s: %d principal profiles reached the cap (max_principals); forgot the %d least "
+                    "recently active (%d so far)", seen.cluster, self.max_principals, dropped, self.evicted,
+                )
                 if changed is not None:
                     changed.update((seen.cluster, name) for name in before if name not in cluster.principals)
             profile = cluster.principals[seen.principal] = PrincipalProfile(first=seen.at)

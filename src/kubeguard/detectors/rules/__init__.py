@@ -11,14 +11,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from kubeguard.config import RulesSettings
     from kubeguard.detectors.rules.detector import SigmaRules
+
+
+class RuleLoadError(ValueError):
+    """A rule file that cannot be used; ``str()`` is one line naming the file and the reason.
+
+    Defined here rather than in :mod:`.load` so that catching it (``kubeguard scan``, ``serve``) does not
+    import pySigma, pyparsing and PyYAML when no rule is configured.
+    """
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split())
+        super().__init__(f"{self.path}: {self.reason}")
 
 
 def user_rule_detectors(settings: RulesSettings) -> list[SigmaRules]:
     """The detector for the rules ``[rules] paths`` names (none when it names none).
 
-    Raises :class:`kubeguard.detectors.rules.load.RuleLoadError` for a rule that cannot be used.
+    Raises :class:`RuleLoadError` for a rule that cannot be used.
     """
     if not settings.paths:
         return []

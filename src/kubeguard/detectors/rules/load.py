@@ -21,7 +21,7 @@ from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 
-from kubeguard.detectors.rules import naming
+from kubeguard.detectors.rules import RuleLoadError, naming
 from kubeguard.detectors.rules.compile import Matcher, compile_condition, dispatch
 from kubeguard.detectors.rules.fields import FieldError
 from kubeguard.detectors.rules.gates import Gate, gate_of
@@ -29,15 +29,6 @@ from kubeguard.detectors.rules.values import UnsupportedValue
 
 RULE_SUFFIXES = (".yml", ".yaml")
 MAX_RULE_BYTES = 1 << 20
-
-
-class RuleLoadError(ValueError):
-    """A rule file that cannot be used; ``str()`` is one line naming the file and the reason."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        self.path = str(path)
-        self.reason = " ".join(str(reason).split())
-        super().__init__(f"{self.path}: {self.reason}")
 
 
 @dataclass(slots=True)
