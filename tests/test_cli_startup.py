@@ -91,8 +91,6 @@ def test_help_still_lists_every_command():
     assert listed == set(COMMANDS)
 
 
-@pytest.mark.xfail(strict=True, reason="graph.history imports stamp_detector from the FastAPI package; "
-                   "branch i10-history moves it (remove this mark when that lands)")
 def test_scan_keeping_history_imports_no_web_framework(tmp_path: Path):
     out = tmp_path / "findings.jsonl"
     db = tmp_path / "history.db"
