@@ -124,15 +124,7 @@ def run_scan(
         state.save(state_path)
     if history is not None:
         history.finish(findings.values())
-    return ScanResult(
-        findings=with_sequences(findings.values()),
-        stats=pipeline.stats,
-        records=reader.records,
-        rejected=reader.rejects.count,
-        rejects=list(reader.rejects.kept),
-        seconds=time.perf_counter() - started,
-        detector_errors=dict(pipeline.engine.errors),
-    )
+    return _result(findings, pipeline, reader, started)
 
 
 def _run_split(
@@ -172,6 +164,11 @@ def _run_split(
     if not split_scan.stop_mappers(mappers, kill=False):
         log.warning("a scan process failed; scanning again in one process")
         return None
+    return _result(findings, pipeline, reader, started)
+
+
+def _result(findings: FindingSet, pipeline: Pipeline, reader: EventReader, started: float) -> ScanResult:
+    """What a finished scan reports, whichever way it ran (one process or split)."""
     return ScanResult(
         findings=with_sequences(findings.values()),
         stats=pipeline.stats,

@@ -114,18 +114,17 @@ class ActivityRecorder:
         cut = uri.find("?")
         if cut >= 0:
             uri = uri[:cut]
-        if ref is None:
-            dims: tuple = (
-                timestamp[:13],
-                event.cluster,
-                event.user.username,
-                ips[0] if ips else "",
-                event.userAgent,
-                event.verb,
-                uri,
-                status.code if status is not None else 0,
-            )
-        else:
+        dims: tuple = (
+            timestamp[:13],
+            event.cluster,
+            event.user.username,
+            ips[0] if ips else "",
+            event.userAgent,
+            event.verb,
+            uri,
+            status.code if status is not None else 0,
+        )
+        if ref is not None:
             subresource = ref.subresource
             if (
                 (subresource in _CONNECT_SUBRESOURCES)
@@ -133,20 +132,7 @@ class ActivityRecorder:
                 else (event.verb in _WRITE_VERBS and ref.resource in _FACT_RESOURCES)
             ):
                 self._derive_fact(event, self._fact_entities, self._fact_edges)
-            dims = (
-                timestamp[:13],
-                event.cluster,
-                event.user.username,
-                ips[0] if ips else "",
-                event.userAgent,
-                event.verb,
-                uri,
-                status.code if status is not None else 0,
-                ref.resource,
-                subresource,
-                ref.namespace,
-                ref.name,
-            )
+            dims += (ref.resource, subresource, ref.namespace, ref.name)
         key = hash(dims)
         entry = self._calls.get(key)
         if entry is None:
