@@ -60,6 +60,20 @@ class SpoolDepth:
         return max(0.0, ((now if now is not None else now_ms()) - self.oldest_received_ms) / 1000)
 
 
+def _insert(conn: Connection, entry: SpoolEntry, received_ms: int) -> int:
+    """One batch's spool row, in ``conn``'s transaction; its id."""
+    result = conn.execute(
+        insert(_table).values(
+            cluster=entry.cluster,
+            received_at_ms=received_ms,
+            event_count=entry.event_count,
+            body=entry.body,
+            body_bytes=len(entry.body),
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
 class Spool:
     """Append batches durably; hand them to the drainer in arrival order; mark them done."""
 
@@ -75,18 +89,10 @@ class Spool:
         that skips it are both stored, or neither is and the source reads the batch again.
         """
         with self._engine.begin() as conn:
-            result = conn.execute(
-                insert(_table).values(
-                    cluster=cluster,
-                    received_at_ms=now_ms(),
-                    event_count=event_count,
-                    body=body,
-                    body_bytes=len(body),
-                )
-            )
+            spool_id = _insert(conn, SpoolEntry(cluster, body, event_count), now_ms())
             if also is not None:
                 also(conn)
-            return int(result.inserted_primary_key[0])
+            return spool_id
 
     def append_many(self, entries: list[SpoolEntry]) -> list[int]:
         """Store several batches in one transaction, one row each (group commit); their ids, in order.
@@ -96,20 +102,7 @@ class Spool:
         """
         received = now_ms()
         with self._engine.begin() as conn:
-            return [
-                int(
-                    conn.execute(
-                        insert(_table).values(
-                            cluster=entry.cluster,
-                            received_at_ms=received,
-                            event_count=entry.event_count,
-                            body=entry.body,
-                            body_bytes=len(entry.body),
-                        )
-                    ).inserted_primary_key[0]
-                )
-                for entry in entries
-            ]
+            return [_insert(conn, entry, received) for entry in entries]
 
     def pending(self, limit: int) -> list[Batch]:
         """The oldest ``limit`` batches not yet drained."""
