@@ -36,8 +36,6 @@ _FACT_RESOURCES = frozenset((*WORKLOAD_RESOURCES, *BINDING_RESOURCES))
 _WRITE_VERBS = frozenset(("create", "update", "patch"))
 _CONNECT = frozenset(("pods/exec", "pods/attach"))
 _CONNECT_SUBRESOURCES = frozenset(("exec", "attach"))
-#: The outcome of the usual status codes, without a call each.
-_OUTCOME_OF = {code: kinds.outcome(code) for code in (0, 101, 200, 201, 202, 204, 400, 401, 403, 404, 409, 422, 500)}
 #: Bound on remembered subjects' groups and IP descriptions (skip rewriting what is already stored).
 _CACHE_LIMIT = 50_000
 
@@ -226,7 +224,6 @@ class ActivityRecorder:
         namespaces: dict[tuple, list] = {}
         pods: dict[tuple, list] = {}
         calls: dict[tuple, str] = {}
-        outcomes = _OUTCOME_OF
         for count, first, last, key in self._calls.values():
             hour_text, cluster, subject, ip, agent, verb, uri, code = key[:8]
             if len(key) > 8:
@@ -236,22 +233,12 @@ class ActivityRecorder:
             else:
                 resource = namespace = name = ""
             agent = agent[: kinds.MAX_KEY]
-            outcome = outcomes.get(code) or kinds.outcome(code)
+            outcome = kinds.outcome(code)
             path = uri[: kinds.MAX_KEY]
             dims = (hour_text, cluster, subject, ip, agent, verb, resource, namespace, name, path, outcome)
             rows[dims] = rows.get(dims, 0) + count
             if subject or ip:
-                # Inline fold: most counters share their caller, so this is the loop's commonest update.
-                caller = (cluster, subject, ip, agent)
-                group = callers.get(caller)
-                if group is None:
-                    callers[caller] = [count, first, last]
-                else:
-                    group[0] += count
-                    if first < group[1]:
-                        group[1] = first
-                    if last > group[2]:
-                        group[2] = last
+                _fold(callers, (cluster, subject, ip, agent), count, first, last)
             if namespace:
                 _fold(namespaces, (cluster, namespace), count, first, last)
                 if name and resource.startswith("pods"):
