@@ -66,6 +66,17 @@ def _shape(engine) -> dict:
         }
 
 
+def _triggers(engine) -> list[str]:
+    """The store's trigger names (the finding counts are kept by triggers)."""
+    query = (
+        "SELECT DISTINCT trigger_name FROM information_schema.triggers WHERE trigger_schema = current_schema()"
+        if engine.dialect.name == "postgresql"
+        else "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    )
+    with engine.connect() as conn:
+        return sorted(conn.execute(text(query)).scalars().all())
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_a_new_store_created_at_once_matches_one_migrated_step_by_step(dialect, tmp_path):
     """A store without tables is created at the latest version in one go; one with any table (here an
@@ -81,11 +92,13 @@ def test_a_new_store_created_at_once_matches_one_migrated_step_by_step(dialect, 
                 bare.dispose()
             engine = open_engine(url)
             shapes[name] = _shape(engine)
+            shapes[name]["triggers"] = _triggers(engine)
             with engine.connect() as conn:
                 versions = conn.execute(select(schema.schema_version.c.version)).scalars().all()
             engine.dispose()
             assert sorted(versions) == [number for number, _ in MIGRATIONS], name
     assert {"kg_activity", "kg_findings", "kg_schema_version"} <= set(shapes["fresh"])
+    assert shapes["fresh"]["triggers"], "a new store keeps its finding counts by triggers"
     assert shapes["fresh"] == shapes["stepwise"]
 
 
