@@ -229,7 +229,16 @@ def _add_finding_counts(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
     schema.finding_counts.create(conn, checkfirst=True)
     schema.finding_day_counts.create(conn, checkfirst=True)
-    finding_counts.install(conn)
+    finding_counts.install(conn, finding_counts.VERSION_12)
+
+
+def _add_finding_window_counts(conn: Connection) -> None:
+    """Version 14: the finding counts per day of ``updatedAt`` for statistics over a window; the triggers
+    are re-created to keep them, and only the new table is counted."""
+    from kubeguard.store import finding_counts
+
+    schema.finding_window_counts.create(conn, checkfirst=True)
+    finding_counts.install(conn, rebuilt=finding_counts.AGGREGATES[len(finding_counts.VERSION_12) :])
 
 
 #: (version, migration). Append only; never edit an entry that has shipped.
@@ -246,6 +255,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (10, _add_bus_failures),
     (11, _compress_spool_bodies_with_lz4),
     (12, _add_finding_counts),
+    (14, _add_finding_window_counts),
 )
 
 
@@ -302,9 +312,10 @@ def _is_empty(conn: Connection) -> bool:
 
 
 #: Migrations whose whole effect is tables, columns and indexes of the current metadata, which a new store
-#: gets from ``create_all``; version 12's count triggers come with it too (the metadata's ``after_create``
-#: hook installs them). Every other migration (any new one, unless added here) also runs on a new store.
-_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12))
+#: gets from ``create_all``; version 12's and 14's count triggers come with it too (the metadata's
+#: ``after_create`` hook installs them). Every other migration (any new one, unless added here) also runs on
+#: a new store.
+_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12, 14))
 
 
 def _create_fresh(conn: Connection) -> int:
