@@ -276,10 +276,13 @@ def test_statistics_over_an_updated_window_equal_the_plain_group_by(
 
 
 def test_every_window_edge_at_midnight_counts_its_findings_once(engine):
-    """Findings a millisecond before, at and after three midnights; every window between bounds on that
-    grid, through each operator, answers as the plain GROUP BY and as Python do."""
+    """Findings a millisecond before, at and after three midnights and at a quarter and three quarters of
+    each day; every window between bounds on that grid, through each operator, answers as the plain GROUP
+    BY and as Python do. Bounds a quarter into a day subtract the day's rest from its cells (a first day
+    read from the cells, a last day whose subtracted part may hold the latest update)."""
     midnight = BASE_MS - BASE_MS % DAY_MS + DAY_MS
-    times = [midnight + day * DAY_MS + delta for day in range(3) for delta in (-1, 0, 1)]
+    quarters = (-1, 0, 1, DAY_MS // 4, 3 * DAY_MS // 4)
+    times = [midnight + day * DAY_MS + delta for day in range(3) for delta in quarters]
     stored = [
         {
             "id": f"f{index}",
@@ -295,7 +298,9 @@ def test_every_window_edge_at_midnight_counts_its_findings_once(engine):
     ]
     with engine.begin() as conn:
         finding_store.write_many(conn, stored, [])
-    bounds = [midnight + day * DAY_MS + delta for day in range(-1, 4) for delta in (-1, 0, 1)]
+    bounds = sorted(
+        {midnight + day * DAY_MS + delta + shift for day in range(-1, 3) for delta in quarters for shift in (0, 1)}
+    )
     windows = [{"gte": low, "lte": high} for low in bounds for high in bounds if high - low > DAY_MS]
     windows += [{"gt": bound} for bound in bounds] + [{"lt": bound} for bound in bounds]
     from_cells = 0

@@ -2,9 +2,11 @@
 
 GetFindingsStatistics groups every finding of a detector; even with covering indexes a GROUP BY over a
 million rows reads a million index entries. The cells of ``kg_finding_counts`` (detector, archived, type,
-severity, cluster, account) and ``kg_finding_day_counts`` (detector, archived, severity, cluster, day) hold each
-combination's number of findings and latest ``updated_at_ms``; statistics whose criterion touches only
-those fields read the cells instead (:mod:`kubeguard.store.finding_statistics`).
+severity, cluster, account), ``kg_finding_day_counts`` (detector, archived, severity, cluster, day) and
+``kg_finding_window_counts`` (the first's cells per day) hold each combination's number of findings and
+latest ``updated_at_ms``; statistics whose criterion touches only those fields (and, through the days,
+``updatedAt``) read the cells instead (:mod:`kubeguard.store.finding_statistics`). The day is
+``updated_at_ms / 86400000`` in SQL.
 
 Triggers rather than Python bookkeeping, because every path that changes a finding must keep the cells
 exact: inserts, merges, archive and unarchive, feedback, the query-column back-fill, a detector's deletion,

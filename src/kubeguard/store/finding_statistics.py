@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, Table, case, func, literal, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, Table, case, func, literal, or_, select
 
 from kubeguard.store import schema
 from kubeguard.store.criteria_sql import RANGE_OPERATORS, translate
@@ -247,57 +247,131 @@ def _windowed(
     if last is not None and last < first:
         return None
     rest = {name: condition for name, condition in criterion.items() if name != "updatedAt"}
-    table, fields = (_days, _DAY_FIELDS) if group_by == "DATE" else (_windows, _WINDOW_FIELDS)
-    cells = _cells(table, fields, detector_id, rest)
-    if cells is None:
+    source = _Sources.of(detector_id, rest, group_by)
+    if source is None:
         return None
-    cells.append(table.c.day >= literal(first, BigInteger()))
+    days = [source.table.c.day >= literal(first, BigInteger())]
     if last is not None:
-        cells.append(table.c.day <= literal(last, BigInteger()))
-    by_account = group_by == "RESOURCE"
-    cell_key = [table.c[_CELL_KEYS[group_by].name].label("key")]
-    if by_account:
-        cell_key.append(case((table.c.has_account, table.c.account_id), else_=literal("")).label("account"))
-    parts = [
-        select(*cell_key, func.sum(table.c.findings), func.max(table.c.last_updated_ms), func.max(table.c.severity))
-        .where(*cells)
-        .group_by(*cell_key)
-    ]
-    where = _where(detector_id, criterion)
-    finding_key = [_GROUP_KEYS[group_by].label("key")]
-    if by_account:
-        finding_key.append(func.coalesce(_table.c.account_id, literal("")).label("account"))
+        days.append(source.table.c.day <= literal(last, BigInteger()))
+    rows = source.cells(conn, days)
     for start, end in window.edges():
-        in_edge = _table.c.updated_at_ms.between(literal(start, BigInteger()), literal(end, BigInteger()))
-        parts.append(
-            select(*finding_key, func.count(), func.max(_table.c.updated_at_ms), func.max(_table.c.severity))
-            .where(_table.c.detector_id == detector_id, *translate(rest).clauses, in_edge)
-            .group_by(*finding_key)
+        rows.extend(_edge(conn, source, start, end))
+    return _merged(conn, group_by, rows, _where(detector_id, criterion))
+
+
+#: (group key, account or None, [severity,] findings, latest updated_at_ms, highest severity)
+_Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sources:
+    """The two sides of a windowed statistic, day cells and findings, each grouped into :data:`_Row` s."""
+
+    table: Table
+    cell_where: list[ColumnElement[bool]]
+    finding_where: list[ColumnElement[bool]]
+    group_by: str
+
+    @staticmethod
+    def of(detector_id: str, rest: Mapping[str, Mapping[str, Any]], group_by: str) -> _Sources | None:
+        table, fields = (_days, _DAY_FIELDS) if group_by == "DATE" else (_windows, _WINDOW_FIELDS)
+        cells = _cells(table, fields, detector_id, rest)
+        if cells is None:
+            return None
+        return _Sources(table, cells, _where(detector_id, rest), group_by)
+
+    @property
+    def by_account(self) -> bool:
+        return self.group_by == "RESOURCE"
+
+    def cells(self, conn: Connection, where: list[ColumnElement[bool]], by_severity: bool = False) -> list[_Row]:
+        """Rows of the cells matching ``where``; ``by_severity`` adds each row's severity after its account."""
+        table = self.table
+        account = case((table.c.has_account, table.c.account_id), else_=literal("")) if self.by_account else None
+        totals = (func.sum(table.c.findings), func.max(table.c.last_updated_ms), func.max(table.c.severity))
+        key = table.c[_CELL_KEYS[self.group_by].name]
+        severity = table.c.severity if by_severity else None
+        return self._rows(conn, key, account, severity, totals, [*self.cell_where, *where])
+
+    def findings(self, conn: Connection, ranges: list[tuple[int, int]], by_severity: bool = False) -> list[_Row]:
+        """Rows of the matching findings updated within ``ranges`` (inclusive ms)."""
+        account = func.coalesce(_table.c.account_id, literal("")) if self.by_account else None
+        totals = (func.count(), func.max(_table.c.updated_at_ms), func.max(_table.c.severity))
+        within = or_(
+            *(_table.c.updated_at_ms.between(literal(a, BigInteger()), literal(b, BigInteger())) for a, b in ranges)
         )
+        severity = _table.c.severity if by_severity else None
+        return self._rows(conn, _GROUP_KEYS[self.group_by], account, severity, totals, [*self.finding_where, within])
+
+    @staticmethod
+    def _rows(
+        conn: Connection,
+        key: ColumnElement[Any],
+        account: ColumnElement[Any] | None,
+        severity: ColumnElement[Any] | None,
+        totals: tuple[ColumnElement[Any], ...],
+        where: list[ColumnElement[bool]],
+    ) -> list[_Row]:
+        keys = [column for column in (key.label("key"), account, severity) if column is not None]
+        rows = []
+        for row in conn.execute(select(*keys, *totals).where(*where).group_by(*keys)):
+            values = list(row)
+            found = (values.pop(0), values.pop(0) if account is not None else None)
+            picked = (float(values.pop(0)),) if severity is not None else ()
+            total, last_ms, highest = values
+            rows.append((*found, *picked, int(total), int(last_ms), float(highest)))
+        return rows
+
+
+def _edge(conn: Connection, source: _Sources, start: int, end: int) -> list[_Row]:
+    """The rows of the findings updated in ``start``..``end`` (part of one day).
+
+    When the rest of that day is the shorter part, its findings are subtracted from the day's cells
+    instead, per (key, account, severity), so an edge never reads more than half a day of findings. A
+    cell's latest update is then exact unless the subtracted part holds the latest of its bucket (only
+    possible on a window's last day); such a day is read directly after all.
+    """
+    day = start // _DAY_MS
+    day_start, day_end = day * _DAY_MS, day * _DAY_MS + _DAY_MS - 1
+    rest = [(a, b) for a, b in ((day_start, start - 1), (end + 1, day_end)) if a <= b]
+    if day < 1 or end > day_end or sum(b - a + 1 for a, b in rest) >= end - start + 1:
+        return source.findings(conn, [(start, end)])
+    subtracted = {row[:3]: row[3:5] for row in source.findings(conn, rest, by_severity=True)}
+    rows = []
+    for key, account, severity, total, last_ms, _ in source.cells(
+        conn, [source.table.c.day == literal(day, BigInteger())], by_severity=True
+    ):
+        gone, gone_latest = subtracted.get((key, account, severity), (0, None))
+        if total - gone <= 0:
+            continue
+        if gone_latest is not None and gone_latest >= last_ms:
+            return source.findings(conn, [(start, end)])
+        rows.append((key, account, total - gone, last_ms, severity))
+    return rows
+
+
+def _merged(
+    conn: Connection, group_by: str, rows: list[_Row], where: list[ColumnElement[bool]]
+) -> dict[Any, dict[str, Any]]:
+    """The groups of (key, account, findings, latest, severity) rows; a RESOURCE group's account is the
+    one of its latest row, or (when rows of several accounts share the latest) the finding-level tie-break."""
     totals: dict[Any, list[Any]] = {}
     latest: dict[Any, tuple[int, set[str]]] = {}
-    for part in parts:
-        for row in conn.execute(part):
-            key, total, last_ms, severity = row[0], int(row[-3]), int(row[-2]), float(row[-1])
-            entry = totals.setdefault(key, [0, last_ms, severity])
-            entry[0] += total
-            entry[1] = max(entry[1], last_ms)
-            entry[2] = max(entry[2], severity)
-            if by_account:
-                seen_ms, accounts = latest.get(key, (last_ms, set()))
-                if last_ms > seen_ms:
-                    seen_ms, accounts = last_ms, set()
-                if last_ms == seen_ms:
-                    accounts.add(row[1])
-                latest[key] = (seen_ms, accounts)
+    for key, account, total, last_ms, severity in rows:
+        entry = totals.setdefault(key, [0, last_ms, severity])
+        entry[0] += total
+        entry[1] = max(entry[1], last_ms)
+        entry[2] = max(entry[2], severity)
+        seen_ms, accounts = latest.get(key, (last_ms, set()))
+        if last_ms > seen_ms:
+            seen_ms, accounts = last_ms, set()
+        if last_ms == seen_ms:
+            accounts.add(account)
+        latest[key] = (seen_ms, accounts)
     result: dict[Any, dict[str, Any]] = {}
     for key, (total, last_ms, severity) in totals.items():
-        entry = {
-            "totalFindings": total,
-            "lastGeneratedAt": max(0.0, last_ms / 1000),
-            "severity": max(0.0, severity),
-        }
-        if by_account:
+        entry = {"totalFindings": total, "lastGeneratedAt": max(0.0, last_ms / 1000), "severity": max(0.0, severity)}
+        if group_by == "RESOURCE":
             accounts = latest[key][1]
             entry["accountId"] = next(iter(accounts)) if len(accounts) == 1 else _latest_account(conn, where, key)
         result[_python_key(group_by, key)] = entry
