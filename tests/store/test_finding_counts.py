@@ -303,6 +303,8 @@ def test_every_window_edge_at_midnight_counts_its_findings_once(engine):
     )
     windows = [{"gte": low, "lte": high} for low in bounds for high in bounds if high - low > DAY_MS]
     windows += [{"gt": bound} for bound in bounds] + [{"lt": bound} for bound in bounds]
+    extremes = (-(2**63), -(2**63) + 1, 2**63 - 2, 2**63 - 1)  # the 64-bit operands criteria.validate allows
+    windows += [{operator: bound} for operator in ("gt", "gte", "lt", "lte") for bound in extremes]
     from_cells = 0
     with engine.connect() as conn:
         for window in windows:

@@ -205,10 +205,9 @@ class _Window:
     def edges(self) -> list[tuple[int, int]]:
         """The inclusive ms ranges of the window outside its whole days (each within one day)."""
         first, last = self.whole_days()
-        low = _MIN_MS if self.low is None else self.low
-        ranges = [(low, first * _DAY_MS - 1)]
-        if last is not None:
-            ranges.append(((last + 1) * _DAY_MS, _MAX_MS if self.high is None else self.high))
+        ranges = [(_MIN_MS if self.low is None else self.low, min(first * _DAY_MS - 1, _MAX_MS))]
+        if last is not None and self.high is not None:
+            ranges.append((max((last + 1) * _DAY_MS, _MIN_MS), self.high))
         return [(start, end) for start, end in ranges if start <= end]
 
 
@@ -229,6 +228,8 @@ def _window_of(criterion: Mapping[str, Mapping[str, Any]]) -> _Window | None:
         else:
             bound = operand - 1 if method == "__lt__" else operand
             high = bound if high is None else min(high, bound)
+    if (low is not None and low > _MAX_MS) or (high is not None and high < _MIN_MS):
+        return None  # nothing is updated then; the plain query says so without a bound out of BIGINT range
     return _Window(low, high)
 
 
