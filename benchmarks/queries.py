@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, inspect
 
+from kubeguard.api.console import data as console_data
 from kubeguard.api.guardduty import findings as api
 from kubeguard.api.guardduty import statistics as stats
 from kubeguard.api.pagination import page
@@ -303,6 +304,12 @@ def new_queries(ctx: Any, ids: list[str]) -> dict[str, Callable[[], Any]]:
             finding_store.get_many(conn, DETECTOR, rng.sample(ids, min(50, len(ids))))
 
     queries["GetFindings: 50 ids"] = get_findings
+
+    def console_summary() -> None:
+        with ctx.engine.connect() as conn:
+            console_data.summary(conn, None, None, {})
+
+    queries["console summary (/console/), default scope"] = console_summary
     return queries
 
 

@@ -290,10 +290,7 @@ class Mapper:
                 ) and not readable_time(stamp):
                     unreadable.append((event.auditID, stamp[:64]))
                     continue
-                if connect:
-                    kind = "connect:101" if event.status_code == SWITCHING_PROTOCOLS else "connect"
-                else:
-                    kind = stage
+                kind = ("connect:101" if event.status_code == SWITCHING_PROTOCOLS else "connect") if connect else stage
                 audit_id = event.auditID
                 if not audit_id:
                     empty_ids = True

@@ -15,7 +15,13 @@ def _finding(cluster: str, last_seen: str, archived: bool = False) -> dict:
 
 
 def _scope(findings: list[dict], latest: str) -> tuple[str, str]:
-    scope = default_summary_scope(findings, epoch_ms(latest))
+    """The scope over these findings, each cluster's newest open finding computed by hand."""
+    newest: dict[str, int] = {}
+    for finding in findings:
+        if not finding["service"]["archived"]:
+            cluster = finding["resource"]["eksClusterDetails"]["name"]
+            newest[cluster] = max(newest.get(cluster, 0), epoch_ms(finding["service"]["eventLastSeen"]))
+    scope = default_summary_scope(newest, epoch_ms(latest))
     return iso(scope.start_ms), iso(scope.end_ms)
 
 

@@ -78,7 +78,7 @@ class EventWindow:
             return
         positions = self._positions_of(cluster)
         count = self._counts.get(cluster, 0)
-        positions.update(zip(keys, range(count + 1, count + 1 + len(keys))))
+        positions.update(zip(keys, range(count + 1, count + 1 + len(keys)), strict=True))
         self._counts[cluster] = count + len(keys)
 
     def first_with_hooks(self, cluster: str, audit_id: str, kind: str) -> bool:

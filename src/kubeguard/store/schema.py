@@ -92,6 +92,9 @@ findings = Table(
         "updated_at_ms",
         postgresql_include=["type", "cluster", "account_id", "severity", "archived"],
     ),
+    # Version 15: the console summary: each cluster's newest open finding, and open findings counted by
+    # severity and type over a range of last event times, cluster by cluster.
+    Index("ix_kg_findings_summary", "archived", "cluster", "event_last_seen_ms", "severity", "type"),
     Index("ix_kg_findings_type", "type"),
     Index("ix_kg_findings_severity", "severity"),
     Index("ix_kg_findings_cluster", "cluster"),

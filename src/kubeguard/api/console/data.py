@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, case, false, func, or_, select
 
 from kubeguard.findings.criteria import epoch_ms, field_values, matches
 from kubeguard.graph import kinds, queries
@@ -56,13 +56,18 @@ def summary_line(finding: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary(conn: Connection, scope_start: str | None, scope_end: str | None, spool_totals: dict[str, int]) -> dict:
-    """Findings over time by severity, by type and cluster; newest high ones; new entities; health."""
-    findings = [orjson.loads(body) for (body,) in conn.execute(select(store_tables.findings.c.body))]
-    latest = max([finding_time_ms(f) for f in findings] + [queries.latest_activity_ms(conn)], default=0)
+    """Findings over time by severity, by type and cluster; newest high ones; new entities; health.
+
+    Counted in SQL over the summary index (``ix_kg_findings_summary``: open or not, last event time,
+    cluster, severity, type), so the page reads the scope's index entries and ten finding bodies however
+    many findings the store holds. A finding's time is its last event, else (none stored) its last update.
+    """
+    table = store_tables.findings
+    latest = max(latest_finding_ms(conn), queries.latest_activity_ms(conn))
     scope = (
         queries.scope_of(scope_start, scope_end, 0, centred=False)
         if scope_start or scope_end
-        else default_summary_scope(findings, latest)
+        else default_summary_scope(newest_open_by_cluster(conn), latest)
         if latest
         else queries.scope_of(None, None, 0, centred=False)
     )
@@ -72,31 +77,30 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
     by_day = {severity: [0] * len(days) for severity in SEVERITIES}
     by_type: Counter[str] = Counter()
     by_cluster: Counter[str] = Counter()
-    in_scope = []
-    for finding in findings:
-        when = finding_time_ms(finding)
-        if not scope.start_ms <= when < scope.end_ms or (finding.get("service") or {}).get("archived"):
-            continue
-        in_scope.append(finding)
-        index = (when - days[0]) // bucket_ms if days else -1
+    clusters = sorted(newest_open_by_cluster(conn))
+    for index, cluster, severity, finding_type, count in _open_in_scope(conn, scope, clusters, bucket_ms):
         if 0 <= index < len(days):
-            by_day[label(float(finding["severity"]))][index] += 1
-        by_type[finding["type"]] += 1
-        by_cluster[summary_line(finding)["cluster"]] += 1
-    high = sorted((f for f in in_scope if float(f["severity"]) >= 7), key=finding_time_ms, reverse=True)[:10]
-    table = graph_tables.entities
-    sizes = dict(conn.execute(select(table.c.kind, func.count()).group_by(table.c.kind)).all())
+            by_day[label(float(severity))][index] += count
+        by_type[finding_type] += count
+        by_cluster[cluster] += count
+    open_in_scope = and_(table.c.archived == false(), _in_scope(scope, clusters))
+    newest_high = conn.execute(
+        select(table.c.body).where(open_in_scope, table.c.severity >= 7)
+        .order_by(FINDING_TIME.desc(), table.c.id).limit(10)
+    ).scalars()
+    entities = graph_tables.entities
+    sizes = dict(conn.execute(select(entities.c.kind, func.count()).group_by(entities.c.kind)).all())
     activity_rows = conn.execute(select(func.count()).select_from(graph_tables.activity)).scalar() or 0
     return {
         "scope": {"start": scope.start, "end": scope.end},
         "days": [queries.iso(day) for day in days],
         "findingsByDay": by_day,
         "bucketDays": bucket_days,
-        "byType": by_type.most_common(),
-        "byCluster": by_cluster.most_common(),
-        "newestHigh": [summary_line(f) for f in high],
-        "findingsInScope": len(in_scope),
-        "findingsTotal": len(findings),
+        "byType": sorted(by_type.items(), key=lambda item: (-item[1], item[0])),
+        "byCluster": sorted(by_cluster.items(), key=lambda item: (-item[1], item[0])),
+        "newestHigh": [summary_line(orjson.loads(body)) for body in newest_high],
+        "findingsInScope": sum(by_type.values()),
+        "findingsTotal": conn.execute(select(func.count()).select_from(table)).scalar() or 0,
         "newlyObserved": queries.new_entities(
             conn, scope, (kinds.SUBJECT, kinds.IP, kinds.ASN, kinds.USER_AGENT), limit=8
         ),
@@ -110,26 +114,100 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
     }
 
 
+#: A finding's time on the summary, as :func:`finding_time_ms` reads it from the body: its last event,
+#: else (no event time stored, which the row keeps as 0) its last update.
+FINDING_TIME = case(
+    (store_tables.findings.c.event_last_seen_ms > 0, store_tables.findings.c.event_last_seen_ms),
+    else_=store_tables.findings.c.updated_at_ms,
+)
+
+
+def _in_scope(scope: Scope, clusters: list[str]) -> Any:
+    """Open-or-not findings of ``clusters`` whose time is in ``scope``, written so that the event-time range
+    of each cluster reads the summary index (findings with no event time, rare, go by their update time)."""
+    table = store_tables.findings
+    last_event = table.c.event_last_seen_ms
+    return and_(
+        table.c.cluster.in_(clusters),
+        or_(
+            and_(last_event >= max(scope.start_ms, 1), last_event < scope.end_ms),
+            and_(last_event == 0, table.c.updated_at_ms >= scope.start_ms, table.c.updated_at_ms < scope.end_ms),
+        ),
+    )
+
+
+def _open_in_scope(
+    conn: Connection, scope: Scope, clusters: list[str], bucket_ms: int
+) -> list[tuple[int, str, float, str, int]]:
+    """(bucket, cluster, severity, type, findings) of the open findings of ``clusters`` (every cluster with
+    an open finding) in ``scope``; buckets are ``bucket_ms`` long from the day the scope starts in.
+
+    Two statements rather than one with OR: the findings with an event time are counted from the summary
+    index alone; the few without one are looked up by their update time.
+    """
+    table = store_tables.findings
+    last_event = table.c.event_last_seen_ms
+    is_open = and_(table.c.archived == false(), table.c.cluster.in_(clusters))
+    first_day = scope.start_ms - scope.start_ms % DAY_MS
+    rows: list[tuple[int, str, float, str, int]] = []
+    for when, where in (
+        (last_event, and_(last_event >= max(scope.start_ms, 1), last_event < scope.end_ms)),
+        (table.c.updated_at_ms, and_(
+            last_event == 0, table.c.updated_at_ms >= scope.start_ms, table.c.updated_at_ms < scope.end_ms)),
+    ):
+        counted = ((when - first_day) // bucket_ms, table.c.cluster, table.c.severity, table.c.type)
+        statement = select(*counted, func.count()).where(is_open, where).group_by(*counted)
+        for bucket, cluster, severity, kind, count in conn.execute(statement):
+            rows.append((int(bucket), cluster, severity, kind, int(count)))
+    return rows
+
+
+def latest_finding_ms(conn: Connection) -> int:
+    """The newest finding time in the store (archived findings too): a probe per detector of the index on
+    (detector, last event time), and the few findings without an event time by their update time."""
+    table = store_tables.findings
+    detectors = conn.execute(select(store_tables.finding_counts.c.detector_id).distinct()).scalars().all()
+    newest = 0
+    for detector in detectors:
+        mine = table.c.detector_id == detector
+        timed = conn.execute(select(func.max(table.c.event_last_seen_ms)).where(mine)).scalar()
+        untimed = conn.execute(
+            select(func.max(table.c.updated_at_ms)).where(mine, table.c.event_last_seen_ms == 0)
+        ).scalar()
+        newest = max(newest, int(timed or 0), int(untimed or 0))
+    return newest
+
+
+def newest_open_by_cluster(conn: Connection) -> dict[str, int]:
+    """Each cluster's newest open (not archived) finding time, from the summary index's open entries."""
+    table = store_tables.findings
+    is_open = table.c.archived == false()
+    newest: dict[str, int] = {}
+    for statement in (
+        select(table.c.cluster, func.max(table.c.event_last_seen_ms)).where(is_open).group_by(table.c.cluster),
+        select(table.c.cluster, func.max(table.c.updated_at_ms))
+        .where(is_open, table.c.event_last_seen_ms == 0).group_by(table.c.cluster),
+    ):
+        for cluster, when in conn.execute(statement):
+            newest[cluster] = max(newest.get(cluster, 0), int(when or 0))
+    return newest
+
+
 #: The summary's default scope: the week up to the newest activity...
 SUMMARY_DEFAULT_MS = 7 * DAY_MS
 #: ... and counted per day up to this span, per week beyond it.
 SUMMARY_DAILY_SPAN_MS = 62 * DAY_MS
 
 
-def default_summary_scope(findings: list[dict[str, Any]], latest_ms: int) -> Scope:
-    """The week up to the newest activity, widened to the week up to each cluster's newest open finding.
+def default_summary_scope(newest_open: dict[str, int], latest_ms: int) -> Scope:
+    """The week up to the newest activity, widened to the week up to each cluster's newest open finding
+    (``newest_open``, as :func:`newest_open_by_cluster` reads it).
 
     Clusters report on their own clocks: one cluster's logs imported from last quarter must not vanish
     from the summary because another reports today. Archived findings do not widen it, so a cluster that
     stopped reporting stops stretching the summary once its findings are triaged. At most a year.
     """
     anchor = _day_ceiling(latest_ms)
-    newest_open: dict[str, int] = {}
-    for finding in findings:
-        if (finding.get("service") or {}).get("archived"):
-            continue
-        cluster = summary_line(finding)["cluster"]
-        newest_open[cluster] = max(newest_open.get(cluster, 0), finding_time_ms(finding))
     start = min([anchor] + [_day_ceiling(t) for t in newest_open.values() if t]) - SUMMARY_DEFAULT_MS
     return Scope(max(start, anchor - 52 * SUMMARY_DEFAULT_MS), anchor)
 
