@@ -88,6 +88,9 @@ class ActivityRecorder:
         #: Entities and edges derived from facts (pod, workload and binding writes, execs) since the flush.
         self._fact_entities: dict[tuple[str, str], _Entity] = {}
         self._fact_edges: dict[tuple, _Edge] = {}
+        #: Distinct workload and binding writes since the flush -> [entities, edges, count, first time, last
+        #: time, time of the latest]; see :meth:`_note_write`.
+        self._writes: dict[tuple, list] = {}
         self._findings: list[dict[str, Any]] = []
         self._hours: dict[str, int] = {}
         self._stored_groups: dict[str, tuple[str, ...]] = {}
@@ -112,29 +115,45 @@ class ActivityRecorder:
         cut = uri.find("?")
         if cut >= 0:
             uri = uri[:cut]
-        dims: tuple = (
-            timestamp[:13],
-            event.cluster,
-            event.user.username,
-            ips[0] if ips else "",
-            event.userAgent,
-            event.verb,
-            uri,
-            status.code if status is not None else 0,
-        )
-        if ref is not None:
+        # One tuple built whole (a second tuple appended to the first cost a copy per event).
+        if ref is None:
+            dims: tuple = (
+                timestamp[:13],
+                event.cluster,
+                event.user.username,
+                ips[0] if ips else "",
+                event.userAgent,
+                event.verb,
+                uri,
+                status.code if status is not None else 0,
+            )
+        else:
             subresource = ref.subresource
-            if (
-                (subresource in _CONNECT_SUBRESOURCES)
-                if subresource
-                else (event.verb in _WRITE_VERBS and ref.resource in _FACT_RESOURCES)
-            ):
-                self._derive_fact(event, self._fact_entities, self._fact_edges)
-            dims += (ref.resource, subresource, ref.namespace, ref.name)
+            verb = event.verb
+            if subresource:
+                if subresource in _CONNECT_SUBRESOURCES:
+                    self._derive_fact(event, self._fact_entities, self._fact_edges)
+            elif verb in _WRITE_VERBS and ref.resource in _FACT_RESOURCES:
+                self._note_write(event, ref, status, timestamp)
+            dims = (
+                timestamp[:13],
+                event.cluster,
+                event.user.username,
+                ips[0] if ips else "",
+                event.userAgent,
+                verb,
+                uri,
+                status.code if status is not None else 0,
+                ref.resource,
+                subresource,
+                ref.namespace,
+                ref.name,
+            )
+        calls = self._calls
         key = hash(dims)
-        entry = self._calls.get(key)
+        entry = calls.get(key)
         if entry is None:
-            self._calls[key] = (1, timestamp, timestamp, dims)
+            calls[key] = (1, timestamp, timestamp, dims)
             user = event.user
             if user.username not in self._groups:
                 self._groups[user.username] = user.groups
@@ -144,7 +163,45 @@ class ActivityRecorder:
                 last = timestamp
             elif timestamp < first:
                 first = timestamp
-            self._calls[key] = (count + 1, first, last, dims)
+            calls[key] = (count + 1, first, last, dims)
+
+    def _note_write(self, event: AuditEvent, ref: Any, status: Any, timestamp: str) -> None:
+        """A create, update or patch of a workload or binding: its facts are derived once per distinct write
+        since the flush, and a repeat (a controller writing the same object again, a replayed log) only
+        counts and widens the times, which the flush applies to the derived entities and edges.
+
+        Everything the derivation reads is in the key: who, what, the outcome and both bodies, which are
+        known by Python's 64-bit hash of their bytes (a flush holds far too few distinct writes of one object
+        for two bodies to share it). A repeat moves its entry to the end, so the flush applies the writes
+        in the order they were last seen and the latest write's attributes win, as they would event by event.
+        """
+        key = (
+            event.cluster,
+            event.user.username,
+            event.impersonatedUser is None,
+            event.verb,
+            ref.resource,
+            ref.namespace,
+            ref.name,
+            status.code if status is not None else 0,
+            hash(bytes(event.responseObject)),
+            hash(bytes(event.requestObject)),
+        )
+        writes = self._writes
+        entry = writes.pop(key, None)
+        if entry is None:
+            entities: dict[tuple[str, str], _Entity] = {}
+            edges: dict[tuple, _Edge] = {}
+            self._derive_fact(event, entities, edges)
+            writes[key] = [entities, edges, 1, timestamp, timestamp, timestamp]
+            return
+        entry[2] += 1
+        if timestamp > entry[4]:
+            entry[4] = timestamp
+        elif timestamp < entry[3]:
+            entry[3] = timestamp
+        entry[5] = timestamp
+        writes[key] = entry
 
     def observe_findings(self, findings: Iterable[dict[str, Any]]) -> None:
         """Findings stored with this batch: each gets an edge to every entity it names."""
@@ -153,7 +210,9 @@ class ActivityRecorder:
     @property
     def pending(self) -> int:
         """Roll-up rows, facts and findings waiting for the flush: what the recorder's memory grows with."""
-        return len(self._calls) + len(self._fact_entities) + len(self._fact_edges) + len(self._findings)
+        return (
+            len(self._calls) + len(self._writes) + len(self._fact_entities) + len(self._fact_edges) + len(self._findings)
+        )
 
     def discard(self) -> None:
         """Forget the deltas of a batch whose transaction did not commit."""
@@ -161,6 +220,7 @@ class ActivityRecorder:
         self._groups.clear()
         self._fact_entities = {}
         self._fact_edges = {}
+        self._writes = {}
         self._findings.clear()
         if len(self._hours) > _CACHE_LIMIT:
             self._hours.clear()
@@ -186,6 +246,7 @@ class ActivityRecorder:
         if not self.pending:
             return
         entities, edges = self._fact_entities, self._fact_edges
+        self._apply_writes(entities, edges)
         pairs: dict[tuple[str, str, str], tuple[int, str]] = {}
         rows, callers, namespaces, pods, calls = self._aggregate()
         for (cluster, subject, ip, agent), (count, first, last) in callers.items():
@@ -212,6 +273,18 @@ class ActivityRecorder:
                 self._stored_groups.clear()
             self._stored_groups[username] = tuple(groups)
         self.discard()
+
+    def _apply_writes(self, entities: dict, edges: dict) -> None:
+        """The entities and edges of each distinct write, with the times and count of all its repeats."""
+        for derived, linked, count, first, last, latest in self._writes.values():
+            first_ms, last_ms = _ms(first), _ms(last)
+            for node, found in derived.items():
+                attrs = found.attrs
+                if count > 1 and "createdAt" in attrs:
+                    attrs = {**attrs, "createdAt": latest}
+                _touch(entities, node, first_ms, last_ms, 0, attrs)
+            for edge in linked.values():
+                _link(edges, edge.src, edge.relation, edge.dst, first_ms, last_ms, edge.count * count, edge.detail)
 
     def _aggregate(self) -> tuple[list[tuple], dict, dict, dict, dict]:
         """Fold the raw counters into roll-up rows and into the few groups entities are derived from.
