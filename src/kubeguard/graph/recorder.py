@@ -286,13 +286,13 @@ class ActivityRecorder:
             for edge in linked.values():
                 _link(edges, edge.src, edge.relation, edge.dst, first_ms, last_ms, edge.count * count, edge.detail)
 
-    def _aggregate(self) -> tuple[list[tuple], dict, dict, dict, dict]:
+    def _aggregate(self) -> tuple[tuple[list[tuple], list[tuple]], dict, dict, dict, dict]:
         """Fold the raw counters into roll-up rows and into the few groups entities are derived from.
 
         Times stay ISO text until the groups are formed (text compares in time order), so only the first
         and last time of each group is parsed.
         """
-        rows: dict[tuple, int] = {}
+        rows: dict[tuple[str, tuple], int] = {}
         callers: dict[tuple, list] = {}
         namespaces: dict[tuple, list] = {}
         pods: dict[tuple, list] = {}
@@ -308,8 +308,9 @@ class ActivityRecorder:
             agent = agent[: kinds.MAX_KEY]
             outcome = kinds.outcome(code)
             path = uri[: kinds.MAX_KEY]
-            dims = (hour_text, cluster, subject, ip, agent, verb, resource, namespace, name, path, outcome)
-            rows[dims] = rows.get(dims, 0) + count
+            shape = (cluster, subject, ip, agent, verb, resource, namespace, name, path, outcome)
+            slot = (hour_text, shape)
+            rows[slot] = rows.get(slot, 0) + count
             if subject or ip:
                 _fold(callers, (cluster, subject, ip, agent), count, first, last)
             if namespace:
@@ -331,23 +332,27 @@ class ActivityRecorder:
             hour = self._hours[text] = _hour_of(text)
         return hour
 
-    def _activity_rows(self, rows: dict[tuple, int]) -> list[tuple]:
-        """``kg_activity`` rows in the column order of :data:`_UPSERT_ACTIVITY`, keyed and cleared of NUL.
+    def _activity_rows(self, rows: dict[tuple[str, tuple], int]) -> tuple[list[tuple], list[tuple]]:
+        """``kg_activity_shapes`` rows (key and the ten values, cleared of NUL) and ``kg_activity`` rows (hour,
+        shape key, count), in the column order of their statements.
 
-        The key is digested from the raw values (as :func:`~kubeguard.graph.schema.row_key` would) and the
-        one string it is digested from also tells whether any value holds a NUL, so the common row is
-        neither stringified twice nor scanned value by value.
+        A shape's key is digested from its raw values (as :func:`~kubeguard.graph.schema.row_key` would),
+        once per distinct shape, and the one string it is digested from also tells whether any value holds
+        a NUL, so the common shape is neither stringified twice nor scanned value by value.
         """
         digest = tables.digest
-        out = []
-        for dims, count in rows.items():
-            hour = self._hour(dims[0])
-            values = dims[1:]
-            material = f"{hour}\x1f" + "\x1f".join(values)
-            if _NUL in material:
-                values = tuple(_clean(value) for value in values)
-            out.append((digest(material), hour, *values, count))
-        return out
+        keys: dict[tuple, int] = {}
+        shapes = []
+        counts = []
+        for (hour_text, shape), count in rows.items():
+            key = keys.get(shape)
+            if key is None:
+                material = "\x1f".join(shape)
+                key = keys[shape] = digest(material)
+                shapes.append((key, *(tuple(_clean(value) for value in shape) if _NUL in material else shape)))
+            counts.append((self._hour(hour_text), key, count))
+        counts.sort()  # in key order: each insert lands beside the previous one in the table's b-tree
+        return shapes, counts
 
     def _derive_caller(
         self,
@@ -625,11 +630,15 @@ def _execute_many(conn: Connection, sql: str, rows: list[tuple], *, clean: bool 
         cursor.close()
 
 
-_UPSERT_ACTIVITY = """
-INSERT INTO kg_activity (row_key, hour_ms, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri,
-                         outcome, count)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (row_key) DO UPDATE SET count = kg_activity.count + excluded.count
+#: A shape is written once; the next flush that sees it again finds it there and writes only counts.
+_INSERT_SHAPES = """
+INSERT INTO kg_activity_shapes (key, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri, outcome)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO NOTHING
+"""
+_UPSERT_COUNTS = """
+INSERT INTO kg_activity (hour_ms, shape, count) VALUES (?, ?, ?)
+ON CONFLICT (hour_ms, shape) DO UPDATE SET count = kg_activity.count + excluded.count
 """
 #: New attributes are merged into the stored ones key by key (attributes are flat, so SQLite's merge patch
 #: and PostgreSQL's ``||`` agree), in the statement itself: no read of the stored row, no lost update when
@@ -664,8 +673,10 @@ ON CONFLICT (subject, dimension, value) DO UPDATE SET
 """
 
 
-def _upsert_activity(conn: Connection, rows: list[tuple]) -> None:
-    _execute_many(conn, _UPSERT_ACTIVITY, rows, clean=False)  # cleared by _activity_rows
+def _upsert_activity(conn: Connection, rows: tuple[list[tuple], list[tuple]]) -> None:
+    shapes, counts = rows
+    _execute_many(conn, _INSERT_SHAPES, shapes, clean=False)  # cleared by _activity_rows
+    _execute_many(conn, _UPSERT_COUNTS, counts, clean=False)
 
 
 def _upsert_entities(conn: Connection, entities: dict[tuple[str, str], _Entity]) -> None:

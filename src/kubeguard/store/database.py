@@ -232,6 +232,13 @@ def _add_finding_counts(conn: Connection) -> None:
     finding_counts.install(conn)
 
 
+def _split_activity_into_shapes(conn: Connection) -> None:
+    """Version 13: the activity roll-ups as shapes (their strings, once) and hourly counts (integers)."""
+    from kubeguard.graph.shapes_migration import split_activity
+
+    split_activity(conn)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
@@ -246,6 +253,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (10, _add_bus_failures),
     (11, _compress_spool_bodies_with_lz4),
     (12, _add_finding_counts),
+    (13, _split_activity_into_shapes),
 )
 
 
@@ -303,8 +311,9 @@ def _is_empty(conn: Connection) -> bool:
 
 #: Migrations whose whole effect is tables, columns and indexes of the current metadata, which a new store
 #: gets from ``create_all``; version 12's count triggers come with it too (the metadata's ``after_create``
-#: hook installs them). Every other migration (any new one, unless added here) also runs on a new store.
-_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12))
+#: hook installs them), and version 13 only reshapes rows a new store does not have. Every other migration
+#: (any new one, unless added here) also runs on a new store.
+_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12, 13))
 
 
 def _create_fresh(conn: Connection) -> int:

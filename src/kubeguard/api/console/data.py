@@ -86,7 +86,7 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
     high = sorted((f for f in in_scope if float(f["severity"]) >= 7), key=finding_time_ms, reverse=True)[:10]
     table = graph_tables.entities
     sizes = dict(conn.execute(select(table.c.kind, func.count()).group_by(table.c.kind)).all())
-    activity_rows = conn.execute(select(func.count()).select_from(graph_tables.activity)).scalar() or 0
+    activity_rows = conn.execute(select(func.count()).select_from(graph_tables.activity_counts)).scalar() or 0
     return {
         "scope": {"start": scope.start, "end": scope.end},
         "days": [queries.iso(day) for day in days],
