@@ -41,6 +41,9 @@ _CACHE_LIMIT = 50_000
 
 IpDescriber = Callable[[str], dict[str, Any]]
 
+#: Outcomes of the status codes seen most, looked up rather than worked out for every roll-up counter.
+_OUTCOME_OF = {code: kinds.outcome(code) for code in (0, 101, 200, 201, 202, 204, 400, 401, 403, 404, 409, 422, 500)}
+
 
 @dataclass(slots=True)
 class _Entity:
@@ -289,28 +292,41 @@ class ActivityRecorder:
     def _aggregate(self) -> tuple[tuple[list[tuple], list[tuple]], dict, dict, dict, dict]:
         """Fold the raw counters into roll-up rows and into the few groups entities are derived from.
 
-        Times stay ISO text until the groups are formed (text compares in time order), so only the first
-        and last time of each group is parsed.
+        Counters become (hour, shape) rows and, per shape (what was called, by whom, from where, how it
+        ended, whatever the hour), one count and time span; the groups are folded from the shapes, which
+        are an order fewer than the counters. Times stay ISO text until the groups are formed (text
+        compares in time order), so only the first and last time of each group is parsed.
         """
         rows: dict[tuple[str, tuple], int] = {}
+        spans: dict[tuple, list] = {}
+        outcomes = _OUTCOME_OF
+        cut = kinds.MAX_KEY
+        for count, first, last, key in self._calls.values():
+            if len(key) > 8:
+                hour_text, cluster, subject, ip, agent, verb, uri, code, resource, subresource, namespace, name = key
+                if subresource:
+                    resource = f"{resource}/{subresource}"
+            else:
+                hour_text, cluster, subject, ip, agent, verb, uri, code = key
+                resource = namespace = name = ""
+            outcome = outcomes.get(code) or kinds.outcome(code)
+            shape = (cluster, subject, ip, agent[:cut], verb, resource, namespace, name, uri[:cut], outcome)
+            slot = (hour_text, shape)
+            rows[slot] = rows.get(slot, 0) + count
+            span = spans.get(shape)
+            if span is None:
+                spans[shape] = [count, first, last]
+            else:
+                span[0] += count
+                if first < span[1]:
+                    span[1] = first
+                if last > span[2]:
+                    span[2] = last
         callers: dict[tuple, list] = {}
         namespaces: dict[tuple, list] = {}
         pods: dict[tuple, list] = {}
         calls: dict[tuple, str] = {}
-        for count, first, last, key in self._calls.values():
-            hour_text, cluster, subject, ip, agent, verb, uri, code = key[:8]
-            if len(key) > 8:
-                resource, subresource, namespace, name = key[8:]
-                if subresource:
-                    resource = f"{resource}/{subresource}"
-            else:
-                resource = namespace = name = ""
-            agent = agent[: kinds.MAX_KEY]
-            outcome = kinds.outcome(code)
-            path = uri[: kinds.MAX_KEY]
-            shape = (cluster, subject, ip, agent, verb, resource, namespace, name, path, outcome)
-            slot = (hour_text, shape)
-            rows[slot] = rows.get(slot, 0) + count
+        for (cluster, subject, ip, agent, verb, resource, namespace, name, path, _), (count, first, last) in spans.items():
             if subject or ip:
                 _fold(callers, (cluster, subject, ip, agent), count, first, last)
             if namespace:
@@ -318,11 +334,12 @@ class ActivityRecorder:
                 if name and resource.startswith("pods"):
                     _fold(pods, (namespace, name), count, first, last)
             if subject:
-                call = (cluster, subject, f"{verb} {resource or uri}".strip())
+                # The path is cut to the longest key kept, which the pair's value is cut to anyway.
+                call = (cluster, subject, f"{verb} {resource or path}".strip())
                 known = calls.get(call)
                 if known is None or first < known:
                     calls[call] = first
-        return self._activity_rows(rows), callers, namespaces, pods, calls
+        return self._activity_rows(rows, spans), callers, namespaces, pods, calls
 
     def _hour(self, text: str) -> int:
         hour = self._hours.get(text)
@@ -332,7 +349,7 @@ class ActivityRecorder:
             hour = self._hours[text] = _hour_of(text)
         return hour
 
-    def _activity_rows(self, rows: dict[tuple[str, tuple], int]) -> tuple[list[tuple], list[tuple]]:
+    def _activity_rows(self, rows: dict[tuple[str, tuple], int], spans: dict[tuple, list]) -> tuple[list, list]:
         """``kg_activity_shapes`` rows (key and the ten values, cleared of NUL) and ``kg_activity`` rows (hour,
         shape key, count), in the column order of their statements.
 
@@ -343,14 +360,12 @@ class ActivityRecorder:
         digest = tables.digest
         keys: dict[tuple, int] = {}
         shapes = []
-        counts = []
-        for (hour_text, shape), count in rows.items():
-            key = keys.get(shape)
-            if key is None:
-                material = "\x1f".join(shape)
-                key = keys[shape] = digest(material)
-                shapes.append((key, *(tuple(_clean(value) for value in shape) if _NUL in material else shape)))
-            counts.append((self._hour(hour_text), key, count))
+        for shape in spans:
+            material = "\x1f".join(shape)
+            key = keys[shape] = digest(material)
+            shapes.append((key, *(tuple(_clean(value) for value in shape) if _NUL in material else shape)))
+        hour = self._hour
+        counts = [(hour(hour_text), keys[shape], count) for (hour_text, shape), count in rows.items()]
         counts.sort()  # in key order: each insert lands beside the previous one in the table's b-tree
         return shapes, counts
 
