@@ -718,25 +718,17 @@ def _attrs_json(attrs: dict[str, Any]) -> str:
 
 
 def _upsert_edges(conn: Connection, edges: dict[tuple, _Edge]) -> None:
+    """Edges keyed by :func:`~kubeguard.graph.schema.row_key` of their six strings, digested from the one
+    string that also tells whether any of them holds a NUL (the rare edge is cleared value by value)."""
+    digest = tables.digest
     rows = []
     for edge in edges.values():
-        src_key, dst_key = edge.src[1][:512], edge.dst[1][:512]
-        ident = tables.row_key(edge.src[0], src_key, edge.relation, edge.dst[0], dst_key, edge.detail)
-        rows.append(
-            (
-                ident,
-                edge.src[0],
-                src_key,
-                edge.relation,
-                edge.dst[0],
-                dst_key,
-                edge.detail,
-                edge.first,
-                edge.last,
-                edge.count,
-            )
-        )
-    _execute_many(conn, _UPSERT_EDGE, rows)
+        values = (edge.src[0], edge.src[1][:512], edge.relation, edge.dst[0], edge.dst[1][:512], edge.detail)
+        material = "\x1f".join(values)
+        if _NUL in material:
+            values = tuple(_clean(value) for value in values)
+        rows.append((digest(material), *values, edge.first, edge.last, edge.count))
+    _execute_many(conn, _UPSERT_EDGE, rows, clean=False)
 
 
 def _upsert_first_seen(conn: Connection, pairs: dict[tuple[str, str, str], tuple[int, str]]) -> None:
