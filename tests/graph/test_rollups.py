@@ -368,3 +368,23 @@ def test_a_repeated_write_counts_every_time_and_the_latest_write_wins(engine):
     assert pod["attributes"]["images"] == ["busybox:1.36"]
     assert pod["attributes"]["createdAt"] == "2026-11-20T10:40:00.000000Z"
     assert (pod["firstSeen"], pod["lastSeen"]) == ("2026-11-20T10:10:00Z", "2026-11-20T10:50:00Z")  # any call
+
+
+def test_a_nul_in_a_call_is_stored_as_a_replacement_character(engine):
+    """PostgreSQL refuses NUL in text: a user agent holding one is stored with U+FFFD in the roll-up shape,
+    the entity and the edge alike, so its profile and the subject's edge still meet."""
+    agent = "curl\x00evil/1.0"
+    log = [event("10:05", user="mallory", ip="203.0.113.66", agent=agent, verb="get", resource="secrets",
+                 namespace="dev", code=403),
+           event("10:06", user="mallory", ip="203.0.113.66", agent=agent, verb="get", resource="secrets",
+                 namespace="dev", code=403)]
+    record(engine, log)
+    stored = "curl\ufffdevil/1.0"
+    with engine.connect() as conn:
+        profile = queries.profile_activity(conn, kinds.USER_AGENT, stored, DAY)
+        used = queries.edges_of(conn, kinds.SUBJECT, "mallory", "with", outgoing=True)
+        entity = queries.entity(conn, kinds.USER_AGENT, stored)
+    assert profile["activity"]["outcomes"]["forbidden"][10] == 2
+    assert [row["value"] for row in profile["breakdown"]["userAgents"]] == [stored]
+    assert [(e["target"]["key"], e["count"]) for e in used] == [(stored, 2)]
+    assert entity is not None and entity["events"] == 2
