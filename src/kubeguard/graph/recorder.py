@@ -91,9 +91,9 @@ class ActivityRecorder:
         #: Entities and edges derived from facts (pod, workload and binding writes, execs) since the flush.
         self._fact_entities: dict[tuple[str, str], _Entity] = {}
         self._fact_edges: dict[tuple, _Edge] = {}
-        #: Distinct workload and binding writes since the flush -> [entities, edges, count, first time, last
-        #: time, time of the latest]; see :meth:`_note_write`.
-        self._writes: dict[tuple, list] = {}
+        #: Distinct workload and binding writes since the flush -> ((entities with their attributes as JSON,
+        #: edges), count, first time, last time, time of the latest); see :meth:`_note_write`.
+        self._writes: dict[tuple, tuple] = {}
         self._findings: list[dict[str, Any]] = []
         self._hours: dict[str, int] = {}
         self._stored_groups: dict[str, tuple[str, ...]] = {}
@@ -196,15 +196,20 @@ class ActivityRecorder:
             entities: dict[tuple[str, str], _Entity] = {}
             edges: dict[tuple, _Edge] = {}
             self._derive_fact(event, entities, edges)
-            writes[key] = [entities, edges, 1, timestamp, timestamp, timestamp]
+            # Kept as tuples of strings, numbers and bytes, which the garbage collector stops tracking: a
+            # dict and an object per derived entity and edge made the collector's full passes come sooner.
+            derived = (
+                tuple((node, orjson.dumps(found.attrs) if found.attrs else None) for node, found in entities.items()),
+                tuple((edge.src, edge.relation, edge.dst, edge.detail, edge.count) for edge in edges.values()),
+            )
+            writes[key] = (derived, 1, timestamp, timestamp, timestamp)
             return
-        entry[2] += 1
-        if timestamp > entry[4]:
-            entry[4] = timestamp
-        elif timestamp < entry[3]:
-            entry[3] = timestamp
-        entry[5] = timestamp
-        writes[key] = entry
+        derived, count, first, last, _latest = entry
+        if timestamp > last:
+            last = timestamp
+        elif timestamp < first:
+            first = timestamp
+        writes[key] = (derived, count + 1, first, last, timestamp)
 
     def observe_findings(self, findings: Iterable[dict[str, Any]]) -> None:
         """Findings stored with this batch: each gets an edge to every entity it names."""
@@ -279,15 +284,17 @@ class ActivityRecorder:
 
     def _apply_writes(self, entities: dict, edges: dict) -> None:
         """The entities and edges of each distinct write, with the times and count of all its repeats."""
-        for derived, linked, count, first, last, latest in self._writes.values():
+        for (nodes, links), count, first, last, latest in self._writes.values():
             first_ms, last_ms = _ms(first), _ms(last)
-            for node, found in derived.items():
-                attrs = found.attrs
-                if count > 1 and "createdAt" in attrs:
-                    attrs = {**attrs, "createdAt": latest}
+            for node, blob in nodes:
+                attrs = None
+                if blob is not None:
+                    attrs = orjson.loads(blob)
+                    if "createdAt" in attrs:
+                        attrs["createdAt"] = latest
                 _touch(entities, node, first_ms, last_ms, 0, attrs)
-            for edge in linked.values():
-                _link(edges, edge.src, edge.relation, edge.dst, first_ms, last_ms, edge.count * count, edge.detail)
+            for src, relation, dst, detail, multiple in links:
+                _link(edges, src, relation, dst, first_ms, last_ms, multiple * count, detail)
 
     def _aggregate(self) -> tuple[tuple[list[tuple], list[tuple]], dict, dict, dict, dict]:
         """Fold the raw counters into roll-up rows and into the few groups entities are derived from.
