@@ -2,7 +2,8 @@
 
 :meth:`ActivityRecorder.observe` is on the hot path of every mode (it sees each counted event once), so it
 only bumps one counter keyed by the event's roll-up dimensions and, for the rare writes that create pods,
-workloads or RBAC bindings or exec into a pod, derives the fact at once: the pipeline calls its observers
+workloads or RBAC bindings or exec into a pod, derives the fact at once (a write seen again since the flush
+only counts: see :meth:`ActivityRecorder._note_write`): the pipeline calls its observers
 just before the detectors, which then read the same body from the decoder's one-entry cache instead of
 decoding it again, and no event is held until the flush. Everything else — entities, edges, first-seen
 pairs, IP enrichment — is derived from those counters in :meth:`flush`, which runs inside the transaction
@@ -196,8 +197,8 @@ class ActivityRecorder:
             entities: dict[tuple[str, str], _Entity] = {}
             edges: dict[tuple, _Edge] = {}
             self._derive_fact(event, entities, edges)
-            # Kept as tuples of strings, numbers and bytes, which the garbage collector stops tracking: a
-            # dict and an object per derived entity and edge made the collector's full passes come sooner.
+            # Kept as tuples of strings, numbers and bytes, which the garbage collector stops tracking, rather
+            # than as a dict and an object per derived entity and edge that it would walk until the flush.
             derived = (
                 tuple((node, orjson.dumps(found.attrs) if found.attrs else None) for node, found in entities.items()),
                 tuple((edge.src, edge.relation, edge.dst, edge.detail, edge.count) for edge in edges.values()),
