@@ -293,3 +293,50 @@ def test_prepare_then_apply_is_detect() -> None:
             tracker.apply(fact, prepared.engine.context)
     assert recorded > 10
     assert repr(direct.engine.context.state.__dict__) == repr(prepared.engine.context.state.__dict__)
+
+
+def counting_rescans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the chunks the reducer reads again (the one-by-one path) instead of taking in bulk."""
+    rescanned: list[int] = []
+    rescan = split_scan._rescan_chunk
+
+    def recorded(pipeline: Any, plan: Any, index: int, cluster: Any, add: Any) -> None:
+        rescanned.append(index)
+        rescan(pipeline, plan, index, cluster, add)
+
+    monkeypatch.setattr(split_scan, "_rescan_chunk", recorded)
+    return rescanned
+
+
+def test_chunks_of_new_events_are_taken_in_bulk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rescanned = counting_rescans(monkeypatch)
+    path = repeated_lab(tmp_path / "lab.jsonl", 2)
+    one, split = both(path)
+    assert split == one
+    assert rescanned == []
+
+
+def test_a_chunk_with_a_duplicate_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rescanned = counting_rescans(monkeypatch)
+    lines = lab_lines()
+    path = tmp_path / "dups.jsonl"
+    path.write_bytes(b"\n".join([*lines, lines[700], *lines[:5]]) + b"\n")  # late repeats of earlier events
+    one, split = both(path)
+    assert split == one
+    assert one["stats"] != outcome(run_scan([str(LAB_LOG)], Settings(), pipeline_options={}, split=False))["stats"]
+    assert rescanned, "the chunks holding the repeats must be judged event by event"
+    assert len(rescanned) < 5
+
+
+def test_a_chunk_that_could_fill_the_pending_tables_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for few pending keys, flushes fall inside chunks: those are counted one by one."""
+    from kubeguard.detectors.anomaly import baselines
+
+    rescanned = counting_rescans(monkeypatch)
+    monkeypatch.setattr(baselines, "MAX_PENDING", 40)
+    path = repeated_lab(tmp_path / "lab.jsonl", 2)
+    one, split = both(path)
+    assert split == one
+    assert rescanned

@@ -33,7 +33,6 @@ import pickle
 import signal
 import struct
 import sys
-from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +75,8 @@ PROCESSES_ENV = "KUBEGUARD_SCAN_PROCESSES"
 MAX_INTERNED = 200_000
 
 # What a mapper made of each event (one byte per event in a chunk's ``codes``).
-OTHER_STAGE, UNREADABLE, COUNT_ONLY, LEARN, WHOLE = range(5)
+# What a special event is (see :meth:`Mapper.map_chunk`).
+COUNT_ONLY, LEARN, WHOLE = range(3)
 
 _encode = msgspec.json.encode
 _event_decoder = msgspec.json.Decoder(AuditEvent)
@@ -210,18 +210,22 @@ class Mapper:
             (self.positions[id(d)], d.name, d.detect) for d in route if getattr(d, "stateless", False)
         )
         learner = self.learns and any(isinstance(d, AnomalyLearner) for d in route)
-        ordered: list[Any] = []
+        # The ``relevant`` tests come first, each once (the anomaly detectors share one): when one says yes
+        # the event goes whole to the reducer, and reading bodies for the ``prepare`` steps would be wasted.
+        tests: list[Any] = []
+        prepares: list[Any] = []
         for d in route:
             if getattr(d, "stateless", False) or isinstance(d, AnomalyLearner):
                 continue
             if hasattr(d, "prepare") and hasattr(d, "apply") and not d.finding_types:
-                ordered.append((self.positions[id(d)], d.prepare))
+                prepares.append((self.positions[id(d)], d.prepare))
             elif hasattr(d, "relevant"):
-                ordered.append((None, d.relevant))
+                if all(d.relevant != test for _, test in tests):
+                    tests.append((None, d.relevant))
             else:
-                ordered = [None]
+                tests, prepares = [None], []
                 break
-        plan = self._plans[key] = (stateless, tuple(ordered), learner)
+        plan = self._plans[key] = (stateless, (*tests, *prepares), learner)
         return plan
 
     @staticmethod
@@ -244,57 +248,57 @@ class Mapper:
         return facts
 
     def map_chunk(self, stream: BinaryIO, source: str) -> tuple[Any, ...]:
+        """The chunk's :data:`ChunkResult`: its events reduced to what the reducer needs, in order."""
         reader = self.reader
         # The interned keys are bounded: past the limit both ends start their tables again.
         fresh = len(self._owners) + len(self._actions) > MAX_INTERNED
         if fresh:
             self._owners, self._actions = {}, {}
         reader.rejects, reader.records = RejectLog(), 0
-        codes = bytearray()
-        ids: list[str] = []
-        kinds: list[str] = []
-        stamps: list[str] = []
-        owners, actions = array("q"), array("q")
-        found: dict[int, tuple[list[tuple[int, dict[str, Any]]], list[str], bool, int]] = {}
-        wholes: dict[int, bytes] = {}
-        recorded: dict[int, list[tuple[int, Any]]] = {}
-        learned: dict[int, dict[str, list[str]]] = {}
+        unreadable: list[tuple[str, str]] = []
+        keys: list[tuple[str, str]] = []
+        steps: list[Any] = []
+        segment: dict[tuple[int, int], list[Any]] = {}
         new_owners: list[Any] = []
         new_actions: list[Any] = []
         plans, plan_of = self._plans, self._plan
         owner_ids, action_ids = self._owners, self._actions
         context = self.pipeline.engine.context
         build = self.pipeline.builder.build
+        empty_ids = False
+        other_stages = 0
+        events_seen = 0
         number = 0
-        index = -1
         for block in _line_blocks(b"", stream, reader.rejects, source, 1):
             if isinstance(block, int):
                 number = block
                 continue
             events = reader._native_lines(block, number, source)
             number += len(block)
+            events_seen += len(events)
             for event in events:
-                index += 1
                 stage = event.stage
                 ref = event.objectRef
                 connect = ref is not None and ref.subresource in CONNECT_SUBRESOURCES
                 if stage != "ResponseComplete" and stage and not (connect and stage == "ResponseStarted"):
-                    codes.append(OTHER_STAGE)
+                    other_stages += 1
                     continue
                 stamp = event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp
                 if not (
                     len(stamp) >= 24 and stamp[19] == "." and stamp[-1] == "Z" and stamp[4] == "-"
                     and stamp[10] == "T" and stamp[:4].isdigit()
                 ) and not readable_time(stamp):
-                    codes.append(UNREADABLE)
-                    ids.append(event.auditID)
-                    stamps.append(stamp[:64])
+                    unreadable.append((event.auditID, stamp[:64]))
                     continue
                 if connect:
-                    kinds.append("connect:101" if event.status_code == SWITCHING_PROTOCOLS else "connect")
+                    kind = "connect:101" if event.status_code == SWITCHING_PROTOCOLS else "connect"
                 else:
-                    kinds.append(stage)
-                ids.append(event.auditID)
+                    kind = stage
+                audit_id = event.auditID
+                if not audit_id:
+                    empty_ids = True
+                position = len(keys)
+                keys.append((audit_id, kind))
                 result = outcome(event)
                 key = (event.verb, ref.resource, ref.subresource, result) if ref is not None else (
                     event.verb, "", "", result)
@@ -302,42 +306,43 @@ class Mapper:
                 if plan is None:
                     plan = plan_of(key)
                 stateless, ordered, learner = plan
+                found = None
                 if stateless:
                     detections: list[tuple[int, Any]] = []
                     failed: list[str] = []
-                    for position, name, detect in stateless:
+                    for detector_position, name, detect in stateless:
                         try:
                             out = detect(event, context)
                             if out:
                                 for detection in out:
-                                    detections.append((position, detection))
-                        except Exception:  # noqa: BLE001 - counted by the reducer if the event counts
+                                    detections.append((detector_position, detection))
+                        except Exception:  # noqa: BLE001 - counted by the reducer
                             failed.append(name)
                     if detections or failed:
                         try:
-                            built = [(position, build(d)) for position, d in detections]
+                            built = [(p, build(d)) for p, d in detections]
                             unbuilt = False
                         except Exception:  # noqa: BLE001 - the reducer drops the event's findings
                             built, unbuilt = [], True
-                        found[index] = (built, failed, unbuilt, len(detections))
+                        found = (built, failed, unbuilt, len(detections))
                 facts = self._facts(event, ordered) if ordered else None
                 if ordered and facts is None:
-                    codes.append(WHOLE)
-                    wholes[index] = _encode(event)
+                    if segment:
+                        steps.append(segment)
+                        segment = {}
+                    steps.append((position, WHOLE, found, _encode(event)))
                     continue
+                body = None
                 if learner and ref is not None and ref.resource in BODY_RESOURCES:
                     try:
                         body = _body_values(event)
                     except Exception:  # noqa: BLE001 - the reducer runs the learner itself and counts the error
-                        codes.append(WHOLE)
-                        wholes[index] = _encode(event)
+                        if segment:
+                            steps.append(segment)
+                            segment = {}
+                        steps.append((position, WHOLE, found, _encode(event)))
                         continue
-                    if body is not None:
-                        learned[index] = body
-                if facts:
-                    recorded[index] = facts
                 if learner:
-                    codes.append(LEARN)
                     owner, action, when = pending_key(event)
                     owner_id = owner_ids.get(owner)
                     if owner_id is None:
@@ -347,14 +352,34 @@ class Mapper:
                     if action_id is None:
                         action_id = action_ids[action] = len(action_ids)
                         new_actions.append(action)
-                    owners.append(owner_id)
-                    actions.append(action_id)
-                    stamps.append(when)
+                    if found is None and not facts and body is None and not connect:
+                        pair = (owner_id, action_id)
+                        slot = segment.get(pair)
+                        if slot is None:
+                            segment[pair] = [1, when, when]
+                        else:
+                            slot[0] += 1
+                            if when < slot[1]:
+                                slot[1] = when
+                            elif when > slot[2]:
+                                slot[2] = when
+                        continue
+                    learned = (owner_id, action_id, when)
+                elif found is None and not facts and not connect:
+                    continue
                 else:
-                    codes.append(COUNT_ONLY)
+                    learned = None
+                if segment:
+                    steps.append(segment)
+                    segment = {}
+                steps.append((position, LEARN if learner else COUNT_ONLY, found, facts, body, learned))
+        if segment:
+            steps.append(segment)
         rejects = [(r.line, r.reason) for r in reader.rejects.kept]
-        return (bytes(codes), ids, kinds, stamps, owners, actions, found, wholes, recorded, learned, fresh,
-                new_owners, new_actions, reader.rejects.count, rejects, reader.records, number)
+        # The most pending keys the reducer can add for this chunk: a row or a special event adds one at most.
+        new_keys = sum(len(step) if type(step) is dict else 1 for step in steps)
+        return (events_seen, other_stages, unreadable, keys, empty_ids, steps, new_keys, fresh, new_owners,
+                new_actions, reader.rejects.count, rejects, reader.records, number)
 
 
 def _run_mapper(mapper: Mapper, plan: SplitPlan, first: int, write: Callable[[bytes], Any]) -> None:
@@ -369,6 +394,20 @@ def _run_mapper(mapper: Mapper, plan: SplitPlan, first: int, write: Callable[[by
         os.close(fd)
 
 
+#: How much a mapper may have written that the reducer has not read yet: several chunks' results, so that
+#: a mapper runs ahead while the reducer waits on the other one's chunk (a 64 KiB pipe held less than one,
+#: and a mapper that had finished its chunk sat blocked, its core idle).
+PIPE_BYTES = 1024 * 1024
+
+
+def _widen(fd: int) -> None:
+    """Grow a pipe's buffer to :data:`PIPE_BYTES` where the system allows (Linux); else leave it."""
+    with contextlib.suppress(AttributeError, OSError):
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
 def start_mappers(pipeline: Pipeline, reader_options: dict[str, Any], plan: SplitPlan) -> list[tuple[int, BinaryIO]]:
     """Fork the mappers; each is (pid, the read end of its pipe)."""
     for stream in (sys.stdout, sys.stderr):
@@ -377,6 +416,7 @@ def start_mappers(pipeline: Pipeline, reader_options: dict[str, Any], plan: Spli
     started: list[tuple[int, BinaryIO]] = []
     for first in range(MAPPERS):
         read_end, write_end = os.pipe()
+        _widen(write_end)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child; its output is what the tests compare
             status = 1
@@ -443,14 +483,20 @@ def reduce_chunks(
     progress: Callable[[int, int], None] | None = None,
     progress_every: int = 5000,
 ) -> int:
-    """Judge the mapped events in file order, as :meth:`Pipeline.process_event` does; returns the count."""
+    """Judge the mapped events in file order, as :meth:`Pipeline.process_event` does; returns the count.
+
+    A chunk is taken in bulk when its duplicates, if any, are among its special events (an exec's two
+    stages are one occurrence, so connections are always special): its keys enter the window at once and
+    its plain events' learning arrives already summed. A chunk with another duplicate, an event without an
+    auditID, or more new learning keys than the pending tables may take before a flush, is read again here
+    and run through the one-process pipeline event by event.
+    """
     stats = pipeline.stats
     engine = pipeline.engine
     context = engine.context
     errors = engine.errors
-    first = pipeline.recent.first
+    window = pipeline.recent
     baselines = pipeline.baselines
-    defer = baselines.defer_key if baselines is not None else None
     build = pipeline.builder.build
     add = findings.add
     detectors = engine.detectors
@@ -461,8 +507,8 @@ def reduce_chunks(
     line_offset = 0
     count = 0
     for chunk_index, chunk in enumerate(chunks):
-        (codes, ids, kinds, stamps, owners, actions, found, wholes, recorded, learned, fresh, new_owners,
-         new_actions, reject_count, rejects, records, lines) = chunk
+        (events, other_stages, unreadable, keys, empty_ids, steps, new_keys, fresh, new_owners, new_actions,
+         reject_count, rejects, records, lines) = chunk
         for line, reason in rejects:
             reader.rejects.add(Reject(plan.source, line + line_offset, reason))
         reader.rejects.count += reject_count - len(rejects)
@@ -475,59 +521,78 @@ def reduce_chunks(
             action_table.clear()
         owner_table.extend(new_owners)
         action_table.extend(new_actions)
-        next_id = next_kind = next_stamp = next_learn = 0
-        other_stages = duplicates = counted = 0
-        for index, code in enumerate(codes):
-            if code == OTHER_STAGE:
-                other_stages += 1
-                continue
-            audit_id = ids[next_id]
-            next_id += 1
-            if code == UNREADABLE:
+        duplicates = None
+        if not empty_ids and (baselines is None or baselines.pending_room() > new_keys):
+            duplicates = window.duplicates(cluster, keys)
+            if duplicates and not duplicates.issubset(step[0] for step in steps if type(step) is tuple):
+                duplicates = None  # a duplicate was summed with the plain events: judge them one by one
+        if duplicates is not None:
+            window.count_many(cluster, keys, duplicates)
+            stats.events += events
+            stats.other_stages += other_stages
+            stats.duplicates += len(duplicates)
+            stats.counted += len(keys) - len(duplicates)
+            for audit_id, stamp in unreadable:
                 stats.rejected += 1
-                log.warning("audit event %s skipped: unreadable timestamp %r", audit_id, stamps[next_stamp])
-                next_stamp += 1
-                continue
-            kind = kinds[next_kind]
-            next_kind += 1
-            if code == LEARN:
-                owner_id, action_id, when = owners[next_learn], actions[next_learn], stamps[next_stamp]
-                next_learn += 1
-                next_stamp += 1
-            if audit_id and not first(cluster, audit_id, kind):
-                duplicates += 1
-                continue
-            counted += 1
-            if code == LEARN:
-                if recorded and index in recorded:
-                    for position, fact in recorded[index]:
+                log.warning("audit event %s skipped: unreadable timestamp %r", audit_id, stamp)
+            for step in steps:
+                if type(step) is dict:
+                    baselines.memo = None  # type: ignore[union-attr]
+                    baselines.defer_rows(owner_table, action_table, step)  # type: ignore[union-attr]
+                    continue
+                if duplicates and step[0] in duplicates:
+                    continue
+                audit_id = keys[step[0]][0]
+                if step[1] == WHOLE:
+                    event = _event_decoder.decode(step[3])
+                    _finish(stats, errors, add, build, step[2],
+                            _ordered_detections(event, engine, context, positions, errors), audit_id)
+                    continue
+                _, _, found, facts, body, learned = step
+                if facts:
+                    for position, fact in facts:
                         detectors[position].apply(fact, context)
-                baselines.memo = None  # type: ignore[union-attr]
-                owner = owner_table[owner_id]
-                defer(owner, action_table[action_id], when)  # type: ignore[misc]
-                if learned and index in learned:
-                    baselines.learn(  # type: ignore[union-attr]
-                        Observation(owner[0], owner[1], seconds_of(when), {}), learned[index], times=0)
-            elif code == WHOLE:
-                event = _event_decoder.decode(wholes[index])
-                _finish(stats, errors, add, build, found.get(index) if found else None,
-                        _ordered_detections(event, engine, context, positions, errors), audit_id)
-                continue
-            elif recorded and index in recorded:
-                for position, fact in recorded[index]:
-                    detectors[position].apply(fact, context)
-            if found and index in found:
-                _finish(stats, errors, add, build, found[index], [], audit_id)
-        stats.events += len(codes)
-        stats.other_stages += other_stages
-        stats.duplicates += duplicates
-        stats.counted += counted
-        before, count = count, count + len(codes)
+                if learned is not None:
+                    owner_id, action_id, when = learned
+                    owner = owner_table[owner_id]
+                    baselines.memo = None  # type: ignore[union-attr]
+                    baselines.defer_key(owner, action_table[action_id], when)  # type: ignore[union-attr]
+                    if body is not None:
+                        baselines.learn(  # type: ignore[union-attr]
+                            Observation(owner[0], owner[1], seconds_of(when), {}), body, times=0)
+                if found is not None:
+                    _finish(stats, errors, add, build, found, [], audit_id)
+        else:
+            _rescan_chunk(pipeline, plan, chunk_index, reader.cluster, add)
+        before, count = count, count + events
         if progress is not None and before // progress_every != count // progress_every:
             progress(count, len(findings))
     if progress is not None:
         progress(count, len(findings))
     return count
+
+
+def _rescan_chunk(
+    pipeline: Pipeline, plan: SplitPlan, index: int, cluster: str | None, add: Callable[[dict[str, Any]], None]
+) -> None:
+    """Run chunk ``index`` through the one-process pipeline, event by event (what its mapper made of it is
+    dropped, but for its rejects and line count, which the caller has already taken)."""
+    reader = EventReader(cluster=cluster)
+    process = pipeline.process_event
+    fd = os.open(plan.path, os.O_RDONLY)
+    try:
+        start, end = chunk_start(fd, index, plan.size), chunk_start(fd, index + 1, plan.size)
+        number = 0
+        for block in _line_blocks(b"", _Range(fd, start, end), reader.rejects, plan.source, 1):  # type: ignore[arg-type]
+            if isinstance(block, int):
+                number = block
+                continue
+            for event in reader._native_lines(block, number, plan.source):
+                for finding in process(event):
+                    add(finding)
+            number += len(block)
+    finally:
+        os.close(fd)
 
 
 def _ordered_detections(

@@ -550,12 +550,15 @@ def _line_blocks(
             else:
                 held, held_bytes = [data], len(data)
             continue
-        lines = data[: cut - 1].split(b"\n")
-        pending = data[cut:]
-        oversized = [i for i, line in enumerate(lines) if len(line) > MAX_RECORD_BYTES]
-        for index in oversized:
-            rejects.add(Reject(source, number + index + 1, f"line longer than {MAX_RECORD_BYTES} bytes"))
-            lines[index] = b""
+        # BytesIO finds line ends with memchr; bytes.split(b"\n") tests byte by byte, and cost a scan more
+        # than a tenth of its decoding. Lines keep their "\n", which JSON reads as whitespace.
+        lines = io.BytesIO(data).readlines()
+        pending = b"" if cut == len(data) else lines.pop()
+        if max(map(len, lines)) > MAX_RECORD_BYTES + 1:
+            for index, line in enumerate(lines):
+                if len(line) > MAX_RECORD_BYTES + 1:
+                    rejects.add(Reject(source, number + index + 1, f"line longer than {MAX_RECORD_BYTES} bytes"))
+                    lines[index] = b""
         number += len(lines)
         yield lines
 

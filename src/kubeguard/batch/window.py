@@ -41,6 +41,46 @@ class EventWindow:
         self._counts[cluster] = positions[key] = count
         return True
 
+    def duplicates(self, cluster: str, keys: list[tuple[str, str]]) -> set[int] | None:
+        """Which of ``keys`` (``(audit_id, kind)``, in order) :meth:`first` would call duplicates, without
+        counting any; None for a window with hooks (ask :meth:`first` key by key).
+
+        With :meth:`count_many` it is the split scan's bulk path: a chunk of events all new to the window,
+        the common case, is told apart by two set operations instead of a call per event.
+        """
+        if type(self)._key is not EventWindow._key or type(self)._counted is not EventWindow._counted:
+            return None
+        positions = self._positions.get(cluster)
+        if positions is None or len(positions) > 2 * self.size:
+            positions = self._positions_of(cluster)
+        if len(set(keys)) == len(keys) and positions.keys().isdisjoint(keys):
+            return set()
+        found: set[int] = set()
+        count = self._counts.get(cluster, 0)
+        later: dict[tuple[str, str], int] = {}
+        for index, key in enumerate(keys):
+            seen = later.get(key)
+            if seen is None:
+                seen = positions.get(key)
+            if seen is not None and count - seen < self.size:
+                found.add(index)
+                continue
+            count += 1
+            later[key] = count
+        return found
+
+    def count_many(self, cluster: str, keys: list[tuple[str, str]], duplicates: set[int]) -> None:
+        """Count ``keys`` but the ``duplicates`` (what :meth:`duplicates` said of them), as :meth:`first`
+        called on each in order would."""
+        if duplicates:
+            keys = [key for index, key in enumerate(keys) if index not in duplicates]
+        if not keys:
+            return
+        positions = self._positions_of(cluster)
+        count = self._counts.get(cluster, 0)
+        positions.update(zip(keys, range(count + 1, count + 1 + len(keys))))
+        self._counts[cluster] = count + len(keys)
+
     def first_with_hooks(self, cluster: str, audit_id: str, kind: str) -> bool:
         """:meth:`first`, with the key made by :meth:`_key` and each counted key passed to :meth:`_counted`."""
         positions = self._positions_of(cluster)

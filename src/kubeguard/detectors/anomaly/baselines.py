@@ -179,6 +179,38 @@ class Baselines:
         elif stamp > slot[2]:
             slot[2] = stamp
 
+    def defer_rows(self, owners: list[Owner], actions: list[Action], rows: dict[tuple[int, int], list[Any]]) -> None:
+        """Count rows ``(owner number, action number) → [events, first stamp, last stamp]``, the numbers
+        indexing ``owners`` and ``actions``, as :meth:`defer_key` would count their events one by one.
+
+        A split scan sums a run of events in the decoding process and counts the sums here. Summing is the
+        same as counting one by one only when no flush falls inside the run: the caller checks first that
+        the rows fit in :meth:`pending_room`.
+        """
+        pending = self._pending
+        added = 0
+        for (owner_id, action_id), (times, first, last) in rows.items():
+            owner = owners[owner_id]
+            table = pending.get(owner)
+            if table is None:
+                table = pending[owner] = {}
+            action = actions[action_id]
+            slot = table.get(action)
+            if slot is None:
+                table[action] = [times, first, last]
+                added += 1
+                continue
+            slot[0] += times
+            if first < slot[1]:
+                slot[1] = first
+            if last > slot[2]:
+                slot[2] = last
+        self._pending_count += added
+
+    def pending_room(self) -> int:
+        """How many new (principal, action) keys the pending tables take before the next one flushes them."""
+        return MAX_PENDING - self._pending_count
+
     def flush_owner(self, event: AuditEvent) -> None:
         """Fold the pending table of ``event``'s principal into its profile (before judging it)."""
         owner = owner_of(event)
