@@ -696,10 +696,39 @@ ON CONFLICT (subject, dimension, value) DO UPDATE SET
 """
 
 
+#: On PostgreSQL a flush's shapes and counts each go as one statement of one array per column: psycopg's
+#: ``executemany`` spent about 30 microseconds of client time per row, whatever its width, which made the
+#: hourly counts (three integers) cost as much as the roll-up rows of ten strings did before them.
+_INSERT_SHAPES_UNNEST = f"""
+INSERT INTO kg_activity_shapes (key, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri, outcome)
+SELECT * FROM unnest(%s::bigint[], {", ".join(["%s::text[]"] * 10)})
+ON CONFLICT (key) DO NOTHING
+"""
+_UPSERT_COUNTS_UNNEST = """
+INSERT INTO kg_activity (hour_ms, shape, count) SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[])
+ON CONFLICT (hour_ms, shape) DO UPDATE SET count = kg_activity.count + excluded.count
+"""
+
+
 def _upsert_activity(conn: Connection, rows: tuple[list[tuple], list[tuple]]) -> None:
-    shapes, counts = rows
-    _execute_many(conn, _INSERT_SHAPES, shapes, clean=False)  # cleared by _activity_rows
+    shapes, counts = rows  # cleared of NUL by _activity_rows; each (hour, shape) once, as one statement needs
+    if conn.dialect.name == "postgresql":
+        _execute_columns(conn, _INSERT_SHAPES_UNNEST, shapes)
+        _execute_columns(conn, _UPSERT_COUNTS_UNNEST, counts)
+        return
+    _execute_many(conn, _INSERT_SHAPES, shapes, clean=False)
     _execute_many(conn, _UPSERT_COUNTS, counts, clean=False)
+
+
+def _execute_columns(conn: Connection, sql: str, rows: list[tuple]) -> None:
+    """PostgreSQL: ``rows`` in one statement that unnests one array per column (at most a flush's rows)."""
+    if not rows:
+        return
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+    finally:
+        cursor.close()
 
 
 def _upsert_entities(conn: Connection, entities: dict[tuple[str, str], _Entity]) -> None:
