@@ -220,7 +220,11 @@ class ActivityRecorder:
     def pending(self) -> int:
         """Roll-up rows, facts and findings waiting for the flush: what the recorder's memory grows with."""
         return (
-            len(self._calls) + len(self._writes) + len(self._fact_entities) + len(self._fact_edges) + len(self._findings)
+            len(self._calls)
+            + len(self._writes)
+            + len(self._fact_entities)
+            + len(self._fact_edges)
+            + len(self._findings)
         )
 
     def discard(self) -> None:
@@ -334,7 +338,8 @@ class ActivityRecorder:
         namespaces: dict[tuple, list] = {}
         pods: dict[tuple, list] = {}
         calls: dict[tuple, str] = {}
-        for (cluster, subject, ip, agent, verb, resource, namespace, name, path, _), (count, first, last) in spans.items():
+        for shape, (count, first, last) in spans.items():
+            cluster, subject, ip, agent, verb, resource, namespace, name, path, _ = shape
             if subject or ip:
                 _fold(callers, (cluster, subject, ip, agent), count, first, last)
             if namespace:
@@ -699,9 +704,10 @@ ON CONFLICT (subject, dimension, value) DO UPDATE SET
 #: On PostgreSQL a flush's shapes and counts each go as one statement of one array per column: psycopg's
 #: ``executemany`` spent about 30 microseconds of client time per row, whatever its width, which made the
 #: hourly counts (three integers) cost as much as the roll-up rows of ten strings did before them.
-_INSERT_SHAPES_UNNEST = f"""
+_INSERT_SHAPES_UNNEST = """
 INSERT INTO kg_activity_shapes (key, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri, outcome)
-SELECT * FROM unnest(%s::bigint[], {", ".join(["%s::text[]"] * 10)})
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                     %s::text[], %s::text[], %s::text[], %s::text[])
 ON CONFLICT (key) DO NOTHING
 """
 _UPSERT_COUNTS_UNNEST = """

@@ -69,7 +69,9 @@ activity_counts = Table(
 #: The roll-ups as every reader sees them: one row per hour and shape, with the shape's columns. Not a
 #: table: a join both databases flatten into the query that selects from it, so a filter on ``subject`` uses
 #: the shapes' index and a filter on ``hour_ms`` the counts' key.
-_ACTIVITY_COLUMNS = ("cluster", "subject", "ip", "user_agent", "verb", "resource", "namespace", "name", "uri", "outcome")
+_ACTIVITY_COLUMNS = (
+    "cluster", "subject", "ip", "user_agent", "verb", "resource", "namespace", "name", "uri", "outcome"
+)
 activity = (
     select(
         activity_counts.c.hour_ms,

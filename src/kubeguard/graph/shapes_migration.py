@@ -8,6 +8,10 @@ store is migrated without holding it in memory. A store that already has the new
 version 9's ``create_all`` from the current tables) is left as it is.
 """
 
+# The SQL here is assembled from this module's constants (table and column names), never from input, so
+# string-built SQL is safe and the rule that flags it is off for this file.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 from sqlalchemy import Connection, inspect, text
@@ -27,7 +31,9 @@ def split_activity(conn: Connection) -> None:
         return
     if "subject" not in {column["name"] for column in inspector.get_columns("kg_activity")}:
         return  # already split
-    conn.execute(text(f"CREATE TABLE {_STAGING} (hour_ms BIGINT NOT NULL, shape BIGINT NOT NULL, count INTEGER NOT NULL)"))
+    conn.execute(
+        text(f"CREATE TABLE {_STAGING} (hour_ms BIGINT NOT NULL, shape BIGINT NOT NULL, count INTEGER NOT NULL)")
+    )
     _copy_rows(conn)
     conn.execute(text("DROP TABLE kg_activity"))
     tables.activity_counts.create(conn)
