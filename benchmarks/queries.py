@@ -227,7 +227,7 @@ def fill(engine: Engine, count: int, seed: int = 7, workers: int = 2) -> list[st
     if postgres:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("SET statement_timeout = 0")
-            for table in ("kg_findings", "kg_finding_counts", "kg_finding_day_counts"):
+            for table in ("kg_findings", "kg_finding_counts", "kg_finding_day_counts", "kg_finding_window_counts"):
                 if inspect(conn).has_table(table):
                     conn.exec_driver_sql(f"VACUUM ANALYZE {table}")
     else:
@@ -240,6 +240,12 @@ CRITERION = {"severity": {"gte": 5}, "service.archived": {"eq": ["false"]}, "typ
 UNARCHIVED = {"service.archived": {"eq": ["false"]}}
 #: The console's "last 7 days": a criterion the pre-aggregated cells cannot answer (GROUP BY over findings).
 LAST_WEEK = {"updatedAt": {"gte": START_MS + 83 * 86_400_000}}
+#: The same from 00:01 of a day, unarchived: a partial first day of almost a whole day (the most findings a
+#: window's edge day can hold for the day cells, which answer only the whole days).
+WEEK_FROM_MIDNIGHT = {
+    "updatedAt": {"gte": (START_MS // 86_400_000 + 83) * 86_400_000 + 60_000},
+    "service.archived": {"eq": ["false"]},
+}
 
 
 def new_queries(ctx: Any, ids: list[str]) -> dict[str, Callable[[], Any]]:
@@ -281,9 +287,14 @@ def new_queries(ctx: Any, ids: list[str]) -> dict[str, Callable[[], Any]]:
         queries[f"statistics: groupBy {group_by}, unarchived"] = lambda g=group_by: api._statistics(
             ctx, DETECTOR, UNARCHIVED, g
         )
-    for group_by in ("FINDING_TYPE", "RESOURCE"):
+    queries["statistics: COUNT_BY_SEVERITY, last 7 days"] = lambda: api._statistics(ctx, DETECTOR, LAST_WEEK, None)
+    for group_by in stats.GROUP_BY:
         queries[f"statistics: groupBy {group_by}, last 7 days"] = lambda g=group_by: api._statistics(
             ctx, DETECTOR, LAST_WEEK, g
+        )
+    for group_by in ("FINDING_TYPE", "RESOURCE"):
+        queries[f"statistics: groupBy {group_by}, 7 days from 00:01"] = lambda g=group_by: api._statistics(
+            ctx, DETECTOR, WEEK_FROM_MIDNIGHT, g
         )
     rng = random.Random(3)
 

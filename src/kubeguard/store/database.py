@@ -229,7 +229,16 @@ def _add_finding_counts(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
     schema.finding_counts.create(conn, checkfirst=True)
     schema.finding_day_counts.create(conn, checkfirst=True)
-    finding_counts.install(conn)
+    finding_counts.install(conn, finding_counts.VERSION_12)
+
+
+def _add_finding_window_counts(conn: Connection) -> None:
+    """Version 14: the finding counts per day of ``updatedAt`` for statistics over a window; the triggers
+    are re-created to keep them, and only the new table is counted."""
+    from kubeguard.store import finding_counts
+
+    schema.finding_window_counts.create(conn, checkfirst=True)
+    finding_counts.install(conn, rebuilt=finding_counts.AGGREGATES[len(finding_counts.VERSION_12) :])
 
 
 def _split_activity_into_shapes(conn: Connection) -> None:
@@ -254,6 +263,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (11, _compress_spool_bodies_with_lz4),
     (12, _add_finding_counts),
     (13, _split_activity_into_shapes),
+    (14, _add_finding_window_counts),
 )
 
 
@@ -295,13 +305,15 @@ def _migrate(engine: Engine) -> int:
         if _is_empty(conn):
             return _create_fresh(conn)
         schema.schema_version.create(conn, checkfirst=True)
-        version = current_version(conn)
+        # Every migration not yet recorded, in order, rather than those above the highest one recorded: two
+        # branches numbered theirs 13 and 14, and a store that got 14 first still needs 13.
+        applied = set(conn.execute(select(schema.schema_version.c.version)).scalars().all())
         for number, step in MIGRATIONS:
-            if number > version:
+            if number not in applied:
                 step(conn)
                 conn.execute(schema.schema_version.insert().values(version=number, applied_at_ms=now_ms()))
-                version = number
-        return version
+                applied.add(number)
+        return max(applied, default=0)
 
 
 def _is_empty(conn: Connection) -> bool:
@@ -310,10 +322,10 @@ def _is_empty(conn: Connection) -> bool:
 
 
 #: Migrations whose whole effect is tables, columns and indexes of the current metadata, which a new store
-#: gets from ``create_all``; version 12's count triggers come with it too (the metadata's ``after_create``
-#: hook installs them), and version 13 only reshapes rows a new store does not have. Every other migration
-#: (any new one, unless added here) also runs on a new store.
-_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12, 13))
+#: gets from ``create_all``; version 12's and 14's count triggers come with it too (the metadata's
+#: ``after_create`` hook installs them), and version 13 only reshapes rows a new store does not have. Every
+#: other migration (any new one, unless added here) also runs on a new store.
+_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12, 13, 14))
 
 
 def _create_fresh(conn: Connection) -> int:

@@ -119,7 +119,14 @@ def remove(conn: Connection, detector_id: str) -> None:
 
     Its finding counts go first, so the count triggers of the findings' deletion have no cell to adjust.
     """
-    tables = (schema.finding_counts, schema.finding_day_counts, schema.findings, schema.filters, schema.ip_sets)
+    tables = (
+        schema.finding_counts,
+        schema.finding_day_counts,
+        schema.finding_window_counts,
+        schema.findings,
+        schema.filters,
+        schema.ip_sets,
+    )
     for table in tables:
         conn.execute(delete(table).where(table.c.detector_id == detector_id))
     conn.execute(delete(_table).where(_table.c.id == detector_id))

@@ -2,9 +2,11 @@
 
 GetFindingsStatistics groups every finding of a detector; even with covering indexes a GROUP BY over a
 million rows reads a million index entries. The cells of ``kg_finding_counts`` (detector, archived, type,
-severity, cluster, account) and ``kg_finding_day_counts`` (detector, archived, severity, cluster, day) hold each
-combination's number of findings and latest ``updated_at_ms``; statistics whose criterion touches only
-those fields read the cells instead (:mod:`kubeguard.store.finding_statistics`).
+severity, cluster, account), ``kg_finding_day_counts`` (detector, archived, severity, cluster, day) and
+``kg_finding_window_counts`` (the first's cells per day) hold each combination's number of findings and
+latest ``updated_at_ms``; statistics whose criterion touches only those fields (and, through the days,
+``updatedAt``) read the cells instead (:mod:`kubeguard.store.finding_statistics`). The day is
+``updated_at_ms / 86400000`` in SQL.
 
 Triggers rather than Python bookkeeping, because every path that changes a finding must keep the cells
 exact: inserts, merges, archive and unarchive, feedback, the query-column back-fill, a detector's deletion,
@@ -37,8 +39,16 @@ class Aggregate:
 
     table: str
     keys: tuple[tuple[str, str], ...]
-    #: An extra condition on findings ``f`` of cell ``c`` that lets the recompute use a range index.
+    #: An extra condition on findings ``f`` of a cell whose day is ``{day}`` that lets the recompute use a
+    #: range index.
     narrowing: str = ""
+
+    def narrowed(self, row: str) -> str:
+        """:attr:`narrowing` for the cell of finding row ``row`` (``c`` names the cell's own row)."""
+        if not self.narrowing:
+            return ""
+        day = "c.day" if row == "c" else dict(self.keys)["day"].format(r=row)
+        return self.narrowing.format(day=f"({day})")
 
     def key_names(self) -> str:
         return ", ".join(name for name, _ in self.keys)
@@ -53,6 +63,9 @@ class Aggregate:
         """SQL true when finding row ``row`` belongs to the cell whose key columns are ``cell``."""
         return " AND ".join(f"{expression.format(r=row)} = {cell}.{name}" for name, expression in self.keys)
 
+
+#: Integer division truncates toward zero, so a day cell's findings lie within a day either side of it.
+_WITHIN_A_DAY = f"AND f.updated_at_ms BETWEEN ({{day}} - 1) * {DAY_MS} AND ({{day}} + 1) * {DAY_MS}"
 
 AGGREGATES = (
     Aggregate(
@@ -76,8 +89,21 @@ AGGREGATES = (
             ("cluster", "{r}.cluster"),
             ("day", f"({{r}}.updated_at_ms / {DAY_MS})"),
         ),
-        # Integer division truncates toward zero, so the day's rows lie within a day either side.
-        narrowing=f"AND f.updated_at_ms BETWEEN (c.day - 1) * {DAY_MS} AND (c.day + 1) * {DAY_MS}",
+        narrowing=_WITHIN_A_DAY,
+    ),
+    Aggregate(
+        "kg_finding_window_counts",
+        (
+            ("detector_id", "{r}.detector_id"),
+            ("day", f"({{r}}.updated_at_ms / {DAY_MS})"),
+            ("archived", "{r}.archived"),
+            ("type", "{r}.type"),
+            ("severity", "{r}.severity"),
+            ("cluster", "{r}.cluster"),
+            ("has_account", "({r}.account_id IS NOT NULL)"),
+            ("account_id", "coalesce({r}.account_id, '')"),
+        ),
+        narrowing=_WITHIN_A_DAY,
     ),
 )
 
@@ -85,13 +111,23 @@ AGGREGATES = (
 _WATCHED = ("detector_id", "archived", "type", "severity", "cluster", "account_id", "updated_at_ms")
 
 
-def install(conn: Connection) -> None:
-    """Create (or re-create) the triggers and rebuild every cell from the findings as they are now."""
+#: The tables schema version 12 counted (its migration installs triggers for these only; version 14 adds
+#: the window counts).
+VERSION_12 = AGGREGATES[:2]
+
+
+def install(
+    conn: Connection,
+    aggregates: tuple[Aggregate, ...] = AGGREGATES,
+    rebuilt: tuple[Aggregate, ...] | None = None,
+) -> None:
+    """Create (or re-create) the triggers keeping ``aggregates``, and recount the cells of ``rebuilt``
+    (all of ``aggregates`` unless given) from the findings as they are now."""
     if conn.dialect.name == "postgresql":
-        _install_postgresql(conn)
+        _install_postgresql(conn, aggregates)
     else:
-        _install_sqlite(conn)
-    rebuild(conn)
+        _install_sqlite(conn, aggregates)
+    rebuild(conn, aggregates if rebuilt is None else rebuilt)
 
 
 def on_metadata_create(_metadata: Any, conn: Connection, **_kw: Any) -> None:
@@ -107,9 +143,9 @@ def uninstall(conn: Connection) -> None:
         conn.execute(text(f"DROP TRIGGER IF EXISTS {name}{on_table}"))
 
 
-def rebuild(conn: Connection) -> None:
-    """Recount every cell from ``kg_findings`` (one GROUP BY per table)."""
-    for aggregate in AGGREGATES:
+def rebuild(conn: Connection, aggregates: tuple[Aggregate, ...] = AGGREGATES) -> None:
+    """Recount every cell of ``aggregates`` from ``kg_findings`` (one GROUP BY per table)."""
+    for aggregate in aggregates:
         conn.execute(text(f"DELETE FROM {aggregate.table}"))
         group = ", ".join(expression.format(r="f") for _, expression in aggregate.keys)
         conn.execute(
@@ -137,7 +173,7 @@ def _sqlite_add(aggregate: Aggregate) -> str:
 
 def _sqlite_remove(aggregate: Aggregate) -> str:
     cell = " AND ".join(f"{name} = {expression.format(r='OLD')}" for name, expression in aggregate.keys)
-    narrowing = aggregate.narrowing.replace("c.day", f"({aggregate.keys[-1][1].format(r='OLD')})")
+    narrowing = aggregate.narrowed("OLD")
     latest = (
         "SELECT f.updated_at_ms FROM kg_findings f WHERE "
         + " AND ".join(f"{e.format(r='f')} = {e.format(r='OLD')}" for _, e in aggregate.keys)
@@ -151,10 +187,10 @@ def _sqlite_remove(aggregate: Aggregate) -> str:
     )
 
 
-def _install_sqlite(conn: Connection) -> None:
+def _install_sqlite(conn: Connection, aggregates: tuple[Aggregate, ...]) -> None:
     uninstall(conn)
-    add = " ".join(_sqlite_add(a) for a in AGGREGATES)
-    remove = " ".join(_sqlite_remove(a) for a in AGGREGATES)
+    add = " ".join(_sqlite_add(a) for a in aggregates)
+    remove = " ".join(_sqlite_remove(a) for a in aggregates)
     changed = " OR ".join(f"OLD.{column} IS NOT NEW.{column}" for column in _WATCHED)
     conn.execute(text(f"CREATE TRIGGER kg_findings_counted_insert AFTER INSERT ON kg_findings BEGIN {add} END"))
     conn.execute(text(f"CREATE TRIGGER kg_findings_counted_delete AFTER DELETE ON kg_findings BEGIN {remove} END"))
@@ -199,7 +235,7 @@ def _pg_statements(aggregate: Aggregate, sources: tuple[tuple[str, int], ...]) -
     if any(sign < 0 for _, sign in sources):
         latest = (
             f"SELECT f.updated_at_ms FROM kg_findings f WHERE {aggregate.cell_of('f', 'c')} "
-            f"{aggregate.narrowing} ORDER BY f.updated_at_ms DESC LIMIT 1"
+            f"{aggregate.narrowed('c')} ORDER BY f.updated_at_ms DESC LIMIT 1"
         )
         statements.append(
             f"UPDATE {aggregate.table} c SET last_updated_ms = coalesce(({latest}), 0) FROM ({changes}) d "
@@ -216,18 +252,18 @@ def _pg_unchanged() -> str:
     return f"NOT EXISTS (SELECT 1 FROM old_rows o LEFT JOIN new_rows n ON n.id = o.id WHERE n.id IS NULL OR {differs})"
 
 
-def _install_postgresql(conn: Connection) -> None:
+def _install_postgresql(conn: Connection, aggregates: tuple[Aggregate, ...]) -> None:
     inserted = (("new_rows", 1),)
     deleted = (("old_rows", -1),)
     updated = (("new_rows", 1), ("old_rows", -1))
     body = (
         "BEGIN IF TG_OP = 'INSERT' THEN "
-        + " ".join(_pg_statements(a, inserted) for a in AGGREGATES)
+        + " ".join(_pg_statements(a, inserted) for a in aggregates)
         + " ELSIF TG_OP = 'DELETE' THEN "
-        + " ".join(_pg_statements(a, deleted) for a in AGGREGATES)
+        + " ".join(_pg_statements(a, deleted) for a in aggregates)
         + f" ELSIF {_pg_unchanged()} THEN NULL;"
         + " ELSE "
-        + " ".join(_pg_statements(a, updated) for a in AGGREGATES)
+        + " ".join(_pg_statements(a, updated) for a in aggregates)
         + " END IF; RETURN NULL; END"
     )
     conn.execute(text(f"CREATE OR REPLACE FUNCTION {_PG_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ {body} $$"))

@@ -165,6 +165,26 @@ finding_day_counts = Table(
     Column("last_updated_ms", BigInteger, nullable=False),
 )
 
+#: Every cell of ``kg_finding_counts`` per day of ``updatedAt`` (schema version 14), the day second in the key:
+#: statistics over an ``updatedAt`` window (the console's "last 7 days") sum the cells of the whole days it
+#: spans and group only the findings of its partial first and last days (see
+#: :mod:`kubeguard.store.finding_statistics`).
+finding_window_counts = Table(
+    "kg_finding_window_counts",
+    metadata,
+    Column("detector_id", String(32), primary_key=True),
+    Column("day", BigInteger, primary_key=True),
+    Column("archived", Boolean, primary_key=True),
+    Column("type", _sorted_text(100), primary_key=True),
+    Column("severity", Float, primary_key=True),
+    Column("cluster", _sorted_text(255), primary_key=True),
+    Column("has_account", Boolean, primary_key=True),
+    Column("account_id", _sorted_text(64), primary_key=True),
+    Column("findings", BigInteger, nullable=False),
+    Column("last_updated_ms", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 filters = Table(
     "kg_filters",
     metadata,
