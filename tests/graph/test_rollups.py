@@ -334,3 +334,57 @@ def test_a_profile_read_in_one_pass_equals_the_grouped_queries(engine, monkeypat
             assert in_memory["drilldown"] == queries.drilldown(conn, kind, key, DAY)
         monkeypatch.setattr(queries, "PROFILE_ROWS_IN_MEMORY", 1)  # too many rows: the database aggregates
         assert queries.profile_activity(conn, kinds.SUBJECT, "alice", DAY)["activity"]["total"] == 7
+
+
+def test_a_repeated_write_counts_every_time_and_the_latest_write_wins(engine):
+    """The same binding written three times and a pod written with one body, then another, then the first
+    again (each distinct write is derived once per flush): the edge counts all three, its times span them,
+    and the pod's attributes are those of the write seen last, as when every event was derived alone."""
+    alice = {"user": "alice", "ip": "203.0.113.5", "agent": KUBECTL, "namespace": "dev"}
+    other = {**POD, "spec": {**POD["spec"], "containers": [{"name": "shell", "image": "alpine:3.20"}],
+                              "volumes": []}}
+    log = [
+        event("10:30", verb="create", resource="rolebindings", code=201, body=BINDING, **alice),
+        event("10:05", verb="create", resource="rolebindings", code=201, body=BINDING, **alice),
+        event("10:45", verb="create", resource="rolebindings", code=201, body=BINDING, **alice),
+        event("10:10", verb="update", resource="pods", name="reader", code=200, body=POD, **alice),
+        event("10:20", verb="update", resource="pods", name="reader", code=200, body=other, **alice),
+        event("10:40", verb="update", resource="pods", name="reader", code=200, body=POD, **alice),
+        event("10:50", verb="update", resource="pods", name="reader", code=409, body=other, **alice),
+    ]
+    record(engine, log)
+    with engine.connect() as conn:
+        granted = queries.edges_of(conn, kinds.SUBJECT, "bob", "granted", outgoing=False)
+        changed = queries.edges_of(conn, kinds.SUBJECT, "alice", "changed", outgoing=True)
+        images = queries.edges_of(conn, kinds.POD, "dev/reader", "runs", outgoing=True)
+        pod = queries.entity(conn, kinds.POD, "dev/reader")
+    assert [(e["count"], e["first"], e["last"]) for e in granted] == [
+        (3, "2026-11-20T10:05:00Z", "2026-11-20T10:45:00Z")
+    ]
+    assert [(e["count"], e["first"], e["last"]) for e in changed] == [
+        (3, "2026-11-20T10:10:00Z", "2026-11-20T10:40:00Z")
+    ]
+    assert sorted((e["target"]["key"], e["count"]) for e in images) == [("alpine:3.20", 1), ("busybox:1.36", 2)]
+    assert pod["attributes"]["images"] == ["busybox:1.36"]
+    assert pod["attributes"]["createdAt"] == "2026-11-20T10:40:00.000000Z"
+    assert (pod["firstSeen"], pod["lastSeen"]) == ("2026-11-20T10:10:00Z", "2026-11-20T10:50:00Z")  # any call
+
+
+def test_a_nul_in_a_call_is_stored_as_a_replacement_character(engine):
+    """PostgreSQL refuses NUL in text: a user agent holding one is stored with U+FFFD in the roll-up shape,
+    the entity and the edge alike, so its profile and the subject's edge still meet."""
+    agent = "curl\x00evil/1.0"
+    log = [event("10:05", user="mallory", ip="203.0.113.66", agent=agent, verb="get", resource="secrets",
+                 namespace="dev", code=403),
+           event("10:06", user="mallory", ip="203.0.113.66", agent=agent, verb="get", resource="secrets",
+                 namespace="dev", code=403)]
+    record(engine, log)
+    stored = "curl\ufffdevil/1.0"
+    with engine.connect() as conn:
+        profile = queries.profile_activity(conn, kinds.USER_AGENT, stored, DAY)
+        used = queries.edges_of(conn, kinds.SUBJECT, "mallory", "with", outgoing=True)
+        entity = queries.entity(conn, kinds.USER_AGENT, stored)
+    assert profile["activity"]["outcomes"]["forbidden"][10] == 2
+    assert [row["value"] for row in profile["breakdown"]["userAgents"]] == [stored]
+    assert [(e["target"]["key"], e["count"]) for e in used] == [(stored, 2)]
+    assert entity is not None and entity["events"] == 2

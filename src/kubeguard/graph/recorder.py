@@ -2,7 +2,8 @@
 
 :meth:`ActivityRecorder.observe` is on the hot path of every mode (it sees each counted event once), so it
 only bumps one counter keyed by the event's roll-up dimensions and, for the rare writes that create pods,
-workloads or RBAC bindings or exec into a pod, derives the fact at once: the pipeline calls its observers
+workloads or RBAC bindings or exec into a pod, derives the fact at once (a write seen again since the flush
+only counts: see :meth:`ActivityRecorder._note_write`): the pipeline calls its observers
 just before the detectors, which then read the same body from the decoder's one-entry cache instead of
 decoding it again, and no event is held until the flush. Everything else — entities, edges, first-seen
 pairs, IP enrichment — is derived from those counters in :meth:`flush`, which runs inside the transaction
@@ -40,6 +41,9 @@ _CONNECT_SUBRESOURCES = frozenset(("exec", "attach"))
 _CACHE_LIMIT = 50_000
 
 IpDescriber = Callable[[str], dict[str, Any]]
+
+#: Outcomes of the status codes seen most, looked up rather than worked out for every roll-up counter.
+_OUTCOME_OF = {code: kinds.outcome(code) for code in (0, 101, 200, 201, 202, 204, 400, 401, 403, 404, 409, 422, 500)}
 
 
 @dataclass(slots=True)
@@ -88,6 +92,9 @@ class ActivityRecorder:
         #: Entities and edges derived from facts (pod, workload and binding writes, execs) since the flush.
         self._fact_entities: dict[tuple[str, str], _Entity] = {}
         self._fact_edges: dict[tuple, _Edge] = {}
+        #: Distinct workload and binding writes since the flush -> ((entities with their attributes as JSON,
+        #: edges), count, first time, last time, time of the latest); see :meth:`_note_write`.
+        self._writes: dict[tuple, tuple] = {}
         self._findings: list[dict[str, Any]] = []
         self._hours: dict[str, int] = {}
         self._stored_groups: dict[str, tuple[str, ...]] = {}
@@ -112,29 +119,45 @@ class ActivityRecorder:
         cut = uri.find("?")
         if cut >= 0:
             uri = uri[:cut]
-        dims: tuple = (
-            timestamp[:13],
-            event.cluster,
-            event.user.username,
-            ips[0] if ips else "",
-            event.userAgent,
-            event.verb,
-            uri,
-            status.code if status is not None else 0,
-        )
-        if ref is not None:
+        # One tuple built whole (a second tuple appended to the first cost a copy per event).
+        if ref is None:
+            dims: tuple = (
+                timestamp[:13],
+                event.cluster,
+                event.user.username,
+                ips[0] if ips else "",
+                event.userAgent,
+                event.verb,
+                uri,
+                status.code if status is not None else 0,
+            )
+        else:
             subresource = ref.subresource
-            if (
-                (subresource in _CONNECT_SUBRESOURCES)
-                if subresource
-                else (event.verb in _WRITE_VERBS and ref.resource in _FACT_RESOURCES)
-            ):
-                self._derive_fact(event, self._fact_entities, self._fact_edges)
-            dims += (ref.resource, subresource, ref.namespace, ref.name)
+            verb = event.verb
+            if subresource:
+                if subresource in _CONNECT_SUBRESOURCES:
+                    self._derive_fact(event, self._fact_entities, self._fact_edges)
+            elif verb in _WRITE_VERBS and ref.resource in _FACT_RESOURCES:
+                self._note_write(event, ref, status, timestamp)
+            dims = (
+                timestamp[:13],
+                event.cluster,
+                event.user.username,
+                ips[0] if ips else "",
+                event.userAgent,
+                verb,
+                uri,
+                status.code if status is not None else 0,
+                ref.resource,
+                subresource,
+                ref.namespace,
+                ref.name,
+            )
+        calls = self._calls
         key = hash(dims)
-        entry = self._calls.get(key)
+        entry = calls.get(key)
         if entry is None:
-            self._calls[key] = (1, timestamp, timestamp, dims)
+            calls[key] = (1, timestamp, timestamp, dims)
             user = event.user
             if user.username not in self._groups:
                 self._groups[user.username] = user.groups
@@ -144,7 +167,50 @@ class ActivityRecorder:
                 last = timestamp
             elif timestamp < first:
                 first = timestamp
-            self._calls[key] = (count + 1, first, last, dims)
+            calls[key] = (count + 1, first, last, dims)
+
+    def _note_write(self, event: AuditEvent, ref: Any, status: Any, timestamp: str) -> None:
+        """A create, update or patch of a workload or binding: its facts are derived once per distinct write
+        since the flush, and a repeat (a controller writing the same object again, a replayed log) only
+        counts and widens the times, which the flush applies to the derived entities and edges.
+
+        Everything the derivation reads is in the key: who, what, the outcome and both bodies, which are
+        known by Python's 64-bit hash of their bytes (a flush holds far too few distinct writes of one object
+        for two bodies to share it). A repeat moves its entry to the end, so the flush applies the writes
+        in the order they were last seen and the latest write's attributes win, as they would event by event.
+        """
+        key = (
+            event.cluster,
+            event.user.username,
+            event.impersonatedUser is None,
+            event.verb,
+            ref.resource,
+            ref.namespace,
+            ref.name,
+            status.code if status is not None else 0,
+            hash(bytes(event.responseObject)),
+            hash(bytes(event.requestObject)),
+        )
+        writes = self._writes
+        entry = writes.pop(key, None)
+        if entry is None:
+            entities: dict[tuple[str, str], _Entity] = {}
+            edges: dict[tuple, _Edge] = {}
+            self._derive_fact(event, entities, edges)
+            # Kept as tuples of strings, numbers and bytes, which the garbage collector stops tracking, rather
+            # than as a dict and an object per derived entity and edge that it would walk until the flush.
+            derived = (
+                tuple((node, orjson.dumps(found.attrs) if found.attrs else None) for node, found in entities.items()),
+                tuple((edge.src, edge.relation, edge.dst, edge.detail, edge.count) for edge in edges.values()),
+            )
+            writes[key] = (derived, 1, timestamp, timestamp, timestamp)
+            return
+        derived, count, first, last, _latest = entry
+        if timestamp > last:
+            last = timestamp
+        elif timestamp < first:
+            first = timestamp
+        writes[key] = (derived, count + 1, first, last, timestamp)
 
     def observe_findings(self, findings: Iterable[dict[str, Any]]) -> None:
         """Findings stored with this batch: each gets an edge to every entity it names."""
@@ -153,7 +219,13 @@ class ActivityRecorder:
     @property
     def pending(self) -> int:
         """Roll-up rows, facts and findings waiting for the flush: what the recorder's memory grows with."""
-        return len(self._calls) + len(self._fact_entities) + len(self._fact_edges) + len(self._findings)
+        return (
+            len(self._calls)
+            + len(self._writes)
+            + len(self._fact_entities)
+            + len(self._fact_edges)
+            + len(self._findings)
+        )
 
     def discard(self) -> None:
         """Forget the deltas of a batch whose transaction did not commit."""
@@ -161,6 +233,7 @@ class ActivityRecorder:
         self._groups.clear()
         self._fact_entities = {}
         self._fact_edges = {}
+        self._writes = {}
         self._findings.clear()
         if len(self._hours) > _CACHE_LIMIT:
             self._hours.clear()
@@ -186,6 +259,7 @@ class ActivityRecorder:
         if not self.pending:
             return
         entities, edges = self._fact_entities, self._fact_edges
+        self._apply_writes(entities, edges)
         pairs: dict[tuple[str, str, str], tuple[int, str]] = {}
         rows, callers, namespaces, pods, calls = self._aggregate()
         for (cluster, subject, ip, agent), (count, first, last) in callers.items():
@@ -213,30 +287,59 @@ class ActivityRecorder:
             self._stored_groups[username] = tuple(groups)
         self.discard()
 
-    def _aggregate(self) -> tuple[list[tuple], dict, dict, dict, dict]:
+    def _apply_writes(self, entities: dict, edges: dict) -> None:
+        """The entities and edges of each distinct write, with the times and count of all its repeats."""
+        for (nodes, links), count, first, last, latest in self._writes.values():
+            first_ms, last_ms = _ms(first), _ms(last)
+            for node, blob in nodes:
+                attrs = None
+                if blob is not None:
+                    attrs = orjson.loads(blob)
+                    if "createdAt" in attrs:
+                        attrs["createdAt"] = latest
+                _touch(entities, node, first_ms, last_ms, 0, attrs)
+            for src, relation, dst, detail, multiple in links:
+                _link(edges, src, relation, dst, first_ms, last_ms, multiple * count, detail)
+
+    def _aggregate(self) -> tuple[tuple[list[tuple], list[tuple]], dict, dict, dict, dict]:
         """Fold the raw counters into roll-up rows and into the few groups entities are derived from.
 
-        Times stay ISO text until the groups are formed (text compares in time order), so only the first
-        and last time of each group is parsed.
+        Counters become (hour, shape) rows and, per shape (what was called, by whom, from where, how it
+        ended, whatever the hour), one count and time span; the groups are folded from the shapes, which
+        are an order fewer than the counters. Times stay ISO text until the groups are formed (text
+        compares in time order), so only the first and last time of each group is parsed.
         """
-        rows: dict[tuple, int] = {}
+        rows: dict[tuple[str, tuple], int] = {}
+        spans: dict[tuple, list] = {}
+        outcomes = _OUTCOME_OF
+        cut = kinds.MAX_KEY
+        for count, first, last, key in self._calls.values():
+            if len(key) > 8:
+                hour_text, cluster, subject, ip, agent, verb, uri, code, resource, subresource, namespace, name = key
+                if subresource:
+                    resource = f"{resource}/{subresource}"
+            else:
+                hour_text, cluster, subject, ip, agent, verb, uri, code = key
+                resource = namespace = name = ""
+            outcome = outcomes.get(code) or kinds.outcome(code)
+            shape = (cluster, subject, ip, agent[:cut], verb, resource, namespace, name, uri[:cut], outcome)
+            slot = (hour_text, shape)
+            rows[slot] = rows.get(slot, 0) + count
+            span = spans.get(shape)
+            if span is None:
+                spans[shape] = [count, first, last]
+            else:
+                span[0] += count
+                if first < span[1]:
+                    span[1] = first
+                if last > span[2]:
+                    span[2] = last
         callers: dict[tuple, list] = {}
         namespaces: dict[tuple, list] = {}
         pods: dict[tuple, list] = {}
         calls: dict[tuple, str] = {}
-        for count, first, last, key in self._calls.values():
-            hour_text, cluster, subject, ip, agent, verb, uri, code = key[:8]
-            if len(key) > 8:
-                resource, subresource, namespace, name = key[8:]
-                if subresource:
-                    resource = f"{resource}/{subresource}"
-            else:
-                resource = namespace = name = ""
-            agent = agent[: kinds.MAX_KEY]
-            outcome = kinds.outcome(code)
-            path = uri[: kinds.MAX_KEY]
-            dims = (hour_text, cluster, subject, ip, agent, verb, resource, namespace, name, path, outcome)
-            rows[dims] = rows.get(dims, 0) + count
+        for shape, (count, first, last) in spans.items():
+            cluster, subject, ip, agent, verb, resource, namespace, name, path, _ = shape
             if subject or ip:
                 _fold(callers, (cluster, subject, ip, agent), count, first, last)
             if namespace:
@@ -244,11 +347,12 @@ class ActivityRecorder:
                 if name and resource.startswith("pods"):
                     _fold(pods, (namespace, name), count, first, last)
             if subject:
-                call = (cluster, subject, f"{verb} {resource or uri}".strip())
+                # The path is cut to the longest key kept, which the pair's value is cut to anyway.
+                call = (cluster, subject, f"{verb} {resource or path}".strip())
                 known = calls.get(call)
                 if known is None or first < known:
                     calls[call] = first
-        return self._activity_rows(rows), callers, namespaces, pods, calls
+        return self._activity_rows(rows, spans), callers, namespaces, pods, calls
 
     def _hour(self, text: str) -> int:
         hour = self._hours.get(text)
@@ -258,23 +362,25 @@ class ActivityRecorder:
             hour = self._hours[text] = _hour_of(text)
         return hour
 
-    def _activity_rows(self, rows: dict[tuple, int]) -> list[tuple]:
-        """``kg_activity`` rows in the column order of :data:`_UPSERT_ACTIVITY`, keyed and cleared of NUL.
+    def _activity_rows(self, rows: dict[tuple[str, tuple], int], spans: dict[tuple, list]) -> tuple[list, list]:
+        """``kg_activity_shapes`` rows (key and the ten values, cleared of NUL) and ``kg_activity`` rows (hour,
+        shape key, count), in the column order of their statements.
 
-        The key is digested from the raw values (as :func:`~kubeguard.graph.schema.row_key` would) and the
-        one string it is digested from also tells whether any value holds a NUL, so the common row is
-        neither stringified twice nor scanned value by value.
+        A shape's key is digested from its raw values (as :func:`~kubeguard.graph.schema.row_key` would),
+        once per distinct shape, and the one string it is digested from also tells whether any value holds
+        a NUL, so the common shape is neither stringified twice nor scanned value by value.
         """
         digest = tables.digest
-        out = []
-        for dims, count in rows.items():
-            hour = self._hour(dims[0])
-            values = dims[1:]
-            material = f"{hour}\x1f" + "\x1f".join(values)
-            if _NUL in material:
-                values = tuple(_clean(value) for value in values)
-            out.append((digest(material), hour, *values, count))
-        return out
+        keys: dict[tuple, int] = {}
+        shapes = []
+        for shape in spans:
+            material = "\x1f".join(shape)
+            key = keys[shape] = digest(material)
+            shapes.append((key, *(tuple(_clean(value) for value in shape) if _NUL in material else shape)))
+        hour = self._hour
+        counts = [(hour(hour_text), keys[shape], count) for (hour_text, shape), count in rows.items()]
+        counts.sort()  # in key order: each insert lands beside the previous one in the table's b-tree
+        return shapes, counts
 
     def _derive_caller(
         self,
@@ -552,11 +658,15 @@ def _execute_many(conn: Connection, sql: str, rows: list[tuple], *, clean: bool 
         cursor.close()
 
 
-_UPSERT_ACTIVITY = """
-INSERT INTO kg_activity (row_key, hour_ms, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri,
-                         outcome, count)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (row_key) DO UPDATE SET count = kg_activity.count + excluded.count
+#: A shape is written once; the next flush that sees it again finds it there and writes only counts.
+_INSERT_SHAPES = """
+INSERT INTO kg_activity_shapes (key, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri, outcome)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO NOTHING
+"""
+_UPSERT_COUNTS = """
+INSERT INTO kg_activity (hour_ms, shape, count) VALUES (?, ?, ?)
+ON CONFLICT (hour_ms, shape) DO UPDATE SET count = kg_activity.count + excluded.count
 """
 #: New attributes are merged into the stored ones key by key (attributes are flat, so SQLite's merge patch
 #: and PostgreSQL's ``||`` agree), in the statement itself: no read of the stored row, no lost update when
@@ -591,8 +701,40 @@ ON CONFLICT (subject, dimension, value) DO UPDATE SET
 """
 
 
-def _upsert_activity(conn: Connection, rows: list[tuple]) -> None:
-    _execute_many(conn, _UPSERT_ACTIVITY, rows, clean=False)  # cleared by _activity_rows
+#: On PostgreSQL a flush's shapes and counts each go as one statement of one array per column: psycopg's
+#: ``executemany`` spent about 30 microseconds of client time per row, whatever its width, which made the
+#: hourly counts (three integers) cost as much as the roll-up rows of ten strings did before them.
+_INSERT_SHAPES_UNNEST = """
+INSERT INTO kg_activity_shapes (key, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri, outcome)
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                     %s::text[], %s::text[], %s::text[], %s::text[])
+ON CONFLICT (key) DO NOTHING
+"""
+_UPSERT_COUNTS_UNNEST = """
+INSERT INTO kg_activity (hour_ms, shape, count) SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[])
+ON CONFLICT (hour_ms, shape) DO UPDATE SET count = kg_activity.count + excluded.count
+"""
+
+
+def _upsert_activity(conn: Connection, rows: tuple[list[tuple], list[tuple]]) -> None:
+    shapes, counts = rows  # cleared of NUL by _activity_rows; each (hour, shape) once, as one statement needs
+    if conn.dialect.name == "postgresql":
+        _execute_columns(conn, _INSERT_SHAPES_UNNEST, shapes)
+        _execute_columns(conn, _UPSERT_COUNTS_UNNEST, counts)
+        return
+    _execute_many(conn, _INSERT_SHAPES, shapes, clean=False)
+    _execute_many(conn, _UPSERT_COUNTS, counts, clean=False)
+
+
+def _execute_columns(conn: Connection, sql: str, rows: list[tuple]) -> None:
+    """PostgreSQL: ``rows`` in one statement that unnests one array per column (at most a flush's rows)."""
+    if not rows:
+        return
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+    finally:
+        cursor.close()
 
 
 def _upsert_entities(conn: Connection, entities: dict[tuple[str, str], _Entity]) -> None:
@@ -619,25 +761,17 @@ def _attrs_json(attrs: dict[str, Any]) -> str:
 
 
 def _upsert_edges(conn: Connection, edges: dict[tuple, _Edge]) -> None:
+    """Edges keyed by :func:`~kubeguard.graph.schema.row_key` of their six strings, digested from the one
+    string that also tells whether any of them holds a NUL (the rare edge is cleared value by value)."""
+    digest = tables.digest
     rows = []
     for edge in edges.values():
-        src_key, dst_key = edge.src[1][:512], edge.dst[1][:512]
-        ident = tables.row_key(edge.src[0], src_key, edge.relation, edge.dst[0], dst_key, edge.detail)
-        rows.append(
-            (
-                ident,
-                edge.src[0],
-                src_key,
-                edge.relation,
-                edge.dst[0],
-                dst_key,
-                edge.detail,
-                edge.first,
-                edge.last,
-                edge.count,
-            )
-        )
-    _execute_many(conn, _UPSERT_EDGE, rows)
+        values = (edge.src[0], edge.src[1][:512], edge.relation, edge.dst[0], edge.dst[1][:512], edge.detail)
+        material = "\x1f".join(values)
+        if _NUL in material:
+            values = tuple(_clean(value) for value in values)
+        rows.append((digest(material), *values, edge.first, edge.last, edge.count))
+    _execute_many(conn, _UPSERT_EDGE, rows, clean=False)
 
 
 def _upsert_first_seen(conn: Connection, pairs: dict[tuple[str, str, str], tuple[int, str]]) -> None:

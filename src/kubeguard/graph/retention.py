@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, exists, func, select
 
 from kubeguard.graph import schema as tables
 
@@ -39,7 +39,8 @@ class Pruned:
 
 def prune(conn: Connection, retention: Retention) -> Pruned:
     pruned = Pruned()
-    activity, edges, entities, first = tables.activity, tables.edges, tables.entities, tables.first_seen
+    counts, shapes = tables.activity_counts, tables.activity_shapes
+    edges, entities, first = tables.edges, tables.entities, tables.first_seen
     keep_ms = int(retention.days * DAY_MS)
     size_cutoff = _size_cutoff(conn, retention.max_activity_rows)
     cutoffs = {cluster: max(newest - keep_ms, size_cutoff) for cluster, newest in _newest_hours(conn).items()}
@@ -50,11 +51,14 @@ def prune(conn: Connection, retention: Retention) -> Pruned:
         if newest is None:
             return pruned
         shared = max(int(newest) - keep_ms, size_cutoff)
-    # Per cluster, so that the (cluster, hour) index serves the delete; roll-ups have no index of their own
-    # on the hour (it would cost a tenth of the store for a query run every few minutes).
+    # Per cluster: the counts are keyed by hour, so each delete walks only the hours it removes.
     for cluster, cutoff in cutoffs.items():
-        deleted = conn.execute(delete(activity).where(activity.c.cluster == cluster, activity.c.hour_ms < cutoff))
+        of_cluster = select(shapes.c.key).where(shapes.c.cluster == cluster)
+        deleted = conn.execute(delete(counts).where(counts.c.hour_ms < cutoff, counts.c.shape.in_(of_cluster)))
         pruned.activity += deleted.rowcount or 0
+    if pruned.activity:
+        # A shape no hour counts any more goes too (one probe of the counts' shape index each).
+        conn.execute(delete(shapes).where(~exists().where(counts.c.shape == shapes.c.key)))
     pruned.edges = conn.execute(delete(edges).where(edges.c.last_ms < shared)).rowcount or 0
     pruned.entities = conn.execute(delete(entities).where(entities.c.last_seen_ms < shared)).rowcount or 0
     # A first sighting stays while its subject is remembered: forgetting it would make old habits "new".
@@ -64,18 +68,22 @@ def prune(conn: Connection, retention: Retention) -> Pruned:
 
 
 def _newest_hours(conn: Connection) -> dict[str, int]:
-    """Each cluster's newest roll-up hour: one index seek per cluster on (cluster, hour)."""
-    table = tables.activity
-    clusters = conn.execute(select(table.c.cluster).distinct()).scalars().all()
-    return {
-        cluster: int(conn.execute(select(func.max(table.c.hour_ms)).where(table.c.cluster == cluster)).scalar())
-        for cluster in clusters
-    }
+    """Each cluster's newest roll-up hour: one seek on (shape, hour) per shape of the cluster, far fewer
+    than its hourly rows."""
+    counts, shapes = tables.activity_counts, tables.activity_shapes
+    clusters = conn.execute(select(shapes.c.cluster).distinct()).scalars().all()
+    newest_of_shape = select(func.max(counts.c.hour_ms)).where(counts.c.shape == shapes.c.key).scalar_subquery()
+    found = {}
+    for cluster in clusters:
+        newest = conn.execute(select(func.max(newest_of_shape)).where(shapes.c.cluster == cluster)).scalar()
+        if newest is not None:
+            found[cluster] = int(newest)
+    return found
 
 
 def _size_cutoff(conn: Connection, max_rows: int) -> int:
     """The oldest hour to keep so that at most ``max_rows`` roll-up rows remain (0: no cut needed)."""
-    table = tables.activity
+    table = tables.activity_counts
     total = conn.execute(select(func.count()).select_from(table)).scalar() or 0
     if total <= max_rows:
         return 0

@@ -1,14 +1,15 @@
 """Tables of the activity store (Detective's behaviour graph), in SQLAlchemy Core.
 
-Roll-up rows and edges are keyed by a 64-bit digest of their dimensions (:func:`row_key`) rather than by a
-composite key of long strings, so an upsert from a batch is one ``INSERT ... ON CONFLICT DO UPDATE`` on
-either dialect. Edges use the digest as their id; roll-up rows keep an id in insertion order (rows of the
-same hours stay together, which is what every scope read walks) and the digest in a unique index. At the
-row counts an activity store reaches (millions) a 64-bit collision is about as likely as a disk error.
+Roll-up shapes and edges are keyed by a 64-bit digest of their dimensions (:func:`row_key`) rather than by
+a composite key of long strings, so an upsert from a batch is one ``INSERT ... ON CONFLICT`` on either
+dialect. At the row counts an activity store reaches (millions) a 64-bit collision is about as likely as a
+disk error.
 
-- ``kg_activity``: API calls per hour by (cluster, subject, source IP, user agent, verb, resource,
-  namespace, object name, request path, outcome) with a count — every panel and drill-down is a
-  ``GROUP BY`` over it.
+- ``kg_activity_shapes`` and ``kg_activity``: API calls per hour by (cluster, subject, source IP, user
+  agent, verb, resource, namespace, object name, request path, outcome) with a count, the ten strings
+  stored once per distinct combination and the hourly counts as integers; every panel and drill-down is a
+  ``GROUP BY`` over their join, :data:`activity`. Most of a scan's cost of keeping history was writing the
+  strings (and their indexes) again for every hour.
 - ``kg_entities``: one row per entity (kind, key) with first and last sighting, event count and attributes
   (groups of a subject, ASN and country of an IP, images and security context of a pod ...).
 - ``kg_first_seen``: when a subject first made an API call, used an IP, an ASN or a user agent ("newly
@@ -21,19 +22,20 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, select
 
 metadata = MetaData()
 
 _ROW_ID = BigInteger().with_variant(Integer, "sqlite")
 
-activity = Table(
-    "kg_activity",
+#: What was called, by whom, from where and how it ended: one row per distinct combination, whatever the hour.
+#: Most of a roll-up row's bytes are these strings, and the same combinations come back hour after hour
+#: (a controller's watch, a person's usual calls), so they are stored once and each hour's counts name them
+#: by ``key`` (:func:`row_key` of the ten values).
+activity_shapes = Table(
+    "kg_activity_shapes",
     metadata,
-    #: Assigned in insertion order, so one hour's rows sit together on disk (the digest below is random).
-    Column("id", _ROW_ID, primary_key=True, autoincrement=True),
-    Column("row_key", BigInteger, nullable=False, unique=True),
-    Column("hour_ms", BigInteger, nullable=False),
+    Column("key", BigInteger, primary_key=True, autoincrement=False),
     Column("cluster", String(255), nullable=False),
     Column("subject", String(512), nullable=False),
     Column("ip", String(64), nullable=False),
@@ -45,11 +47,39 @@ activity = Table(
     Column("uri", String(256), nullable=False),
     #: success, failed, unauthorized (401) or forbidden (403).
     Column("outcome", String(12), nullable=False),
+    Index("ix_kg_activity_shapes_subject", "subject"),
+    Index("ix_kg_activity_shapes_ip", "ip"),
+    Index("ix_kg_activity_shapes_cluster", "cluster"),
+    Index("ix_kg_activity_shapes_namespace", "namespace", "name"),
+)
+
+#: API calls per hour of each shape: three integers a row. Keyed by hour first, so one hour's rows sit
+#: together (a scope read and the retention's delete walk hours); the index by shape serves the reads that
+#: start from a subject, an address, a namespace. On SQLite the key is the table itself (no rowid).
+activity_counts = Table(
+    "kg_activity",
+    metadata,
+    Column("hour_ms", BigInteger, primary_key=True, autoincrement=False),
+    Column("shape", BigInteger, primary_key=True, autoincrement=False),
     Column("count", Integer, nullable=False),
-    Index("ix_kg_activity_subject", "subject", "hour_ms"),
-    Index("ix_kg_activity_ip", "ip", "hour_ms"),
-    Index("ix_kg_activity_cluster", "cluster", "hour_ms"),
-    Index("ix_kg_activity_namespace", "namespace", "name", "hour_ms"),
+    Index("ix_kg_activity_shape", "shape", "hour_ms"),
+    sqlite_with_rowid=False,
+)
+
+#: The roll-ups as every reader sees them: one row per hour and shape, with the shape's columns. Not a
+#: table: a join both databases flatten into the query that selects from it, so a filter on ``subject`` uses
+#: the shapes' index and a filter on ``hour_ms`` the counts' key.
+_ACTIVITY_COLUMNS = (
+    "cluster", "subject", "ip", "user_agent", "verb", "resource", "namespace", "name", "uri", "outcome"
+)
+activity = (
+    select(
+        activity_counts.c.hour_ms,
+        *(activity_shapes.c[name] for name in _ACTIVITY_COLUMNS),
+        activity_counts.c["count"],
+    )
+    .select_from(activity_counts.join(activity_shapes, activity_counts.c.shape == activity_shapes.c.key))
+    .subquery("kg_rollups")
 )
 
 entities = Table(

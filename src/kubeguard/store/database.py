@@ -241,8 +241,15 @@ def _add_finding_window_counts(conn: Connection) -> None:
     finding_counts.install(conn, rebuilt=finding_counts.AGGREGATES[len(finding_counts.VERSION_12) :])
 
 
+def _split_activity_into_shapes(conn: Connection) -> None:
+    """Version 13: the activity roll-ups as shapes (their strings, once) and hourly counts (integers)."""
+    from kubeguard.graph.shapes_migration import split_activity
+
+    split_activity(conn)
+
+
 def _add_summary_index(conn: Connection) -> None:
-    """Version 15: the console summary's index (open or not, last event time, then the fields it counts),
+    """Version 15: the console summary's index (open or not, cluster, last event time, severity, type),
     so its counts read the scope's index entries instead of every finding."""
     next(i for i in schema.findings.indexes if i.name == "ix_kg_findings_summary").create(conn, checkfirst=True)
 
@@ -261,6 +268,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (10, _add_bus_failures),
     (11, _compress_spool_bodies_with_lz4),
     (12, _add_finding_counts),
+    (13, _split_activity_into_shapes),
     (14, _add_finding_window_counts),
     (15, _add_summary_index),
 )
@@ -304,13 +312,15 @@ def _migrate(engine: Engine) -> int:
         if _is_empty(conn):
             return _create_fresh(conn)
         schema.schema_version.create(conn, checkfirst=True)
-        version = current_version(conn)
+        # Every migration not yet recorded, in order, rather than those above the highest one recorded: two
+        # branches numbered theirs 13 and 14, and a store that got 14 first still needs 13.
+        applied = set(conn.execute(select(schema.schema_version.c.version)).scalars().all())
         for number, step in MIGRATIONS:
-            if number > version:
+            if number not in applied:
                 step(conn)
                 conn.execute(schema.schema_version.insert().values(version=number, applied_at_ms=now_ms()))
-                version = number
-        return version
+                applied.add(number)
+        return max(applied, default=0)
 
 
 def _is_empty(conn: Connection) -> bool:
@@ -320,9 +330,9 @@ def _is_empty(conn: Connection) -> bool:
 
 #: Migrations whose whole effect is tables, columns and indexes of the current metadata, which a new store
 #: gets from ``create_all``; version 12's and 14's count triggers come with it too (the metadata's
-#: ``after_create`` hook installs them). Every other migration (any new one, unless added here) also runs on
-#: a new store.
-_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12, 14, 15))
+#: ``after_create`` hook installs them), and version 13 only reshapes rows a new store does not have. Every
+#: other migration (any new one, unless added here) also runs on a new store.
+_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12, 13, 14, 15))
 
 
 def _create_fresh(conn: Connection) -> int:

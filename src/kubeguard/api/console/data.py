@@ -90,7 +90,7 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
     ).scalars()
     entities = graph_tables.entities
     sizes = dict(conn.execute(select(entities.c.kind, func.count()).group_by(entities.c.kind)).all())
-    activity_rows = conn.execute(select(func.count()).select_from(graph_tables.activity)).scalar() or 0
+    activity_rows = conn.execute(select(func.count()).select_from(graph_tables.activity_counts)).scalar() or 0
     return {
         "scope": {"start": scope.start, "end": scope.end},
         "days": [queries.iso(day) for day in days],
