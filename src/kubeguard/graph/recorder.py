@@ -30,6 +30,7 @@ from kubeguard.detectors.workload import WORKLOAD_RESOURCES, read_workload, sens
 from kubeguard.findings.criteria import epoch_ms
 from kubeguard.graph import kinds
 from kubeguard.graph import schema as tables
+from kubeguard.spans import fold_span
 from kubeguard.store.database import NUL_REPLACEMENT
 
 #: Resources whose successful writes carry facts beyond a count (pods and owners, bindings).
@@ -341,11 +342,11 @@ class ActivityRecorder:
         for shape, (count, first, last) in spans.items():
             cluster, subject, ip, agent, verb, resource, namespace, name, path, _ = shape
             if subject or ip:
-                _fold(callers, (cluster, subject, ip, agent), count, first, last)
+                fold_span(callers, (cluster, subject, ip, agent), count, first, last)
             if namespace:
-                _fold(namespaces, (cluster, namespace), count, first, last)
+                fold_span(namespaces, (cluster, namespace), count, first, last)
                 if name and resource.startswith("pods"):
-                    _fold(pods, (namespace, name), count, first, last)
+                    fold_span(pods, (namespace, name), count, first, last)
             if subject:
                 # The path is cut to the longest key kept, which the pair's value is cut to anyway.
                 call = (cluster, subject, f"{verb} {resource or path}".strip())
@@ -574,18 +575,6 @@ class BatchActivity:
 
     def discard(self) -> None:
         self.recorder.discard()
-
-
-def _fold(groups: dict[tuple, list], key: tuple, count: int, first: str, last: str) -> None:
-    found = groups.get(key)
-    if found is None:
-        groups[key] = [count, first, last]
-        return
-    found[0] += count
-    if first < found[1]:
-        found[1] = first
-    if last > found[2]:
-        found[2] = last
 
 
 def _touch(

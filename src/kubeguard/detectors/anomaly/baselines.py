@@ -37,6 +37,7 @@ from kubeguard.detectors.anomaly.profile import (
     decode,
     encode,
 )
+from kubeguard.spans import fold_span
 
 log = logging.getLogger(__name__)
 
@@ -194,17 +195,7 @@ class Baselines:
             table = pending.get(owner)
             if table is None:
                 table = pending[owner] = {}
-            action = actions[action_id]
-            slot = table.get(action)
-            if slot is None:
-                table[action] = [times, first, last]
-                added += 1
-                continue
-            slot[0] += times
-            if first < slot[1]:
-                slot[1] = first
-            if last > slot[2]:
-                slot[2] = last
+            added += fold_span(table, actions[action_id], times, first, last)
         self._pending_count += added
 
     def pending_room(self) -> int:
