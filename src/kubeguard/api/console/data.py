@@ -179,17 +179,22 @@ def latest_finding_ms(conn: Connection) -> int:
 
 
 def newest_open_by_cluster(conn: Connection) -> dict[str, int]:
-    """Each cluster's newest open (not archived) finding time, from the summary index's open entries."""
+    """Each cluster's newest open (not archived) finding time: the clusters with open findings come from
+    the finding counts, then two probes of the summary index per cluster (its newest event time, and the
+    newest update among its findings without one)."""
     table = store_tables.findings
-    is_open = table.c.archived == false()
+    counts = store_tables.finding_counts
+    clusters = conn.execute(
+        select(counts.c.cluster).where(counts.c.archived == false(), counts.c.findings > 0).distinct()
+    ).scalars().all()
     newest: dict[str, int] = {}
-    for statement in (
-        select(table.c.cluster, func.max(table.c.event_last_seen_ms)).where(is_open).group_by(table.c.cluster),
-        select(table.c.cluster, func.max(table.c.updated_at_ms))
-        .where(is_open, table.c.event_last_seen_ms == 0).group_by(table.c.cluster),
-    ):
-        for cluster, when in conn.execute(statement):
-            newest[cluster] = max(newest.get(cluster, 0), int(when or 0))
+    for cluster in clusters:
+        mine = and_(table.c.archived == false(), table.c.cluster == cluster)
+        timed = conn.execute(select(func.max(table.c.event_last_seen_ms)).where(mine)).scalar()
+        untimed = conn.execute(
+            select(func.max(table.c.updated_at_ms)).where(mine, table.c.event_last_seen_ms == 0)
+        ).scalar()
+        newest[cluster] = max(int(timed or 0), int(untimed or 0))
     return newest
 
 
