@@ -99,3 +99,18 @@ def test_scan_keeping_history_imports_no_web_framework(tmp_path: Path):
                            heavy=("fastapi", "starlette", "pydantic", "uvicorn", "sigma", "yaml"))
     assert db.exists()
     assert loaded == []
+
+
+def test_scan_summary_to_a_pipe_is_plain_text_without_rich(tmp_path: Path):
+    """Not on a terminal, the summary is written plainly: no rich import, no markup, no wrapping."""
+    log = tmp_path / "one.jsonl"
+    log.write_bytes(orjson.dumps(EVENT) + b"\n")
+    probe = PROBE.format(heavy=("rich", "rich.console")).replace(
+        'print("heavy:"', 'sys.stderr.flush(); print("heavy:"')
+    run = subprocess.run([sys.executable, "-c", probe, "scan", str(log), "--format", "jsonl", "--output",
+                          str(tmp_path / "out.jsonl"), "--no-default-feeds"],
+                         capture_output=True, text=True, check=True, timeout=120)
+    [report] = [line for line in run.stdout.splitlines() if line.startswith("heavy:")]
+    assert report == "heavy:"
+    summary = [line for line in run.stderr.splitlines() if "events read" in line]
+    assert len(summary) == 1 and "records rejected" in summary[0] and "[" not in summary[0]

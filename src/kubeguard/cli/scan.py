@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,7 +24,20 @@ INPUT_FORMATS = ("auto", "native", "cloudwatch", "gke", "aks")
 OUTPUT_FORMATS = ("table", "json", "jsonl", "guardduty", "eventbridge", "asff", "ocsf", "text")
 
 
+class _PlainStderr:
+    """What a scan prints on stderr when it is not a terminal: the same lines, without rich's markup, its
+    wrapping at 80 columns (which split the summary line in logs) or its import (about 25 ms of start-up)."""
+
+    is_terminal = False
+    _MARKUP = re.compile(r"\[(?:bold|yellow|/)\]")
+
+    def print(self, text: str, highlight: bool = False) -> None:
+        sys.stderr.write(self._MARKUP.sub("", text) + "\n")
+
+
 def _stderr() -> Any:
+    if not sys.stderr.isatty():
+        return _PlainStderr()
     from rich.console import Console
 
     return Console(stderr=True)
