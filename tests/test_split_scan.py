@@ -202,6 +202,7 @@ def test_busy_cores_keep_an_automatic_scan_in_one_process(tmp_path: Path, monkey
     path = repeated_lab(tmp_path / "lab.jsonl", 1)
     pipeline = Pipeline(Settings(), MemoryState())
     monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 2.0, 1.0))
+    monkeypatch.setattr(split_scan, "running_others", lambda: 2)
     assert split_scan.cores_are_busy()
     assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is None
     assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0) is not None
@@ -212,6 +213,19 @@ def test_busy_cores_keep_an_automatic_scan_in_one_process(tmp_path: Path, monkey
     monkeypatch.delenv(split_scan.PROCESSES_ENV)
     monkeypatch.setattr(os, "getloadavg", lambda: (0.7, 2.0, 1.0))
     assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is not None
+    # A busy spell that has ended: the average still says busy, but nothing else is runnable now.
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 2.0, 1.0))
+    monkeypatch.setattr(split_scan, "running_others", lambda: 0)
+    assert not split_scan.cores_are_busy()
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is not None
+
+
+def test_running_others_reads_this_system() -> None:
+    others = split_scan.running_others()
+    if not Path("/proc/loadavg").exists():
+        assert others is None
+    else:
+        assert others is not None and 0 <= others < 10_000
 
 
 def test_state_file_scans_in_one_process(tmp_path: Path) -> None:
