@@ -189,9 +189,8 @@ CELL_CRITERIA = st.dictionaries(
 )
 
 
-@SETTINGS
-@given(initial=finding_lists, changes=steps, criterion=CELL_CRITERIA, group_by=st.sampled_from(GROUP_BY))
-def test_statistics_from_the_cells_equal_a_python_count(engine, initial, changes, criterion, group_by):
+def _stored(engine, initial, changes) -> dict:
+    """Store ``initial`` in an emptied table, apply ``changes``; the findings as they now are, by id."""
     stored = {f["id"]: f for f in initial}
     with engine.begin() as conn:
         conn.execute(delete(schema.findings))
@@ -199,6 +198,13 @@ def test_statistics_from_the_cells_equal_a_python_count(engine, initial, changes
             finding_store.write_many(conn, list(initial), [])
         for index, action, value in changes:
             _apply(conn, stored, index, action, value)
+    return stored
+
+
+@SETTINGS
+@given(initial=finding_lists, changes=steps, criterion=CELL_CRITERIA, group_by=st.sampled_from(GROUP_BY))
+def test_statistics_from_the_cells_equal_a_python_count(engine, initial, changes, criterion, group_by):
+    stored = _stored(engine, initial, changes)
     # Range operators on text stay in Python (criteria_sql); the API evaluates those on streamed bodies.
     criterion = {
         field: condition for field, condition in criterion.items() if finding_statistics.in_sql({field: condition})
@@ -240,13 +246,7 @@ def test_statistics_over_an_updated_window_equal_the_plain_group_by(
 ):
     """Whole days from the day cells plus the edge days' findings: the same answer as grouping every
     finding in the window, in SQL (the plain GROUP BY) and in Python."""
-    stored = {f["id"]: f for f in initial}
-    with engine.begin() as conn:
-        conn.execute(delete(schema.findings))
-        if initial:
-            finding_store.write_many(conn, list(initial), [])
-        for index, action, value in changes:
-            _apply(conn, stored, index, action, value)
+    stored = _stored(engine, initial, changes)
     criterion = {
         field: condition for field, condition in criterion.items() if finding_statistics.in_sql({field: condition})
     }
