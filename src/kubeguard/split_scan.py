@@ -56,6 +56,7 @@ from kubeguard.detectors.anomaly.detectors import BODY_RESOURCES, AnomalyLearner
 from kubeguard.detectors.anomaly.features import seconds_of
 from kubeguard.detectors.effect import SWITCHING_PROTOCOLS, outcome
 from kubeguard.pipeline import FindingSet, Pipeline, readable_time
+from kubeguard.spans import fold_span
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,6 @@ PROCESSES_ENV = "KUBEGUARD_SCAN_PROCESSES"
 #: bounded on a file of any size; each table entry is sent once per table).
 MAX_INTERNED = 200_000
 
-# What a mapper made of each event (one byte per event in a chunk's ``codes``).
 # What a special event is (see :meth:`Mapper.map_chunk`).
 COUNT_ONLY, LEARN, WHOLE = range(3)
 
@@ -264,7 +264,13 @@ class Mapper:
         return facts
 
     def map_chunk(self, stream: BinaryIO, source: str) -> tuple[Any, ...]:
-        """The chunk's :data:`ChunkResult`: its events reduced to what the reducer needs, in order."""
+        """The chunk's events reduced to what the reducer needs, in order (see :func:`reduce_chunks`).
+
+        Every counted event leaves its de-duplication key; the learner's counting of plain events is summed
+        per interned (principal, action) into a segment; each special event (stateless findings, prepared
+        facts, a body to learn, a connection's stage, or wanted whole by an order-dependent detector) ends
+        the segment before it and is sent on its own.
+        """
         reader = self.reader
         # The interned keys are bounded: past the limit both ends start their tables again.
         fresh = len(self._owners) + len(self._actions) > MAX_INTERNED
@@ -339,23 +345,16 @@ class Mapper:
                             built, unbuilt = [], True
                         found = (built, failed, unbuilt, len(detections))
                 facts = self._facts(event, ordered) if ordered else None
-                if ordered and facts is None:
-                    if segment:
-                        steps.append(segment)
-                        segment = {}
-                    steps.append((position, WHOLE, found, _encode(event)))
-                    continue
+                whole = ordered and facts is None
                 body = None
-                if learner and ref is not None and ref.resource in BODY_RESOURCES:
+                if not whole and learner and ref is not None and ref.resource in BODY_RESOURCES:
                     try:
                         body = _body_values(event)
                     except Exception:  # noqa: BLE001 - the reducer runs the learner itself and counts the error
-                        if segment:
-                            steps.append(segment)
-                            segment = {}
-                        steps.append((position, WHOLE, found, _encode(event)))
-                        continue
-                if learner:
+                        whole = True
+                if whole:
+                    step: tuple[Any, ...] = (position, WHOLE, found, _encode(event))
+                elif learner:
                     owner, action, when = pending_key(event)
                     owner_id = owner_ids.get(owner)
                     if owner_id is None:
@@ -366,26 +365,17 @@ class Mapper:
                         action_id = action_ids[action] = len(action_ids)
                         new_actions.append(action)
                     if found is None and not facts and body is None and not connect:
-                        pair = (owner_id, action_id)
-                        slot = segment.get(pair)
-                        if slot is None:
-                            segment[pair] = [1, when, when]
-                        else:
-                            slot[0] += 1
-                            if when < slot[1]:
-                                slot[1] = when
-                            elif when > slot[2]:
-                                slot[2] = when
+                        fold_span(segment, (owner_id, action_id), 1, when, when)
                         continue
-                    learned = (owner_id, action_id, when)
+                    step = (position, LEARN, found, facts, body, (owner_id, action_id, when))
                 elif found is None and not facts and not connect:
                     continue
                 else:
-                    learned = None
+                    step = (position, COUNT_ONLY, found, facts, None, None)
                 if segment:
                     steps.append(segment)
                     segment = {}
-                steps.append((position, LEARN if learner else COUNT_ONLY, found, facts, body, learned))
+                steps.append(step)
         if segment:
             steps.append(segment)
         rejects = [(r.line, r.reason) for r in reader.rejects.kept]
@@ -545,8 +535,8 @@ def reduce_chunks(
             stats.other_stages += other_stages
             stats.duplicates += len(duplicates)
             stats.counted += len(keys) - len(duplicates)
+            stats.rejected += len(unreadable)
             for audit_id, stamp in unreadable:
-                stats.rejected += 1
                 log.warning("audit event %s skipped: unreadable timestamp %r", audit_id, stamp)
             for step in steps:
                 if type(step) is dict:

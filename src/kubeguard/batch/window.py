@@ -50,9 +50,7 @@ class EventWindow:
         """
         if type(self)._key is not EventWindow._key or type(self)._counted is not EventWindow._counted:
             return None
-        positions = self._positions.get(cluster)
-        if positions is None or len(positions) > 2 * self.size:
-            positions = self._positions_of(cluster)
+        positions = self._positions_of(cluster)
         if len(set(keys)) == len(keys) and positions.keys().isdisjoint(keys):
             return set()
         found: set[int] = set()
