@@ -64,10 +64,11 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
     """
     table = store_tables.findings
     latest = max(latest_finding_ms(conn), queries.latest_activity_ms(conn))
+    newest_open = newest_open_by_cluster(conn)
     scope = (
         queries.scope_of(scope_start, scope_end, 0, centred=False)
         if scope_start or scope_end
-        else default_summary_scope(newest_open_by_cluster(conn), latest)
+        else default_summary_scope(newest_open, latest)
         if latest
         else queries.scope_of(None, None, 0, centred=False)
     )
@@ -77,7 +78,7 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
     by_day = {severity: [0] * len(days) for severity in SEVERITIES}
     by_type: Counter[str] = Counter()
     by_cluster: Counter[str] = Counter()
-    clusters = sorted(newest_open_by_cluster(conn))
+    clusters = sorted(newest_open)
     for index, cluster, severity, finding_type, count in _open_in_scope(conn, scope, clusters, bucket_ms):
         if 0 <= index < len(days):
             by_day[label(float(severity))][index] += count
@@ -122,18 +123,23 @@ FINDING_TIME = case(
 )
 
 
+def _timed_in(scope: Scope) -> Any:
+    """Findings with an event time, that time in ``scope`` (a range of the summary index)."""
+    last_event = store_tables.findings.c.event_last_seen_ms
+    return and_(last_event >= max(scope.start_ms, 1), last_event < scope.end_ms)
+
+
+def _untimed_in(scope: Scope) -> Any:
+    """Findings without an event time (rare; the row keeps 0), their last update in ``scope``."""
+    table = store_tables.findings
+    return and_(table.c.event_last_seen_ms == 0, table.c.updated_at_ms >= scope.start_ms,
+                table.c.updated_at_ms < scope.end_ms)
+
+
 def _in_scope(scope: Scope, clusters: list[str]) -> Any:
     """Open-or-not findings of ``clusters`` whose time is in ``scope``, written so that the event-time range
-    of each cluster reads the summary index (findings with no event time, rare, go by their update time)."""
-    table = store_tables.findings
-    last_event = table.c.event_last_seen_ms
-    return and_(
-        table.c.cluster.in_(clusters),
-        or_(
-            and_(last_event >= max(scope.start_ms, 1), last_event < scope.end_ms),
-            and_(last_event == 0, table.c.updated_at_ms >= scope.start_ms, table.c.updated_at_ms < scope.end_ms),
-        ),
-    )
+    of each cluster reads the summary index."""
+    return and_(store_tables.findings.c.cluster.in_(clusters), or_(_timed_in(scope), _untimed_in(scope)))
 
 
 def _open_in_scope(
@@ -146,15 +152,10 @@ def _open_in_scope(
     index alone; the few without one are looked up by their update time.
     """
     table = store_tables.findings
-    last_event = table.c.event_last_seen_ms
     is_open = and_(table.c.archived == false(), table.c.cluster.in_(clusters))
     first_day = scope.start_ms - scope.start_ms % DAY_MS
     rows: list[tuple[int, str, float, str, int]] = []
-    for when, where in (
-        (last_event, and_(last_event >= max(scope.start_ms, 1), last_event < scope.end_ms)),
-        (table.c.updated_at_ms, and_(
-            last_event == 0, table.c.updated_at_ms >= scope.start_ms, table.c.updated_at_ms < scope.end_ms)),
-    ):
+    for when, where in ((table.c.event_last_seen_ms, _timed_in(scope)), (table.c.updated_at_ms, _untimed_in(scope))):
         counted = ((when - first_day) // bucket_ms, table.c.cluster, table.c.severity, table.c.type)
         statement = select(*counted, func.count()).where(is_open, where).group_by(*counted)
         for bucket, cluster, severity, kind, count in conn.execute(statement):
@@ -162,40 +163,36 @@ def _open_in_scope(
     return rows
 
 
-def latest_finding_ms(conn: Connection) -> int:
-    """The newest finding time in the store (archived findings too): a probe per detector of the index on
-    (detector, last event time), and the few findings without an event time by their update time."""
+def _newest(conn: Connection, where: Any) -> int:
+    """The newest finding time among the findings ``where`` selects: their newest event time (one probe of
+    an index ending in it), and the newest update among those without one."""
     table = store_tables.findings
+    timed = conn.execute(select(func.max(table.c.event_last_seen_ms)).where(where)).scalar()
+    untimed = conn.execute(
+        select(func.max(table.c.updated_at_ms)).where(where, table.c.event_last_seen_ms == 0)
+    ).scalar()
+    return max(int(timed or 0), int(untimed or 0))
+
+
+def latest_finding_ms(conn: Connection) -> int:
+    """The newest finding time in the store (archived findings too), per detector by the index on
+    (detector, last event time)."""
     detectors = conn.execute(select(store_tables.finding_counts.c.detector_id).distinct()).scalars().all()
-    newest = 0
-    for detector in detectors:
-        mine = table.c.detector_id == detector
-        timed = conn.execute(select(func.max(table.c.event_last_seen_ms)).where(mine)).scalar()
-        untimed = conn.execute(
-            select(func.max(table.c.updated_at_ms)).where(mine, table.c.event_last_seen_ms == 0)
-        ).scalar()
-        newest = max(newest, int(timed or 0), int(untimed or 0))
-    return newest
+    table = store_tables.findings
+    return max((_newest(conn, table.c.detector_id == detector) for detector in detectors), default=0)
 
 
 def newest_open_by_cluster(conn: Connection) -> dict[str, int]:
     """Each cluster's newest open (not archived) finding time: the clusters with open findings come from
-    the finding counts, then two probes of the summary index per cluster (its newest event time, and the
-    newest update among its findings without one)."""
+    the finding counts, then the summary index answers for each."""
     table = store_tables.findings
     counts = store_tables.finding_counts
     clusters = conn.execute(
         select(counts.c.cluster).where(counts.c.archived == false(), counts.c.findings > 0).distinct()
     ).scalars().all()
-    newest: dict[str, int] = {}
-    for cluster in clusters:
-        mine = and_(table.c.archived == false(), table.c.cluster == cluster)
-        timed = conn.execute(select(func.max(table.c.event_last_seen_ms)).where(mine)).scalar()
-        untimed = conn.execute(
-            select(func.max(table.c.updated_at_ms)).where(mine, table.c.event_last_seen_ms == 0)
-        ).scalar()
-        newest[cluster] = max(int(timed or 0), int(untimed or 0))
-    return newest
+    return {
+        cluster: _newest(conn, and_(table.c.archived == false(), table.c.cluster == cluster)) for cluster in clusters
+    }
 
 
 #: The summary's default scope: the week up to the newest activity...
