@@ -76,6 +76,15 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A fresh browser context and page at a laptop's screen size, closed after the test."""
+    context = chromium.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory) -> Iterator[Server]:
     """Loopback, no credentials: the out-of-the-box service, fed the lab log."""

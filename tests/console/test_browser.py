@@ -8,7 +8,6 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from api.conftest import guardduty_client
 
 from console.conftest import ACCESS_KEY, PASSWORD, SECRET, PageWatch
@@ -24,14 +23,6 @@ def _workload_finding(findings: list[dict[str, Any]]) -> dict[str, Any]:
         f for f in findings
         if (f["resource"]["kubernetesDetails"].get("kubernetesWorkloadDetails") or {}).get("volumes")
     )
-
-
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def _until(condition: Any, timeout: float = 10.0) -> None:

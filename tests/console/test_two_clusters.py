@@ -83,14 +83,6 @@ def served_findings(two_clusters) -> list[dict[str, Any]]:
     return findings
 
 
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
 class Visit:
     """Opens console pages and records every shortfall, so one run reports all of them."""
 
