@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from queries import DETECTOR, START_MS, _iso, _row, fill, store, synthetic
+from queries import DETECTOR, START_MS, _iso, _row, add_store_options, fill, store, synthetic
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from kubeguard.store import finding_counts, schema
@@ -93,9 +93,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--dialects", default="sqlite,postgresql")
-    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--postgres-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=test")
+    add_store_options(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for dialect in args.dialects.split(","):

@@ -354,6 +354,13 @@ def timings(query: Callable[[], Any], rounds: int) -> tuple[float, float, float]
     return statistics.median(samples), p95, statistics.median(cpu)
 
 
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """The options naming the stores a benchmark fills: which dialects, and where PostgreSQL is."""
+    parser.add_argument("--dialects", default="sqlite,postgresql")
+    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--postgres-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=test")
+
+
 @contextmanager
 def store(dialect: str, directory: Path, postgres_url: str, postgres_dsn: str) -> Iterator[Engine]:
     if dialect == "sqlite":
@@ -409,9 +416,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--baseline-count", type=int, default=20_000, help="0 skips the old-path comparison")
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--dialects", default="sqlite,postgresql")
-    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--postgres-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=test")
+    add_store_options(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for dialect in args.dialects.split(","):
