@@ -320,19 +320,21 @@ def test_every_window_edge_at_midnight_counts_its_findings_once(engine):
     assert from_cells > len(windows) * len(GROUP_BY) // 2  # most windows hold a whole day
 
 
+def _plain_finding(finding_id: str, detector: str = DETECTOR) -> dict[str, Any]:
+    """One open finding of ``detector``: type TYPES[0], severity 5, cluster prod, no account, all at BASE_MS."""
+    return {
+        "id": finding_id,
+        "type": TYPES[0],
+        "severity": 5.0,
+        "createdAt": _iso(BASE_MS),
+        "updatedAt": _iso(BASE_MS),
+        "resource": {"eksClusterDetails": {"name": "prod"}},
+        "service": {"detectorId": detector, "archived": False, "count": 1, "eventLastSeen": _iso(BASE_MS)},
+    }
+
+
 def test_removing_a_detector_removes_its_cells_only(engine):
-    mine, theirs = (
-        {
-            "id": f"f-{detector[0]}",
-            "type": TYPES[0],
-            "severity": 5.0,
-            "createdAt": _iso(BASE_MS),
-            "updatedAt": _iso(BASE_MS),
-            "resource": {"eksClusterDetails": {"name": "prod"}},
-            "service": {"detectorId": detector, "archived": False, "count": 1, "eventLastSeen": _iso(BASE_MS)},
-        }
-        for detector in (DETECTOR, OTHER)
-    )
+    mine, theirs = (_plain_finding(f"f-{detector[0]}", detector) for detector in (DETECTOR, OTHER))
     with engine.begin() as conn:
         finding_store.write_many(conn, [mine, theirs], [])
         remove(conn, DETECTOR)
@@ -395,15 +397,7 @@ def test_a_store_made_by_create_all_alone_keeps_its_counts(tmp_path):
 
     engine = create_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     schema.metadata.create_all(engine)
-    finding = {
-        "id": "f1",
-        "type": TYPES[0],
-        "severity": 5.0,
-        "createdAt": _iso(BASE_MS),
-        "updatedAt": _iso(BASE_MS),
-        "resource": {"eksClusterDetails": {"name": "prod"}},
-        "service": {"detectorId": DETECTOR, "archived": False, "count": 1, "eventLastSeen": _iso(BASE_MS)},
-    }
+    finding = _plain_finding("f1")
     with engine.begin() as conn:
         finding_store.write_many(conn, [finding], [])
         assert _stored_cells(conn) == _expected({"f1": finding})
