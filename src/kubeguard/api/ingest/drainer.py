@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import DBAPIError
 
+from kubeguard.api.ingest.handoff import DecodedHandoff
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.audit.decode import decode_bytes
 from kubeguard.batch.processor import BatchPart, BatchProcessor
@@ -76,11 +77,14 @@ class SpoolDrainer:
         retention_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         maintain: Callable[[], None] | None = None,
+        handoff: DecodedHandoff | None = None,
     ) -> None:
         self._spool = spool
         #: Periodic upkeep beside spool pruning (the activity store's retention).
         self._maintain = maintain
         self._processor = processor
+        #: The webhook's decoded batches (this process's), taken instead of decoding the bodies again.
+        self.handoff = handoff
         self._metrics = metrics
         self._retention_ms = retention_seconds * 1000
         self._retention_bytes = retention_bytes
@@ -174,9 +178,11 @@ class SpoolDrainer:
             self._metrics.events_decoded.inc(result.events)
             self._metrics.batch_rejects.inc(result.rejected)
 
-    @staticmethod
-    def _decoded(batch: Batch) -> BatchPart:
+    def _decoded(self, batch: Batch) -> BatchPart:
         batch_id = spool_batch_id(batch.id)
+        left = self.handoff.take(batch.id, batch.cluster) if self.handoff is not None else None
+        if left is not None:
+            return BatchPart(batch_id, batch.cluster, left.events, left.rejected)
         decoded = decode_bytes(batch.body, source=f"batch {batch_id}", cluster=batch.cluster)
         return BatchPart(batch_id, batch.cluster, decoded.events, len(decoded.rejects))
 
