@@ -115,35 +115,48 @@ class Spool:
             )
             return [Batch(row.id, row.cluster, row.event_count, bytes(row.body)) for row in rows]
 
-    def pending_group(self, *, max_batches: int, max_events: int, max_bytes: int) -> list[Batch]:
+    def pending_group(
+        self,
+        *,
+        max_batches: int,
+        max_events: int,
+        max_bytes: int,
+        without_body: Callable[[int], bool] | None = None,
+    ) -> list[Batch]:
         """The oldest batches not yet drained, as many as fit the bounds (always at least one if any waits).
 
         The bounds are checked on the rows' sizes before any body is read, so a group never loads more than
-        ``max_bytes`` of bodies (beyond a single batch larger than that).
+        ``max_bytes`` of bodies (beyond a single batch larger than that). Batches for which
+        ``without_body(id)`` is true come with an empty body, unread (the caller has them decoded already).
         """
         with self._engine.connect() as conn:
             heads = conn.execute(
-                select(_table.c.id, _table.c.event_count, _table.c.body_bytes)
+                select(_table.c.id, _table.c.cluster, _table.c.event_count, _table.c.body_bytes)
                 .where(_table.c.done_at_ms.is_(None))
                 .order_by(_table.c.id)
                 .limit(max_batches)
             ).all()
-            chosen: list[int] = []
+            chosen: list[Any] = []
             events = size = 0
             for row in heads:
                 events += row.event_count
                 size += row.body_bytes
                 if chosen and (events > max_events or size > max_bytes):
                     break
-                chosen.append(row.id)
-            if not chosen:
-                return []
-            rows = conn.execute(
-                select(_table.c.id, _table.c.cluster, _table.c.event_count, _table.c.body)
-                .where(_table.c.id.in_(chosen))
-                .order_by(_table.c.id)
-            )
-            return [Batch(row.id, row.cluster, row.event_count, bytes(row.body)) for row in rows]
+                chosen.append(row)
+            unread = [row.id for row in chosen if without_body is None or not without_body(row.id)]
+            bodies = self._bodies(conn, unread) if unread else {}
+            return [Batch(row.id, row.cluster, row.event_count, bodies.get(row.id, b"")) for row in chosen]
+
+    def body(self, batch_id: int) -> bytes:
+        """One batch's body as stored."""
+        with self._engine.connect() as conn:
+            return self._bodies(conn, [batch_id])[batch_id]
+
+    @staticmethod
+    def _bodies(conn: Connection, ids: list[int]) -> dict[int, bytes]:
+        rows = conn.execute(select(_table.c.id, _table.c.body).where(_table.c.id.in_(ids)))
+        return {row.id: bytes(row.body) for row in rows}
 
     @staticmethod
     def mark_done(conn: Connection, batch_id: int, error: str | None = None) -> None:

@@ -123,6 +123,7 @@ class SpoolDrainer:
             max_batches=1 if alone else MAX_GROUP_BATCHES,
             max_events=self.max_group_events,
             max_bytes=MAX_GROUP_BYTES,
+            without_body=self.handoff.holds if self.handoff is not None else None,
         )
         if batches:
             self._process(batches)
@@ -183,7 +184,8 @@ class SpoolDrainer:
         left = self.handoff.take(batch.id, batch.cluster) if self.handoff is not None else None
         if left is not None:
             return BatchPart(batch_id, batch.cluster, left.events, left.rejected)
-        decoded = decode_bytes(batch.body, source=f"batch {batch_id}", cluster=batch.cluster)
+        body = batch.body or self._spool.body(batch.id)  # not read with the group: the handoff held it
+        decoded = decode_bytes(body, source=f"batch {batch_id}", cluster=batch.cluster)
         return BatchPart(batch_id, batch.cluster, decoded.events, len(decoded.rejects))
 
     def _count_failure(self, batch_id: int) -> int:

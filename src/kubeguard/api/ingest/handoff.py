@@ -55,6 +55,11 @@ class DecodedHandoff:
             self._events += len(events)
             return True
 
+    def holds(self, spool_id: int) -> bool:
+        """Whether the batch's decoded events are here (only the drainer takes them, so they stay)."""
+        with self._lock:
+            return spool_id in self._held
+
     def take(self, spool_id: int, cluster: str) -> Decoded | None:
         """The batch's decoded events if the webhook left them (and for this cluster), else None; drops
         whatever is held for batches at or before it."""
