@@ -38,6 +38,12 @@ class ServiceMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=self.registry,
         )
+        self.detection_decoded = Counter(
+            "kubeguard_detection_batches_decoded",
+            "Spool batches detection took decoded by the webhook of this process, or decoded from the stored body",
+            ["by"],
+            registry=self.registry,
+        )
         self.spool_commit_batches = Histogram(
             "kubeguard_spool_commit_batches",
             "Webhook batches stored by one spool commit (group commit of concurrent requests)",

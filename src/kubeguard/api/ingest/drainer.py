@@ -183,7 +183,9 @@ class SpoolDrainer:
         batch_id = spool_batch_id(batch.id)
         left = self.handoff.take(batch.id, batch.cluster) if self.handoff is not None else None
         if left is not None:
+            self._metrics.detection_decoded.labels("webhook").inc()
             return BatchPart(batch_id, batch.cluster, left.events, left.rejected)
+        self._metrics.detection_decoded.labels("drainer").inc()
         body = batch.body or self._spool.body(batch.id)  # not read with the group: the handoff held it
         decoded = decode_bytes(body, source=f"batch {batch_id}", cluster=batch.cluster)
         return BatchPart(batch_id, batch.cluster, decoded.events, len(decoded.rejects))
