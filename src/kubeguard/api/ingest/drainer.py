@@ -9,17 +9,17 @@ the store holds, with the same result; two ``serve`` processes on one database n
 
 Why groups: a detection transaction costs nearly as much for one 400-event batch as for ten (the commit
 and its fsync, the roll-up, finding and profile writes, the spool reads), so detecting one batch per
-transaction drained about 23,000 events per CPU-second on SQLite, slower than the webhook acknowledges
+transaction drained 15,000-23,000 events per CPU-second on SQLite, slower than the webhook acknowledges
 them, and under a steady load at the acknowledged rate the backlog and the webhook-to-finding latency grew
 without bound. Whatever waits is taken at once, up to :data:`MAX_GROUP_EVENTS` events and
 :data:`MAX_GROUP_BYTES` bytes: with nothing waiting a batch is detected alone as soon as it lands (the
-lowest latency), and a backlog is drained in groups at about twice the rate. Findings do not depend on
-where the stream is cut into batches, so grouping changes no finding.
+lowest latency), and a backlog is drained in groups at about 2.5 times the rate. Findings do not depend
+on where the stream is cut into batches, so grouping changes no finding. Batches the webhook of this
+process decoded are taken decoded (:mod:`kubeguard.api.ingest.handoff`), their bodies left unread.
 
 A failed round stops at the failed batch, so no later batch of its cluster overtakes it. After a group
 fails, its batches are retried one per transaction, so a batch that cannot be detected is found and
-counted alone. Store errors
-(a dropped connection, a full disk) are retried for as long as they last; any other error on the same
+counted alone. Store errors (a dropped connection, a full disk) are retried for as long as they last; any other error on the same
 batch :data:`MAX_ATTEMPTS` times in a row marks that batch failed, with the reason, so one poison batch
 cannot stall the service. Drained batches are pruned after the retention period, and beyond the size cap
 oldest first, a few hundred rows per transaction so acknowledgements never wait behind a long delete.
@@ -44,8 +44,9 @@ from kubeguard.store.spool import Batch, Spool
 log = logging.getLogger(__name__)
 
 #: Bounds of one detection group (one transaction): at most this many spool batches, events and body
-#: bytes. 8,000 events (20 full API-server batches) take about 0.2 s of CPU, well inside the second a
-#: finding may take, and larger groups gain little more (benchmarks/webhook.py --group-events).
+#: bytes. 8,000 events (20 full API-server batches) take about 0.2 s of CPU, well inside the second
+#: a finding may take, and larger groups gain little more (benchmarks/detection_groups.py: 2.4-2.8x the events
+#: per CPU-second of one batch per transaction at 8,000, 2.4-3.3x at 16,000).
 MAX_GROUP_BATCHES = 64
 MAX_GROUP_EVENTS = 8_000
 MAX_GROUP_BYTES = 16 * 1024 * 1024
