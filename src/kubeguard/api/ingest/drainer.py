@@ -19,9 +19,9 @@ process decoded are taken decoded (:mod:`kubeguard.api.ingest.handoff`), their b
 
 A failed round stops at the failed batch, so no later batch of its cluster overtakes it. After a group
 fails, its batches are retried one per transaction, so a batch that cannot be detected is found and
-counted alone. Store errors (a dropped connection, a full disk) are retried for as long as they last; any other error on the same
-batch :data:`MAX_ATTEMPTS` times in a row marks that batch failed, with the reason, so one poison batch
-cannot stall the service. Drained batches are pruned after the retention period, and beyond the size cap
+counted alone. Store errors (a dropped connection, a full disk) are retried for as long as they last; any
+other error on the same batch :data:`MAX_ATTEMPTS` times in a row marks that batch failed, with the
+reason, so one poison batch cannot stall the service. Drained batches are pruned after the retention period, and beyond the size cap
 oldest first, a few hundred rows per transaction so acknowledgements never wait behind a long delete.
 """
 
