@@ -21,8 +21,9 @@ A failed round stops at the failed batch, so no later batch of its cluster overt
 fails, its batches are retried one per transaction, so a batch that cannot be detected is found and
 counted alone. Store errors (a dropped connection, a full disk) are retried for as long as they last; any
 other error on the same batch :data:`MAX_ATTEMPTS` times in a row marks that batch failed, with the
-reason, so one poison batch cannot stall the service. Drained batches are pruned after the retention period, and beyond the size cap
-oldest first, a few hundred rows per transaction so acknowledgements never wait behind a long delete.
+reason, so one poison batch cannot stall the service. Drained batches are pruned after the retention
+period, and beyond the size cap oldest first, a few hundred rows per transaction so acknowledgements
+never wait behind a long delete.
 """
 
 from __future__ import annotations
