@@ -15,9 +15,10 @@ and commits, in **one** store transaction:
 
 Several batches that wait together may be detected as one *group* (:meth:`BatchProcessor.process_batches`):
 still one transaction, now holding every batch's done mark, so the group is stored whole or not at all,
-and a batch of it another process stored first is left out. A transaction costs about as much for 400
-events as for 4,000 (the commit, the roll-up and finding upserts, the profile writes), so a backlog drains
-about twice as fast in groups; detection does not depend on where batches are cut.
+and a batch of it another process stored first is left out. Much of a transaction's cost is the same
+for 400 events as for 8,000 (the commit, the roll-up, finding and profile writes, correlation), so a
+backlog drains 2.4-2.8 times as fast in groups of 8,000 events (benchmarks/detection_groups.py), and
+detection does not depend on where batches are cut.
 
 The guarantee: a crash at any instant, a failed commit, or a redelivery gives exactly the findings,
 ``service.count`` and state of an uninterrupted run, and the same as ``kubeguard scan`` of the same
