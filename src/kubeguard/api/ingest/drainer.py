@@ -175,7 +175,7 @@ class SpoolDrainer:
             return
         finally:
             self._metrics.detection_seconds.observe(time.perf_counter() - started)
-            self._metrics.detection_group_batches.observe(len(batches))
+        self._metrics.detection_group_batches.observe(len(batches))
         self._failures = (0, 0)
         if result.processed:
             self._metrics.events_decoded.inc(result.events)
