@@ -217,6 +217,8 @@ class Mapper:
         self._plans: dict[tuple[Any, ...], tuple[tuple[Any, ...], bool, bool]] = {}
         self._owners: dict[Any, int] = {}
         self._actions: dict[Any, int] = {}
+        #: What :func:`pending_key` reads of an event (all but the time) → its interned (owner, action) ids.
+        self._pairs: dict[tuple[Any, ...], tuple[int, int]] = {}
 
     def _plan(self, key: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...], bool]:
         """For one route: its stateless detectors as (position, name, detect); the ``relevant`` test of
@@ -273,9 +275,9 @@ class Mapper:
         """
         reader = self.reader
         # The interned keys are bounded: past the limit both ends start their tables again.
-        fresh = len(self._owners) + len(self._actions) > MAX_INTERNED
+        fresh = len(self._owners) + len(self._actions) > MAX_INTERNED or len(self._pairs) > MAX_INTERNED
         if fresh:
-            self._owners, self._actions = {}, {}
+            self._owners, self._actions, self._pairs = {}, {}, {}
         reader.rejects, reader.records = RejectLog(), 0
         unreadable: list[tuple[str, str]] = []
         keys: list[tuple[str, str]] = []
@@ -284,7 +286,7 @@ class Mapper:
         new_owners: list[Any] = []
         new_actions: list[Any] = []
         plans, plan_of = self._plans, self._plan
-        owner_ids, action_ids = self._owners, self._actions
+        owner_ids, action_ids, pair_ids = self._owners, self._actions, self._pairs
         context = self.pipeline.engine.context
         build = self.pipeline.builder.build
         empty_ids = False
@@ -355,19 +357,35 @@ class Mapper:
                 if whole:
                     step: tuple[Any, ...] = (position, WHOLE, found, _encode(event))
                 elif learner:
-                    owner, action, when = pending_key(event)
-                    owner_id = owner_ids.get(owner)
-                    if owner_id is None:
-                        owner_id = owner_ids[owner] = len(owner_ids)
-                        new_owners.append(owner)
-                    action_id = action_ids.get(action)
-                    if action_id is None:
-                        action_id = action_ids[action] = len(action_ids)
-                        new_actions.append(action)
+                    # Interned by what pending_key reads (the cluster is the reader's, the time is ``stamp``):
+                    # one lookup instead of building and hashing its owner and action, and of reading the
+                    # principal out of user.extra, for every event.
+                    user = event.user
+                    ips = event.sourceIPs
+                    pair_key = (
+                        user.username, bytes(user.extra) if user.extra else b"", event.verb,
+                        ref.resource, ref.subresource, ref.namespace, "", ips[0] if ips else "", event.userAgent,
+                    ) if ref is not None and ref.resource else (
+                        user.username, bytes(user.extra) if user.extra else b"", event.verb, "", "",
+                        ref.namespace if ref is not None else "", event.requestURI, ips[0] if ips else "",
+                        event.userAgent,
+                    )
+                    pair = pair_ids.get(pair_key)
+                    if pair is None:
+                        owner, action, _ = pending_key(event)
+                        owner_id = owner_ids.get(owner)
+                        if owner_id is None:
+                            owner_id = owner_ids[owner] = len(owner_ids)
+                            new_owners.append(owner)
+                        action_id = action_ids.get(action)
+                        if action_id is None:
+                            action_id = action_ids[action] = len(action_ids)
+                            new_actions.append(action)
+                        pair = pair_ids[pair_key] = (owner_id, action_id)
                     if found is None and not facts and body is None and not connect:
-                        fold_span(segment, (owner_id, action_id), 1, when, when)
+                        fold_span(segment, pair, 1, stamp, stamp)
                         continue
-                    step = (position, LEARN, found, facts, body, (owner_id, action_id, when))
+                    step = (position, LEARN, found, facts, body, (*pair, stamp))
                 elif found is None and not facts and not connect:
                     continue
                 else:
