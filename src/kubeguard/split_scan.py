@@ -280,7 +280,10 @@ class Mapper:
             self._owners, self._actions, self._pairs = {}, {}, {}
         reader.rejects, reader.records = RejectLog(), 0
         unreadable: list[tuple[str, str]] = []
-        keys: list[tuple[str, str]] = []
+        # De-duplication keys: every counted event's auditID, in order, and its kind only where it is not
+        # ResponseComplete (most events): no tuple per event, and no stage string pickled per event.
+        audit_ids: list[str] = []
+        kinds: dict[int, str] = {}
         steps: list[Any] = []
         segment: dict[tuple[int, int], list[Any]] = {}
         new_owners: list[Any] = []
@@ -318,8 +321,10 @@ class Mapper:
                 audit_id = event.auditID
                 if not audit_id:
                     empty_ids = True
-                position = len(keys)
-                keys.append((audit_id, kind))
+                position = len(audit_ids)
+                audit_ids.append(audit_id)
+                if kind != "ResponseComplete":
+                    kinds[position] = kind
                 result = outcome(event)
                 key = (event.verb, ref.resource, ref.subresource, result) if ref is not None else (
                     event.verb, "", "", result)
@@ -399,7 +404,7 @@ class Mapper:
         rejects = [(r.line, r.reason) for r in reader.rejects.kept]
         # The most pending keys the reducer can add for this chunk: a row or a special event adds one at most.
         new_keys = sum(len(step) if type(step) is dict else 1 for step in steps)
-        return (events_seen, other_stages, unreadable, keys, empty_ids, steps, new_keys, fresh, new_owners,
+        return (events_seen, other_stages, unreadable, audit_ids, kinds, empty_ids, steps, new_keys, fresh, new_owners,
                 new_actions, reader.rejects.count, rejects, reader.records, number)
 
 
@@ -528,8 +533,8 @@ def reduce_chunks(
     line_offset = 0
     count = 0
     for chunk_index, chunk in enumerate(chunks):
-        (events, other_stages, unreadable, keys, empty_ids, steps, new_keys, fresh, new_owners, new_actions,
-         reject_count, rejects, records, lines) = chunk
+        (events, other_stages, unreadable, audit_ids, kinds, empty_ids, steps, new_keys, fresh, new_owners,
+         new_actions, reject_count, rejects, records, lines) = chunk
         for line, reason in rejects:
             reader.rejects.add(Reject(plan.source, line + line_offset, reason))
         reader.rejects.count += reject_count - len(rejects)
@@ -544,6 +549,7 @@ def reduce_chunks(
         action_table.extend(new_actions)
         duplicates = None
         if not empty_ids and (baselines is None or baselines.pending_room() > new_keys):
+            keys = _keys(audit_ids, kinds)
             duplicates = window.duplicates(cluster, keys)
             if duplicates and not duplicates.issubset(step[0] for step in steps if type(step) is tuple):
                 duplicates = None  # a duplicate was summed with the plain events: judge them one by one
@@ -552,7 +558,7 @@ def reduce_chunks(
             stats.events += events
             stats.other_stages += other_stages
             stats.duplicates += len(duplicates)
-            stats.counted += len(keys) - len(duplicates)
+            stats.counted += len(audit_ids) - len(duplicates)
             stats.rejected += len(unreadable)
             for audit_id, stamp in unreadable:
                 log.warning("audit event %s skipped: unreadable timestamp %r", audit_id, stamp)
@@ -563,7 +569,7 @@ def reduce_chunks(
                     continue
                 if duplicates and step[0] in duplicates:
                     continue
-                audit_id = keys[step[0]][0]
+                audit_id = audit_ids[step[0]]
                 if step[1] == WHOLE:
                     event = _event_decoder.decode(step[3])
                     _finish(stats, errors, add, build, step[2],
@@ -591,6 +597,14 @@ def reduce_chunks(
     if progress is not None:
         progress(count, len(findings))
     return count
+
+
+def _keys(audit_ids: list[str], kinds: dict[int, str]) -> list[tuple[str, str]]:
+    """A chunk's de-duplication keys, ``(auditID, kind)`` in order, from what its mapper sent."""
+    every = ["ResponseComplete"] * len(audit_ids)
+    for position, kind in kinds.items():
+        every[position] = kind
+    return list(zip(audit_ids, every))
 
 
 def _rescan_chunk(
