@@ -162,6 +162,65 @@ def test_any_mixture_splits_the_same(tmp_path: Path, picks: list[int], garbage: 
     assert split == one
 
 
+# Weighted by repeats, so that examples often combine a counted stage, a success, a dry run and an anonymous
+# caller (a stateless detector's finding that the outcome decides).
+STAGES = ["ResponseComplete"] * 4 + ["ResponseStarted", "RequestReceived", "Panic", "", None]
+CODES = [200, 201, 201, 101, 403, 500, None]
+SUBRESOURCES = [None, None, None, "exec", "attach", "portforward", "status"]
+URIS = [None, "?dryRun=All", "?dryRun=All", "?dryRun=all", "?dryrun=All&x=1"]
+#: Who calls: as logged, another AWS role (another learning key), or anonymous (a stateless detector's finding).
+CALLERS = ["logged", "role", "anonymous", "anonymous"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=1305), st.sampled_from(STAGES), st.sampled_from(CODES),
+            st.sampled_from(SUBRESOURCES), st.sampled_from(URIS), st.sampled_from(CALLERS),
+        ),
+        min_size=20, max_size=300,
+    ),
+    garbage=st.lists(st.sampled_from([b"{", b'{"stage": 5}', b'{"auditID": "x", "stage": "ResponseStarted", '
+                                      b'"user": 1}', b'{"verb": "get", "stage": "Panic"}']), max_size=8),
+    chunk=st.integers(min_value=512, max_value=32 * 1024),
+)
+def test_odd_stages_codes_and_callers_split_the_same(
+    tmp_path: Path, edits: list[tuple[int, Any, Any, Any, Any, str]], garbage: list[bytes], chunk: int
+) -> None:
+    """Lab events with their stage, status code, subresource, dry-run query and caller changed (what the
+    mappers decide per event: the stage filter, the de-duplication kind, the outcome that routes the event,
+    the learning key), mixed with lines that fail to decode, cut into chunks of any size."""
+    lines = lab_lines()
+    body: list[bytes] = []
+    for index, stage, code, subresource, uri, caller in edits:
+        event = orjson.loads(lines[index % len(lines)])
+        if stage is None:
+            event.pop("stage", None)
+        else:
+            event["stage"] = stage
+        if code is None:
+            event.pop("responseStatus", None)
+        else:
+            event["responseStatus"] = {"code": code}
+        if subresource is not None and event.get("objectRef"):
+            event["objectRef"]["subresource"] = subresource
+        if uri is not None:
+            event["requestURI"] = event.get("requestURI", "/").split("?")[0] + uri
+        if caller == "role":
+            event.setdefault("user", {})["extra"] = {"arn": [f"arn:aws:iam::1:role/r{index % 3}"]}
+        elif caller == "anonymous":
+            event["user"] = {"username": "system:anonymous", "groups": ["system:unauthenticated"]}
+        body.append(orjson.dumps(event))
+    for offset, junk in enumerate(garbage):
+        body.insert((offset * 31) % (len(body) + 1), junk)
+    path = tmp_path / f"odd-{chunk}.jsonl"
+    path.write_bytes(b"\n".join(body) + b"\n")
+    split_scan.CHUNK_BYTES = chunk
+    one, split = both(path)
+    assert split == one
+
+
 def test_interned_keys_start_again_when_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(split_scan, "MAX_INTERNED", 5)
     path = repeated_lab(tmp_path / "lab.jsonl", 2)

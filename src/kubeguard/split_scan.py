@@ -54,7 +54,7 @@ from kubeguard.audit.event import CONNECT_SUBRESOURCES, AuditEvent
 from kubeguard.detectors.anomaly.baselines import Observation, pending_key
 from kubeguard.detectors.anomaly.detectors import BODY_RESOURCES, AnomalyLearner, _body_values
 from kubeguard.detectors.anomaly.features import seconds_of
-from kubeguard.detectors.effect import SWITCHING_PROTOCOLS, outcome
+from kubeguard.detectors.effect import SWITCHING_PROTOCOLS, Outcome, is_dry_run, outcome
 from kubeguard.pipeline import FindingSet, Pipeline, readable_time
 from kubeguard.spans import fold_span
 
@@ -81,6 +81,7 @@ COUNT_ONLY, LEARN, WHOLE = range(3)
 _encode = msgspec.json.encode
 _event_decoder = msgspec.json.Decoder(AuditEvent)
 _FRAME = struct.Struct("<Q")
+APPLIED, DRY_RUN, FAILED = Outcome.APPLIED, Outcome.DRY_RUN, Outcome.FAILED
 
 
 @dataclass(slots=True)
@@ -317,7 +318,21 @@ class Mapper:
                 ) and not readable_time(stamp):
                     unreadable.append((event.auditID, stamp[:64]))
                     continue
-                kind = ("connect:101" if event.status_code == SWITCHING_PROTOCOLS else "connect") if connect else stage
+                # outcome(event), inlined (it runs for every counted event) and sharing the status code with
+                # the connection's de-duplication kind; it must say what outcome says.
+                status = event.responseStatus
+                code = status.code if status is not None else 0
+                if connect:
+                    kind = "connect:101" if code == SWITCHING_PROTOCOLS else "connect"
+                    result = APPLIED if code == SWITCHING_PROTOCOLS else FAILED
+                else:
+                    kind = stage
+                    if not (200 <= code < 300 or code == SWITCHING_PROTOCOLS):
+                        result = FAILED
+                    elif "dryRun=" in event.requestURI and is_dry_run(event):
+                        result = DRY_RUN
+                    else:
+                        result = APPLIED
                 audit_id = event.auditID
                 if not audit_id:
                     empty_ids = True
@@ -325,7 +340,6 @@ class Mapper:
                 audit_ids.append(audit_id)
                 if kind != "ResponseComplete":
                     kinds[position] = kind
-                result = outcome(event)
                 key = (event.verb, ref.resource, ref.subresource, result) if ref is not None else (
                     event.verb, "", "", result)
                 plan = plans.get(key)
@@ -604,7 +618,7 @@ def _keys(audit_ids: list[str], kinds: dict[int, str]) -> list[tuple[str, str]]:
     every = ["ResponseComplete"] * len(audit_ids)
     for position, kind in kinds.items():
         every[position] = kind
-    return list(zip(audit_ids, every))
+    return list(zip(audit_ids, every, strict=True))
 
 
 def _rescan_chunk(
