@@ -7,6 +7,7 @@ made small so that even a small file is cut into many, and compares findings (wi
 
 from __future__ import annotations
 
+import gc
 import gzip
 import os
 import uuid
@@ -219,6 +220,26 @@ def test_odd_stages_codes_and_callers_split_the_same(
     split_scan.CHUNK_BYTES = chunk
     one, split = both(path)
     assert split == one
+
+
+def test_the_collector_is_tuned_while_splitting_and_restored_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = repeated_lab(tmp_path / "lab.jsonl", 1)
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    during: list[tuple[tuple[int, ...], int]] = []
+    reduce = split_scan.reduce_chunks
+
+    def watched(*args: Any, **kwargs: Any) -> int:
+        during.append((gc.get_threshold(), gc.get_freeze_count()))
+        return reduce(*args, **kwargs)
+
+    monkeypatch.setattr(split_scan, "reduce_chunks", watched)
+    one, split = both(path)
+    assert split == one
+    assert during and during[0][0][0] == max(threshold[0], split_scan.GC_THRESHOLD)
+    assert during[0][1] > frozen  # what existed before the fork is frozen
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)
 
 
 def test_interned_keys_start_again_when_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

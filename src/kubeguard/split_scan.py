@@ -27,6 +27,7 @@ detector error counts are the one-process scan's. Stdin, gzip, other formats, se
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import pickle
@@ -71,6 +72,13 @@ MAPPERS = 2
 #: no core is idle (switches for debugging and benchmarks).
 PROCESSES_ENV = "KUBEGUARD_SCAN_PROCESSES"
 
+#: Allocations between the collector's young-generation passes while a split scan runs (Python's default is
+#: 700). Each chunk result the reducer unpickles is thousands of new containers, almost all acyclic and
+#: either soon freed or kept for the whole scan: at 700 a pass ran about once a chunk and walked them all
+#: again, with every tenth pass and two full ones walking the survivors; at 20,000 the reducer's collector
+#: time on 200k lab events fell from 0.066 s to 0.017 s CPU.
+GC_THRESHOLD = 20_000
+
 #: Distinct (principal) owners and actions a mapper interns before it starts its tables again (memory stays
 #: bounded on a file of any size; each table entry is sent once per table).
 MAX_INTERNED = 200_000
@@ -90,6 +98,25 @@ class SplitPlan:
     source: str
     size: int
     chunks: int
+
+
+@contextlib.contextmanager
+def collector_tuned() -> Iterator[None]:
+    """The garbage collector as a split scan wants it, restored after.
+
+    What exists now (modules, the pipeline, intel) lives for the whole scan: frozen before the fork, as in
+    the one-process scan, the full passes of the reducer stop walking it, and the mappers' stop walking
+    (and so copying, page by page) the heap they inherit. Young-generation passes run every
+    :data:`GC_THRESHOLD` allocations instead of every 700.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], GC_THRESHOLD), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def usable_cores() -> int:
