@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kubeguard import scan as scan_module
 from kubeguard import split_scan
 from kubeguard.audit import decode
 from kubeguard.audit.decode import EventReader
@@ -62,11 +63,35 @@ def outcome(result: ScanResult) -> dict[str, Any]:
     }
 
 
+def learned(pipeline: Pipeline) -> dict[str, Any]:
+    """What a scan leaves learned: the anomaly baselines (pending tables folded) and the detectors' state."""
+    baselines = pipeline.baselines
+    state = pipeline.engine.context.state
+    return {
+        "baselines": baselines.to_bytes() if baselines is not None else None,
+        "state": repr(state.__dict__),
+    }
+
+
 def both(path: Path, config: Settings | None = None, **options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one-process and the split scan of ``path``: what each found and what each learned."""
     config = config or Settings()
-    one = run_scan([str(path)], config, pipeline_options={}, split=False, **options)
-    split = run_scan([str(path)], config, pipeline_options={}, split=True, **options)
-    return outcome(one), outcome(split)
+    results = []
+    made: list[Pipeline] = []
+
+    class Recorded(Pipeline):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    for split in (False, True):
+        original, scan_module.Pipeline = scan_module.Pipeline, Recorded  # type: ignore[misc]
+        try:
+            result = run_scan([str(path)], config, pipeline_options={}, split=split, **options)
+        finally:
+            scan_module.Pipeline = original  # type: ignore[misc]
+        results.append({**outcome(result), "learned": learned(made[-1])})
+    return results[0], results[1]
 
 
 def lab_lines() -> list[bytes]:
@@ -240,6 +265,32 @@ def test_the_collector_is_tuned_while_splitting_and_restored_after(
     assert during and during[0][0][0] == max(threshold[0], split_scan.GC_THRESHOLD)
     assert during[0][1] > frozen  # what existed before the fork is frozen
     assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)
+
+
+def test_stateless_detectors_that_fail_or_yield_nothing_split_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stateless detector that raises on some events is counted as on one process; one that returns an
+    empty (but truthy) generator finds nothing; the findings of the others on those events stand."""
+    from kubeguard.detectors.callers.anonymous import SuccessfulAnonymousAccess
+    from kubeguard.detectors.signatures.privileged_identity_impersonated import PrivilegedIdentityImpersonated
+
+    detect = SuccessfulAnonymousAccess.detect
+
+    def flaky(self: Any, event: Any, ctx: Any) -> Any:
+        if event.auditID.endswith(("1", "7")):
+            raise ValueError("flaky detector")
+        return detect(self, event, ctx)
+
+    def nothing(self: Any, event: Any, ctx: Any) -> Any:
+        return (d for d in ())
+
+    monkeypatch.setattr(SuccessfulAnonymousAccess, "detect", flaky)
+    monkeypatch.setattr(PrivilegedIdentityImpersonated, "detect", nothing)
+    path = repeated_lab(tmp_path / "lab.jsonl", 2)
+    one, split = both(path)
+    assert one["errors"].get("successful-anonymous-access") and one["findings"]
+    assert split == one
 
 
 def test_interned_keys_start_again_when_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -375,23 +375,29 @@ class Mapper:
                 stateless, ordered, learner = plan
                 found = None
                 if stateless:
-                    detections: list[tuple[int, Any]] = []
-                    failed: list[str] = []
+                    # The lists are made when first needed: almost every event has neither.
+                    detections: list[tuple[int, Any]] | None = None
+                    failed: list[str] | None = None
                     for detector_position, name, detect in stateless:
                         try:
                             out = detect(event, context)
                             if out:
+                                if detections is None:
+                                    detections = []
                                 for detection in out:
                                     detections.append((detector_position, detection))
                         except Exception:  # noqa: BLE001 - counted by the reducer
+                            if failed is None:
+                                failed = []
                             failed.append(name)
                     if detections or failed:
+                        detections = detections or []
                         try:
                             built = [(p, build(d)) for p, d in detections]
                             unbuilt = False
                         except Exception:  # noqa: BLE001 - the reducer drops the event's findings
                             built, unbuilt = [], True
-                        found = (built, failed, unbuilt, len(detections))
+                        found = (built, failed or [], unbuilt, len(detections))
                 facts = self._facts(event, ordered) if ordered else None
                 whole = ordered and facts is None
                 body = None
