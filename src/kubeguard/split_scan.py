@@ -83,8 +83,8 @@ GC_THRESHOLD = 20_000
 #: bounded on a file of any size; each table entry is sent once per table).
 MAX_INTERNED = 200_000
 
-# What a special event is (see :meth:`Mapper.map_chunk`).
-COUNT_ONLY, LEARN, WHOLE = range(3)
+# What a special event is (see :meth:`Mapper.map_chunk`). FOLDED: its learning is summed in the segment.
+COUNT_ONLY, LEARN, WHOLE, FOLDED = range(4)
 
 _encode = msgspec.json.encode
 _event_decoder = msgspec.json.Decoder(AuditEvent)
@@ -297,9 +297,10 @@ class Mapper:
         """The chunk's events reduced to what the reducer needs, in order (see :func:`reduce_chunks`).
 
         Every counted event leaves its de-duplication key; the learner's counting of plain events is summed
-        per interned (principal, action) into a segment; each special event (stateless findings, prepared
-        facts, a body to learn, a connection's stage, or wanted whole by an order-dependent detector) ends
-        the segment before it and is sent on its own.
+        per interned (principal, action) into a segment. An event with stateless findings or prepared facts
+        is sent on its own (FOLDED) while its learning is summed in the segment; each other special event (a
+        body to learn, a connection's stage, or wanted whole by an order-dependent detector) ends the segment
+        before it and is sent on its own with its learning.
         """
         reader = self.reader
         # The interned keys are bounded: past the limit both ends start their tables again.
@@ -434,8 +435,15 @@ class Mapper:
                             action_id = action_ids[action] = len(action_ids)
                             new_actions.append(action)
                         pair = pair_ids[pair_key] = (owner_id, action_id)
-                    if found is None and not facts and body is None and not connect:
+                    if body is None and not connect:
                         fold_span(segment, pair, 1, stamp, stamp)
+                        if found is None and not facts:
+                            continue
+                        # Stateless findings and prepared facts touch neither the pending tables nor the
+                        # profiles (an ``apply`` records into its detector's state), so the event's learning
+                        # is summed with the plain events' and the segment goes on: its rows still reach the
+                        # pending tables in first-seen order, before any event that reads them (sent whole).
+                        steps.append((position, FOLDED, found, facts, None, None))
                         continue
                     step = (position, LEARN, found, facts, body, (*pair, stamp))
                 elif found is None and not facts and not connect:
@@ -598,7 +606,9 @@ def reduce_chunks(
         if not empty_ids and (baselines is None or baselines.pending_room() > new_keys):
             keys = _keys(audit_ids, kinds)
             duplicates = window.duplicates(cluster, keys)
-            if duplicates and not duplicates.issubset(step[0] for step in steps if type(step) is tuple):
+            if duplicates and not duplicates.issubset(
+                step[0] for step in steps if type(step) is tuple and step[1] != FOLDED
+            ):
                 duplicates = None  # a duplicate was summed with the plain events: judge them one by one
         if duplicates is not None:
             window.count_many(cluster, keys, duplicates)
