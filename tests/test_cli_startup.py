@@ -114,3 +114,27 @@ def test_scan_summary_to_a_pipe_is_plain_text_without_rich(tmp_path: Path):
     assert report == "heavy:"
     summary = [line for line in run.stderr.splitlines() if "events read" in line]
     assert len(summary) == 1 and "records rejected" in summary[0] and "[" not in summary[0]
+
+
+FROZEN_PROBE = """
+import gc, sys
+import kubeguard.cli
+sys.argv = ["kubeguard", *sys.argv[1:]]
+try:
+    kubeguard.cli.main()
+except SystemExit as stop:
+    if stop.code not in (0, None):
+        raise
+print(f"frozen:{gc.get_freeze_count()}")
+"""
+
+
+@pytest.mark.parametrize(("command", "frozen"), [("scan", True), ("--help", False)])
+def test_a_finished_scan_leaves_nothing_for_the_collection_at_exit(tmp_path: Path, command: str, frozen: bool):
+    """The console script freezes what a scan leaves alive, so the interpreter's last collection skips it;
+    other commands exit as Python does."""
+    argv = [command, str(_quiet_event(tmp_path)), "--quiet"] if command == "scan" else [command]
+    run = subprocess.run([sys.executable, "-c", FROZEN_PROBE, *argv], capture_output=True, text=True, check=True,
+                         timeout=120)
+    [report] = [line for line in run.stdout.splitlines() if line.startswith("frozen:")]
+    assert (int(report.removeprefix("frozen:")) > 1000) is frozen
