@@ -5,10 +5,8 @@ default) unless ``--file`` names one, then runs, interleaved and best of ``--run
 
 * baseline: ``python -c`` looping ``orjson.loads`` over the file's lines, nothing else;
 * ``kubeguard scan --format jsonl --output /dev/null FILE`` (start-up, every detector, anomaly included),
-  as a user runs it: split over the cores (``kubeguard.split_scan``) unless the load average says no core
-  is idle;
-* the same scan with ``KUBEGUARD_SCAN_PROCESSES=split`` (split whatever the load) and with
-  ``KUBEGUARD_SCAN_PROCESSES=1`` (one process), to show what the second core adds.
+  as a user runs it: split over the cores (``kubeguard.split_scan``);
+* the same scan with ``KUBEGUARD_SCAN_PROCESSES=1`` (one process), to show what the second core adds.
 
 It prints wall seconds and CPU seconds (user + system, children included) for each, and the rate ratio
 against the baseline (``baseline time / scan time``: ≥ 1 means the scan is at least as fast as parsing).
@@ -70,10 +68,9 @@ def main() -> None:
             build_file(path, args.events)
         scan = [*kubeguard_command(), "scan", "--format", "jsonl", "--output", "/dev/null", str(path)]
         one_process = {**os.environ, "KUBEGUARD_SCAN_PROCESSES": "1"}
-        split = {**os.environ, "KUBEGUARD_SCAN_PROCESSES": "split"}
         parse = [sys.executable, "-c", BARE_PARSE, str(path)]
         events = int(timed_run(parse)[2])
-        rows = (("parse", parse, None), ("scan", scan, None), ("split", scan, split), ("scan1", scan, one_process))
+        rows = (("parse", parse, None), ("scan", scan, None), ("scan1", scan, one_process))
         best = {name: (float("inf"), float("inf")) for name, _, _ in rows}
         for _ in range(args.runs):  # interleaved: a slow spell of a shared machine hits every row alike
             for name, command, env in rows:
@@ -85,7 +82,6 @@ def main() -> None:
     print(f"{'':44}{'wall s':>9}{'cpu s':>9}{'rate ratio (wall)':>20}")
     base_wall = best["parse"][0]
     for name, label in (("parse", "baseline: orjson.loads per line"), ("scan", "kubeguard scan"),
-                        ("split", "kubeguard scan, split whatever the load"),
                         ("scan1", "kubeguard scan, one process")):
         wall, cpu = best[name]
         print(f"{label:44}{wall:9.3f}{cpu:9.3f}{base_wall / wall:20.2f}")

@@ -329,34 +329,19 @@ def test_what_stays_in_one_process(tmp_path: Path) -> None:
     assert plan([str(path)], pipeline, None, min_bytes=0) is None  # history is kept in order
 
 
-def test_busy_cores_keep_an_automatic_scan_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_processes_switch_keeps_a_scan_in_one_process_or_splits_a_small_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = repeated_lab(tmp_path / "lab.jsonl", 1)
     pipeline = Pipeline(Settings(), MemoryState())
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 2.0, 1.0))
-    monkeypatch.setattr(split_scan, "running_others", lambda: 2)
-    assert split_scan.cores_are_busy()
-    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is None
+    large = path.stat().st_size + 1  # the file counts as small
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=large) is None
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))  # a busy machine still splits a large file
     assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0) is not None
     monkeypatch.setenv(split_scan.PROCESSES_ENV, "split")
-    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is not None
+    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=large) is not None
     monkeypatch.setenv(split_scan.PROCESSES_ENV, "1")
     assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0) is None
-    monkeypatch.delenv(split_scan.PROCESSES_ENV)
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.7, 2.0, 1.0))
-    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is not None
-    # A busy spell that has ended: the average still says busy, but nothing else is runnable now.
-    monkeypatch.setattr(os, "getloadavg", lambda: (2.5, 2.0, 1.0))
-    monkeypatch.setattr(split_scan, "running_others", lambda: 0)
-    assert not split_scan.cores_are_busy()
-    assert split_scan.split_plan([str(path)], pipeline, None, min_bytes=0, when_busy=False) is not None
-
-
-def test_running_others_reads_this_system() -> None:
-    others = split_scan.running_others()
-    if not Path("/proc/loadavg").exists():
-        assert others is None
-    else:
-        assert others is not None and 0 <= others < 10_000
 
 
 def test_state_file_scans_in_one_process(tmp_path: Path) -> None:

@@ -151,7 +151,6 @@ def _run_split(
     plan = split_scan.split_plan(
         list(paths), pipeline, input_format,
         min_bytes=split_scan.MIN_SPLIT_BYTES if min_bytes is None else min_bytes,
-        when_busy=min_bytes is not None,  # asked for explicitly: split even on a busy machine
     )
     if plan is None:
         return None
