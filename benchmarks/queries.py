@@ -423,16 +423,20 @@ def _fill_apart(engine: Engine, count: int) -> tuple[list[str], float]:
     return ids, seconds
 
 
-def _time_console(engine: Engine, rounds: int, only: str) -> None:
+def _wanted(name: str, args: argparse.Namespace) -> bool:
+    return args.only in name and name not in args.skip.split(",")
+
+
+def _time_console(engine: Engine, rounds: int, wanted: Callable[[str], bool]) -> None:
     """Every console page and JSON API route (``console.py``'s deep links), served in this process."""
     import console
 
     url = engine.url.render_as_string(hide_password=False)
-    pages, _ = console.time_pages(url, rounds)
-    for name, (p50, p95) in pages.items():
-        if only in name:
-            verdict = "" if p95 <= console.BUDGET_MS else "  OVER the page budget"
-            print(f"  {'page: ' + name:48s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms{verdict}", flush=True)
+    pages, _ = console.time_pages(url, rounds, wanted)
+    for name, (p50, p95, cpu) in pages.items():
+        verdict = "" if p95 <= console.BUDGET_MS else "  OVER the page budget"
+        print(f"  {'page: ' + name:48s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  (cpu p50 {cpu:6.1f} ms){verdict}",
+              flush=True)
 
 
 def _peak_rss_mib() -> float:
@@ -448,6 +452,7 @@ def main() -> None:
     parser.add_argument("--history-clusters", type=int, default=4, help="simulated clusters in that history")
     parser.add_argument("--history-cache", type=Path, help="history store to reuse, or to build and keep")
     parser.add_argument("--only", default="", help="time only the rows whose name contains this")
+    parser.add_argument("--skip", default="", help="comma-separated names of rows not to time")
     add_store_options(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -463,12 +468,12 @@ def main() -> None:
                     print(f"  history: {activity_history.summary_line(activity_history.describe(engine))}")
                 before = _peak_rss_mib()
                 for name, query in new_queries(SimpleNamespace(engine=engine), ids).items():
-                    if args.only not in name:
+                    if not _wanted(name, args):
                         continue
                     p50, p95, cpu = timings(query, args.rounds)
                     print(f"  {name:48s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  (cpu p50 {cpu:6.1f} ms)", flush=True)
                 if history is not None:
-                    _time_console(engine, args.rounds, args.only)
+                    _time_console(engine, args.rounds, lambda name: _wanted(name, args))
                 print(f"  peak RSS of the querying process: {before:.0f} MiB before, {_peak_rss_mib():.0f} MiB after")
         for dialect in args.dialects.split(",") if args.baseline_count else []:
             with store(dialect, Path(tmp), args.postgres_url, args.postgres_dsn) as engine:

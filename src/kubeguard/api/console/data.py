@@ -17,8 +17,10 @@ from kubeguard.graph import kinds, queries
 from kubeguard.graph import schema as graph_tables
 from kubeguard.graph.queries import DAY_MS, Scope
 from kubeguard.severity import label
+from kubeguard.store import finding_query
 from kubeguard.store import findings as finding_store
 from kubeguard.store import schema as store_tables
+from kubeguard.store.criteria_sql import translate
 
 SEVERITIES = ("Low", "Medium", "High", "Critical")
 USERNAME = "resource.kubernetesDetails.kubernetesUserDetails.username"
@@ -317,7 +319,18 @@ def _facets(conn: Connection) -> dict[str, list[str]]:
 
 
 def count_matching(conn: Connection, criterion: dict[str, dict[str, Any]], *, archived: bool | None = False) -> int:
-    """How many stored findings ``criterion`` matches (the suppression form's preview)."""
+    """How many stored findings ``criterion`` matches (the suppression form's preview).
+
+    Counted in SQL when the whole criterion has columns and every finding's columns are exact (one
+    ``COUNT`` over the indexes: the form opened in seconds, reading every finding of its type, at a
+    million findings); else each candidate is evaluated in Python."""
+    plan = translate(criterion)
+    if not plan.residual and finding_query.sql_ready(conn, None):
+        table = store_tables.findings
+        where = list(plan.clauses)
+        if archived is not None:
+            where.append(table.c.archived == archived)
+        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
     total = 0
     for finding in finding_store.scan(conn, None, criterion):
         if archived is not None and bool((finding.get("service") or {}).get("archived")) != archived:
