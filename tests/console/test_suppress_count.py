@@ -1,6 +1,7 @@
-"""The suppression form's preview (how many findings a criterion matches), counted in SQL, equals a plain
-count of the stored bodies with the criteria evaluator; criteria or findings SQL cannot answer exactly
-take the evaluator's path and give the same numbers."""
+"""The suppression form's preview (how many findings a criterion matches), counted in SQL (from the count
+cells, or over the finding columns), equals a plain count of the stored bodies with the criteria
+evaluator; criteria or findings SQL cannot answer exactly take the evaluator's path and give the same
+numbers."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ from kubeguard.store.database import open_engine
 
 TYPES = ["Discovery:Kubernetes/A", "Impact:Kubernetes/B", "Policy:Kubernetes/C"]
 CRITERIA = [
+    # Fields the pre-aggregated cells keep: summed from them.
     {"type": {"eq": [TYPES[0]]}},
+    {"severity": {"gte": 5}, "resource.eksClusterDetails.name": {"neq": ["prod"]}},
+    {"service.archived": {"eq": ["true"]}, "type": {"neq": [TYPES[1]]}},
+    # The subject is not in the cells: counted over the findings' columns.
     {"type": {"eq": [TYPES[1]]}, data.USERNAME: {"eq": ["alice"]}, "resource.eksClusterDetails.name": {"eq": ["lab"]}},
     {data.USERNAME: {"eq": ["bob", "carol"]}},
     {"type": {"eq": [TYPES[2]]}, "resource.eksClusterDetails.name": {"eq": ["nowhere"]}},

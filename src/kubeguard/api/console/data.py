@@ -17,7 +17,7 @@ from kubeguard.graph import kinds, queries
 from kubeguard.graph import schema as graph_tables
 from kubeguard.graph.queries import DAY_MS, Scope
 from kubeguard.severity import label
-from kubeguard.store import finding_query
+from kubeguard.store import finding_query, finding_statistics
 from kubeguard.store import findings as finding_store
 from kubeguard.store import schema as store_tables
 from kubeguard.store.criteria_sql import translate
@@ -321,11 +321,15 @@ def _facets(conn: Connection) -> dict[str, list[str]]:
 def count_matching(conn: Connection, criterion: dict[str, dict[str, Any]], *, archived: bool | None = False) -> int:
     """How many stored findings ``criterion`` matches (the suppression form's preview).
 
-    Counted in SQL when the whole criterion has columns and every finding's columns are exact (one
-    ``COUNT`` over the indexes: the form opened in seconds, reading every finding of its type, at a
-    million findings); else each candidate is evaluated in Python."""
+    Counted in SQL when the whole criterion has columns and every finding's columns are exact: from the
+    pre-aggregated cells when it names only fields they keep, else one ``COUNT`` over the indexes (the form
+    evaluated every finding of its type in Python, and ``severity >= 7`` counted a quarter of a million
+    findings in 225 ms at a million stored); else each candidate is evaluated in Python."""
     plan = translate(criterion)
     if not plan.residual and finding_query.sql_ready(conn, None):
+        from_cells = finding_statistics.count_of_every_detector(conn, criterion, archived)
+        if from_cells is not None:
+            return from_cells
         table = store_tables.findings
         where = list(plan.clauses)
         if archived is not None:
