@@ -12,9 +12,11 @@ import random
 from collections import Counter
 
 import pytest
+from sqlalchemy import func, select
 
 from graph.auditlog import event
 from kubeguard.graph import kinds, queries
+from kubeguard.graph import schema as tables
 from kubeguard.graph.recorder import ActivityRecorder
 
 DAY_1 = queries.parse_time("2026-11-20T00:00:00Z")
@@ -187,3 +189,21 @@ def test_the_log_has_what_the_cases_need():
         assert sum(per_hour.values()) >= 5, (kind, key)
         assert len({outcome for _, outcome in per_hour}) >= 2, (kind, key)
     assert not plain_profile(calls, *CASES[-1])[0]
+
+
+def test_the_row_count_is_exact_or_the_databases_own_estimate(engine):
+    """The summary's roll-up row count: exact below the threshold; above it PostgreSQL's estimate, which
+    ANALYZE makes exact for a table this small."""
+    record(engine, random_log())
+    with engine.connect() as conn:
+        exact = conn.execute(select(func.count()).select_from(tables.activity_counts)).scalar()
+        assert exact > 100
+        assert queries.activity_row_count(conn) == (exact, False)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE kg_activity")
+            conn.commit()
+            assert queries.activity_row_count(conn, estimate_above=0) == (exact, True)
+    else:
+        with engine.connect() as conn:
+            assert queries.activity_row_count(conn, estimate_above=0) == (exact, False)

@@ -93,7 +93,9 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
     ).scalars()
     entities = graph_tables.entities
     sizes = dict(conn.execute(select(entities.c.kind, func.count()).group_by(entities.c.kind)).all())
-    activity_rows = conn.execute(select(func.count()).select_from(graph_tables.activity_counts)).scalar() or 0
+    activity_rows, rows_estimated = queries.activity_row_count(conn)
+    # The count cells hold every finding (their triggers see every write): no count over a million rows.
+    total = conn.execute(select(func.sum(store_tables.finding_counts.c.findings))).scalar()
     return {
         "scope": {"start": scope.start, "end": scope.end},
         "days": [queries.iso(day) for day in days],
@@ -103,7 +105,7 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
         "byCluster": sorted(by_cluster.items(), key=lambda item: (-item[1], item[0])),
         "newestHigh": [summary_line(orjson.loads(body)) for body in newest_high],
         "findingsInScope": sum(by_type.values()),
-        "findingsTotal": conn.execute(select(func.count()).select_from(table)).scalar() or 0,
+        "findingsTotal": int(total or 0),
         "newlyObserved": queries.new_entities(
             conn, scope, (kinds.SUBJECT, kinds.IP, kinds.ASN, kinds.USER_AGENT), limit=8
         ),
@@ -112,7 +114,8 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
             "latestActivity": queries.iso(latest) if latest else None,
             "clusters": _cluster_health(conn),
             "entities": sizes,
-            "activityRows": int(activity_rows),
+            "activityRows": activity_rows,
+            "activityRowsEstimated": rows_estimated,
         },
     }
 
