@@ -132,10 +132,11 @@ class Pipeline:
                 return [self.builder.build(d) for d in later_stage_detections(self.later_stage_detectors, event)]
             return []
         stats.counted += 1
+        detections = self.engine.detect(event)
+        # After the detectors: the strings they hashed and the body they decoded are there for the observer.
         if self.observers:
             for observe in self.observers:
                 observe(event)
-        detections = self.engine.detect(event)
         if not detections:
             return []
         stats.detections += len(detections)

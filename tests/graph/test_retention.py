@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import threading
+
+import pytest
+from sqlalchemy import exists, func, select
 
 from graph.auditlog import event
 from kubeguard.graph import kinds, queries
@@ -62,3 +65,38 @@ def test_the_row_budget_drops_the_oldest_hours_first(engine):
         hours = conn.execute(select(tables.activity.c.hour_ms).order_by(tables.activity.c.hour_ms)).scalars().all()
     assert pruned.activity == 4
     assert [queries.iso(hour) for hour in hours] == ["2026-05-01T04:00:00Z", "2026-05-01T05:00:00Z"]
+
+
+def test_pruning_never_strands_the_counts_of_a_flush_in_flight(engine):
+    """A worker's flush counts a new hour of a shape whose old hours retention is removing: whichever
+    commits first, the shape stays while the flush's count needs it (PostgreSQL: several writers)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: a prune cannot run while a flush is open")
+    _store(engine, [_call("2026-01-01", "10:00", "alice"), _call("2026-05-01", "10:00", "bob")])
+    flush = engine.connect()
+    transaction = flush.begin()
+    recorder = ActivityRecorder()
+    recorder.observe(_call("2026-05-01", "11:00", "alice"))  # alice's shape again, in an hour retention keeps
+    recorder.flush(flush)
+    pruned: list = []
+    pruning = threading.Thread(target=lambda: pruned.append(_prune(engine)))
+    pruning.start()
+    pruning.join(timeout=1.0)  # it either waits for the flush (the fix) or finishes while the flush is open
+    transaction.commit()
+    flush.close()
+    pruning.join(timeout=30)
+    assert not pruning.is_alive() and pruned
+    with engine.connect() as conn:
+        stranded = conn.execute(
+            select(func.count()).select_from(tables.activity_counts).where(
+                ~exists().where(tables.activity_shapes.c.key == tables.activity_counts.c.shape))
+        ).scalar()
+        alice = conn.execute(select(func.sum(tables.activity.c["count"])).where(
+            tables.activity.c.subject == "alice")).scalar()
+    assert stranded == 0
+    assert alice == 1  # January's hour went; May's, counted while the prune ran, is there
+
+
+def _prune(engine):
+    with engine.begin() as conn:
+        return prune(conn, Retention(days=90))

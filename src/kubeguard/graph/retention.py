@@ -39,6 +39,13 @@ class Pruned:
 
 def prune(conn: Connection, retention: Retention) -> Pruned:
     pruned = Pruned()
+    if conn.dialect.name == "postgresql":
+        # A shape goes when no hour counts it. A worker's flush in flight may be counting a new hour of a
+        # shape whose old hours go here, and its uncommitted count is invisible to this transaction: the
+        # shape would be deleted under it, stranding the count. Every flush writes the shapes it counts
+        # (ROW EXCLUSIVE until it commits), so this lock waits for flushes in flight and holds new ones back
+        # until the prune commits. It is taken first, before any row lock a flush could be waiting on.
+        conn.exec_driver_sql(f"LOCK TABLE {tables.activity_shapes.name} IN SHARE ROW EXCLUSIVE MODE")
     counts, shapes = tables.activity_counts, tables.activity_shapes
     edges, entities, first = tables.edges, tables.entities, tables.first_seen
     keep_ms = int(retention.days * DAY_MS)
