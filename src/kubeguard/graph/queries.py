@@ -299,12 +299,16 @@ def profile_activity(conn: Connection, kind: str, key: str, scope: Scope) -> dic
     joined = counts.join(shapes, counts.c.shape == shapes.c.key)
     hours = and_(counts.c.hour_ms >= scope.start_ms - scope.start_ms % HOUR_MS, counts.c.hour_ms < scope.end_ms)
     total = func.sum(counts.c["count"])
-    # Grouped by the shapes' key, so the shape's other columns are one value per group on both dialects.
+    # One group per shape. PostgreSQL takes the shape's other columns as one value per group when grouped by
+    # the shapes' primary key; SQLite takes them anyway, and grouped by that key it walked the whole key
+    # index to skip a sort (every shape of the store for one namespace's profile), so it groups by the
+    # counts' copy of the key.
+    group = counts.c.shape if conn.dialect.name == "sqlite" else shapes.c.key
     rows = conn.execute(
         select(*(shapes.c[name] for name in _SHAPE_COLUMNS), total)
         .select_from(joined)
         .where(where, hours)
-        .group_by(shapes.c.key)
+        .group_by(group)
         .limit(PROFILE_ROWS_IN_MEMORY + 1)
     ).all()
     if len(rows) > PROFILE_ROWS_IN_MEMORY:
