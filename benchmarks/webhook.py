@@ -8,6 +8,11 @@ with a fresh auditID so de-duplication skips nothing), plain JSON (the API serve
 rate of each counts; every ``serve`` drains its backlog between turns, so a turn is not slowed by the
 detection of the one before.
 
+A 503 (the backlog bound: detection is behind) is answered as the API server does: the batch is sent
+again after ``Retry-After``, its latency counted from the first attempt. The last lines sum up, per store,
+the acknowledged rate as a ratio to the echo and the p99 latency at that rate (issue 14 asks >= 0.5 and
+under 1 s).
+
 Also printed: the rate through detection (first POST to the last batch's findings committed). Then
 webhook-to-finding latency, the same senders paced for ``--latency-seconds`` at the acknowledged rate just
 measured (the issue's definition) and at 80% of the detection rate (a load detection keeps up with); each
@@ -129,6 +134,7 @@ def send(url: str, work: list[tuple[str, bytes]], clients: int, pace: float | No
     origin = time.perf_counter()
     counter = [0]
     errors: list[str] = []
+    refused = [0]
 
     def sender() -> None:
         with httpx.Client(timeout=120) as client:
@@ -145,6 +151,13 @@ def send(url: str, work: list[tuple[str, bytes]], clients: int, pace: float | No
                         time.sleep(wait)
                 started[tag] = time.time()
                 response = client.post(f"{url}/k8s-audit/bench", content=body)
+                while response.status_code == 503 and "retry-after" in response.headers:
+                    # The backlog is full: the API server keeps the batch and sends it again after the pause;
+                    # its latency still counts from the first attempt.
+                    with lock:
+                        refused[0] += 1
+                    time.sleep(float(response.headers["retry-after"]))
+                    response = client.post(f"{url}/k8s-audit/bench", content=body)
                 if response.status_code != 200:
                     errors.append(f"{response.status_code}: {response.text[:200]}")
                     return
@@ -156,6 +169,8 @@ def send(url: str, work: list[tuple[str, bytes]], clients: int, pace: float | No
         thread.join()
     if errors:
         raise RuntimeError(f"{url}: {errors[0]}")
+    if refused[0]:
+        print(f"  ({url}: {refused[0]} requests refused with 503 while detection was behind, sent again)")
     return started
 
 
@@ -283,6 +298,8 @@ def main() -> None:
                 )
             for name, (_, server) in stores.items():
                 print(f"spool commits, {name}: {group_sizes(server.url)}")
+            #: p99 webhook-to-finding at the acknowledged rate, by store: the issue's goal is under 1 s.
+            at_ack: dict[str, float] = {}
             for name, (db_url, server) in stores.items():
                 for label, pace in (
                     ("the ingest rate", best[name]),
@@ -294,10 +311,20 @@ def main() -> None:
                     server.wait_drained(timeout=600)
                     latencies = finding_latencies(db_url, started)
                     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+                    if label == "the ingest rate":
+                        at_ack[name] = p99
                     print(
                         f"webhook-to-finding, {name}, at {label} ({pace:,.0f} events/s, {len(latencies)} batches): "
                         f"p50 {p50:.0f} ms, p99 {p99:.0f} ms"
                     )
+            print(f"summary (goal: ratio >= 0.50 and p99 < 1000 ms; load average {os.getloadavg()[0]:.1f}):")
+            for name in stores:
+                ratio = best[name] / best["echo"]
+                met = "met" if ratio >= 0.5 and at_ack[name] < 1000 else "NOT met"
+                print(
+                    f"  {name}: acknowledged {ratio:.2f}x the echo, webhook-to-finding p99 {at_ack[name]:.0f} ms "
+                    f"at that rate: {met}"
+                )
         finally:
             for _, server in stores.values():
                 server.stop()

@@ -28,7 +28,7 @@ NOT_FOR_SCAN = ("kubeguard.cli.findings", "kubeguard.cli.intel", "kubeguard.cli.
                 "kubeguard.detectors.rules.load", "kubeguard.correlate.sequences")
 
 PROBE = """
-import sys
+import gc, sys
 import kubeguard.cli
 sys.argv = ["kubeguard", *sys.argv[1:]]
 try:
@@ -38,14 +38,19 @@ except SystemExit as stop:
         raise
 heavy = {heavy!r}
 print("heavy:" + ",".join(sorted(name for name in heavy if name in sys.modules)))
+print(f"frozen:{{gc.get_freeze_count()}}")
 """
 
 
-def _loaded_heavy(*argv: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+def _probe(*argv: str, heavy: tuple[str, ...] = HEAVY) -> dict[str, str]:
+    """What the probe reports after running ``kubeguard ARGV`` in a process of its own (``heavy``, ``frozen``)."""
     run = subprocess.run([sys.executable, "-c", PROBE.format(heavy=heavy), *argv],
                          capture_output=True, text=True, check=True, timeout=120)
-    [report] = [line for line in run.stdout.splitlines() if line.startswith("heavy:")]
-    return [name for name in report.removeprefix("heavy:").split(",") if name]
+    return dict(line.split(":", 1) for line in run.stdout.splitlines() if line.startswith(("heavy:", "frozen:")))
+
+
+def _loaded_heavy(*argv: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    return [name for name in _probe(*argv, heavy=heavy)["heavy"].split(",") if name]
 
 
 def test_help_imports_no_heavy_package():
@@ -114,3 +119,11 @@ def test_scan_summary_to_a_pipe_is_plain_text_without_rich(tmp_path: Path):
     assert report == "heavy:"
     summary = [line for line in run.stderr.splitlines() if "events read" in line]
     assert len(summary) == 1 and "records rejected" in summary[0] and "[" not in summary[0]
+
+
+@pytest.mark.parametrize(("command", "frozen"), [("scan", True), ("--help", False)])
+def test_a_finished_scan_leaves_nothing_for_the_collection_at_exit(tmp_path: Path, command: str, frozen: bool):
+    """The console script freezes what a scan leaves alive, so the interpreter's last collection skips it;
+    other commands exit as Python does."""
+    argv = [command, str(_quiet_event(tmp_path)), "--quiet"] if command == "scan" else [command]
+    assert (int(_probe(*argv)["frozen"]) > 1000) is frozen

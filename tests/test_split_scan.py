@@ -7,6 +7,7 @@ made small so that even a small file is cut into many, and compares findings (wi
 
 from __future__ import annotations
 
+import gc
 import gzip
 import os
 import uuid
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kubeguard import scan as scan_module
 from kubeguard import split_scan
 from kubeguard.audit import decode
 from kubeguard.audit.decode import EventReader
@@ -61,11 +63,35 @@ def outcome(result: ScanResult) -> dict[str, Any]:
     }
 
 
+def learned(pipeline: Pipeline) -> dict[str, Any]:
+    """What a scan leaves learned: the anomaly baselines (pending tables folded) and the detectors' state."""
+    baselines = pipeline.baselines
+    state = pipeline.engine.context.state
+    return {
+        "baselines": baselines.to_bytes() if baselines is not None else None,
+        "state": repr(state.__dict__),
+    }
+
+
 def both(path: Path, config: Settings | None = None, **options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The one-process and the split scan of ``path``: what each found and what each learned."""
     config = config or Settings()
-    one = run_scan([str(path)], config, pipeline_options={}, split=False, **options)
-    split = run_scan([str(path)], config, pipeline_options={}, split=True, **options)
-    return outcome(one), outcome(split)
+    results = []
+    made: list[Pipeline] = []
+
+    class Recorded(Pipeline):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    for split in (False, True):
+        original, scan_module.Pipeline = scan_module.Pipeline, Recorded  # type: ignore[misc]
+        try:
+            result = run_scan([str(path)], config, pipeline_options={}, split=split, **options)
+        finally:
+            scan_module.Pipeline = original  # type: ignore[misc]
+        results.append({**outcome(result), "learned": learned(made[-1])})
+    return results[0], results[1]
 
 
 def lab_lines() -> list[bytes]:
@@ -159,6 +185,111 @@ def test_any_mixture_splits_the_same(tmp_path: Path, picks: list[int], garbage: 
     path.write_bytes(b"\n".join(body) + b"\n")
     split_scan.CHUNK_BYTES = chunk
     one, split = both(path)
+    assert split == one
+
+
+# Weighted by repeats, so that examples often combine a counted stage, a success, a dry run and an anonymous
+# caller (a stateless detector's finding that the outcome decides).
+STAGES = ["ResponseComplete"] * 4 + ["ResponseStarted", "RequestReceived", "Panic", "", None]
+CODES = [200, 201, 201, 101, 403, 500, None]
+SUBRESOURCES = [None, None, None, "exec", "attach", "portforward", "status"]
+URIS = [None, "?dryRun=All", "?dryRun=All", "?dryRun=all", "?dryrun=All&x=1"]
+#: Who calls: as logged, another AWS role (another learning key), or anonymous (a stateless detector's finding).
+CALLERS = ["logged", "role", "anonymous", "anonymous"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=1305), st.sampled_from(STAGES), st.sampled_from(CODES),
+            st.sampled_from(SUBRESOURCES), st.sampled_from(URIS), st.sampled_from(CALLERS),
+        ),
+        min_size=20, max_size=300,
+    ),
+    garbage=st.lists(st.sampled_from([b"{", b'{"stage": 5}', b'{"auditID": "x", "stage": "ResponseStarted", '
+                                      b'"user": 1}', b'{"verb": "get", "stage": "Panic"}']), max_size=8),
+    chunk=st.integers(min_value=512, max_value=32 * 1024),
+)
+def test_odd_stages_codes_and_callers_split_the_same(
+    tmp_path: Path, edits: list[tuple[int, Any, Any, Any, Any, str]], garbage: list[bytes], chunk: int
+) -> None:
+    """Lab events with their stage, status code, subresource, dry-run query and caller changed (what the
+    mappers decide per event: the stage filter, the de-duplication kind, the outcome that routes the event,
+    the learning key), mixed with lines that fail to decode, cut into chunks of any size."""
+    lines = lab_lines()
+    body: list[bytes] = []
+    for index, stage, code, subresource, uri, caller in edits:
+        event = orjson.loads(lines[index % len(lines)])
+        if stage is None:
+            event.pop("stage", None)
+        else:
+            event["stage"] = stage
+        if code is None:
+            event.pop("responseStatus", None)
+        else:
+            event["responseStatus"] = {"code": code}
+        if subresource is not None and event.get("objectRef"):
+            event["objectRef"]["subresource"] = subresource
+        if uri is not None:
+            event["requestURI"] = event.get("requestURI", "/").split("?")[0] + uri
+        if caller == "role":
+            event.setdefault("user", {})["extra"] = {"arn": [f"arn:aws:iam::1:role/r{index % 3}"]}
+        elif caller == "anonymous":
+            event["user"] = {"username": "system:anonymous", "groups": ["system:unauthenticated"]}
+        body.append(orjson.dumps(event))
+    for offset, junk in enumerate(garbage):
+        body.insert((offset * 31) % (len(body) + 1), junk)
+    path = tmp_path / f"odd-{chunk}.jsonl"
+    path.write_bytes(b"\n".join(body) + b"\n")
+    split_scan.CHUNK_BYTES = chunk
+    one, split = both(path)
+    assert split == one
+
+
+def test_the_collector_is_tuned_while_splitting_and_restored_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = repeated_lab(tmp_path / "lab.jsonl", 1)
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    during: list[tuple[tuple[int, ...], int]] = []
+    reduce = split_scan.reduce_chunks
+
+    def watched(*args: Any, **kwargs: Any) -> int:
+        during.append((gc.get_threshold(), gc.get_freeze_count()))
+        return reduce(*args, **kwargs)
+
+    monkeypatch.setattr(split_scan, "reduce_chunks", watched)
+    one, split = both(path)
+    assert split == one
+    assert during and during[0][0][0] == max(threshold[0], split_scan.GC_THRESHOLD)
+    assert during[0][1] > frozen  # what existed before the fork is frozen
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)
+
+
+def test_stateless_detectors_that_fail_or_yield_nothing_split_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stateless detector that raises on some events is counted as on one process; one that returns an
+    empty (but truthy) generator finds nothing; the findings of the others on those events stand."""
+    from kubeguard.detectors.callers.anonymous import SuccessfulAnonymousAccess
+    from kubeguard.detectors.signatures.privileged_identity_impersonated import PrivilegedIdentityImpersonated
+
+    detect = SuccessfulAnonymousAccess.detect
+
+    def flaky(self: Any, event: Any, ctx: Any) -> Any:
+        if event.auditID.endswith(("1", "7")):
+            raise ValueError("flaky detector")
+        return detect(self, event, ctx)
+
+    def nothing(self: Any, event: Any, ctx: Any) -> Any:
+        return (d for d in ())
+
+    monkeypatch.setattr(SuccessfulAnonymousAccess, "detect", flaky)
+    monkeypatch.setattr(PrivilegedIdentityImpersonated, "detect", nothing)
+    path = repeated_lab(tmp_path / "lab.jsonl", 2)
+    one, split = both(path)
+    assert one["errors"].get("successful-anonymous-access") and one["findings"]
     assert split == one
 
 

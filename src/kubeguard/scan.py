@@ -157,18 +157,19 @@ def _run_split(
         return None
     findings = FindingSet()
     started = time.perf_counter()
-    mappers = split_scan.start_mappers(pipeline, {"input_format": input_format, "cluster": reader.cluster}, plan)
-    try:
-        chunks = split_scan.chunk_results(mappers, plan)
-        split_scan.reduce_chunks(pipeline, reader, plan, chunks, findings, progress=progress,
-                                 progress_every=progress_every)
-    except split_scan.MapperFailed as error:
-        split_scan.stop_mappers(mappers, kill=True)
-        log.warning("split scan failed (%s); scanning again in one process", error)
-        return None
-    except BaseException:
-        split_scan.stop_mappers(mappers, kill=True)
-        raise
+    with split_scan.collector_tuned():
+        mappers = split_scan.start_mappers(pipeline, {"input_format": input_format, "cluster": reader.cluster}, plan)
+        try:
+            chunks = split_scan.chunk_results(mappers, plan)
+            split_scan.reduce_chunks(pipeline, reader, plan, chunks, findings, progress=progress,
+                                     progress_every=progress_every)
+        except split_scan.MapperFailed as error:
+            split_scan.stop_mappers(mappers, kill=True)
+            log.warning("split scan failed (%s); scanning again in one process", error)
+            return None
+        except BaseException:
+            split_scan.stop_mappers(mappers, kill=True)
+            raise
     if not split_scan.stop_mappers(mappers, kill=False):
         log.warning("a scan process failed; scanning again in one process")
         return None

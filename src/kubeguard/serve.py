@@ -98,6 +98,7 @@ def serve(
         # bounds the backlog. Batches of live sources still go through this process's spool and drainer
         # (the same one-transaction processor, whose state the workers share in PostgreSQL).
         context.backlog = None
+        context.handoff = None  # webhook batches go to the bus, not to this process's drainer
         if not sources:
             drainer = None
             context.drainer_alive = None

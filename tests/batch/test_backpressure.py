@@ -7,20 +7,16 @@ grows exactly as the test sends; the test then drains it by hand and the webhook
 from __future__ import annotations
 
 import gzip
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
-from api.server import free_port
 from sqlalchemy import event
 
 from batch.batches import cut
-from batch.traffic import SETTINGS, simulated
-from kubeguard.api.app import build_context, create_app
-from kubeguard.api.options import serve_options
+from batch.held import held_service as held
+from batch.traffic import simulated
 from kubeguard.store.database import now_ms, open_engine
 from kubeguard.store.spool import PRUNE_STEP, Spool
 
@@ -28,19 +24,8 @@ from kubeguard.store.spool import PRUNE_STEP, Spool
 @pytest.fixture
 def held_service(db_url) -> Iterator[tuple[str, object, object]]:
     """A service whose drainer does not run: (url, context, drainer)."""
-    options = serve_options({"max_backlog_events": 3000, "max_backlog_bytes": 10**9, "retry_after_seconds": 7})
-    context, drainer = build_context(SETTINGS, options, db_url, open_access=True, mutual_tls=False)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(context, None), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}", context, drainer
-    server.should_exit = True
-    thread.join(10)
+    with held(db_url, {"max_backlog_events": 3000, "max_backlog_bytes": 10**9, "retry_after_seconds": 7}) as service:
+        yield service
 
 
 def test_past_the_backlog_bound_the_webhook_answers_503_with_retry_after_until_detection_catches_up(held_service):

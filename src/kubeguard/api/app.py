@@ -21,6 +21,7 @@ from kubeguard.api.ingest import webhook
 from kubeguard.api.ingest.backlog import Backlog
 from kubeguard.api.ingest.drainer import SpoolDrainer
 from kubeguard.api.ingest.group_commit import GroupCommitter
+from kubeguard.api.ingest.handoff import DecodedHandoff
 from kubeguard.api.intel_sets import IntelSets
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions
@@ -142,7 +143,9 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
         retention_seconds=options.spool_retention_seconds,
         retention_bytes=options.spool_retention_bytes,
         maintain=history_upkeep(engine, options) if activity is not None else None,
+        handoff=DecodedHandoff(),
     )
+    context.handoff = drainer.handoff
     context.wake_drainer = drainer.wake
     context.drainer_alive = drainer.alive
     context.committer = GroupCommitter(context.spool, observe=metrics.spool_commit_batches.observe)

@@ -40,6 +40,9 @@ class ServiceContext:
     #: Commits webhook batches to the spool, concurrent requests' together
     #: (:class:`kubeguard.api.ingest.group_commit.GroupCommitter`).
     committer: Any = None
+    #: Decoded webhook batches the drainer of this process takes instead of decoding the bodies again
+    #: (:class:`kubeguard.api.ingest.handoff.DecodedHandoff`); None without a drainer here.
+    handoff: Any = None
     #: The webhook's backpressure (``kubeguard.api.ingest.backlog.Backlog``); None accepts without bound.
     backlog: Any = None
     #: True while the spool drainer's thread runs (readiness); None when this process runs no drainer.

@@ -28,8 +28,20 @@ class ServiceMetrics:
         )
         self.detection_seconds = Histogram(
             "kubeguard_detection_seconds",
-            "Time the pipeline spent on one spool batch",
+            "Time detection spent on one group of spool batches (one transaction)",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.detection_group_batches = Histogram(
+            "kubeguard_detection_group_batches",
+            "Spool batches detected together in one transaction (more while a backlog waits)",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
+        self.detection_decoded = Counter(
+            "kubeguard_detection_batches_decoded",
+            "Spool batches detection took decoded by the webhook of this process, or decoded from the stored body",
+            ["by"],
             registry=self.registry,
         )
         self.spool_commit_batches = Histogram(

@@ -13,6 +13,13 @@ and commits, in **one** store transaction:
 * whatever the caller and the batch participants write (the spool's done mark, a live source's cursor,
   the console's roll-ups).
 
+Several batches that wait together may be detected as one *group* (:meth:`BatchProcessor.process_batches`):
+still one transaction, now holding every batch's done mark, so the group is stored whole or not at all,
+and a batch of it another process stored first is left out. Much of a transaction's cost is the same
+for 400 events as for 8,000 (the commit, the roll-up, finding and profile writes, correlation), so a
+backlog drains 2.4-2.8 times as fast in groups of 8,000 events (benchmarks/detection_groups.py), and
+detection does not depend on where batches are cut.
+
 The guarantee: a crash at any instant, a failed commit, or a redelivery gives exactly the findings,
 ``service.count`` and state of an uninterrupted run, and the same as ``kubeguard scan`` of the same
 events. Nothing in memory decides a retried batch's result: memory is only a cache of committed state,
@@ -43,7 +50,7 @@ from kubeguard.findings.builder import IpDescriber, address_only
 from kubeguard.pipeline import FindingSet, Pipeline, PipelineStats
 from kubeguard.store import schema
 from kubeguard.store.database import now_ms
-from kubeguard.store.dialect import insert_if_absent
+from kubeguard.store.dialect import insert_absent
 from kubeguard.store.recorder import FindingRecorder, Stored
 
 log = logging.getLogger(__name__)
@@ -76,6 +83,21 @@ class BatchParticipant(Protocol):
     def discard(self) -> None: ...
 
 
+@dataclass(slots=True, frozen=True)
+class BatchPart:
+    """One acknowledged batch of a group, already decoded: its done-mark name, its cluster and its events."""
+
+    batch_id: str
+    cluster: str
+    events: Sequence[AuditEvent]
+    #: Records of the batch the decoder could not read (kept in its done mark).
+    rejected: int = 0
+
+
+#: ``within`` of a group: runs in the transaction, told the parts stored by it (not those stored before).
+WithinGroup = Callable[[Connection, Sequence[BatchPart]], None]
+
+
 @dataclass(slots=True)
 class BatchResult:
     batch_id: str
@@ -88,6 +110,8 @@ class BatchResult:
     rejected: int = 0
     occurrences: int = 0
     stored: list[Stored] = field(default_factory=list)
+    #: The batch ids this call stored (a group may find some stored before, by another process).
+    done: list[str] = field(default_factory=list)
 
 
 class BatchAlreadyStored(Exception):
@@ -176,29 +200,45 @@ class BatchProcessor:
                 raise ValueError("process_batch needs a body or decoded events")
             decoded = decode_bytes(body, source=f"batch {batch_id}", cluster=cluster)
             events, rejected = decoded.events, len(decoded.rejects)
-        clusters = tuple(sorted({cluster, *(event.cluster for event in events)}))
-        info = BatchInfo(batch_id, cluster, clusters)
+        part = BatchPart(batch_id, cluster, events, rejected)
+        result = self.process_batches([part], None if within is None else lambda conn, _parts: within(conn))
+        result.batch_id = batch_id
+        return result
+
+    def process_batches(self, parts: Sequence[BatchPart], within: WithinGroup | None = None) -> BatchResult:
+        """Detect several batches, in order, as one group and commit it in one transaction.
+
+        The same promise as :meth:`process_batch`, for the group as a whole: every part's done mark, the
+        findings and the state of all of them commit together or not at all. A part whose done mark is
+        already stored is left out (its events are not detected again); ``within(conn, parts)`` is told the
+        parts this transaction stores. ``processed`` is False when every part had been stored before.
+        """
+        if not parts:
+            raise ValueError("process_batches needs at least one batch")
+        if len({part.batch_id for part in parts}) < len(parts):
+            raise ValueError("a batch id appears twice in the group")
         stats = self.pipeline.stats
         before = PipelineStats(**{name: getattr(stats, name) for name in PipelineStats.__slots__})
         with self._busy:
             for attempt in itertools.count(1):
                 claimed: dict[str, int] = {}
+                live: list[BatchPart] = []
                 try:
                     conn = self._connection()
                     with contextlib.ExitStack() as locks:
                         locks.enter_context(conn.begin())
-                        stored = self._detect_and_write(conn, info, events, rejected, within, claimed, locks)
+                        stored = self._detect_and_write(conn, parts, live, within, claimed, locks)
                 except BatchAlreadyStored:
                     self._restore_stats(before)
-                    return BatchResult(batch_id, processed=False, events=len(events))
+                    return BatchResult(parts[0].batch_id, processed=False, events=sum(len(p.events) for p in parts))
                 except BatchRaced:
-                    self._forget(clusters)
+                    self._forget(_clusters(parts))
                     self._restore_stats(before)
                     if attempt >= MAX_RACES:
                         raise
                     continue
                 except BaseException:
-                    self._forget(clusters)
+                    self._forget(_clusters(parts))
                     self._restore_stats(before)
                     self._drop_connection()
                     raise
@@ -208,60 +248,59 @@ class BatchProcessor:
                 break
         self.recorder.announce(stored)
         return BatchResult(
-            batch_id,
+            parts[0].batch_id,
             processed=True,
-            events=len(events),
+            events=sum(len(part.events) for part in live),
             counted=stats.counted - before.counted,
             duplicates=stats.duplicates - before.duplicates,
-            rejected=rejected + stats.rejected - before.rejected,
+            rejected=sum(part.rejected for part in live) + stats.rejected - before.rejected,
             occurrences=stats.detections - before.detections,
             stored=stored,
+            done=[part.batch_id for part in live],
         )
 
     def _detect_and_write(
         self,
         conn: Connection,
-        info: BatchInfo,
-        events: Sequence[AuditEvent],
-        rejected: int,
-        within: Callable[[Connection], None] | None,
+        parts: Sequence[BatchPart],
+        live: list[BatchPart],
+        within: WithinGroup | None,
         claimed: dict[str, int],
         locks: contextlib.ExitStack,
     ) -> list[Stored]:
-        mark = {
-            "batch_id": info.batch_id,
-            "cluster": info.cluster,
-            "done_at_ms": now_ms(),
-            "events": len(events),
-            "rejected": rejected,
-        }
-        # PostgreSQL: claim the batch and lock its clusters first; a second process waits on the row
-        # locks, then finds the batch done. SQLite (one writer, single-process mode): detect before taking
-        # the database's write lock, so webhook appends never wait behind detection, and check at write
-        # time that nobody stored the batch or moved its clusters meanwhile (else detect it again).
+        done_at = now_ms()
+        marks = {part.batch_id: _mark(part, done_at) for part in parts}
+        # PostgreSQL: claim the batches (in order, so two processes grouping differently cannot deadlock)
+        # and then lock their clusters; a second process waits on the row locks, then finds the batches
+        # done. SQLite (one writer, single-process mode): detect before taking the database's write lock,
+        # so webhook appends never wait behind detection, and check at write time that nobody stored the
+        # batches or moved their clusters meanwhile (else detect them again).
         optimistic = conn.dialect.name == "sqlite"
         if optimistic:
-            marks = schema.batches
-            if conn.execute(select(marks.c.batch_id).where(marks.c.batch_id == info.batch_id)).first():
-                raise BatchAlreadyStored(info.batch_id)
-            for name in info.clusters:
-                claimed[name] = self._read_cluster(conn, name)
+            table = schema.batches
+            ids = list(marks)
+            stored_before = set(conn.scalars(select(table.c.batch_id).where(table.c.batch_id.in_(ids))))
+            live.extend(part for part in parts if part.batch_id not in stored_before)
         else:
-            if not insert_if_absent(conn, schema.batches, mark):
-                raise BatchAlreadyStored(info.batch_id)
-            for name in info.clusters:
-                claimed[name] = self._lock_cluster(conn, name)
+            inserted = insert_absent(conn, schema.batches, list(marks.values()))
+            live.extend(part for part in parts if part.batch_id in inserted)
+        if not live:
+            raise BatchAlreadyStored(parts[0].batch_id)
+        info = BatchInfo(live[0].batch_id, live[0].cluster, _clusters(live))
+        for name in info.clusters:
+            claimed[name] = self._read_cluster(conn, name) if optimistic else self._lock_cluster(conn, name)
         self.keys.conn = conn
         findings = FindingSet()
         process, add = self.pipeline.process_event, findings.add
         participants = self.participants
-        for event in events:
-            for participant in participants:
-                participant.observe(event)
-            found = process(event)
-            if found:
-                for finding in found:
-                    add(finding)
+        for part in live:
+            for event in part.events:
+                for participant in participants:
+                    participant.observe(event)
+                found = process(event)
+                if found:
+                    for finding in found:
+                        add(finding)
         if self.keys.error is not None:
             raise StateReadFailed(f"detector state could not be read: {self.keys.error}") from self.keys.error
         if self.baselines is not None:
@@ -269,8 +308,9 @@ class BatchProcessor:
             self.baselines.memo = None
         locks.enter_context(self.recorder.lock)
         if optimistic:
-            if not insert_if_absent(conn, schema.batches, mark):
-                raise BatchRaced(f"batch {info.batch_id} was stored meanwhile")
+            inserted = insert_absent(conn, schema.batches, [marks[part.batch_id] for part in live])
+            if len(inserted) < len(live):
+                raise BatchRaced(f"a batch of {live[0].batch_id}.. was stored meanwhile")
             self._move_clusters(conn, info.clusters, claimed)
         stored = self.recorder.store(conn, self.file_findings(findings.values()))
         self.keys.write(conn)
@@ -280,7 +320,7 @@ class BatchProcessor:
         for participant in participants:
             participant.flush(conn, info)
         if within is not None:
-            within(conn)
+            within(conn, live)
         return stored
 
     def _connection(self) -> Connection:
@@ -384,3 +424,19 @@ class BatchProcessor:
                 select(table.c.batch_id).where(table.c.done_at_ms < older_than_ms).limit(limit).scalar_subquery()
             )
             return int(conn.execute(delete(table).where(table.c.batch_id.in_(doomed))).rowcount or 0)
+
+
+def _clusters(parts: Sequence[BatchPart]) -> tuple[str, ...]:
+    """Every cluster the parts name, for their batch and in their events: the clusters the group locks."""
+    return tuple(sorted({name for part in parts for name in (part.cluster, *(event.cluster for event in part.events))}))
+
+
+def _mark(part: BatchPart, done_at_ms: int) -> dict[str, Any]:
+    """The part's done mark (a ``kg_batches`` row)."""
+    return {
+        "batch_id": part.batch_id,
+        "cluster": part.cluster,
+        "done_at_ms": done_at_ms,
+        "events": len(part.events),
+        "rejected": part.rejected,
+    }

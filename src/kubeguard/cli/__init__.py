@@ -106,4 +106,19 @@ def main() -> None:
     import sys
 
     command = command_named(sys.argv[1:])
-    build_app((command,) if command else tuple(COMMANDS))()
+    try:
+        build_app((command,) if command else tuple(COMMANDS))()
+    finally:
+        if command == "scan":
+            _skip_the_last_collection()
+
+
+def _skip_the_last_collection() -> None:
+    """Freeze what is alive as a scan ends: the interpreter's collection at exit walks every object still
+    alive (the baselines, the detectors' state) only for the process to end (callgrind: 45M instructions,
+    about 15 ms, of a 40,000-event scan); frozen, they are skipped. A scan has written and closed its
+    output and summary by then, so no finaliser is left that matters. Only the console script does this:
+    a test that runs the command in its own process keeps collecting as before."""
+    import gc
+
+    gc.freeze()

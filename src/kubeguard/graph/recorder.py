@@ -40,6 +40,8 @@ _FACT_RESOURCES = frozenset((*WORKLOAD_RESOURCES, *BINDING_RESOURCES))
 _WRITE_VERBS = frozenset(("create", "update", "patch"))
 _CONNECT = frozenset(("pods/exec", "pods/attach"))
 _CONNECT_SUBRESOURCES = frozenset(("exec", "attach"))
+#: Appended to an hour's text ("2026-11-20T10"), the bound every time in that hour sorts below.
+_PAST_THE_HOUR = "\uffff"
 #: Bound on remembered subjects' groups and IP descriptions (skip rewriting what is already stored).
 _CACHE_LIMIT = 50_000
 
@@ -87,7 +89,8 @@ class ActivityRecorder:
 
     def __init__(self, describe_ip: IpDescriber | None = None) -> None:
         self._describe_ip = describe_ip
-        #: hash of the dimensions -> [dimensions, {hour text: count}, first time, last time]; see :meth:`observe`.
+        #: hash of the dimensions -> [dimensions, {hour text: count} of the hours put away, first time, last time,
+        #: the hour being counted, its upper bound, its count]; see :meth:`observe`.
         self._calls: dict[int, list] = {}
         #: (counter, hour) cells in ``_calls``: the roll-up rows the next flush writes at most.
         self._cells = 0
@@ -125,7 +128,7 @@ class ActivityRecorder:
         ips = event.sourceIPs
         uri = event.requestURI
         if "?" in uri:
-            uri = uri[: uri.find("?")]
+            uri = uri.partition("?")[0]
         verb = event.verb
         # One tuple built whole (a second tuple appended to the first cost a copy per event).
         if ref is None:
@@ -164,25 +167,32 @@ class ActivityRecorder:
             )
         key = hash(dims)
         counter = self._calls.get(key)
-        hour = timestamp[:13]
         if counter is None:
-            self._calls[key] = [dims, {hour: 1}, timestamp, timestamp]
+            hour = timestamp[:13]
+            self._calls[key] = [dims, {}, timestamp, timestamp, hour, hour + _PAST_THE_HOUR, 1]
             self._cells += 1
             user = event.user
             if user.username not in self._groups:
                 self._groups[user.username] = user.groups
             return
-        hours = counter[1]
-        count = hours.get(hour)
-        if count is None:
-            hours[hour] = 1
-            self._cells += 1
+        # Within the hour the counter is counting (text compares in time order): no slice, no lookup.
+        if counter[4] <= timestamp < counter[5]:
+            counter[6] += 1
         else:
-            hours[hour] = count + 1
+            self._change_hour(counter, timestamp)
         if timestamp > counter[3]:
             counter[3] = timestamp
         elif timestamp < counter[2]:
             counter[2] = timestamp
+
+    def _change_hour(self, counter: list, timestamp: str) -> None:
+        """Put away the count of the counter's current hour and start counting ``timestamp``'s hour."""
+        hours = counter[1]
+        hours[counter[4]] = hours.get(counter[4], 0) + counter[6]
+        hour = timestamp[:13]
+        if hour not in hours:
+            self._cells += 1
+        counter[4], counter[5], counter[6] = hour, hour + _PAST_THE_HOUR, 1
 
     def _note_write(self, event: AuditEvent, ref: Any, status: Any, timestamp: str) -> None:
         """A create, update or patch of a workload or binding: its facts are derived once per distinct write
@@ -342,10 +352,11 @@ class ActivityRecorder:
         """
         spans: dict[tuple, list] = {}
         hours_of: dict[tuple, dict[str, int]] = {}
-        copied: set[tuple] = set()
         outcomes = _OUTCOME_OF
         cut = kinds.MAX_KEY
-        for dims, hours, first, last in self._calls.values():
+        for dims, hours, first, last, hour, _, current in self._calls.values():
+            # A new dict: the counters stay as they are until the flush has committed.
+            hours = {**hours, hour: hours.get(hour, 0) + current}
             cluster, subject, ip, agent, verb, uri, code, resource, subresource, namespace, name = dims
             if subresource:
                 resource = f"{resource}/{subresource}"
@@ -363,11 +374,8 @@ class ActivityRecorder:
             if last > span[2]:
                 span[2] = last
             merged = hours_of[shape]
-            if shape not in copied:  # the counters stay as they are until the flush has committed
-                merged = hours_of[shape] = dict(merged)
-                copied.add(shape)
-            for hour, times in hours.items():
-                merged[hour] = merged.get(hour, 0) + times
+            for hour_text, times in hours.items():
+                merged[hour_text] = merged.get(hour_text, 0) + times
         callers: dict[tuple, list] = {}
         namespaces: dict[tuple, list] = {}
         pods: dict[tuple, list] = {}

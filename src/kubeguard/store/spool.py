@@ -115,11 +115,59 @@ class Spool:
             )
             return [Batch(row.id, row.cluster, row.event_count, bytes(row.body)) for row in rows]
 
+    def pending_group(
+        self,
+        *,
+        max_batches: int,
+        max_events: int,
+        max_bytes: int,
+        without_body: Callable[[int], bool] | None = None,
+    ) -> list[Batch]:
+        """The oldest batches not yet drained, as many as fit the bounds (always at least one if any waits).
+
+        The bounds are checked on the rows' sizes before any body is read, so a group never loads more than
+        ``max_bytes`` of bodies (beyond a single batch larger than that). Batches for which
+        ``without_body(id)`` is true come with an empty body, unread (the caller has them decoded already).
+        """
+        with self._engine.connect() as conn:
+            heads = conn.execute(
+                select(_table.c.id, _table.c.cluster, _table.c.event_count, _table.c.body_bytes)
+                .where(_table.c.done_at_ms.is_(None))
+                .order_by(_table.c.id)
+                .limit(max_batches)
+            ).all()
+            chosen: list[Any] = []
+            events = size = 0
+            for row in heads:
+                events += row.event_count
+                size += row.body_bytes
+                if chosen and (events > max_events or size > max_bytes):
+                    break
+                chosen.append(row)
+            unread = [row.id for row in chosen if without_body is None or not without_body(row.id)]
+            bodies = self._bodies(conn, unread) if unread else {}
+            return [Batch(row.id, row.cluster, row.event_count, bodies.get(row.id, b"")) for row in chosen]
+
+    def body(self, batch_id: int) -> bytes:
+        """One batch's body as stored."""
+        with self._engine.connect() as conn:
+            return self._bodies(conn, [batch_id])[batch_id]
+
+    @staticmethod
+    def _bodies(conn: Connection, ids: list[int]) -> dict[int, bytes]:
+        rows = conn.execute(select(_table.c.id, _table.c.body).where(_table.c.id.in_(ids)))
+        return {row.id: bytes(row.body) for row in rows}
+
     @staticmethod
     def mark_done(conn: Connection, batch_id: int, error: str | None = None) -> None:
         """Mark a batch drained, inside the caller's transaction (the one that stored its findings)."""
         values = {"done_at_ms": now_ms(), "error": error[:2000] if error else None}
         conn.execute(update(_table).where(_table.c.id == batch_id).values(**values))
+
+    @staticmethod
+    def mark_many_done(conn: Connection, batch_ids: list[int]) -> None:
+        """Mark several batches drained in one statement, inside the transaction that stored their findings."""
+        conn.execute(update(_table).where(_table.c.id.in_(batch_ids)).values(done_at_ms=now_ms(), error=None))
 
     def fail(self, batch_id: int, done_mark: str, cluster: str, error: str) -> None:
         """Give up on a batch detection keeps failing on: done, with the reason, and its done mark taken."""

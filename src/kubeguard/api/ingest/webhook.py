@@ -90,7 +90,10 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
             if ctx.bus is None:
                 # With the batches of concurrent requests, in one transaction (group commit); a stalled
                 # commit does not hold the answer back past the timeout.
-                await ctx.committer.append(cluster, body, len(decoded.events))
+                spool_id = await ctx.committer.append(cluster, body, len(decoded.events))
+                if ctx.handoff is not None and cluster == explicit_cluster:
+                    # The drainer decodes with the batch's cluster: the same events only when it was named.
+                    ctx.handoff.put(spool_id, cluster, decoded.events, len(decoded.rejects))
     except (TimeoutError, DBAPIError, GroupCommitFailed) as exc:
         return _store_unavailable(ctx, cluster, exc)
     if ctx.bus is not None:

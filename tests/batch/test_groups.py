@@ -1,0 +1,251 @@
+"""Detection in groups: batches waiting together are detected in one transaction, with the same results.
+
+A group holds every part's done mark, so it is stored whole or not at all; a part another process stored
+first is left out; the results equal detecting the batches one at a time (and the offline scan). The
+spool drainer takes whatever waits, up to its bounds, in one group; after a group fails it goes one batch
+per transaction until past it, so a batch that cannot be detected is still found and marked failed alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+
+import httpx
+import pytest
+from sqlalchemy import event, select
+
+from batch.batches import cut, processor, state_rows, stored
+from batch.faults import Faults, InjectedFault
+from batch.held import held_service
+from batch.traffic import SETTINGS_TOML, comparable, offline_scan, simulated
+from kubeguard.api.ingest.drainer import MAX_GROUP_EVENTS, SpoolDrainer, spool_batch_id
+from kubeguard.api.metrics import ServiceMetrics
+from kubeguard.audit.decode import decode_bytes
+from kubeguard.batch.processor import BatchPart, StateReadFailed
+from kubeguard.batch.state import unpack_keys
+from kubeguard.store import schema
+from kubeguard.store.database import open_engine
+from kubeguard.store.spool import Spool, SpoolEntry
+
+
+def _comparable(findings):
+    return {key: comparable(value) for key, value in findings.items()}
+
+
+def same_state(engine) -> dict:
+    """Every piece of detector state, with the de-duplication runs (one row per transaction and cluster, so
+    cut where the transactions were) flattened into each cluster's keys and positions, and its clock."""
+    rows = state_rows(engine)
+    keys, clocks = set(), {}
+    for cluster, last, digests in rows.pop("event_keys"):
+        flat = unpack_keys(digests)
+        keys.update((cluster, key, position) for key, position in zip(flat[::2], flat[1::2], strict=True))
+        clocks[cluster] = max(clocks.get(cluster, 0), last)
+    return {**rows, "event_keys": sorted(keys), "clocks": clocks}
+
+
+def part(batch_id: str, cluster: str, body: bytes) -> BatchPart:
+    decoded = decode_bytes(body, cluster=cluster)
+    return BatchPart(batch_id, cluster, decoded.events, len(decoded.rejects))
+
+
+def reference(url, batches):
+    """A store that detected ``batches`` one per transaction."""
+    engine = open_engine(url)
+    worker = processor(engine)
+    for batch_id, cluster, body in batches:
+        assert worker.process_batch(batch_id, cluster, body).processed
+    return engine
+
+
+def test_groups_store_what_one_batch_at_a_time_stores_and_leave_out_batches_stored_before(db_url, tmp_path):
+    pairs = simulated()[:12000]
+    batches = cut(pairs, itertools.cycle([500, 900, 40]))
+    engine = open_engine(db_url)
+    worker = processor(engine)
+    for batch_id, cluster, body in batches[:3]:  # as if another process had stored these first
+        assert worker.process_batch(batch_id, cluster, body).processed
+    told: list[list[str]] = []
+    result = worker.process_batches(
+        [part(*batch) for batch in batches[1:8]], within=lambda _conn, parts: told.append([p.batch_id for p in parts])
+    )
+    assert result.processed and result.done == [batch[0] for batch in batches[3:8]]
+    assert told == [result.done], "within is told the parts this transaction stores, not those stored before"
+    before = state_rows(engine)
+    again = worker.process_batches([part(*batch) for batch in batches[2:6]])
+    assert not again.processed and again.done == []
+    assert state_rows(engine) == before, "a group stored before changes nothing"
+    for start in range(8, len(batches), 4):
+        assert worker.process_batches([part(*batch) for batch in batches[start : start + 4]]).processed
+
+    with engine.connect() as conn:
+        marks = dict(conn.execute(select(schema.batches.c.batch_id, schema.batches.c.events)).all())
+    assert marks == {batch_id: len(body.splitlines()) for batch_id, _, body in batches}, "one mark per batch"
+    sqlite_path = tmp_path / "reference"
+    sqlite_path.mkdir()
+    one_by_one = reference(f"sqlite:///{sqlite_path}/ref.db", batches)
+    assert same_state(engine) == same_state(one_by_one)
+    assert _comparable(stored(engine)) == _comparable(stored(one_by_one)) == _comparable(offline_scan(pairs))
+    engine.dispose()
+    one_by_one.dispose()
+
+
+def test_a_failed_group_stores_none_of_its_batches_and_its_retry_gives_the_uninterrupted_result(db_url, tmp_path):
+    pairs = simulated()[:9000]
+    batches = cut(pairs, itertools.cycle([600, 250]))
+    groups = [batches[i : i + 3] for i in range(0, len(batches), 3)]
+    engine = open_engine(db_url)
+    faults = Faults(engine)
+    current = processor(engine)
+    for index, group in enumerate(groups):
+        commit = index % 3 == 2
+        faults.arm(statement=None if commit else index % 4, commit=commit)  # a group has more statements
+        with pytest.raises((InjectedFault, StateReadFailed)):
+            current.process_batches([part(*batch) for batch in group])
+        with engine.connect() as conn:
+            ids = [batch[0] for batch in group]
+            assert not conn.scalars(select(schema.batches.c.batch_id).where(schema.batches.c.batch_id.in_(ids))).all()
+        if index % 2:
+            current = processor(engine)  # a restart
+        faults.arm()
+        assert current.process_batches([part(*batch) for batch in group]).done == [batch[0] for batch in group]
+    assert faults.fired.count("commit") == len(range(2, len(groups), 3))
+    assert faults.fired.count("statement") == len(groups) - faults.fired.count("commit")
+    (tmp_path / "reference").mkdir()
+    one_by_one = reference(f"sqlite:///{tmp_path}/reference/ref.db", batches)
+    assert same_state(engine) == same_state(one_by_one)
+    assert _comparable(stored(engine)) == _comparable(offline_scan(pairs))
+    engine.dispose()
+    one_by_one.dispose()
+
+
+def test_a_webhook_backlog_drains_in_groups_one_transaction_each_with_the_findings_of_the_scan(db_url):
+    pairs = simulated()
+    batches = cut(pairs, itertools.cycle([700]))
+    with held_service(db_url, {"max_backlog_events": 10**7, "max_backlog_bytes": 10**10}) as (url, context, drainer):
+        with httpx.Client(timeout=60) as client:
+            for _, cluster, body in batches:
+                assert client.post(f"{url}/k8s-audit/{cluster}", content=body).status_code == 200
+        commits: list[int] = []
+        event.listen(context.engine, "commit", lambda _conn: commits.append(1))
+        taken: list[int] = []
+        while taken_now := drainer.drain_once():
+            taken.append(taken_now)
+        assert sum(taken) == len(batches)
+        assert len(commits) == len(taken), "one transaction per group"
+        assert len(taken) == math.ceil(len(pairs) / MAX_GROUP_EVENTS), "each group as large as the bound allows"
+        # Nothing drained while the webhook took them: the handoff kept batches up to its bound, the drainer
+        # decoded the others from the spool.
+        held = left = 0
+        for _, _, body in batches:
+            if held + len(body.splitlines()) <= drainer.handoff.max_events:
+                held += len(body.splitlines())
+                left += 1
+        assert 0 < left < len(batches)
+        assert (drainer.handoff.taken, drainer.handoff.missed, len(drainer.handoff)) == (left, len(batches) - left, 0)
+        totals = context.spool.totals()
+        assert totals["batches_done"] == len(batches) and totals["batches_failed"] == 0
+        with context.engine.connect() as conn:
+            marks = dict(conn.execute(select(schema.batches.c.batch_id, schema.batches.c.events)).all())
+            spooled = dict(conn.execute(select(schema.spool.c.id, schema.spool.c.event_count)).all())
+        assert marks == {spool_batch_id(key): count for key, count in spooled.items()}
+        found = {f["id"]: comparable(f) for f in stored(context.engine).values()}
+        assert found == _comparable(offline_scan(pairs, sequences=True))
+        metrics = httpx.get(f"{url}/metrics").text
+        assert f"kubeguard_detection_group_batches_sum {float(len(batches))}" in metrics
+        assert f'kubeguard_detection_batches_decoded_total{{by="webhook"}} {float(left)}' in metrics
+        assert f'kubeguard_detection_batches_decoded_total{{by="drainer"}} {float(len(batches) - left)}' in metrics
+
+
+class Poisoned:
+    """A processor that fails every group holding the poisoned batch (detection raising on it, say)."""
+
+    def __init__(self, inner, poisoned: str) -> None:
+        self.inner, self.poisoned, self.offered = inner, poisoned, []
+
+    def process_batches(self, parts, within=None):
+        self.offered.append([p.batch_id for p in parts])
+        if any(p.batch_id == self.poisoned for p in parts):
+            raise RuntimeError("poisoned batch")
+        return self.inner.process_batches(parts, within)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_after_a_group_fails_its_batches_go_alone_so_only_the_bad_one_is_marked_failed(db_url):
+    engine = open_engine(db_url)
+    spool = Spool(engine)
+    batches = cut(simulated()[:3000], [300] * 10)
+    ids = spool.append_many([SpoolEntry(cluster, body, len(body.splitlines())) for _, cluster, body in batches[:6]])
+    poisoned = Poisoned(processor(engine), spool_batch_id(ids[3]))
+    drainer = SpoolDrainer(spool, poisoned, ServiceMetrics(), retention_seconds=3600)
+    raised = 0
+    for _ in range(20):
+        try:
+            if not drainer.drain_once():
+                break
+        except RuntimeError:
+            raised += 1
+    names = [spool_batch_id(i) for i in ids]
+    attempts = 5  # MAX_ATTEMPTS: the fifth failure alone marks the batch failed instead of raising
+    assert poisoned.offered == [names, *([n] for n in names[:3]), *[[names[3]]] * attempts, [names[4]], [names[5]]]
+    assert raised == 1 + attempts - 1
+    totals = spool.totals()
+    assert totals["batches_done"] == 6 and totals["batches_failed"] == 1 and totals["batches_pending"] == 0
+    later = spool.append_many([SpoolEntry(cluster, body, len(body.splitlines())) for _, cluster, body in batches[6:]])
+    assert drainer.drain_once() == len(later), "past the failed group, waiting batches are grouped again"
+    assert poisoned.offered[-1] == [spool_batch_id(i) for i in later]
+    engine.dispose()
+
+
+def test_a_group_is_bounded_by_events_and_always_takes_one_batch(db_url):
+    engine = open_engine(db_url)
+    spool = Spool(engine)
+    spool.append_many([SpoolEntry("c", b"{}", 3000), SpoolEntry("c", b"{}", 3000), SpoolEntry("c", b"{}", 3000)])
+    spool.append("c", b"{}", 20_000)
+    sizes = []
+    for _ in range(3):
+        group = spool.pending_group(max_batches=64, max_events=8000, max_bytes=10**9)
+        sizes.append([batch.event_count for batch in group])
+        with engine.begin() as conn:
+            Spool.mark_many_done(conn, [batch.id for batch in group])
+    assert sizes == [[3000, 3000], [3000], [20_000]]
+    assert spool.pending_group(max_batches=64, max_events=8000, max_bytes=10**9) == []
+    engine.dispose()
+
+
+def test_serve_under_a_burst_detects_every_batch_once_as_the_scan_does(make_server):
+    """A real ``kubeguard serve``: two clusters' API servers send as fast as they are answered (one request at a
+    time each), detection runs behind them in groups, and the findings equal the offline scan."""
+    pairs = simulated()
+    batches = cut(pairs, itertools.cycle([400]))
+    server = make_server(SETTINGS_TOML)
+    by_cluster: dict[str, list[bytes]] = {}
+    for _, cluster, body in batches:
+        by_cluster.setdefault(cluster, []).append(body)
+
+    def send(cluster: str) -> None:
+        with httpx.Client(timeout=60) as client:
+            for body in by_cluster[cluster]:
+                assert client.post(f"{server.url}/k8s-audit/{cluster}", content=body).status_code == 200
+
+    threads = [threading.Thread(target=send, args=(cluster,)) for cluster in by_cluster]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(240)
+    totals = server.wait_drained(timeout=120)
+    assert totals["batches_done"] == len(batches) and totals["batches_failed"] == 0
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert f"kubeguard_detection_group_batches_sum {float(len(batches))}" in metrics
+    decoded = {
+        line.split('"')[1]: float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("kubeguard_detection_batches_decoded_total{")
+    }
+    assert sum(decoded.values()) == len(batches) and decoded["webhook"] > 0
+    found = httpx.get(f"{server.url}/api/findings", params={"limit": 1000}, timeout=30).json()["findings"]
+    assert {f["id"]: comparable(f) for f in found} == _comparable(offline_scan(pairs, sequences=True))
