@@ -6,7 +6,14 @@ without HTTP) and prints p50/p95 per query and the process's peak RSS. The basel
 (every matching finding loaded and evaluated in Python), measured in the same run on a smaller store
 (``--baseline-count``, default 20,000) next to the new path on that same store: the ratio is old/new.
 
-Run: ``.venv/bin/python benchmarks/queries.py [--count 1000000] [--dialects sqlite,postgresql]``.
+With ``--history-events N`` (10,000,000 for issue 14's "activity history of 10 million events") each store
+first gets the activity history of N simulated counted events (``activity_history.py``: built once into
+``--history-cache`` and copied into every store, so both dialects hold the same rows), then the findings;
+besides the finding queries, every console page and JSON API route (``console.py``'s deep links) is then
+timed in the same process, so the peak RSS printed covers both.
+
+Run: ``.venv/bin/python benchmarks/queries.py [--count 1000000] [--dialects sqlite,postgresql]
+[--history-events 10000000 [--history-cache PATH]]``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import activity_history
 import orjson
 from sqlalchemy import Connection, Engine, inspect
 
@@ -362,9 +370,15 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def store(dialect: str, directory: Path, postgres_url: str, postgres_dsn: str) -> Iterator[Engine]:
+def store(
+    dialect: str, directory: Path, postgres_url: str, postgres_dsn: str, history: Path | None = None
+) -> Iterator[Engine]:
+    """A fresh store of ``dialect``, holding the activity history store ``history``'s rows when given."""
     if dialect == "sqlite":
-        engine = open_engine(f"sqlite:///{directory / f'bench-{uuid.uuid4().hex[:6]}.db'}")
+        path = directory / f"bench-{uuid.uuid4().hex[:6]}.db"
+        if history is not None:
+            activity_history.copy_file(history, path)
+        engine = open_engine(f"sqlite:///{path}")
         yield engine
         engine.dispose()
         return
@@ -376,6 +390,8 @@ def store(dialect: str, directory: Path, postgres_url: str, postgres_dsn: str) -
         admin.execute(f'CREATE SCHEMA "{name}"')
         try:
             engine = open_engine(f"{postgres_url}?options=-csearch_path%3D{name}")
+            if history is not None:
+                activity_history.copy_into(history, engine)
             yield engine
             engine.dispose()
         finally:
@@ -407,6 +423,22 @@ def _fill_apart(engine: Engine, count: int) -> tuple[list[str], float]:
     return ids, seconds
 
 
+def _wanted(name: str, args: argparse.Namespace) -> bool:
+    return args.only in name and name not in args.skip.split(",")
+
+
+def _time_console(engine: Engine, rounds: int, wanted: Callable[[str], bool]) -> None:
+    """Every console page and JSON API route (``console.py``'s deep links), served in this process."""
+    import console
+
+    url = engine.url.render_as_string(hide_password=False)
+    pages, _ = console.time_pages(url, rounds, wanted)
+    for name, (p50, p95, cpu) in pages.items():
+        verdict = "" if p95 <= console.BUDGET_MS else "  OVER the page budget"
+        print(f"  {'page: ' + name:48s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  (cpu p50 {cpu:6.1f} ms){verdict}",
+              flush=True)
+
+
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -416,17 +448,32 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--baseline-count", type=int, default=20_000, help="0 skips the old-path comparison")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--history-events", type=int, default=0, help="activity history of this many events")
+    parser.add_argument("--history-clusters", type=int, default=4, help="simulated clusters in that history")
+    parser.add_argument("--history-cache", type=Path, help="history store to reuse, or to build and keep")
+    parser.add_argument("--only", default="", help="time only the rows whose name contains this")
+    parser.add_argument("--skip", default="", help="comma-separated names of rows not to time")
     add_store_options(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        history = None
+        if args.history_events:
+            cache = args.history_cache or Path(tmp) / f"history-{args.history_events}.db"
+            history = activity_history.ensure(cache, args.history_events, clusters=args.history_clusters)
         for dialect in args.dialects.split(","):
-            with store(dialect, Path(tmp), args.postgres_url, args.postgres_dsn) as engine:
+            with store(dialect, Path(tmp), args.postgres_url, args.postgres_dsn, history) as engine:
                 ids, seconds = _fill_apart(engine, args.count)
                 print(f"\n{dialect}: {args.count:,} findings ({seconds:.0f} s to fill)")
+                if history is not None:
+                    print(f"  history: {activity_history.summary_line(activity_history.describe(engine))}")
                 before = _peak_rss_mib()
                 for name, query in new_queries(SimpleNamespace(engine=engine), ids).items():
+                    if not _wanted(name, args):
+                        continue
                     p50, p95, cpu = timings(query, args.rounds)
                     print(f"  {name:48s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  (cpu p50 {cpu:6.1f} ms)", flush=True)
+                if history is not None:
+                    _time_console(engine, args.rounds, lambda name: _wanted(name, args))
                 print(f"  peak RSS of the querying process: {before:.0f} MiB before, {_peak_rss_mib():.0f} MiB after")
         for dialect in args.dialects.split(",") if args.baseline_count else []:
             with store(dialect, Path(tmp), args.postgres_url, args.postgres_dsn) as engine:

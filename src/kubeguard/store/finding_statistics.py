@@ -96,6 +96,20 @@ def _cells(
     return [table.c.detector_id == detector_id, *plan.clauses]
 
 
+def count_of_every_detector(
+    conn: Connection, criterion: Mapping[str, Mapping[str, Any]], archived: bool | None
+) -> int | None:
+    """How many findings of all detectors match ``criterion`` (and are ``archived``, unless None), summed
+    from the cells; None when the cells cannot answer (a field they do not keep)."""
+    plan = translate(criterion, _COUNT_FIELDS)
+    if plan.residual:
+        return None
+    where = list(plan.clauses)
+    if archived is not None:
+        where.append(_counts.c.archived == archived)
+    return int(conn.execute(select(func.coalesce(func.sum(_counts.c.findings), 0)).where(*where)).scalar_one())
+
+
 def count_by_severity(conn: Connection, detector_id: str, criterion: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     windowed = _windowed(conn, detector_id, criterion, "SEVERITY")
     if windowed is not None:

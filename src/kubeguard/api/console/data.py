@@ -17,8 +17,10 @@ from kubeguard.graph import kinds, queries
 from kubeguard.graph import schema as graph_tables
 from kubeguard.graph.queries import DAY_MS, Scope
 from kubeguard.severity import label
+from kubeguard.store import finding_query, finding_statistics
 from kubeguard.store import findings as finding_store
 from kubeguard.store import schema as store_tables
+from kubeguard.store.criteria_sql import translate
 
 SEVERITIES = ("Low", "Medium", "High", "Critical")
 USERNAME = "resource.kubernetesDetails.kubernetesUserDetails.username"
@@ -91,7 +93,9 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
     ).scalars()
     entities = graph_tables.entities
     sizes = dict(conn.execute(select(entities.c.kind, func.count()).group_by(entities.c.kind)).all())
-    activity_rows = conn.execute(select(func.count()).select_from(graph_tables.activity_counts)).scalar() or 0
+    activity_rows, rows_estimated = queries.activity_row_count(conn)
+    # The count cells hold every finding (their triggers see every write): no count over a million rows.
+    total = conn.execute(select(func.sum(store_tables.finding_counts.c.findings))).scalar()
     return {
         "scope": {"start": scope.start, "end": scope.end},
         "days": [queries.iso(day) for day in days],
@@ -101,7 +105,7 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
         "byCluster": sorted(by_cluster.items(), key=lambda item: (-item[1], item[0])),
         "newestHigh": [summary_line(orjson.loads(body)) for body in newest_high],
         "findingsInScope": sum(by_type.values()),
-        "findingsTotal": conn.execute(select(func.count()).select_from(table)).scalar() or 0,
+        "findingsTotal": int(total or 0),
         "newlyObserved": queries.new_entities(
             conn, scope, (kinds.SUBJECT, kinds.IP, kinds.ASN, kinds.USER_AGENT), limit=8
         ),
@@ -110,7 +114,8 @@ def summary(conn: Connection, scope_start: str | None, scope_end: str | None, sp
             "latestActivity": queries.iso(latest) if latest else None,
             "clusters": _cluster_health(conn),
             "entities": sizes,
-            "activityRows": int(activity_rows),
+            "activityRows": activity_rows,
+            "activityRowsEstimated": rows_estimated,
         },
     }
 
@@ -317,7 +322,22 @@ def _facets(conn: Connection) -> dict[str, list[str]]:
 
 
 def count_matching(conn: Connection, criterion: dict[str, dict[str, Any]], *, archived: bool | None = False) -> int:
-    """How many stored findings ``criterion`` matches (the suppression form's preview)."""
+    """How many stored findings ``criterion`` matches (the suppression form's preview).
+
+    Counted in SQL when the whole criterion has columns and every finding's columns are exact: from the
+    pre-aggregated cells when it names only fields they keep, else one ``COUNT`` over the indexes (the form
+    evaluated every finding of its type in Python, and ``severity >= 7`` counted a quarter of a million
+    findings in 225 ms at a million stored); else each candidate is evaluated in Python."""
+    plan = translate(criterion)
+    if not plan.residual and finding_query.sql_ready(conn, None):
+        from_cells = finding_statistics.count_of_every_detector(conn, criterion, archived)
+        if from_cells is not None:
+            return from_cells
+        table = store_tables.findings
+        where = list(plan.clauses)
+        if archived is not None:
+            where.append(table.c.archived == archived)
+        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
     total = 0
     for finding in finding_store.scan(conn, None, criterion):
         if archived is not None and bool((finding.get("service") or {}).get("archived")) != archived:

@@ -71,13 +71,14 @@ def render_summary(view: dict[str, Any]) -> Html:
         )
     health = view["health"]
     spool = health["spool"]
+    about = "about " if health.get("activityRowsEstimated") else ""
     health_rows = [
         ("Webhook batches received (retained)", f"{spool.get('batches', 0):,}"),
         ("Events received (retained batches)", f"{spool.get('events', 0):,}"),
         ("Batches waiting for detection", f"{spool.get('batches_pending', 0):,}"),
         ("Batches that failed detection", f"{spool.get('batches_failed', 0):,}"),
         ("Latest activity", when(health["latestActivity"])),
-        ("Activity roll-up rows", f"{health['activityRows']:,}"),
+        ("Activity roll-up rows", f"{about}{health['activityRows']:,}"),
     ]
     clusters = table(
         ("Cluster", "Events counted", "Last event"),
