@@ -318,6 +318,17 @@ def new_queries(ctx: Any, ids: list[str]) -> dict[str, Callable[[], Any]]:
             console_data.summary(conn, None, None, {})
 
     queries["console summary (/console/), default scope"] = console_summary
+
+    def console_findings(filters: dict[str, str], page_number: int, sort: str) -> Callable[[], Any]:
+        def run() -> None:
+            with ctx.engine.connect() as conn:
+                console_data.findings_list(conn, filters, page_number, sort)
+
+        return run
+
+    queries["console findings list (/console/findings), default filters"] = console_findings({}, 1, "updated")
+    queries["console findings list, high severity, page 3, by count"] = console_findings(
+        {"severity": "high"}, 3, "count")
     return queries
 
 
