@@ -254,6 +254,14 @@ def _add_summary_index(conn: Connection) -> None:
     next(i for i in schema.findings.indexes if i.name == "ix_kg_findings_summary").create(conn, checkfirst=True)
 
 
+def _add_findings_list_indexes(conn: Connection) -> None:
+    """Version 16: the console findings list's indexes, so its groups and default page read index entries
+    instead of every finding (a million findings took 1.4 s on SQLite without them)."""
+    for index in schema.findings.indexes:
+        if index.name in ("ix_kg_findings_list_groups", "ix_kg_findings_list_updated"):
+            index.create(conn, checkfirst=True)
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
@@ -271,6 +279,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (13, _split_activity_into_shapes),
     (14, _add_finding_window_counts),
     (15, _add_summary_index),
+    (16, _add_findings_list_indexes),
 )
 
 
@@ -332,7 +341,7 @@ def _is_empty(conn: Connection) -> bool:
 #: gets from ``create_all``; version 12's and 14's count triggers come with it too (the metadata's
 #: ``after_create`` hook installs them), and version 13 only reshapes rows a new store does not have. Every
 #: other migration (any new one, unless added here) also runs on a new store.
-_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12, 13, 14, 15))
+_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12, 13, 14, 15, 16))
 
 
 def _create_fresh(conn: Connection) -> int:
