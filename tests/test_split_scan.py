@@ -179,9 +179,15 @@ def test_any_mixture_splits_the_same(tmp_path: Path, picks: list[int], garbage: 
     """Lab events in any order, repeats included (duplicates), with garbage, cut into chunks of any size."""
     lines = lab_lines()
     body = [lines[i % len(lines)] for i in picks]
+    assert_garbled_splits_the_same(tmp_path / f"mix-{chunk}.jsonl", body, garbage, 37, chunk)
+
+
+def assert_garbled_splits_the_same(path: Path, body: list[bytes], garbage: list[bytes], spread: int,
+                                   chunk: int) -> None:
+    """``body`` with the ``garbage`` lines spread through it, cut into chunks of ``chunk`` bytes: the split
+    scan equals the one-process scan."""
     for offset, junk in enumerate(garbage):
-        body.insert((offset * 37) % (len(body) + 1), junk)
-    path = tmp_path / f"mix-{chunk}.jsonl"
+        body.insert((offset * spread) % (len(body) + 1), junk)
     path.write_bytes(b"\n".join(body) + b"\n")
     split_scan.CHUNK_BYTES = chunk
     one, split = both(path)
@@ -238,13 +244,7 @@ def test_odd_stages_codes_and_callers_split_the_same(
         elif caller == "anonymous":
             event["user"] = {"username": "system:anonymous", "groups": ["system:unauthenticated"]}
         body.append(orjson.dumps(event))
-    for offset, junk in enumerate(garbage):
-        body.insert((offset * 31) % (len(body) + 1), junk)
-    path = tmp_path / f"odd-{chunk}.jsonl"
-    path.write_bytes(b"\n".join(body) + b"\n")
-    split_scan.CHUNK_BYTES = chunk
-    one, split = both(path)
-    assert split == one
+    assert_garbled_splits_the_same(tmp_path / f"odd-{chunk}.jsonl", body, garbage, 31, chunk)
 
 
 def test_the_collector_is_tuned_while_splitting_and_restored_after(

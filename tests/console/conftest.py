@@ -17,6 +17,7 @@ import httpx
 import orjson
 import pytest
 from api.server import Server
+from store.conftest import engine  # noqa: F401 - the store fixture (SQLite and PostgreSQL), shared
 
 from kubeguard.config import Settings
 from kubeguard.scan import run_scan

@@ -4,28 +4,17 @@ bodies (the path free text still takes), for every sort and filter, on both data
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
-from store.databases import DIALECTS, database_url
 
 from kubeguard.api.console import data
 from kubeguard.graph.queries import DAY_MS, iso
 from kubeguard.store import finding_query
 from kubeguard.store import findings as finding_store
-from kubeguard.store.database import open_engine
 
 BASE_MS = 1_790_000_000_000  # 2026-09-21
 TYPES = ["Discovery:Kubernetes/A", "Impact:Kubernetes/B", "Policy:Kubernetes/C", "Execution:Kubernetes/D"]
-
-
-@pytest.fixture(params=DIALECTS)
-def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
-    with database_url(request.param, tmp_path) as url:
-        engine = open_engine(url)
-        yield engine
-        engine.dispose()
 
 
 def _finding(number: int, rng: random.Random) -> dict:

@@ -8,27 +8,16 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
-from store.databases import DIALECTS, database_url
 
 from kubeguard.api.console import data
 from kubeguard.graph.queries import DAY_MS, iso
 from kubeguard.severity import label
 from kubeguard.store import findings as finding_store
-from kubeguard.store.database import open_engine
 
 BASE_MS = 1_790_000_000_000  # 2026-09-21
-
-
-@pytest.fixture(params=DIALECTS)
-def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
-    with database_url(request.param, tmp_path) as url:
-        engine = open_engine(url)
-        yield engine
-        engine.dispose()
 
 
 def _finding(number: int, rng: random.Random) -> dict:

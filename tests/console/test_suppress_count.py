@@ -6,18 +6,13 @@ numbers."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import Engine, update
-from store.databases import DIALECTS, database_url
 
 from kubeguard.api.console import data
 from kubeguard.findings.criteria import matches
-from kubeguard.store import finding_query
+from kubeguard.store import finding_query, schema
 from kubeguard.store import findings as finding_store
-from kubeguard.store import schema
-from kubeguard.store.database import open_engine
 
 TYPES = ["Discovery:Kubernetes/A", "Impact:Kubernetes/B", "Policy:Kubernetes/C"]
 CRITERIA = [
@@ -32,14 +27,6 @@ CRITERIA = [
     # No column for the API call's namespace: the evaluator answers.
     {"type": {"eq": [TYPES[0]]}, data.NAMESPACE: {"eq": ["dev"]}},
 ]
-
-
-@pytest.fixture(params=DIALECTS)
-def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
-    with database_url(request.param, tmp_path) as url:
-        engine = open_engine(url)
-        yield engine
-        engine.dispose()
 
 
 def _finding(number: int, rng: random.Random) -> dict:
