@@ -130,41 +130,32 @@ class ActivityRecorder:
         if "?" in uri:
             uri = uri.partition("?")[0]
         verb = event.verb
-        # One tuple built whole (a second tuple appended to the first cost a copy per event).
         if ref is None:
-            dims: tuple = (
-                event.cluster,
-                event.user.username,
-                ips[0] if ips else "",
-                event.userAgent,
-                verb,
-                uri,
-                status.code if status is not None else 0,
-                "",
-                "",
-                "",
-                "",
-            )
+            resource = subresource = namespace = name = ""
         else:
+            resource = ref.resource
             subresource = ref.subresource
+            namespace = ref.namespace
+            name = ref.name
             if subresource:
                 if subresource in _CONNECT_SUBRESOURCES:
                     self._derive_fact(event, self._fact_entities, self._fact_edges)
-            elif verb in _WRITE_VERBS and ref.resource in _FACT_RESOURCES:
+            elif verb in _WRITE_VERBS and resource in _FACT_RESOURCES:
                 self._note_write(event, ref, status, timestamp)
-            dims = (
-                event.cluster,
-                event.user.username,
-                ips[0] if ips else "",
-                event.userAgent,
-                verb,
-                uri,
-                status.code if status is not None else 0,
-                ref.resource,
-                subresource,
-                ref.namespace,
-                ref.name,
-            )
+        # One tuple built whole (a second tuple appended to the first cost a copy per event).
+        dims = (
+            event.cluster,
+            event.user.username,
+            ips[0] if ips else "",
+            event.userAgent,
+            verb,
+            uri,
+            status.code if status is not None else 0,
+            resource,
+            subresource,
+            namespace,
+            name,
+        )
         key = hash(dims)
         counter = self._calls.get(key)
         if counter is None:
@@ -362,17 +353,9 @@ class ActivityRecorder:
                 resource = f"{resource}/{subresource}"
             outcome = outcomes.get(code) or kinds.outcome(code)
             shape = (cluster, subject, ip, agent[:cut], verb, resource, namespace, name, uri[:cut], outcome)
-            count = sum(hours.values())
-            span = spans.get(shape)
-            if span is None:
-                spans[shape] = [count, first, last]
+            if fold_span(spans, shape, sum(hours.values()), first, last):
                 hours_of[shape] = hours
                 continue
-            span[0] += count
-            if first < span[1]:
-                span[1] = first
-            if last > span[2]:
-                span[2] = last
             merged = hours_of[shape]
             for hour_text, times in hours.items():
                 merged[hour_text] = merged.get(hour_text, 0) + times
