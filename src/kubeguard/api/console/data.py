@@ -285,10 +285,9 @@ def findings_list(conn: Connection, filters: dict[str, str], page: int, sort: st
     several GB). Free text is matched in Python, over the findings the other filters leave."""
     criterion = criterion_from(filters)
     text = filters.get("q", "").strip().lower()
-    if not text:
-        plan = translate(criterion)
-        if not plan.residual and finding_query.sql_ready(conn, None):
-            return _findings_list_in_sql(conn, criterion, plan.clauses, page, sort)
+    clauses = None if text else _exact_clauses(conn, criterion)
+    if clauses is not None:
+        return _findings_list_in_sql(conn, criterion, clauses, page, sort)
     found = []
     for finding in finding_store.scan(conn, None, criterion):
         if not matches(criterion, finding):
@@ -316,6 +315,15 @@ def findings_list(conn: Connection, filters: dict[str, str], page: int, sort: st
         "findings": [summary_line(f) for f in chunk],
         "facets": _facets(conn),
     }
+
+
+def _exact_clauses(conn: Connection, criterion: dict[str, dict[str, Any]]) -> list[Any] | None:
+    """SQL conditions that select exactly the findings ``criterion`` matches, or None when part of it has no
+    column or some stored finding's columns are not exact copies (the evaluator must read the bodies)."""
+    plan = translate(criterion)
+    if plan.residual or not finding_query.sql_ready(conn, None):
+        return None
+    return list(plan.clauses)
 
 
 def _group_order(group: dict[str, Any]) -> tuple[float, int, str]:
@@ -381,13 +389,13 @@ def count_matching(conn: Connection, criterion: dict[str, dict[str, Any]], *, ar
     pre-aggregated cells when it names only fields they keep, else one ``COUNT`` over the indexes (the form
     evaluated every finding of its type in Python, and ``severity >= 7`` counted a quarter of a million
     findings in 225 ms at a million stored); else each candidate is evaluated in Python."""
-    plan = translate(criterion)
-    if not plan.residual and finding_query.sql_ready(conn, None):
+    clauses = _exact_clauses(conn, criterion)
+    if clauses is not None:
         from_cells = finding_statistics.count_of_every_detector(conn, criterion, archived)
         if from_cells is not None:
             return from_cells
         table = store_tables.findings
-        where = list(plan.clauses)
+        where = list(clauses)
         if archived is not None:
             where.append(table.c.archived == archived)
         return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
