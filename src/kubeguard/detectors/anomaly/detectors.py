@@ -18,7 +18,7 @@ from kubeguard.audit.objects import AccessReview, read_object
 from kubeguard.detectors import rbac, workload
 from kubeguard.detectors.anomaly import explain
 from kubeguard.detectors.anomaly import features as f
-from kubeguard.detectors.anomaly.baselines import Baselines, Observation, observe
+from kubeguard.detectors.anomaly.baselines import Baselines, Observation, observe, pending_key
 from kubeguard.detectors.anomaly.scoring import CLUSTER, USER, Unusual, Verdict, decide, judge
 from kubeguard.detectors.anomaly.suspicious import (
     SENSITIVE_NAMESPACES,
@@ -130,7 +130,13 @@ def _detection(type_name: str, event: AuditEvent, key: str, action: str, result:
 
 class _Judged:
     """The anomaly detectors judge nobody in :data:`CONTROL_PLANE_IDENTITIES`: :func:`evaluate` returns
-    before it reads or changes anything, and nothing before it changes state either."""
+    before it reads or changes anything, and nothing before it changes state either.
+
+    Each detector's ``relevant`` also says no where its ``detect`` returns before :func:`evaluate` for a
+    reason read from the event alone (a failed call, a body that is not a candidate): a split scan then
+    records the event's facts instead of sending it whole to the reducer (lab log, 200k events: 7,956
+    events sent whole before, 4,896 after). Each must return False only where ``detect`` would.
+    """
 
     @staticmethod
     def relevant(event: AuditEvent) -> bool:
@@ -144,6 +150,10 @@ class SecretsAccessedAnomaly(_Judged):
     name: ClassVar[str] = "anomaly.secrets-accessed"
     finding_types: ClassVar[tuple[str, ...]] = (SECRETS_ACCESSED,)
     wants: ClassVar[tuple[tuple[str, str], ...]] = (("get", "secrets"), ("list", "secrets"), ("watch", "secrets"))
+
+    @staticmethod
+    def relevant(event: AuditEvent) -> bool:
+        return event.succeeded and event.user.username not in CONTROL_PLANE_IDENTITIES
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         if ctx.baselines is None or not event.succeeded:
@@ -165,6 +175,14 @@ class RoleBindingCreatedAnomaly(_Judged):
     wants: ClassVar[tuple[tuple[str, str], ...]] = tuple(
         (verb, resource) for verb in WRITES for resource in rbac.BINDING_RESOURCES
     )
+
+    @staticmethod
+    def relevant(event: AuditEvent) -> bool:
+        """Whether the role is permissive may rest on the wildcard roles seen before: not decided here."""
+        if event.user.username in CONTROL_PLANE_IDENTITIES:
+            return False
+        binding = rbac.read_binding(event)
+        return binding is not None and binding.roleRef is not None
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         binding = rbac.read_binding(event) if ctx.baselines is not None else None
@@ -213,6 +231,13 @@ class WorkloadDeployedAnomaly(_Judged):
         for resource in (*workload.WORKLOAD_RESOURCES, workload.EPHEMERAL_CONTAINERS)
     )
 
+    @staticmethod
+    def relevant(event: AuditEvent) -> bool:
+        if event.user.username in CONTROL_PLANE_IDENTITIES:
+            return False
+        view = workload.read_workload(event)
+        return view is not None and not workload.created_by_controller(event, view)
+
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         view = workload.read_workload(event) if ctx.baselines is not None else None
         if view is None or workload.created_by_controller(event, view):
@@ -255,6 +280,13 @@ class RoleCreatedAnomaly(_Judged):
     wants: ClassVar[tuple[tuple[str, str], ...]] = tuple(
         (verb, resource) for verb in WRITES for resource in rbac.ROLE_RESOURCES
     )
+
+    @staticmethod
+    def relevant(event: AuditEvent) -> bool:
+        if event.user.username in CONTROL_PLANE_IDENTITIES or not event.succeeded:
+            return False
+        role = rbac.read_role(event)
+        return role is not None and bool(role_excesses(role))
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         if ctx.baselines is None or not event.succeeded:
@@ -307,6 +339,13 @@ class PermissionCheckedAnomaly(_Judged):
     finding_types: ClassVar[tuple[str, ...]] = (PERMISSION_CHECKED,)
     wants: ClassVar[tuple[tuple[str, str], ...]] = tuple(("create", resource) for resource in ACCESS_REVIEWS)
 
+    @staticmethod
+    def relevant(event: AuditEvent) -> bool:
+        if event.user.username in CONTROL_PLANE_IDENTITIES or not event.succeeded:
+            return False
+        checked = checked_permission(event)
+        return checked is not None and (checked[2] or event.resource == "selfsubjectrulesreviews")
+
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         if ctx.baselines is None or not event.succeeded:
             return ()
@@ -347,6 +386,28 @@ class AnomalyLearner:
             # Images and permissions are learned at once: they are what cluster-wide judgements read.
             baselines.learn(Observation(event.cluster, f.principal(event), f.event_seconds(event), {}), extra, times=0)
         return ()
+
+    @staticmethod
+    def prepare(event: AuditEvent) -> tuple[Any, ...]:
+        """What :meth:`detect` learns of ``event``, read from the event alone: its pending key and its body's
+        values. A split scan (``kubeguard.split_scan``) prepares an event it sends whole to the reducer in
+        the decoding process, and the reducer applies it after the detectors judged the event."""
+        owner, action, stamp = pending_key(event)
+        ref = event.objectRef
+        extra = _body_values(event) if ref is not None and ref.resource in _BODY_RESOURCES else None
+        return owner, action, stamp, extra
+
+    @staticmethod
+    def apply(fact: tuple[Any, ...], ctx: DetectionContext) -> None:
+        """Learn what :meth:`prepare` read, as :meth:`detect` would have."""
+        baselines: Baselines | None = ctx.baselines
+        if baselines is None:
+            return
+        owner, action, stamp, extra = fact
+        baselines.memo = None
+        baselines.defer_key(owner, action, stamp)
+        if extra is not None:
+            baselines.learn(Observation(owner[0], owner[1], f.seconds_of(stamp), {}), extra, times=0)
 
 
 #: Resources whose bodies carry a feature (images, permissions); other events never need decoding.

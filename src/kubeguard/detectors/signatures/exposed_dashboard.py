@@ -86,6 +86,22 @@ class ExposedDashboard:
     finding_types = (DASHBOARD, KUBEFLOW)
     wants = (("create", "services"), ("update", "services"), ("patch", "services"))
 
+    @staticmethod
+    def relevant(event: AuditEvent) -> bool:
+        """False when :meth:`detect` would find nothing: no exposed Service that is, or may be (Kubeflow's
+        gateway counts once the cluster was seen running Kubeflow), a dashboard. Reads nothing recorded."""
+        if not event.succeeded or not patch_touches(event, *EXPOSURE_PATHS):
+            return False
+        service = read_service(event)
+        if service is None or service.spec is None or service.spec.type not in EXPOSING_TYPES:
+            return False
+        if is_internal(service):
+            return False
+        name = service.metadata.name or event.name
+        namespace = service.metadata.namespace or event.namespace
+        return is_kubernetes_dashboard(service, name, namespace) or is_kubeflow_dashboard(
+            service, name, namespace, kubeflow_present=True)
+
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
         if not event.succeeded or not patch_touches(event, *EXPOSURE_PATHS):
             return
