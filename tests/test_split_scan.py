@@ -425,6 +425,24 @@ def test_prepare_then_apply_is_detect() -> None:
     assert repr(direct.engine.context.state.__dict__) == repr(prepared.engine.context.state.__dict__)
 
 
+def test_learner_prepare_then_apply_is_detect() -> None:
+    """The learner's prepared facts (what a split scan reads in a mapper for an event it sends whole)
+    teach the baselines exactly what its ``detect`` does, bodies included."""
+    from kubeguard.detectors.anomaly.detectors import BODY_RESOURCES, AnomalyLearner
+
+    learner = AnomalyLearner()
+    direct, prepared = Pipeline(Settings(), MemoryState()), Pipeline(Settings(), MemoryState())
+    bodies = 0
+    for event in corpus_events():
+        learner.detect(event, direct.engine.context)
+        fact = learner.prepare(event)
+        bodies += fact[3] is not None and event.resource in BODY_RESOURCES
+        learner.apply(fact, prepared.engine.context)
+    assert bodies > 10
+    assert direct.baselines._pending == prepared.baselines._pending
+    assert direct.baselines.to_bytes() == prepared.baselines.to_bytes()
+
+
 def counting_rescans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Record the chunks the reducer reads again (the one-by-one path) instead of taking in bulk."""
     rescanned: list[int] = []

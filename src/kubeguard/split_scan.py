@@ -283,7 +283,7 @@ class Mapper:
         return facts
 
     @staticmethod
-    def _calls(event: AuditEvent, ordered: tuple[Any, ...]) -> list[tuple[int, Any]] | None:
+    def _calls(event: AuditEvent, ordered: tuple[Any, ...]) -> tuple[str, str, list[tuple[int, Any]]] | None:
         """For an event sent whole: what the reducer does with it, in route order. ``(position, None)``: run
         the detector on the event; ``(position, fact)``: apply a prepared fact. A detector whose ``relevant``
         says no, or whose ``prepare`` has nothing to record, is left out. None: run the whole route (the
@@ -292,7 +292,9 @@ class Mapper:
 
         A detector left out is one whose ``detect`` would find and change nothing, so the reducer runs what
         :meth:`Engine.detect` runs to any effect (lab log, 200k events: 3,366 workload events each ran five
-        detectors in the reducer, most of which read the body only to find nothing to say)."""
+        detectors in the reducer, most of which read the body only to find nothing to say). The event's
+        cluster and time come first: what a detector's ``learning`` test reads in the reducer, before the
+        event is decoded (see :func:`_called`)."""
         if not ordered:
             return None
         calls: list[tuple[int, Any]] = []
@@ -313,7 +315,7 @@ class Mapper:
                 except Exception:  # noqa: BLE001 - as above
                     pass
             calls.append((position, None))
-        return calls
+        return event.cluster, event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp, calls
 
     def map_chunk(self, stream: BinaryIO, source: str) -> tuple[Any, ...]:
         """The chunk's events reduced to what the reducer needs, in order (see :func:`reduce_chunks`).
@@ -604,6 +606,7 @@ def reduce_chunks(
     add = findings.add
     detectors = engine.detectors
     positions = {id(d): i for i, d in enumerate(detectors)}
+    learning = [getattr(d, "learning", None) for d in detectors]
     cluster = reader.cluster or "default"
     owner_tables: list[list[Any]] = [[] for _ in range(MAPPERS)]
     action_tables: list[list[Any]] = [[] for _ in range(MAPPERS)]
@@ -650,11 +653,11 @@ def reduce_chunks(
                     continue
                 audit_id = audit_ids[step[0]]
                 if step[1] == WHOLE:
-                    event = _event_decoder.decode(step[3])
                     calls = step[4]
                     _finish(stats, errors, add, build, step[2],
-                            _ordered_detections(event, engine, context, positions, errors) if calls is None
-                            else _called(event, calls, detectors, context, errors), audit_id)
+                            _ordered_detections(_event_decoder.decode(step[3]), engine, context, positions, errors)
+                            if calls is None else _called(step[3], calls, detectors, learning, context, errors),
+                            audit_id)
                     continue
                 _, _, found, facts, body, learned = step
                 if facts:
@@ -735,16 +738,32 @@ def _ordered_detections(
 
 
 def _called(
-    event: AuditEvent, calls: list[tuple[int, Any]], detectors: list[Any], context: Any, errors: Any
+    encoded: bytes,
+    calls: tuple[str, str, list[tuple[int, Any]]],
+    detectors: list[Any],
+    learning: list[Any],
+    context: Any,
+    errors: Any,
 ) -> list[tuple[int, Any]]:
-    """What :meth:`Mapper._calls` said to do with ``event``, in route order: apply each prepared fact, run
-    each detector that may find or record something, as :meth:`Engine.detect` runs them."""
+    """What :meth:`Mapper._calls` said to do with an event sent whole, in route order: apply each prepared
+    fact, run each detector that may find or record something, as :meth:`Engine.detect` runs them.
+
+    The event is decoded only for a detector that runs: one with a ``learning`` test (the anomaly
+    detectors) is skipped, undecoded, while that test says its ``detect`` returns nothing at once. Asked
+    in turn, each test sees what the detectors before it changed, as the detector itself would."""
+    cluster, stamp, steps = calls
+    event = None
     detections: list[tuple[int, Any]] = []
-    for position, fact in calls:
+    for position, fact in steps:
         detector = detectors[position]
         if fact is not None:
             detector.apply(fact, context)
             continue
+        idle = learning[position]
+        if idle is not None and idle(cluster, stamp, context):
+            continue
+        if event is None:
+            event = _event_decoder.decode(encoded)
         try:
             out = detector.detect(event, context)
             if out:

@@ -190,12 +190,29 @@ class Baselines:
         """
         pending = self._pending
         added = 0
-        for (owner_id, action_id), (times, first, last) in rows.items():
-            owner = owners[owner_id]
-            table = pending.get(owner)
-            if table is None:
-                table = pending[owner] = {}
-            added += fold_span(table, actions[action_id], times, first, last)
+        # fold_span, inlined (a split scan folds a row here for about every other event), and the owner's
+        # table looked up again only when the owner changes (a segment's rows come in first-seen order,
+        # one owner's often together).
+        last_owner = table = None
+        for (owner_id, action_id), row in rows.items():
+            if owner_id != last_owner:
+                last_owner = owner_id
+                owner = owners[owner_id]
+                table = pending.get(owner)
+                if table is None:
+                    table = pending[owner] = {}
+            action = actions[action_id]
+            span = table.get(action)  # type: ignore[union-attr]
+            if span is None:
+                table[action] = row  # type: ignore[index]
+                added += 1
+                continue
+            times, first, last = row
+            span[0] += times
+            if first < span[1]:
+                span[1] = first
+            if last > span[2]:
+                span[2] = last
         self._pending_count += added
 
     def pending_room(self) -> int:
@@ -281,6 +298,13 @@ class Baselines:
             if cluster is None:
                 return True
         return f.seconds_of(event.event_time) - cluster.first < self.learning_seconds
+
+    def in_learning_period(self, cluster: str, stamp: str) -> bool:
+        """True when ``cluster`` is known and ``stamp`` falls in its learning period: what
+        :meth:`cluster_learning` answers for such an event, without reading the event (and never folding:
+        an unknown cluster is False here, for :meth:`cluster_learning` to fold the pending tables and ask)."""
+        known = self.clusters.get(cluster)
+        return known is not None and f.seconds_of(stamp) - known.first < self.learning_seconds
 
     def learning(self, seen: Observation) -> bool:
         """True while the cluster or the principal has too little history for a judgement.

@@ -143,6 +143,16 @@ class _Judged:
         """False when :meth:`detect` would find nothing and change nothing (a split scan skips the event)."""
         return event.user.username not in CONTROL_PLANE_IDENTITIES
 
+    @staticmethod
+    def learning(cluster: str, stamp: str, ctx: DetectionContext) -> bool:
+        """True when :meth:`detect` returns nothing at once for an event of ``cluster`` at ``stamp``: anomaly
+        detection is off, or the cluster is in its learning period (:func:`evaluate` would return there, and
+        nothing before it reads a body or changes state). Each ``detect`` asks first, so a young cluster's
+        candidates cost no body decoding; a split scan's reducer asks before it decodes an event sent whole
+        (lab and simulator logs, 200k events: every one of the 4,131 and 4,193 judgements falls there)."""
+        baselines: Baselines | None = ctx.baselines
+        return baselines is None or baselines.in_learning_period(cluster, stamp)
+
 
 class SecretsAccessedAnomaly(_Judged):
     """Reading secrets in a way this principal does not (reference §1.5, SecretsAccessed)."""
@@ -156,6 +166,8 @@ class SecretsAccessedAnomaly(_Judged):
         return event.succeeded and event.user.username not in CONTROL_PLANE_IDENTITIES
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if self.learning(event.cluster, event.event_time, ctx):
+            return ()
         if ctx.baselines is None or not event.succeeded:
             return ()
         everywhere = event.verb != "get" and not event.namespace
@@ -185,6 +197,8 @@ class RoleBindingCreatedAnomaly(_Judged):
         return binding is not None and binding.roleRef is not None
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if self.learning(event.cluster, event.event_time, ctx):
+            return ()
         binding = rbac.read_binding(event) if ctx.baselines is not None else None
         if binding is None or binding.roleRef is None:
             return ()
@@ -211,6 +225,8 @@ class ExecInPodAnomaly(_Judged):
     wants: ClassVar[tuple[tuple[str, str], ...]] = (("create", "pods/exec"), ("get", "pods/exec"))
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if self.learning(event.cluster, event.event_time, ctx):
+            return ()
         if ctx.baselines is None:
             return ()
         result = evaluate(event, ctx, risky=event.namespace in SENSITIVE_NAMESPACES)
@@ -239,6 +255,8 @@ class WorkloadDeployedAnomaly(_Judged):
         return view is not None and not workload.created_by_controller(event, view)
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if self.learning(event.cluster, event.event_time, ctx):
+            return ()
         view = workload.read_workload(event) if ctx.baselines is not None else None
         if view is None or workload.created_by_controller(event, view):
             return ()
@@ -289,6 +307,8 @@ class RoleCreatedAnomaly(_Judged):
         return role is not None and bool(role_excesses(role))
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if self.learning(event.cluster, event.event_time, ctx):
+            return ()
         if ctx.baselines is None or not event.succeeded:
             return ()
         role = rbac.read_role(event)
@@ -347,6 +367,8 @@ class PermissionCheckedAnomaly(_Judged):
         return checked is not None and (checked[2] or event.resource == "selfsubjectrulesreviews")
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
+        if self.learning(event.cluster, event.event_time, ctx):
+            return ()
         if ctx.baselines is None or not event.succeeded:
             return ()
         checked = checked_permission(event)
