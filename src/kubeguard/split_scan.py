@@ -11,11 +11,14 @@ deciding what a request did and where it is routed, and running the detectors th
   record: its stage class, auditID and de-duplication kind, the findings its stateless detectors raised
   (built, with each detector's position in the registry), and either the anomaly learner's counting key
   (principal and action, interned) or, when an order-dependent detector wants the event, the event
-  itself, re-encoded.
+  itself, re-encoded, with what the reducer is to do with it: the facts prepared for it (the trackers'
+  and the learner's) and which detectors to run (those whose ``relevant`` test says yes).
 * **The reducer** (the parent) takes the chunks in file order and does, event by event, exactly what the
   one-process pipeline does in order: counts stages, de-duplicates, counts the event into the baselines,
-  runs the order-dependent detectors on the events that have them, and merges their findings with the
-  stateless ones by registry position. Rejects come back with chunk line numbers, offset to file lines.
+  runs the order-dependent detectors on the events that have them (decoding an event only when one of
+  them still has work: the anomaly detectors skip a cluster's learning period), and merges their
+  findings with the stateless ones by registry position. Rejects come back with chunk line numbers,
+  offset to file lines.
 
 The stateless findings of an event that turns out to be a duplicate are simply dropped, as if never made.
 Everything order-dependent happens in the reducer in file order, so the findings, stats, rejects and
@@ -309,10 +312,11 @@ class Mapper:
                 continue
             if relevant is not None:
                 try:
-                    if not relevant(event):
-                        continue
+                    wanted = relevant(event)
                 except Exception:  # noqa: BLE001 - as above
-                    pass
+                    wanted = True
+                if not wanted:
+                    continue
             calls.append((position, None))
         return event.cluster, event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp, calls
 

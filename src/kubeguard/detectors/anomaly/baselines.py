@@ -37,7 +37,6 @@ from kubeguard.detectors.anomaly.profile import (
     decode,
     encode,
 )
-from kubeguard.spans import fold_span
 
 log = logging.getLogger(__name__)
 
