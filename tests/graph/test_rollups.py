@@ -388,3 +388,21 @@ def test_a_nul_in_a_call_is_stored_as_a_replacement_character(engine):
     assert [row["value"] for row in profile["breakdown"]["userAgents"]] == [stored]
     assert [(e["target"]["key"], e["count"]) for e in used] == [(stored, 2)]
     assert entity is not None and entity["events"] == 2
+
+
+def test_a_finding_id_prefix_is_a_range_that_finds_exactly_the_ids_starting_with_it(engine):
+    """Search finds findings by id prefix through the id's index (a range, not LIKE): the same ids as
+    ``startswith``, for prefixes ending in the highest characters too, and literally (no wildcards)."""
+    from kubeguard.store import findings as finding_store
+
+    ids = ["ab", "ab0", "abz", "ac", "a%b", "a_b", "a\u00ffx", "a\u0100", "a\ud7ffz", "a\ue000", "b\U0010ffffz", "c"]
+    with engine.begin() as conn:
+        for number, finding_id in enumerate(ids):
+            finding_store.upsert(conn, {
+                "id": finding_id, "type": f"Policy:Kubernetes/T{number}", "severity": 2, "updatedAt": "2026-01-01T00:00:00Z",
+                "resource": {"eksClusterDetails": {"name": "lab"}}, "service": {"detectorId": "d" * 32, "count": 1},
+            })
+    with engine.connect() as conn:
+        for prefix in ["a", "ab", "a%", "a_", "a\u00ff", "a\ud7ff", "b\U0010ffff", "b", "abc", "A"]:
+            found = [r["key"] for r in queries.search(conn, prefix) if r["kind"] == kinds.FINDING]
+            assert found == sorted(i for i in ids if i.startswith(prefix))[:10], prefix

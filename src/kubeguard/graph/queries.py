@@ -598,9 +598,29 @@ def search(conn: Connection, text: str, limit: int = 30) -> list[dict[str, Any]]
     ).mappings()
     found = [{"kind": row["kind"], "key": row["key"], "lastSeen": iso(row["last_seen_ms"])} for row in rows]
     findings = store_schema.findings
-    prefix = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     for row in conn.execute(
-        select(findings.c.id, findings.c.type).where(findings.c.id.like(prefix, escape="\\")).limit(10)
+        select(findings.c.id, findings.c.type).where(*id_prefix(findings.c.id, text)).order_by(findings.c.id).limit(10)
     ):
         found.append({"kind": kinds.FINDING, "key": row.id, "type": row.type})
     return found
+
+
+def id_prefix(column: Any, prefix: str) -> list[ColumnElement[bool]]:
+    """``column`` starts with ``prefix``, as a range of the column's index: ``prefix <= id < successor``.
+
+    ``LIKE 'prefix%'`` read every finding on SQLite, whose LIKE ignores ASCII case and so cannot use an
+    index of case-sensitive text (it matched 'ABC' to 'abc...', PostgreSQL did not). The range is
+    case-sensitive on both, and ordered by code point as both compare these columns (SQLite's binary
+    collation, PostgreSQL's "C")."""
+    successor = _successor(prefix)
+    return [column >= prefix] if successor is None else [column >= prefix, column < successor]
+
+
+def _successor(prefix: str) -> str | None:
+    """The least text above every text that starts with ``prefix`` (None: there is none)."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            return prefix[:-1] + chr(last + (0x801 if last == 0xD7FF else 1))  # over the surrogates
+        prefix = prefix[:-1]
+    return None
