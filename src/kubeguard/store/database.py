@@ -328,6 +328,8 @@ def _add_list_and_graph_sort_indexes(conn: Connection) -> None:
     indexes (:func:`analyze_sqlite`)."""
     from kubeguard.graph.schema import edges
 
+    if conn.dialect.name == "postgresql":  # an index over millions of findings may take longer than a query may
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
     for index in (*schema.findings.indexes, *edges.indexes):
         if index.name in ("ix_kg_findings_list_severity", "ix_kg_findings_list_count",
                           "ix_kg_edges_src_recent", "ix_kg_edges_dst_recent"):
