@@ -53,3 +53,40 @@ def test_the_list_in_sql_equals_the_list_in_python(engine: Engine, sort: str, mo
         in_python = [data.findings_list(conn, chosen, page, sort) for chosen in filters for page in (1, 2, 3)]
     assert in_sql == in_python
     assert in_sql[0]["total"] > data.PAGE_SIZE and in_sql[1]["findings"]  # more than a page, a second page shown
+
+
+def _plain_count_sort(monkeypatch) -> None:
+    monkeypatch.setattr(data, "_page_by_count", lambda conn, criterion, offset: None)
+
+
+@pytest.mark.parametrize("severities", [[2.0, 5.0, 8.0, 8.0, 9.0], [round(1 + n / 10, 1) for n in range(90)]])
+def test_the_count_sort_merged_per_severity_equals_one_order_by(engine: Engine, severities, monkeypatch) -> None:
+    """The count sort merged from one index walk per (archived, severity) value (few values) and the one
+    ORDER BY it replaces (the path a store with many values still takes) give the same pages, ties in
+    count and update time included."""
+    rng = random.Random(len(severities))
+    with engine.begin() as conn:
+        for number in range(300):
+            finding = _finding(number, rng)
+            finding["severity"] = rng.choice(severities)
+            finding_store.upsert(conn, finding)
+    filters = [{}, {"severity": "high"}, {"severity": "medium"}, {"archived": "true"}, {"archived": "any"},
+               {"severity": "critical", "archived": "any"}]
+    calls = []
+    merge = data._page_by_count
+    monkeypatch.setattr(data, "_page_by_count", lambda *args: calls.append(merge(*args)) or calls[-1])
+    with engine.connect() as conn:
+        merged = [data.findings_list(conn, chosen, page, "count") for chosen in filters for page in (1, 2, 4, 7)]
+        _plain_count_sort(monkeypatch)
+        plain = [data.findings_list(conn, chosen, page, "count") for chosen in filters for page in (1, 2, 4, 7)]
+    assert merged == plain
+    assert merged[0]["findings"] and merged[1]["findings"]
+    if len(set(severities)) <= data.MERGED_VALUES_AT_MOST:
+        assert calls and None not in calls, "the merge answered every page"
+    else:
+        assert None in calls, "too many values: one ORDER BY"
+
+
+def test_a_filter_beyond_severity_and_archived_is_sorted_in_one_query(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert data._page_by_count(conn, {"type": {"eq": [TYPES[0]]}}, 0) is None

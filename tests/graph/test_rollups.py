@@ -388,3 +388,46 @@ def test_a_nul_in_a_call_is_stored_as_a_replacement_character(engine):
     assert [row["value"] for row in profile["breakdown"]["userAgents"]] == [stored]
     assert [(e["target"]["key"], e["count"]) for e in used] == [(stored, 2)]
     assert entity is not None and entity["events"] == 2
+
+
+def test_a_finding_id_prefix_is_a_range_that_finds_exactly_the_ids_starting_with_it(engine):
+    """Search finds findings by id prefix through the id's index (a range, not LIKE): the same ids as
+    ``startswith``, for prefixes ending in the highest characters too, and literally (no wildcards)."""
+    from kubeguard.store import findings as finding_store
+
+    ids = ["ab", "ab0", "abz", "ac", "a%b", "a_b", "a\u00ffx", "a\u0100", "a\ud7ffz", "a\ue000", "b\U0010ffffz", "c"]
+    with engine.begin() as conn:
+        for number, finding_id in enumerate(ids):
+            finding_store.upsert(conn, {
+                "id": finding_id, "type": f"Policy:Kubernetes/T{number}", "severity": 2, "updatedAt": "2026-01-01T00:00:00Z",
+                "resource": {"eksClusterDetails": {"name": "lab"}}, "service": {"detectorId": "d" * 32, "count": 1},
+            })
+    with engine.connect() as conn:
+        for prefix in ["a", "ab", "a%", "a_", "a\u00ff", "a\ud7ff", "b\U0010ffff", "b", "abc", "A"]:
+            found = [r["key"] for r in queries.search(conn, prefix) if r["kind"] == kinds.FINDING]
+            assert found == sorted(i for i in ids if i.startswith(prefix))[:10], prefix
+
+
+def test_the_newest_edges_of_both_ends_merged_equal_one_query_with_or(engine):
+    """neighbours() reads each end's newest edges in index order and merges them: the same edges, in the
+    same order (most recent, then id), as one query over both ends, ties in time and a loop included."""
+    from sqlalchemy import and_, or_
+
+    rows = []
+    for number in range(60):
+        src, dst = ("ns", f"other-{number % 7}") if number % 3 else (f"other-{number % 5}", "ns")
+        rows.append({"id": number * 7919 % 1000 - 500, "src_kind": "namespace", "src_key": src, "relation": "in",
+                     "dst_kind": "namespace", "dst_key": dst, "detail": "", "first_ms": 1,
+                     "last_ms": 1000 + number % 9, "count": 1})
+    rows.append({**rows[0], "id": 999, "src_key": "ns", "dst_key": "ns"})
+    with engine.begin() as conn:
+        conn.execute(tables.edges.insert(), rows)
+    table = tables.edges
+    with engine.connect() as conn:
+        for limit in (1, 5, 24, 100):
+            plain = conn.execute(
+                select(table).where(or_(and_(table.c.src_kind == "namespace", table.c.src_key == "ns"),
+                                        and_(table.c.dst_kind == "namespace", table.c.dst_key == "ns")))
+                .order_by(table.c.last_ms.desc(), table.c.id).limit(limit)
+            ).mappings().all()
+            assert queries.neighbours(conn, "namespace", "ns", limit) == [queries._edge_dict(r) for r in plain]

@@ -291,3 +291,41 @@ def test_anomaly_baselines_survive_a_restart_through_the_store(engine):
     after = Pipeline(Settings(), SqlState(engine))
     assert after.baselines.principal_count("lab") == learned
     assert after.baselines.to_bytes() == before.baselines.to_bytes()
+
+
+def test_a_version_16_store_gains_the_findings_list_sort_indexes_on_upgrade(engine):
+    """Schema version 18 adds the findings list's severity and count indexes to a store that has findings."""
+    new = ("ix_kg_findings_list_severity", "ix_kg_findings_list_count")
+    with engine.begin() as conn:
+        findings.upsert(conn, make_finding())
+        for name in new:
+            conn.execute(text(f"DROP INDEX {name}"))
+        conn.execute(schema.schema_version.delete().where(schema.schema_version.c.version > 16))
+    with engine.connect() as conn:
+        assert not {i["name"] for i in inspect(conn).get_indexes("kg_findings")} & set(new)
+    assert migrate(engine) == MIGRATIONS[-1][0]
+    with engine.connect() as conn:
+        assert set(new) <= {i["name"] for i in inspect(conn).get_indexes("kg_findings")}
+        assert list(findings.get_many(conn, "d" * 32, ["a" * 32])) == ["a" * 32]
+
+
+def test_sqlite_statistics_are_refreshed_when_a_table_grew_tenfold(tmp_path):
+    """SQLite plans from ANALYZE's statistics, which only ANALYZE writes: open_engine analyzes a large table
+    that has none, or that is ten times the size they say, and leaves it alone otherwise."""
+    from kubeguard.store.database import refresh_sqlite_statistics
+
+    url = f"sqlite:///{tmp_path / 'stats.db'}"
+    engine = open_engine(url)
+    assert refresh_sqlite_statistics(engine) == []  # small tables: the planner's guesses do
+    with engine.begin() as conn:
+        for number in range(1200):
+            findings.upsert(conn, make_finding(f"{number:032x}", severity=2 + number % 7))
+    assert refresh_sqlite_statistics(engine) == ["kg_findings"]
+    with engine.connect() as conn:
+        counted = conn.execute(text("SELECT stat FROM sqlite_stat1 WHERE idx = 'ix_kg_findings_list_count'")).scalar()
+    assert counted.split()[0] == "1200"
+    assert refresh_sqlite_statistics(engine) == []  # fresh: not again
+    engine.dispose()
+    reopened = open_engine(url)  # and opening a store that needs none changes nothing
+    assert refresh_sqlite_statistics(reopened) == []
+    reopened.dispose()

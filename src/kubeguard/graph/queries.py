@@ -7,13 +7,14 @@ the same at a million stored events as at a thousand.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, select, union_all
 
 from kubeguard.detectors.workload import WORKLOAD_RESOURCES
 from kubeguard.graph import kinds
@@ -406,21 +407,31 @@ def latest_activity_ms(conn: Connection) -> int:
 # -- edges, related findings and the graph ----------------------------------------------------------------
 
 
-def neighbours(conn: Connection, kind: str, key: str, limit: int = NEIGHBOURS_PER_NODE) -> list[dict[str, Any]]:
-    """Edges touching one entity, both directions, most recent first."""
+def _newest_edges_of_each_end() -> Any:
+    """One statement for :func:`neighbours`, built once: the newest ``limit`` edges whose source is the node,
+    then those whose target is, each read in its index's order (``ix_kg_edges_src_recent``, ``_dst_``)."""
     table = tables.edges
-    rows = conn.execute(
-        select(table)
-        .where(
-            or_(
-                and_(table.c.src_kind == kind, table.c.src_key == key),
-                and_(table.c.dst_kind == kind, table.c.dst_key == key),
-            )
-        )
-        .order_by(table.c.last_ms.desc())
-        .limit(limit)
-    ).mappings()
-    return [_edge_dict(row) for row in rows]
+    walks = [
+        select(table).where(end_kind == bindparam("kind"), end_key == bindparam("key"))
+        .order_by(table.c.last_ms.desc(), table.c.id).limit(bindparam("limit")).subquery()
+        for end_kind, end_key in ((table.c.src_kind, table.c.src_key), (table.c.dst_kind, table.c.dst_key))
+    ]
+    return union_all(*(select(walk) for walk in walks))
+
+
+_NEWEST_EDGES = _newest_edges_of_each_end()
+
+
+def neighbours(conn: Connection, kind: str, key: str, limit: int = NEIGHBOURS_PER_NODE) -> list[dict[str, Any]]:
+    """Edges touching one entity, both directions, most recent first (then by id).
+
+    The ``limit`` newest of each direction, read in index order and merged: the query with OR it replaces
+    collected every edge of the node and sorted them (a namespace has one per pod). The statement is built
+    once: the depth-4 graph asks for 150 nodes, and building a SELECT cost more than running it."""
+    rows = conn.execute(_NEWEST_EDGES, {"kind": kind, "key": key, "limit": limit}).mappings().all()
+    rows.sort(key=lambda row: (-row["last_ms"], row["id"]))
+    unique = (next(same) for _, same in itertools.groupby(rows, key=lambda row: row["id"]))  # a loop: in both
+    return [_edge_dict(row) for row in itertools.islice(unique, limit)]
 
 
 def edges_of(conn: Connection, kind: str, key: str, relation: str, *, outgoing: bool, limit: int = 100) -> list:
@@ -598,9 +609,29 @@ def search(conn: Connection, text: str, limit: int = 30) -> list[dict[str, Any]]
     ).mappings()
     found = [{"kind": row["kind"], "key": row["key"], "lastSeen": iso(row["last_seen_ms"])} for row in rows]
     findings = store_schema.findings
-    prefix = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     for row in conn.execute(
-        select(findings.c.id, findings.c.type).where(findings.c.id.like(prefix, escape="\\")).limit(10)
+        select(findings.c.id, findings.c.type).where(*id_prefix(findings.c.id, text)).order_by(findings.c.id).limit(10)
     ):
         found.append({"kind": kinds.FINDING, "key": row.id, "type": row.type})
     return found
+
+
+def id_prefix(column: Any, prefix: str) -> list[ColumnElement[bool]]:
+    """``column`` starts with ``prefix``, as a range of the column's index: ``prefix <= id < successor``.
+
+    ``LIKE 'prefix%'`` read every finding on SQLite, whose LIKE ignores ASCII case and so cannot use an
+    index of case-sensitive text (it matched 'ABC' to 'abc...', PostgreSQL did not). The range is
+    case-sensitive on both, and ordered by code point as both compare these columns (SQLite's binary
+    collation, PostgreSQL's "C")."""
+    successor = _successor(prefix)
+    return [column >= prefix] if successor is None else [column >= prefix, column < successor]
+
+
+def _successor(prefix: str) -> str | None:
+    """The least text above every text that starts with ``prefix`` (None: there is none)."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            return prefix[:-1] + chr(last + (0x801 if last == 0xD7FF else 1))  # over the surrogates
+        prefix = prefix[:-1]
+    return None

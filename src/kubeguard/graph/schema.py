@@ -121,10 +121,13 @@ edges = Table(
     Column("first_ms", BigInteger, nullable=False),
     Column("last_ms", BigInteger, nullable=False),
     Column("count", Integer, nullable=False),
-    Index("ix_kg_edges_src", "src_kind", "src_key"),
-    Index("ix_kg_edges_dst", "dst_kind", "dst_key"),
     Index("ix_kg_edges_last", "last_ms"),
 )
+# Schema version 18: each end's edges most recent first (then by id), so a node's newest edges are the first
+# entries of its range, not its every edge sorted (a namespace has one per pod). They replace the indexes
+# of (kind, key) alone, which they serve as well.
+Index("ix_kg_edges_src_recent", edges.c.src_kind, edges.c.src_key, edges.c.last_ms.desc(), edges.c.id)
+Index("ix_kg_edges_dst_recent", edges.c.dst_kind, edges.c.dst_key, edges.c.last_ms.desc(), edges.c.id)
 
 
 def row_key(*parts: object) -> int:

@@ -79,7 +79,65 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "connect", _postgres_timeouts)
     event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
     migrate(engine)
+    if engine.dialect.name == "sqlite":
+        refresh_sqlite_statistics(engine)
     return engine
+
+
+#: The tables whose sizes decide the console's and the API's plans.
+_ANALYZED_TABLES = ("kg_findings", "kg_activity", "kg_activity_shapes", "kg_entities", "kg_edges", "kg_first_seen")
+
+
+def analyze_sqlite(conn: Connection, tables: tuple[str, ...] = ()) -> None:
+    """Refresh SQLite's planner statistics (all tables unless ``tables`` are named).
+
+    A full ANALYZE, not a sampled one (``PRAGMA analysis_limit``): sampled statistics said a value of
+    ``archived`` selects a thousand of a million findings, and the planner chose by that."""
+    for table in tables or ("",):
+        conn.exec_driver_sql(f"ANALYZE {table}".strip())
+
+
+def refresh_sqlite_statistics(engine: Engine) -> list[str]:
+    """ANALYZE the large tables whose size is ten times off what the statistics say (or that have none).
+
+    SQLite keeps no statistics of its own: without ANALYZE the planner guesses every table's size and each
+    index's selectivity, and at a million findings it took an index on severity over the covering ones for
+    the findings list (seconds instead of milliseconds). Run at open, so a store that grew since (a scan, a
+    server's weeks of batches) is planned from its sizes as they are now. A table is analyzed again only
+    once it is ten times larger (or smaller) than when it last was, so the reads add up to about a ninth
+    more than one ANALYZE of the store at its final size (3.4 s of CPU for a million findings, once).
+    Returns the tables analyzed. A store another process holds locked is left for next time.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        with engine.begin() as conn:
+            stale = [table for table in _ANALYZED_TABLES if _statistics_are_stale(conn, table)]
+            if stale:
+                analyze_sqlite(conn, tuple(stale))
+    except OperationalError:
+        return []
+    return stale
+
+
+def _statistics_are_stale(conn: Connection, table: str) -> bool:
+    rows = conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() or 0  # noqa: S608 - names above
+    if rows < 1000:
+        return False
+    counted = _analyzed_rows(conn, table)
+    return counted is None or not counted / 10 <= rows <= counted * 10
+
+
+def _analyzed_rows(conn: Connection, table: str) -> int | None:
+    """The rows ``table`` had when it was last analyzed (None: never)."""
+    if not conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'").first():
+        return None
+    stats = conn.exec_driver_sql("SELECT stat FROM sqlite_stat1 WHERE tbl = ?", (table,)).scalars().all()
+    return max((int(stat.split()[0]) for stat in stats if stat), default=None)
+
+
+def _has_statistics(conn: Connection, table: str) -> bool:
+    return _analyzed_rows(conn, table) is not None
 
 
 #: What a NUL character in a string parameter becomes (U+FFFD, the replacement character).
@@ -262,6 +320,28 @@ def _add_findings_list_indexes(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _add_list_and_graph_sort_indexes(conn: Connection) -> None:
+    """Version 18: the console findings list's severity and count sorts, so a page walks index entries
+    instead of sorting every open finding (about a second on SQLite at a million findings without them);
+    the edges of each end most recent first, replacing those of (kind, key) alone, so the graph reads a
+    node's newest edges instead of sorting all of them; then fresh planner statistics on SQLite for the new
+    indexes (:func:`analyze_sqlite`)."""
+    from kubeguard.graph.schema import edges
+
+    if conn.dialect.name == "postgresql":  # an index over millions of findings may take longer than a query may
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
+    for index in (*schema.findings.indexes, *edges.indexes):
+        if index.name in ("ix_kg_findings_list_severity", "ix_kg_findings_list_count",
+                          "ix_kg_edges_src_recent", "ix_kg_edges_dst_recent"):
+            index.create(conn, checkfirst=True)
+    for replaced in ("ix_kg_edges_src", "ix_kg_edges_dst"):
+        conn.execute(text(f"DROP INDEX IF EXISTS {replaced}"))
+    if conn.dialect.name == "sqlite":
+        analyzed = tuple(table for table in ("kg_findings", "kg_edges") if _has_statistics(conn, table))
+        if analyzed:
+            analyze_sqlite(conn, analyzed)  # statistics for the new indexes beside the old ones
+
+
 #: (version, migration). Append only; never edit an entry that has shipped.
 MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (1, _create_initial_tables),
@@ -280,6 +360,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (14, _add_finding_window_counts),
     (15, _add_summary_index),
     (16, _add_findings_list_indexes),
+    (18, _add_list_and_graph_sort_indexes),
 )
 
 
@@ -341,7 +422,7 @@ def _is_empty(conn: Connection) -> bool:
 #: gets from ``create_all``; version 12's and 14's count triggers come with it too (the metadata's
 #: ``after_create`` hook installs them), and version 13 only reshapes rows a new store does not have. Every
 #: other migration (any new one, unless added here) also runs on a new store.
-_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12, 13, 14, 15, 16))
+_COVERED_BY_CREATE_ALL = frozenset((*range(1, 11), 12, 13, 14, 15, 16, 18))
 
 
 def _create_fresh(conn: Connection) -> int:

@@ -110,6 +110,18 @@ def count_of_every_detector(
     return int(conn.execute(select(func.coalesce(func.sum(_counts.c.findings), 0)).where(*where)).scalar_one())
 
 
+def archived_severities(
+    conn: Connection, criterion: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[bool, float]] | None:
+    """The (archived, severity) values of every detector's findings that ``criterion`` matches, from the
+    cells; None when the cells cannot answer (a field they do not keep)."""
+    plan = translate(criterion, _COUNT_FIELDS)
+    if plan.residual:
+        return None
+    statement = select(_counts.c.archived, _counts.c.severity).where(*plan.clauses).distinct()
+    return sorted((bool(archived), float(severity)) for archived, severity in conn.execute(statement))
+
+
 def count_by_severity(conn: Connection, detector_id: str, criterion: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     windowed = _windowed(conn, detector_id, criterion, "SEVERITY")
     if windowed is not None:

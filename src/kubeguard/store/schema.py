@@ -132,6 +132,26 @@ findings = Table(
 #: Version 16: the console findings list's default page (last updated first, then id), walked in index order
 #: instead of sorting every open finding.
 Index("ix_kg_findings_list_updated", findings.c.archived, findings.c.updated_at_ms.desc(), findings.c.id)
+#: Version 18: the findings list sorted by severity (its order, walked from the open-or-not value on; a
+#: severity filter is a range of it), and by occurrences within each severity value: the list sorted by
+#: count merges one walk per (archived, severity) value of the count cells (see
+#: kubeguard.api.console.data), and its groups under a severity filter read this index's range alone.
+Index(
+    "ix_kg_findings_list_severity",
+    findings.c.archived,
+    findings.c.severity.desc(),
+    findings.c.updated_at_ms.desc(),
+    findings.c.id,
+)
+Index(
+    "ix_kg_findings_list_count",
+    findings.c.archived,
+    findings.c.severity,
+    findings.c["count"].desc(),
+    findings.c.updated_at_ms.desc(),
+    findings.c.id,
+    findings.c.type,
+)
 
 IRREGULAR_FINDING = func.coalesce(findings.c.regular, false()) == false()
 Index(

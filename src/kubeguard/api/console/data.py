@@ -6,6 +6,8 @@ a fact on a page is always available to scripts at the matching ``/api/`` route.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -342,10 +344,15 @@ def _findings_list_in_sql(
     total = sum(int(row[1]) for row in by_type)
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 1), pages)
-    order = _SQL_SORTS.get(sort, _SQL_SORTS["updated"])(table)
-    bodies = conn.execute(
-        select(table.c.body).where(*where).order_by(*order).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
-    ).scalars()
+    offset = (page - 1) * PAGE_SIZE
+    merged = _page_by_count(conn, criterion, offset) if sort == "count" and total > offset else None
+    if merged is not None:
+        bodies = _bodies_in_order(conn, merged)
+    else:
+        order = _SQL_SORTS.get(sort, _SQL_SORTS["updated"])(table)
+        bodies = conn.execute(
+            select(table.c.body).where(*where).order_by(*order).limit(PAGE_SIZE).offset(offset)
+        ).scalars().all()
     groups = [
         {"type": kind, "findings": int(findings), "occurrences": int(occurrences or 0), "maxSeverity": float(worst)}
         for kind, findings, occurrences, worst in by_type
@@ -359,6 +366,48 @@ def _findings_list_in_sql(
         "findings": [summary_line(orjson.loads(body)) for body in bodies],
         "facets": _facets(conn),
     }
+
+
+#: The count sort is merged from one index walk per (archived, severity) value only up to these bounds; a
+#: store with more severity values, or a page deeper than this, is sorted by the database as one query.
+MERGED_VALUES_AT_MOST = 16
+MERGED_ROWS_AT_MOST = 10_000
+
+
+def _page_by_count(conn: Connection, criterion: dict[str, dict[str, Any]], offset: int) -> list[str] | None:
+    """The ids of the page at ``offset`` sorted by count (then last update first, then id), or None when
+    this path does not apply: the criterion names more than severity and archived, or too many values.
+
+    No index orders every open finding by count across severities, and a sort of all of them took 0.4-1 s
+    at a million findings. ``ix_kg_findings_list_count`` orders them by count within each (archived,
+    severity) value, and a store holds few severity values (the count cells list them): each value's first
+    ``offset + PAGE_SIZE`` entries are read in index order and merged here, exactly as the one ORDER BY
+    would have ranked them (ids compare by code point in Python, SQLite and PostgreSQL's "C" collation).
+    The walks name only the value (the cells chose the values by the criterion): with the criterion's
+    range beside it, SQLite took the range and sorted it."""
+    if not set(criterion) <= {"severity", "service.archived"} or offset + PAGE_SIZE > MERGED_ROWS_AT_MOST:
+        return None
+    values = finding_statistics.archived_severities(conn, criterion)
+    if values is None or len(values) > MERGED_VALUES_AT_MOST:
+        return None
+    table = store_tables.findings
+    walks = []
+    for archived, severity in values:
+        rows = conn.execute(
+            select(table.c["count"], table.c.updated_at_ms, table.c.id)
+            .where(table.c.archived == archived, table.c.severity == severity)
+            .order_by(table.c["count"].desc(), table.c.updated_at_ms.desc(), table.c.id)
+            .limit(offset + PAGE_SIZE)
+        ).all()
+        walks.append(rows)
+    ranked = heapq.merge(*walks, key=lambda row: (-row[0], -row[1], row[2]))
+    return [row[2] for row in itertools.islice(ranked, offset, offset + PAGE_SIZE)]
+
+
+def _bodies_in_order(conn: Connection, ids: list[str]) -> list[str]:
+    table = store_tables.findings
+    bodies = dict(conn.execute(select(table.c.id, table.c.body).where(table.c.id.in_(ids))).all())
+    return [bodies[found] for found in ids if found in bodies]
 
 
 def _searchable(finding: dict[str, Any]) -> str:
