@@ -121,11 +121,24 @@ def refresh_sqlite_statistics(engine: Engine) -> list[str]:
 
 
 def _statistics_are_stale(conn: Connection, table: str) -> bool:
-    rows = conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() or 0  # noqa: S608 - names above
+    rows = _estimated_rows(conn, table)
     if rows < 1000:
         return False
     counted = _analyzed_rows(conn, table)
     return counted is None or not counted / 10 <= rows <= counted * 10
+
+
+def _estimated_rows(conn: Connection, table: str) -> int:
+    """About how many rows ``table`` has: its largest rowid where it has one, else count(*).
+
+    An estimate is enough for a tenfold test, and the largest rowid is one index step where count(*) reads
+    the whole table at every open (0.27 s at 5 million rows). Retention deletes the oldest rows, so it
+    over-counts a pruned table: at worst a shrunken store keeps its old statistics. The roll-up tables are
+    keyed without a rowid, and counted.
+    """
+    ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).scalar()
+    measure = "count(*)" if ddl is None or "WITHOUT ROWID" in ddl.upper() else "max(rowid)"
+    return conn.exec_driver_sql(f"SELECT {measure} FROM {table}").scalar() or 0  # noqa: S608 - names above
 
 
 def _analyzed_rows(conn: Connection, table: str) -> int | None:
