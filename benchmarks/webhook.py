@@ -183,15 +183,19 @@ def rate(url: str, work: list[tuple[str, bytes]], clients: int) -> float:
 
 def finding_latencies(db_url: str, started: dict[str, float]) -> list[float]:
     """Seconds from each batch's POST to the commit of its detection (the spool row's done mark)."""
-    from sqlalchemy import create_engine, func, select
+    from sqlalchemy import create_engine, inspect, text
 
-    from kubeguard.store import schema
-
-    spool = schema.spool
     engine = create_engine(db_url)
     latencies = []
     with engine.connect() as conn:
-        for head, done in conn.execute(select(func.substr(spool.c.body, 1, 120), spool.c.done_at_ms)):
+        # Since version 17 the bodies are in a table of their own; a --compare-src tree may predate it.
+        split = "kg_spool_bodies" in inspect(conn).get_table_names()
+        query = (
+            "SELECT substr(b.body, 1, 120), s.done_at_ms FROM kg_spool s JOIN kg_spool_bodies b ON b.id = s.id"
+            if split
+            else "SELECT substr(body, 1, 120), done_at_ms FROM kg_spool"
+        )
+        for head, done in conn.execute(text(query)):
             tag = bytes(head).split(b'"resourceVersion":"', 1)[-1].split(b'"', 1)[0].decode()
             if tag in started and done is not None:
                 latencies.append(done / 1000 - started[tag])

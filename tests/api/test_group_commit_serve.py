@@ -52,7 +52,8 @@ def stored_tags(db_url: str, tags: list[str]) -> dict[str, int]:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            bodies = [bytes(body) for body in conn.execute(select(schema.spool.c.body)).scalars()]
+            rows = select(schema.spool_bodies.c.body).join(schema.spool, schema.spool.c.id == schema.spool_bodies.c.id)
+            bodies = [bytes(body) for body in conn.execute(rows).scalars()]
     finally:
         engine.dispose()
     return {tag: sum(f'"auditID":"{tag}-'.encode() in body for body in bodies) for tag in tags}
@@ -93,12 +94,12 @@ def spool_writes_held(db_url: str):
 
 
 def install_poison_trigger(db_url: str) -> None:
-    """Make the store refuse any spool row whose body holds :data:`MARKER`: the injected commit failure."""
+    """Make the store refuse any spool body (and so its row: one transaction) that holds :data:`MARKER`: the injected commit failure."""
     engine = create_engine(db_url)
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql(
-                "CREATE TRIGGER kg_test_poison BEFORE INSERT ON kg_spool "
+                "CREATE TRIGGER kg_test_poison BEFORE INSERT ON kg_spool_bodies "
                 f"WHEN instr(NEW.body, CAST('{MARKER}' AS BLOB)) > 0 "
                 "BEGIN SELECT RAISE(ABORT, 'injected commit failure'); END"
             )
@@ -109,7 +110,7 @@ def install_poison_trigger(db_url: str) -> None:
                 "RAISE EXCEPTION 'injected commit failure'; END IF; RETURN NEW; END $$"
             )
             conn.exec_driver_sql(
-                "CREATE TRIGGER kg_test_poison BEFORE INSERT ON kg_spool FOR EACH ROW EXECUTE FUNCTION kg_test_poison()"
+                "CREATE TRIGGER kg_test_poison BEFORE INSERT ON kg_spool_bodies FOR EACH ROW EXECUTE FUNCTION kg_test_poison()"
             )
     engine.dispose()
 

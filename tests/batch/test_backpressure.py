@@ -78,10 +78,11 @@ def test_drained_batches_are_pruned_in_small_transactions_and_kept_under_the_siz
         for batch_id in ids:
             Spool.mark_done(conn, batch_id)
     deleted: list[int] = []
+    bodies_deleted: list[int] = []
 
-    def count_deletes(_conn, _clause, _multiparams, _params, _options, result) -> None:
+    def count_deletes(_conn, clause, _multiparams, _params, _options, result) -> None:
         if result.context.isdelete:
-            deleted.append(result.rowcount)
+            (bodies_deleted if clause.table.name == "kg_spool_bodies" else deleted).append(result.rowcount)
 
     event.listen(engine, "after_execute", count_deletes)
 
@@ -91,6 +92,7 @@ def test_drained_batches_are_pruned_in_small_transactions_and_kept_under_the_siz
     assert pruned == 2 * PRUNE_STEP
     assert spool.totals()["batches_done"] == len(ids) - 2 * PRUNE_STEP
     assert [n for n in deleted if n] == [PRUNE_STEP, PRUNE_STEP], "pruning is split into short transactions"
+    assert [n for n in bodies_deleted if n] == [PRUNE_STEP, PRUNE_STEP], "each row's body goes with it"
     assert [b.id for b in spool.pending(10)] == [pending], "a pending batch is never pruned"
 
     assert spool.prune(now_ms() + 1) == len(ids) - 2 * PRUNE_STEP  # now all are past retention

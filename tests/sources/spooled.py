@@ -10,7 +10,9 @@ from kubeguard.store import schema
 
 def spooled_keys(engine) -> list[tuple[str, str]]:
     with engine.connect() as conn:
-        rows = conn.execute(select(schema.spool.c.body, schema.spool.c.cluster).order_by(schema.spool.c.id)).all()
+        spool, bodies = schema.spool, schema.spool_bodies
+        query = select(bodies.c.body, spool.c.cluster).join(spool, spool.c.id == bodies.c.id).order_by(spool.c.id)
+        rows = conn.execute(query).all()
     keys: list[tuple[str, str]] = []
     for body, cluster in rows:
         decoded = decode_bytes(bytes(body), cluster=cluster)

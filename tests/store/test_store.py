@@ -237,7 +237,7 @@ def test_spool_bodies_are_compressed_with_lz4_on_postgresql(engine):
         pytest.skip("compression of large values is PostgreSQL's")
     with engine.connect() as conn:
         method = conn.execute(
-            text("SELECT attcompression FROM pg_attribute WHERE attrelid = 'kg_spool'::regclass AND attname = 'body'")
+            text("SELECT attcompression FROM pg_attribute WHERE attrelid = 'kg_spool_bodies'::regclass AND attname = 'body'")
         ).scalar_one()
     assert method == "l"
 

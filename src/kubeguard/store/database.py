@@ -333,6 +333,14 @@ def _add_findings_list_indexes(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _split_spool_bodies(conn: Connection) -> None:
+    """Version 17: spool bodies in a table of their own, so marking a batch done and counting the backlog
+    no longer rewrite or walk 0.6 MB bodies on SQLite."""
+    from kubeguard.store.spool_migration import split_spool_bodies
+
+    split_spool_bodies(conn)
+
+
 def _add_list_and_graph_sort_indexes(conn: Connection) -> None:
     """Version 18: the console findings list's severity and count sorts, so a page walks index entries
     instead of sorting every open finding (about a second on SQLite at a million findings without them);
@@ -373,6 +381,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = (
     (14, _add_finding_window_counts),
     (15, _add_summary_index),
     (16, _add_findings_list_indexes),
+    (17, _split_spool_bodies),
     (18, _add_list_and_graph_sort_indexes),
 )
 

@@ -7,6 +7,10 @@ PostgreSQL commits are durable — and it lets the drainer mark a batch done in 
 that writes its findings. Batches keep the request body as received (after gunzip) so a later, better
 decoder or detector can replay them; drained batches are pruned after a retention period, and oldest
 first beyond a size cap, in small steps.
+
+The body lives in ``kg_spool_bodies`` under the row's id, written in the same transaction as the row and
+deleted with it: the row that the drainer marks done and every backlog count reads stays a few dozen
+bytes (see :data:`kubeguard.store.schema.spool_bodies`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from kubeguard.store.dialect import insert_if_absent
 PRUNE_STEP = 200
 
 _table = schema.spool
+_body_table = schema.spool_bodies
 
 
 @dataclass(slots=True, frozen=True)
@@ -60,18 +65,21 @@ class SpoolDepth:
         return max(0.0, ((now if now is not None else now_ms()) - self.oldest_received_ms) / 1000)
 
 
-def _insert(conn: Connection, entry: SpoolEntry, received_ms: int) -> int:
-    """One batch's spool row, in ``conn``'s transaction; its id."""
-    result = conn.execute(
-        insert(_table).values(
-            cluster=entry.cluster,
-            received_at_ms=received_ms,
-            event_count=entry.event_count,
-            body=entry.body,
-            body_bytes=len(entry.body),
+def _insert(conn: Connection, entries: list[SpoolEntry], received_ms: int) -> list[int]:
+    """The batches' spool rows and bodies, in ``conn``'s transaction; their ids, in order."""
+    ids = []
+    for entry in entries:
+        result = conn.execute(
+            insert(_table).values(
+                cluster=entry.cluster,
+                received_at_ms=received_ms,
+                event_count=entry.event_count,
+                body_bytes=len(entry.body),
+            )
         )
-    )
-    return int(result.inserted_primary_key[0])
+        ids.append(int(result.inserted_primary_key[0]))
+    conn.execute(insert(_body_table), [{"id": id_, "body": e.body} for id_, e in zip(ids, entries, strict=True)])
+    return ids
 
 
 class Spool:
@@ -89,7 +97,7 @@ class Spool:
         that skips it are both stored, or neither is and the source reads the batch again.
         """
         with self._engine.begin() as conn:
-            spool_id = _insert(conn, SpoolEntry(cluster, body, event_count), now_ms())
+            (spool_id,) = _insert(conn, [SpoolEntry(cluster, body, event_count)], now_ms())
             if also is not None:
                 also(conn)
             return spool_id
@@ -102,18 +110,19 @@ class Spool:
         """
         received = now_ms()
         with self._engine.begin() as conn:
-            return [_insert(conn, entry, received) for entry in entries]
+            return _insert(conn, entries, received)
 
     def pending(self, limit: int) -> list[Batch]:
         """The oldest ``limit`` batches not yet drained."""
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(_table.c.id, _table.c.cluster, _table.c.event_count, _table.c.body)
+                select(_table.c.id, _table.c.cluster, _table.c.event_count)
                 .where(_table.c.done_at_ms.is_(None))
                 .order_by(_table.c.id)
                 .limit(limit)
-            )
-            return [Batch(row.id, row.cluster, row.event_count, bytes(row.body)) for row in rows]
+            ).all()
+            bodies = self._bodies(conn, [row.id for row in rows]) if rows else {}
+            return [Batch(row.id, row.cluster, row.event_count, bodies[row.id]) for row in rows]
 
     def pending_group(
         self,
@@ -155,7 +164,7 @@ class Spool:
 
     @staticmethod
     def _bodies(conn: Connection, ids: list[int]) -> dict[int, bytes]:
-        rows = conn.execute(select(_table.c.id, _table.c.body).where(_table.c.id.in_(ids)))
+        rows = conn.execute(select(_body_table.c.id, _body_table.c.body).where(_body_table.c.id.in_(ids)))
         return {row.id: bytes(row.body) for row in rows}
 
     @staticmethod
@@ -262,7 +271,11 @@ class Spool:
         return pruned
 
     def _delete_step(self, condition: Any) -> int:
-        """Delete the oldest :data:`PRUNE_STEP` rows meeting ``condition`` in one short transaction."""
+        """Delete the oldest :data:`PRUNE_STEP` rows meeting ``condition``, with their bodies, in one short
+        transaction."""
         with self._engine.begin() as conn:
-            doomed = select(_table.c.id).where(condition).order_by(_table.c.id).limit(PRUNE_STEP).scalar_subquery()
+            doomed = list(conn.scalars(select(_table.c.id).where(condition).order_by(_table.c.id).limit(PRUNE_STEP)))
+            if not doomed:
+                return 0
+            conn.execute(delete(_body_table).where(_body_table.c.id.in_(doomed)))
             return int(conn.execute(delete(_table).where(_table.c.id.in_(doomed))).rowcount or 0)
