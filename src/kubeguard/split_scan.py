@@ -57,7 +57,6 @@ from kubeguard.detectors.anomaly.detectors import BODY_RESOURCES, AnomalyLearner
 from kubeguard.detectors.anomaly.features import seconds_of
 from kubeguard.detectors.effect import SWITCHING_PROTOCOLS, Outcome, is_dry_run, outcome
 from kubeguard.pipeline import FindingSet, Pipeline, readable_time
-from kubeguard.spans import fold_span
 
 log = logging.getLogger(__name__)
 
@@ -411,7 +410,16 @@ class Mapper:
                             new_actions.append(action)
                         pair = pair_ids[pair_key] = (owner_id, action_id)
                     if body is None and not connect:
-                        fold_span(segment, pair, 1, stamp, stamp)
+                        # fold_span(segment, pair, 1, stamp, stamp), inlined: it runs for almost every event.
+                        span = segment.get(pair)
+                        if span is None:
+                            segment[pair] = [1, stamp, stamp]
+                        else:
+                            span[0] += 1
+                            if stamp < span[1]:
+                                span[1] = stamp
+                            elif stamp > span[2]:
+                                span[2] = stamp
                         if found is None and not facts:
                             continue
                         # Stateless findings and prepared facts touch neither the pending tables nor the

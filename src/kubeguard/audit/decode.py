@@ -529,6 +529,17 @@ def _line_blocks(
             continue
         if held:
             pending, held, held_bytes = b"".join(held), [], 0
+        if pending and not skipping and b"\n" in chunk and b"\n" not in pending:
+            # The usual case: the previous read's partial line ends in this one (``first``, what the caller
+            # read ahead, may hold whole lines: those take the general path). Only that line is joined;
+            # joining the whole block (``pending + chunk``) copied every block once more, 2-3% of a scan.
+            # BytesIO finds line ends with memchr (bytes.split(b"\n") tests byte by byte).
+            lines = io.BytesIO(chunk).readlines()
+            lines[0] = pending + lines[0]
+            pending = b"" if chunk.endswith(b"\n") else lines.pop()
+            yield _checked_lines(lines, number, rejects, source)
+            number += len(lines)
+            continue
         data = pending + chunk if pending else chunk
         if not chunk:
             if data and not skipping:
@@ -554,13 +565,18 @@ def _line_blocks(
         # than a tenth of its decoding. Lines keep their "\n", which JSON reads as whitespace.
         lines = io.BytesIO(data).readlines()
         pending = b"" if cut == len(data) else lines.pop()
-        if max(map(len, lines)) > MAX_RECORD_BYTES + 1:
-            for index, line in enumerate(lines):
-                if len(line) > MAX_RECORD_BYTES + 1:
-                    rejects.add(Reject(source, number + index + 1, f"line longer than {MAX_RECORD_BYTES} bytes"))
-                    lines[index] = b""
+        yield _checked_lines(lines, number, rejects, source)
         number += len(lines)
-        yield lines
+
+
+def _checked_lines(lines: list[bytes], number: int, rejects: RejectLog, source: str) -> list[bytes]:
+    """``lines`` (the first is line ``number + 1``), each line too long to be a record rejected and emptied."""
+    if max(map(len, lines)) > MAX_RECORD_BYTES + 1:
+        for index, line in enumerate(lines):
+            if len(line) > MAX_RECORD_BYTES + 1:
+                rejects.add(Reject(source, number + index + 1, f"line longer than {MAX_RECORD_BYTES} bytes"))
+                lines[index] = b""
+    return lines
 
 
 def _reason(error: Exception) -> str:
