@@ -431,3 +431,32 @@ def test_the_newest_edges_of_both_ends_merged_equal_one_query_with_or(engine):
                 .order_by(table.c.last_ms.desc(), table.c.id).limit(limit)
             ).mappings().all()
             assert queries.neighbours(conn, "namespace", "ns", limit) == [queries._edge_dict(r) for r in plain]
+
+
+def test_writes_with_bodies_of_equal_length_are_told_apart(engine):
+    """Two bodies of the same length (one image tag differs by a digit) are two distinct writes: a repeat is
+    known by comparing the bodies, not their lengths, so each write's images and the latest attributes are
+    as when every event was derived alone, and a repeat of either body only counts."""
+    alice = {"user": "alice", "ip": "203.0.113.5", "agent": KUBECTL, "namespace": "dev"}
+    newer = {**POD, "spec": {**POD["spec"], "containers": [{**POD["spec"]["containers"][0], "image": "busybox:1.37"}]}}
+    assert len(orjson.dumps(newer)) == len(orjson.dumps(POD))
+    log = [
+        event("10:10", verb="update", resource="pods", name="reader", code=200, body=POD, **alice),
+        event("10:20", verb="update", resource="pods", name="reader", code=200, body=newer, **alice),
+        event("10:30", verb="update", resource="pods", name="reader", code=200, body=newer, **alice),
+        event("10:40", verb="update", resource="pods", name="reader", code=200, body=POD, **alice),
+        event("10:50", verb="update", resource="pods", name="reader", code=200, body=newer, **alice),
+    ]
+    recorder = ActivityRecorder()
+    for item in log:
+        recorder.observe(item)
+    assert len(recorder._writes) == 2  # each body derived once
+    assert recorder.pending >= 2 + 1  # the kept copies of the bodies count too
+    with engine.begin() as conn:
+        recorder.flush(conn)
+    with engine.connect() as conn:
+        images = queries.edges_of(conn, kinds.POD, "dev/reader", "runs", outgoing=True)
+        pod = queries.entity(conn, kinds.POD, "dev/reader")
+    assert sorted((e["target"]["key"], e["count"]) for e in images) == [("busybox:1.36", 2), ("busybox:1.37", 3)]
+    assert pod["attributes"]["images"] == ["busybox:1.37"]
+    assert pod["attributes"]["createdAt"] == "2026-11-20T10:50:00.000000Z"
