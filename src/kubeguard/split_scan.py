@@ -737,16 +737,21 @@ def _ordered_detections(
     for detector in engine.route(*key):
         if getattr(detector, "stateless", False):
             continue
-        position = positions[id(detector)]
-        try:
-            out = detector.detect(event, context)
-            if out:
-                for detection in out:
-                    detections.append((position, detection))
-        except Exception:  # noqa: BLE001 - a broken detector is reported, not fatal
-            errors[detector.name] += 1
-            log.exception("detector %s failed on audit event %s", detector.name, event.auditID)
+        _detect(detector, positions[id(detector)], event, context, errors, detections)
     return detections
+
+
+def _detect(detector: Any, position: int, event: AuditEvent, context: Any, errors: Any,
+            detections: list[tuple[int, Any]]) -> None:
+    """Run one detector on ``event`` as :meth:`Engine.detect` does, adding its detections at ``position``."""
+    try:
+        out = detector.detect(event, context)
+        if out:
+            for detection in out:
+                detections.append((position, detection))
+    except Exception:  # noqa: BLE001 - a broken detector is reported, not fatal
+        errors[detector.name] += 1
+        log.exception("detector %s failed on audit event %s", detector.name, event.auditID)
 
 
 def _called(
@@ -776,14 +781,7 @@ def _called(
             continue
         if event is None:
             event = _event_decoder.decode(encoded)
-        try:
-            out = detector.detect(event, context)
-            if out:
-                for detection in out:
-                    detections.append((position, detection))
-        except Exception:  # noqa: BLE001 - a broken detector is reported, not fatal
-            errors[detector.name] += 1
-            log.exception("detector %s failed on audit event %s", detector.name, event.auditID)
+        _detect(detector, position, event, context, errors, detections)
     return detections
 
 
