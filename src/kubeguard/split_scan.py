@@ -285,7 +285,9 @@ class Mapper:
         return facts
 
     @staticmethod
-    def _calls(event: AuditEvent, ordered: tuple[Any, ...]) -> tuple[str, str, list[tuple[int, Any]]] | None:
+    def _calls(
+        event: AuditEvent, ordered: tuple[Any, ...], stamp: str
+    ) -> tuple[str, str, list[tuple[int, Any]]] | None:
         """For an event sent whole: what the reducer does with it, in route order. ``(position, None)``: run
         the detector on the event; ``(position, fact)``: apply a prepared fact. A detector whose ``relevant``
         says no, or whose ``prepare`` has nothing to record, is left out. None: run the whole route (the
@@ -295,8 +297,8 @@ class Mapper:
         A detector left out is one whose ``detect`` would find and change nothing, so the reducer runs what
         :meth:`Engine.detect` runs to any effect (lab log, 200k events: 3,366 workload events each ran five
         detectors in the reducer, most of which read the body only to find nothing to say). The event's
-        cluster and time come first: what a detector's ``learning`` test reads in the reducer, before the
-        event is decoded (see :func:`_called`)."""
+        cluster and time (``stamp``, the event's) come first: what a detector's ``learning`` test reads in
+        the reducer, before the event is decoded (see :func:`_called`)."""
         if not ordered:
             return None
         calls: list[tuple[int, Any]] = []
@@ -318,7 +320,7 @@ class Mapper:
                 if not wanted:
                     continue
             calls.append((position, None))
-        return event.cluster, event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp, calls
+        return event.cluster, stamp, calls
 
     def map_chunk(self, stream: BinaryIO, source: str) -> tuple[Any, ...]:
         """The chunk's events reduced to what the reducer needs, in order (see :func:`reduce_chunks`).
@@ -435,7 +437,7 @@ class Mapper:
                     except Exception:  # noqa: BLE001 - the reducer runs the learner itself and counts the error
                         whole = True
                 if whole:
-                    step: tuple[Any, ...] = (position, WHOLE, found, _encode(event), self._calls(event, ordered))
+                    step: tuple[Any, ...] = (position, WHOLE, found, _encode(event), self._calls(event, ordered, stamp))
                 elif learner:
                     # Interned by what pending_key reads (the cluster is the reader's, the time is ``stamp``):
                     # one lookup instead of building and hashing its owner and action, and of reading the

@@ -149,7 +149,8 @@ class _Judged:
         detection is off, or the cluster is in its learning period (:func:`evaluate` would return there, and
         nothing before it reads a body or changes state). Each ``detect`` asks first, so a young cluster's
         candidates cost no body decoding; a split scan's reducer asks before it decodes an event sent whole
-        (lab and simulator logs, 200k events: every one of the 4,131 and 4,193 judgements falls there)."""
+        (lab and simulator logs, 200k events: every one of the 4,131 and 4,193 judgements falls there).
+        Past this test a ``detect`` knows the baselines are there."""
         baselines: Baselines | None = ctx.baselines
         return baselines is None or baselines.in_learning_period(cluster, stamp)
 
@@ -164,7 +165,7 @@ class SecretsAccessedAnomaly(_Judged):
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         if self.learning(event.cluster, event.event_time, ctx):
             return ()
-        if ctx.baselines is None or not event.succeeded:
+        if not event.succeeded:
             return ()
         everywhere = event.verb != "get" and not event.namespace
         result = evaluate(event, ctx, risky=everywhere)
@@ -187,7 +188,7 @@ class RoleBindingCreatedAnomaly(_Judged):
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         if self.learning(event.cluster, event.event_time, ctx):
             return ()
-        binding = rbac.read_binding(event) if ctx.baselines is not None else None
+        binding = rbac.read_binding(event)
         if binding is None or binding.roleRef is None:
             return ()
         admin = rbac.is_admin_role_ref(event, binding, ctx.state)
@@ -215,8 +216,6 @@ class ExecInPodAnomaly(_Judged):
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         if self.learning(event.cluster, event.event_time, ctx):
             return ()
-        if ctx.baselines is None:
-            return ()
         result = evaluate(event, ctx, risky=event.namespace in SENSITIVE_NAMESPACES)
         if result is None:
             return ()
@@ -238,7 +237,7 @@ class WorkloadDeployedAnomaly(_Judged):
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         if self.learning(event.cluster, event.event_time, ctx):
             return ()
-        view = workload.read_workload(event) if ctx.baselines is not None else None
+        view = workload.read_workload(event)
         if view is None or workload.created_by_controller(event, view):
             return ()
         containers = view.containers
@@ -283,7 +282,7 @@ class RoleCreatedAnomaly(_Judged):
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         if self.learning(event.cluster, event.event_time, ctx):
             return ()
-        if ctx.baselines is None or not event.succeeded:
+        if not event.succeeded:
             return ()
         role = rbac.read_role(event)
         if role is None:
@@ -336,7 +335,7 @@ class PermissionCheckedAnomaly(_Judged):
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]:
         if self.learning(event.cluster, event.event_time, ctx):
             return ()
-        if ctx.baselines is None or not event.succeeded:
+        if not event.succeeded:
             return ()
         checked = checked_permission(event)
         if checked is None:

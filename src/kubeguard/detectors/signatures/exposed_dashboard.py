@@ -81,6 +81,16 @@ def is_kubeflow_dashboard(service: Service, name: str, namespace: str, kubeflow_
     return kubeflow_present and namespace == "istio-system" and name == "istio-ingressgateway"
 
 
+def _exposed_service(event: AuditEvent) -> tuple[Service, str, str] | None:
+    """The Service a successful write made reachable from outside, with its name and namespace; else None."""
+    if not event.succeeded or not patch_touches(event, *EXPOSURE_PATHS):
+        return None
+    service = read_service(event)
+    if service is None or service.spec is None or service.spec.type not in EXPOSING_TYPES or is_internal(service):
+        return None
+    return service, service.metadata.name or event.name, service.metadata.namespace or event.namespace
+
+
 class ExposedDashboard:
     name = "exposed-dashboard"
     finding_types = (DASHBOARD, KUBEFLOW)
@@ -90,28 +100,18 @@ class ExposedDashboard:
     def relevant(event: AuditEvent) -> bool:
         """False when :meth:`detect` would find nothing: no exposed Service that is, or may be (Kubeflow's
         gateway counts once the cluster was seen running Kubeflow), a dashboard. Reads nothing recorded."""
-        if not event.succeeded or not patch_touches(event, *EXPOSURE_PATHS):
+        exposed = _exposed_service(event)
+        if exposed is None:
             return False
-        service = read_service(event)
-        if service is None or service.spec is None or service.spec.type not in EXPOSING_TYPES:
-            return False
-        if is_internal(service):
-            return False
-        name = service.metadata.name or event.name
-        namespace = service.metadata.namespace or event.namespace
+        service, name, namespace = exposed
         return is_kubernetes_dashboard(service, name, namespace) or is_kubeflow_dashboard(
             service, name, namespace, kubeflow_present=True)
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterator[Detection]:
-        if not event.succeeded or not patch_touches(event, *EXPOSURE_PATHS):
+        exposed = _exposed_service(event)
+        if exposed is None:
             return
-        service = read_service(event)
-        if service is None or service.spec is None or service.spec.type not in EXPOSING_TYPES:
-            return
-        if is_internal(service):
-            return
-        name = service.metadata.name or event.name
-        namespace = service.metadata.namespace or event.namespace
+        service, name, namespace = exposed
         kubeflow_present = ctx.state.seen(KUBEFLOW_CLUSTERS, event.cluster)
         if is_kubernetes_dashboard(service, name, namespace):
             finding, what = DASHBOARD, "The Kubernetes dashboard"
