@@ -23,7 +23,8 @@ counted alone. Store errors (a dropped connection, a full disk) are retried for 
 other error on the same batch :data:`MAX_ATTEMPTS` times in a row marks that batch failed, with the
 reason, so one poison batch cannot stall the service. Drained batches are pruned after the retention
 period, and beyond the size cap oldest first, a few hundred rows per transaction so acknowledgements
-never wait behind a long delete.
+never wait behind a long delete. For the same reason the drainer checkpoints the SQLite WAL after each
+group: left to SQLite, the webhook commit that crossed the WAL's threshold did it before its 200.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class SpoolDrainer:
             self._process(batches)
             if batches[-1].id >= self._alone_until:
                 self._alone_until = 0
+            self._spool.checkpoint()
         self._metrics.queue_depth.set(self._spool.depth().pending_events)
         return len(batches)
 
