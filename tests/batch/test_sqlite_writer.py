@@ -5,12 +5,14 @@ checkpointed by the drainer between groups instead of inside a webhook commit.""
 from __future__ import annotations
 
 import threading
+import time
 
 from sqlalchemy import event
 
 from batch.batches import cut, processor
 from batch.held import held_service
 from batch.traffic import simulated
+from kubeguard.api.ingest.checkpointer import Checkpointer
 from kubeguard.store.database import WAL_AUTOCHECKPOINT_PAGES, open_engine
 from kubeguard.store.spool import Spool
 from kubeguard.store.writer import writer_lock
@@ -94,13 +96,42 @@ def test_webhook_commits_leave_the_wal_to_the_drainers_checkpoint(tmp_path):
     engine.dispose()
 
 
-def test_the_drainer_checkpoints_after_each_group(db_url, monkeypatch):
-    with held_service(db_url, {}) as (url, context, drainer):
-        calls = []
-        monkeypatch.setattr(context.spool, "checkpoint", lambda: calls.append(1))
+def test_the_drainer_asks_for_a_checkpoint_after_each_group(tmp_path, monkeypatch):
+    with held_service(f"sqlite:///{tmp_path / 'kg.db'}", {}) as (_url, context, drainer):
+        asked = []
+        monkeypatch.setattr(drainer.checkpointer, "request", lambda: asked.append(1))
         batches = cut(simulated()[:800], [400, 400])
         for _, cluster, body in batches:
             context.spool.append(cluster, body, 400)
         assert drainer.drain_once() == len(batches)
-        assert calls == [1]
-        assert drainer.drain_once() == 0 and calls == [1]
+        assert asked == [1]
+        assert drainer.drain_once() == 0 and asked == [1]
+
+
+def test_postgresql_has_no_checkpointer(db_url):
+    with held_service(db_url, {}) as (_url, _context, drainer):
+        assert (drainer.checkpointer is None) == db_url.startswith("postgresql")
+
+
+def test_the_checkpointer_runs_in_its_own_thread_once_more_for_the_requests_made_while_it_ran():
+    running, release = threading.Event(), threading.Event()
+    threads: list[str] = []
+
+    def checkpoint() -> None:
+        threads.append(threading.current_thread().name)
+        running.set()
+        release.wait(30)
+
+    checkpointer = Checkpointer(checkpoint)
+    checkpointer.start()
+    checkpointer.request()
+    assert running.wait(30)
+    for _ in range(5):
+        checkpointer.request()
+    release.set()
+    deadline = time.monotonic() + 30
+    while checkpointer.runs < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    checkpointer.stop()
+    assert checkpointer.runs == 2
+    assert threads == ["wal checkpoint", "wal checkpoint"]

@@ -117,9 +117,14 @@ class Spool:
         with self._writing, self._engine.begin() as conn:
             return _insert(conn, entries, received)
 
+    @property
+    def dialect(self) -> str:
+        """The store's dialect name (``sqlite``, ``postgresql``)."""
+        return self._engine.dialect.name
+
     def checkpoint(self) -> tuple[int, int] | None:
-        """Move the SQLite WAL's frames into the database file (nothing on PostgreSQL); the drainer calls
-        this between detection groups so webhook commits never do (:func:`checkpoint_sqlite`)."""
+        """Move the SQLite WAL's frames into the database file (nothing on PostgreSQL); run after detection
+        groups (:mod:`kubeguard.api.ingest.checkpointer`) so webhook commits never do (:func:`checkpoint_sqlite`)."""
         return checkpoint_sqlite(self._engine)
 
     def pending(self, limit: int) -> list[Batch]:
