@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 #: loop needs the lock back (a chunk of a request body, a worker thread's result, a commit's answer: a dozen
 #: times per webhook request) it waited up to the whole interval, so a 400-event batch took 150 ms to
 #: acknowledge where its own work takes a few. At 1 ms the loop gets the lock back five times sooner, and
-#: the 200 follows the commit by that much less (benchmarks/webhook.py: about 1.3x the acknowledged rate on
-#: SQLite); the price is more frequent switches in detection, too few to measure.
+#: the 200 follows the commit by that much less (60-batch bursts of 400-event EventLists under load: about
+#: 1.3x the acknowledged rate on SQLite); the price is more frequent switches in detection, too few to measure.
 SWITCH_INTERVAL_SECONDS = 0.001
 
 
