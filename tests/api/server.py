@@ -21,6 +21,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class PortTaken(RuntimeError):
+    """The port picked for a server was taken by another before the server bound it."""
+
+
 def listens(pid: int, port: int) -> bool:
     """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port`` (True where /proc cannot tell)."""
     try:
@@ -80,6 +84,15 @@ class Server(ChildProcess):
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
+        """Start on a free port; again on another when the picked one was taken before the server bound it."""
+        for _ in range(3):
+            try:
+                return self._start_once()
+            except PortTaken:
+                continue
+        return self._start_once()
+
+    def _start_once(self) -> Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log = (self.workdir / "server.log").open("ab")
@@ -103,7 +116,10 @@ class Server(ChildProcess):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {(self.workdir / 'server.log').read_text()[-3000:]}")
+                output = (self.workdir / "server.log").read_text()[-3000:]
+                if "address already in use" in output.lower():
+                    raise PortTaken(self.port)
+                raise RuntimeError(f"server exited: {output}")
             try:
                 # The port was free when picked, but another test's server may have taken it since: the
                 # answer counts only once this process is the one listening (a loaded machine saw a test
