@@ -58,6 +58,13 @@ from kubeguard.audit.event import CONNECT_SUBRESOURCES, AuditEvent
 from kubeguard.detectors.anomaly.baselines import Observation, pending_key
 from kubeguard.detectors.anomaly.detectors import BODY_RESOURCES, AnomalyLearner, _body_values
 from kubeguard.detectors.anomaly.features import seconds_of
+from kubeguard.detectors.base import (
+    ANONYMOUS_CALLER,
+    ANONYMOUS_USER,
+    IMPERSONATING_CALLER,
+    UNAUTHENTICATED_GROUP,
+    WITH_INTEL,
+)
 from kubeguard.detectors.effect import SWITCHING_PROTOCOLS, Outcome, is_dry_run, outcome
 from kubeguard.pipeline import FindingSet, Pipeline, readable_time
 
@@ -225,14 +232,28 @@ class Mapper:
         #: What :func:`pending_key` reads of an event (all but the time) → its interned (owner, action) ids.
         self._pairs: dict[tuple[Any, ...], tuple[int, int]] = {}
 
-    def _plan(self, key: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...], bool]:
-        """For one route: its stateless detectors as (position, name, detect); its order-dependent ones (see
-        :meth:`_facts` and :meth:`_calls`), or () when it has none but the learner; whether the learner
-        counts the event."""
+    def _plan(self, key: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...], bool, tuple[Any, ...]]:
+        """For one route: its ungated stateless detectors as (position, name, detect); its order-dependent
+        ones (see :meth:`_facts` and :meth:`_calls`), or () when it has none but the learner; whether the
+        learner counts the event; its stateless detectors behind the anonymous and the impersonating
+        caller gates, as the first."""
         route = self.pipeline.engine.route(*key)
-        stateless = tuple(
-            (self.positions[id(d)], d.name, d.detect) for d in route if getattr(d, "stateless", False)
-        )
+        # Stateless detectors by their caller gate (``only_for``): those behind a closed gate are called only
+        # when the mapper's inline test opens it; behind WITH_INTEL and no intel loaded (a scan's intel
+        # does not change), never.
+        gated: dict[str | None, list[tuple[int, str, Any]]] = {None: [], ANONYMOUS_CALLER: [], IMPERSONATING_CALLER: []}
+        intel = self.pipeline.engine.context.intel
+        for d in route:
+            if not getattr(d, "stateless", False):
+                continue
+            gate = getattr(d, "only_for", None)
+            if gate == WITH_INTEL:
+                if intel is None:
+                    continue
+                gate = None
+            gated.get(gate, gated[None]).append((self.positions[id(d)], d.name, d.detect))
+        stateless = tuple(gated[None])
+        gates = (tuple(gated[ANONYMOUS_CALLER]), tuple(gated[IMPERSONATING_CALLER]))
         learner = self.learns and any(isinstance(d, AnomalyLearner) for d in route)
         # The ``relevant`` tests come first, each once (the anomaly detectors share one): when one says yes
         # the event goes whole to the reducer, and reading bodies for the ``prepare`` steps would be wasted.
@@ -262,7 +283,7 @@ class Mapper:
                 steps.append((position, None, None))
         checks = (None,) if always else (*tests, *prepares)
         ordered = (checks, tuple(steps)) if checks else ()
-        plan = self._plans[key] = (stateless, ordered, learner)
+        plan = self._plans[key] = (stateless, ordered, learner, gates)
         return plan
 
     @staticmethod
@@ -402,7 +423,14 @@ class Mapper:
                 plan = plans.get(key)
                 if plan is None:
                     plan = plan_of(key)
-                stateless, ordered, learner = plan
+                stateless, ordered, learner, (anonymous, impersonating) = plan
+                user = event.user
+                # The caller gates, inlined (gate_open says what they test): a gated detector runs only
+                # when its gate is open, which is seldom.
+                if anonymous and (user.username == ANONYMOUS_USER or UNAUTHENTICATED_GROUP in user.groups):
+                    stateless = stateless + anonymous
+                if impersonating and event.impersonatedUser is not None:
+                    stateless = stateless + impersonating
                 found = None
                 if stateless:
                     # The lists are made when first needed: almost every event has neither.
@@ -442,7 +470,6 @@ class Mapper:
                     # Interned by what pending_key reads (the cluster is the reader's, the time is ``stamp``):
                     # one lookup instead of building and hashing its owner and action, and of reading the
                     # principal out of user.extra, for every event.
-                    user = event.user
                     ips = event.sourceIPs
                     pair_key = (
                         user.username, bytes(user.extra) if user.extra else b"", event.verb,

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from api.publishing import lab_batches
-from api.server import Server, free_port
+from api.server import Server, free_port, listens
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 
@@ -132,10 +132,12 @@ class TlsServer(Server):
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {(self.workdir / 'server.log').read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/healthz", verify=self.health, timeout=1).status_code == 200:
+                answered = httpx.get(f"{self.url}/healthz", verify=self.health, timeout=1).status_code == 200
+                if answered and listens(self.process.pid, self.port):  # not another test's server on the port
                     return self
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise RuntimeError("server did not come up over TLS")
 
 

@@ -99,3 +99,35 @@ def test_drained_batches_are_pruned_in_small_transactions_and_kept_under_the_siz
     assert spool.totals()["batches_done"] == 0
     assert [b.id for b in spool.pending(10)] == [pending]
     engine.dispose()
+
+
+class _CountingSpool:
+    """A spool whose depth is whatever the test sets, counting the store reads."""
+
+    def __init__(self, pending_events: int) -> None:
+        self.pending_events = pending_events
+        self.reads = 0
+
+    def depth(self):
+        from kubeguard.store.spool import SpoolDepth
+
+        self.reads += 1
+        return SpoolDepth(1, self.pending_events, 10)
+
+
+def test_the_webhook_asks_the_backlog_without_a_store_read_while_the_last_reading_is_fresh():
+    from kubeguard.api.ingest.backlog import REFRESH_SECONDS, Backlog
+
+    now = [100.0]
+    spool = _CountingSpool(10)
+    backlog = Backlog(spool, max_events=100, max_bytes=10**6, clock=lambda: now[0])
+    assert backlog.stale()
+    assert backlog.full() is None and spool.reads == 1
+    spool.pending_events = 500
+    backlog.added(95, 1)  # this process's appends count at once, without reading
+    assert not backlog.stale()
+    assert "105 events wait" in backlog.full(refresh=False) and spool.reads == 1
+    now[0] += REFRESH_SECONDS
+    assert backlog.stale()
+    assert "105 events wait" in backlog.full(refresh=False) and spool.reads == 1, "never a read when told not to"
+    assert "500 events wait" in backlog.full() and spool.reads == 2

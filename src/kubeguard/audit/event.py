@@ -53,19 +53,26 @@ class ObjectReference(msgspec.Struct, omit_defaults=True, gc=False):
 
 
 class ResponseStatus(msgspec.Struct, omit_defaults=True, gc=False):
+    # ``code`` first: most statuses are {"metadata": {}, "code": 200}; the rest in the API server's order.
     code: int = 0
     status: str = ""
-    reason: str = ""
     message: str = ""
+    reason: str = ""
 
 
 class AuditEvent(msgspec.Struct, omit_defaults=True, gc=False):
-    """One ``audit.k8s.io`` Event (v1 or v1beta1), plus the cluster it came from."""
+    """One ``audit.k8s.io`` Event (v1 or v1beta1), plus the cluster it came from.
 
+    The fields are declared in the order the API server writes them: msgspec looks a key up from the field
+    after the last one it matched, so a key out of order costs a walk around the fields (callgrind, 40k
+    lab events: level, verb and annotations out of order cost 1.7% of mapping them)."""
+
+    #: The audit level the policy chose (Metadata, Request, RequestResponse); Sigma rules may test it.
+    level: str = ""
     auditID: str = ""
     stage: str = ""
-    verb: str = ""
     requestURI: str = ""
+    verb: str = ""
     user: UserInfo = msgspec.field(default_factory=UserInfo)
     impersonatedUser: UserInfo | None = None
     sourceIPs: list[str] = []
@@ -75,14 +82,12 @@ class AuditEvent(msgspec.Struct, omit_defaults=True, gc=False):
     # Raw bytes (``msgspec.Raw``); empty when the audit level left the body out.
     requestObject: msgspec.Raw = msgspec.Raw(b"")
     responseObject: msgspec.Raw = msgspec.Raw(b"")
-    #: Raw until read, like ``user.extra``: see :meth:`annotation`.
-    annotations: msgspec.Raw = msgspec.Raw(b"")
     requestReceivedTimestamp: str = ""
     stageTimestamp: str = ""
+    #: Raw until read, like ``user.extra``: see :meth:`annotation`.
+    annotations: msgspec.Raw = msgspec.Raw(b"")
     # v1beta1 events carry a top-level ``timestamp`` instead of requestReceivedTimestamp.
     timestamp: str = ""
-    #: The audit level the policy chose (Metadata, Request, RequestResponse); Sigma rules may test it.
-    level: str = ""
     cluster: str = ""
 
     # -- convenience accessors used by every detector; kept as plain properties so they cost nothing

@@ -225,8 +225,9 @@ class BatchProcessor:
                 live: list[BatchPart] = []
                 try:
                     conn = self._connection()
-                    with contextlib.ExitStack() as locks:
-                        locks.enter_context(conn.begin())
+                    # The writer lock taken in the transaction is let go only after it has committed (or
+                    # rolled back): released before, a waiting spool append met SQLite's still-held lock.
+                    with contextlib.ExitStack() as locks, conn.begin():
                         stored = self._detect_and_write(conn, parts, live, within, claimed, locks)
                 except BatchAlreadyStored:
                     self._restore_stats(before)

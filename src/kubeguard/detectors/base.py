@@ -90,6 +90,34 @@ class DetectionContext:
     baselines: Any = None
 
 
+#: ``only_for``: the caller is anonymous (``system:anonymous``, or in ``system:unauthenticated``).
+ANONYMOUS_CALLER = "anonymous"
+#: ``only_for``: the request impersonated someone (it has an ``impersonatedUser``).
+IMPERSONATING_CALLER = "impersonating"
+#: ``only_for``: threat intelligence is loaded (``ctx.intel`` is not None).
+WITH_INTEL = "intel"
+CALLER_GATES = frozenset({ANONYMOUS_CALLER, IMPERSONATING_CALLER, WITH_INTEL})
+ANONYMOUS_USER = "system:anonymous"
+UNAUTHENTICATED_GROUP = "system:unauthenticated"
+
+
+def gate_open(gate: str | None, event: AuditEvent, ctx: DetectionContext) -> bool:
+    """Whether a detector behind ``gate`` (its ``only_for``, None for none) may find anything in ``event``.
+
+    The reference for the inlined tests in :mod:`kubeguard.split_scan`; the tests hold every gated
+    detector to it."""
+    if gate is None:
+        return True
+    if gate == ANONYMOUS_CALLER:
+        user = event.user
+        return user.username == ANONYMOUS_USER or UNAUTHENTICATED_GROUP in user.groups
+    if gate == IMPERSONATING_CALLER:
+        return event.impersonatedUser is not None
+    if gate == WITH_INTEL:
+        return ctx.intel is not None
+    raise ValueError(f"unknown caller gate {gate!r}; known: {', '.join(sorted(CALLER_GATES))}")
+
+
 class Detector(Protocol):
     """The contract every detector module fulfils (see ``detectors/registry.py``)."""
 
@@ -107,5 +135,9 @@ class Detector(Protocol):
     # A detector that raises no finding may split ``detect`` into ``prepare(event)`` (reads only the
     # event; None: nothing to record) and ``apply(fact, ctx)`` (records it), so that a split scan reads
     # the event where it is decoded and records the fact in order.
+    # A stateless detector may declare ``only_for``, one of the :data:`CALLER_GATES`: a promise that
+    # ``detect`` returns nothing unless the gate is open (see :func:`gate_open`). A split scan tests the
+    # gate inline, once for every detector behind it, instead of calling each ``detect`` on every event
+    # (the three detectors that want every event are behind gates).
 
     def detect(self, event: AuditEvent, ctx: DetectionContext) -> Iterable[Detection]: ...

@@ -20,7 +20,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubeguard.audit.event import AuditEvent
-from kubeguard.detectors.base import ANY, Detection, DetectionContext, Detector, resource_key
+from kubeguard.detectors.base import (
+    ANONYMOUS_CALLER,
+    ANONYMOUS_USER,
+    ANY,
+    CALLER_GATES,
+    IMPERSONATING_CALLER,
+    UNAUTHENTICATED_GROUP,
+    WITH_INTEL,
+    Detection,
+    DetectionContext,
+    Detector,
+    resource_key,
+)
 from kubeguard.detectors.effect import APPLIED_ONLY, Outcome, outcome
 
 log = logging.getLogger(__name__)
@@ -31,8 +43,9 @@ class Engine:
         self.detectors = list(detectors)
         self.context = context
         self._routes: dict[tuple[str, str, str, Outcome], tuple[Detector, ...]] = {}
-        #: The same routes as (detector, its bound ``detect``) pairs: what :meth:`detect` iterates.
-        self._calls: dict[tuple[str, str, str, Outcome], tuple[tuple[Detector, Any], ...]] = {}
+        #: The same routes as :meth:`detect` runs them (see :meth:`_plan`): detectors behind a caller gate
+        #: (``only_for``) are called only when their gate is open.
+        self._calls: dict[tuple[str, str, str, Outcome], tuple[tuple[Any, ...], ...]] = {}
         self.errors: Counter[str] = Counter()
 
     def route(
@@ -54,11 +67,23 @@ class Engine:
         key = (
             (event.verb, ref.resource, ref.subresource, result) if ref is not None else (event.verb, "", "", result)
         )
-        calls = self._calls.get(key)
-        if calls is None:
-            calls = self._calls[key] = tuple((d, d.detect) for d in self.route(*key))
-        detections: list[Detection] = []
+        plan = self._calls.get(key)
+        if plan is None:
+            plan = self._calls[key] = self._plan(key)
+        without_intel, with_intel, callers, every = plan
         context = self.context
+        intel = context.intel is not None
+        calls: Any = with_intel if intel else without_intel
+        if callers:
+            # The caller gates (see ``gate_open``), inlined: tested once an event, and while both are closed
+            # (almost always) the detectors behind them are not called at all.
+            user = event.user
+            anonymous = user.username == ANONYMOUS_USER or UNAUTHENTICATED_GROUP in user.groups
+            impersonating = event.impersonatedUser is not None
+            if anonymous or impersonating:
+                opened = {ANONYMOUS_CALLER: anonymous, IMPERSONATING_CALLER: impersonating, WITH_INTEL: intel}
+                calls = [(d, detect) for d, detect, gate in every if opened.get(gate, True)]
+        detections: list[Detection] = []
         for detector, detect in calls:
             try:
                 found = detect(event, context)
@@ -68,6 +93,18 @@ class Engine:
                 self.errors[detector.name] += 1
                 log.exception("detector %s failed on audit event %s", detector.name, event.auditID)
         return detections
+
+    def _plan(self, key: tuple[str, str, str, Outcome]) -> tuple[tuple[Any, ...], ...]:
+        """A route as :meth:`detect` runs it: (detector, ``detect``) pairs in route order without the gated
+        detectors, then the same with those behind ``WITH_INTEL``; the detectors behind the caller gates;
+        and (detector, ``detect``, gate) triples of the whole route."""
+        every = tuple((d, d.detect, getattr(d, "only_for", None)) for d in self.route(*key))
+        without_intel = tuple((d, detect) for d, detect, gate in every if gate not in CALLER_GATES)
+        with_intel = tuple(
+            (d, detect) for d, detect, gate in every if gate not in CALLER_GATES or gate == WITH_INTEL
+        )
+        callers = tuple(d for d, _, gate in every if gate in (ANONYMOUS_CALLER, IMPERSONATING_CALLER))
+        return without_intel, with_intel, callers, every
 
     @property
     def finding_types(self) -> list[str]:

@@ -8,7 +8,7 @@ import msgspec
 
 from kubeguard.audit.event import AuditEvent
 from kubeguard.audit.objects import Role, RoleBinding, Subject, decode_body, read_object
-from kubeguard.detectors.base import StateStore
+from kubeguard.detectors.base import ANONYMOUS_USER, UNAUTHENTICATED_GROUP, StateStore
 from kubeguard.detectors.effect import patch_touches
 
 BINDING_RESOURCES = ("rolebindings", "clusterrolebindings")
@@ -18,9 +18,6 @@ ROLE_RESOURCES = ("roles", "clusterroles")
 ADMIN_CLUSTER_ROLES = frozenset({"cluster-admin", "admin"})
 #: State scope of the (Cluster)Roles seen granting ``*`` verbs on ``*`` resources.
 WILDCARD_ROLES = "rbac.wildcard-roles"
-
-ANONYMOUS_USER = "system:anonymous"
-UNAUTHENTICATED_GROUP = "system:unauthenticated"
 
 
 def read_binding(event: AuditEvent) -> RoleBinding | None:

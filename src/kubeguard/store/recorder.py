@@ -19,6 +19,7 @@ from kubeguard.findings.aggregate import merge_finding
 from kubeguard.findings.criteria import matches
 from kubeguard.store import filters, findings
 from kubeguard.store.findings import Upserted
+from kubeguard.store.writer import writer_lock
 
 #: Receives each stored finding that should be published (new or updated, not suppressed).
 PublishHook = Callable[[dict[str, Any]], None]
@@ -59,11 +60,12 @@ class FindingRecorder:
         self._publish = publish or (lambda _finding: None)
         self._on_outcome = on_outcome or (lambda _type, _outcome: None)
         self._stage = stage
-        # SQLite allows one writer; serialising here avoids busy retries between the drainer and the API.
-        self._lock = threading.Lock()
+        # SQLite allows one writer; serialising here avoids busy retries between the drainer, the API and
+        # the webhook's spool appends (which share the engine's writer lock).
+        self._lock = writer_lock(engine)
 
     @property
-    def lock(self) -> threading.Lock:
+    def lock(self) -> threading.RLock:
         """Held by every writer of findings in this process (SQLite has one writer at a time)."""
         return self._lock
 

@@ -15,6 +15,7 @@ bytes (see :data:`kubeguard.store.schema.spool_bodies`).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, delete, func, insert, select, update
 
 from kubeguard.store import schema
-from kubeguard.store.database import now_ms
+from kubeguard.store.database import checkpoint_sqlite, now_ms
 from kubeguard.store.dialect import insert_if_absent
+from kubeguard.store.writer import writer_lock
 
 #: Rows deleted per pruning transaction: small, so appends never wait long behind a prune.
 PRUNE_STEP = 200
@@ -87,6 +89,9 @@ class Spool:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        #: On SQLite, appends queue behind the process's other writers (the drainer's detection groups) on
+        #: the engine's writer lock instead of in SQLite's busy handler (:mod:`kubeguard.store.writer`).
+        self._writing = writer_lock(engine) if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     def append(
         self, cluster: str, body: bytes, event_count: int, also: Callable[[Connection], None] | None = None
@@ -96,7 +101,7 @@ class Spool:
         ``also`` writes in the same transaction (a live source's cursor): either the batch and the position
         that skips it are both stored, or neither is and the source reads the batch again.
         """
-        with self._engine.begin() as conn:
+        with self._writing, self._engine.begin() as conn:
             (spool_id,) = _insert(conn, [SpoolEntry(cluster, body, event_count)], now_ms())
             if also is not None:
                 also(conn)
@@ -109,8 +114,18 @@ class Spool:
         it raises none was stored.
         """
         received = now_ms()
-        with self._engine.begin() as conn:
+        with self._writing, self._engine.begin() as conn:
             return _insert(conn, entries, received)
+
+    @property
+    def dialect(self) -> str:
+        """The store's dialect name (``sqlite``, ``postgresql``)."""
+        return self._engine.dialect.name
+
+    def checkpoint(self) -> tuple[int, int] | None:
+        """Move the SQLite WAL's frames into the database file (nothing on PostgreSQL); run after detection
+        groups (:mod:`kubeguard.api.ingest.checkpointer`) so webhook commits never do (:func:`checkpoint_sqlite`)."""
+        return checkpoint_sqlite(self._engine)
 
     def pending(self, limit: int) -> list[Batch]:
         """The oldest ``limit`` batches not yet drained."""
@@ -180,7 +195,7 @@ class Spool:
 
     def fail(self, batch_id: int, done_mark: str, cluster: str, error: str) -> None:
         """Give up on a batch detection keeps failing on: done, with the reason, and its done mark taken."""
-        with self._engine.begin() as conn:
+        with self._writing, self._engine.begin() as conn:
             mark = {
                 "batch_id": done_mark,
                 "cluster": cluster,
@@ -273,7 +288,7 @@ class Spool:
     def _delete_step(self, condition: Any) -> int:
         """Delete the oldest :data:`PRUNE_STEP` rows meeting ``condition``, with their bodies, in one short
         transaction."""
-        with self._engine.begin() as conn:
+        with self._writing, self._engine.begin() as conn:
             doomed = list(conn.scalars(select(_table.c.id).where(condition).order_by(_table.c.id).limit(PRUNE_STEP)))
             if not doomed:
                 return 0

@@ -37,11 +37,15 @@ class Backlog:
         self._depth = SpoolDepth(0, 0)
         self._read_at: float | None = None
 
-    def depth(self) -> SpoolDepth:
-        """The backlog as last read from the store plus this process's appends since (refreshed when stale)."""
+    def stale(self) -> bool:
+        """Whether the next :meth:`depth` reads the store (the webhook then asks from a worker thread)."""
         with self._lock:
-            stale = self._read_at is None or self._clock() - self._read_at >= REFRESH_SECONDS
-        if stale:
+            return self._read_at is None or self._clock() - self._read_at >= REFRESH_SECONDS
+
+    def depth(self, *, refresh: bool = True) -> SpoolDepth:
+        """The backlog as last read from the store plus this process's appends since (refreshed when stale,
+        unless ``refresh`` is false: then never a store read)."""
+        if refresh and self.stale():
             fresh = self._spool.depth()
             with self._lock:
                 self._depth, self._read_at = fresh, self._clock()
@@ -58,9 +62,10 @@ class Backlog:
                 depth.oldest_received_ms,
             )
 
-    def full(self) -> str | None:
-        """Why the webhook must refuse a batch now, or None when there is room."""
-        depth = self.depth()
+    def full(self, *, refresh: bool = True) -> str | None:
+        """Why the webhook must refuse a batch now, or None when there is room (``refresh`` as for
+        :meth:`depth`)."""
+        depth = self.depth(refresh=refresh)
         if depth.pending_events >= self.max_events:
             return f"{depth.pending_events} events wait for detection (limit {self.max_events})"
         if depth.pending_bytes >= self.max_bytes:

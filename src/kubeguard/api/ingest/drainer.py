@@ -23,7 +23,9 @@ counted alone. Store errors (a dropped connection, a full disk) are retried for 
 other error on the same batch :data:`MAX_ATTEMPTS` times in a row marks that batch failed, with the
 reason, so one poison batch cannot stall the service. Drained batches are pruned after the retention
 period, and beyond the size cap oldest first, a few hundred rows per transaction so acknowledgements
-never wait behind a long delete.
+never wait behind a long delete. For the same reason the SQLite WAL is checkpointed after each group, by
+a thread of its own (:mod:`kubeguard.api.ingest.checkpointer`), not by the webhook commit that crossed
+SQLite's threshold.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import DBAPIError
 
+from kubeguard.api.ingest.checkpointer import Checkpointer
 from kubeguard.api.ingest.handoff import DecodedHandoff
 from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.audit.decode import decode_bytes
@@ -99,8 +102,12 @@ class SpoolDrainer:
         #: After a group failed: the last spool id of it; until the drainer is past it, one batch per group.
         self._alone_until = 0
         self.max_group_events = MAX_GROUP_EVENTS
+        #: Checkpoints the SQLite WAL when asked after a group (None on PostgreSQL).
+        self.checkpointer = Checkpointer(spool.checkpoint) if spool.dialect == "sqlite" else None
 
     def start(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         self._thread.start()
 
     def alive(self) -> bool:
@@ -115,6 +122,8 @@ class SpoolDrainer:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self.checkpointer is not None:
+            self.checkpointer.stop(timeout)
         if not self._thread.is_alive():
             self._processor.close()
 
@@ -131,6 +140,8 @@ class SpoolDrainer:
             self._process(batches)
             if batches[-1].id >= self._alone_until:
                 self._alone_until = 0
+            if self.checkpointer is not None:
+                self.checkpointer.request()
         self._metrics.queue_depth.set(self._spool.depth().pending_events)
         return len(batches)
 

@@ -60,8 +60,7 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
     explicit_cluster = path_cluster or token_cluster
     if ctx.backlog is not None:
         try:
-            async with asyncio.timeout(ctx.options.store_timeout_seconds):
-                full = await anyio.to_thread.run_sync(ctx.backlog.full, abandon_on_cancel=True)
+            full = await _backlog_full(ctx)
         except (TimeoutError, DBAPIError) as exc:
             return _store_unavailable(ctx, explicit_cluster or ctx.options.default_cluster, exc)
         if full:
@@ -107,6 +106,16 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
     if ctx.wake_drainer is not None:
         ctx.wake_drainer()
     return JSONResponse({"accepted": len(decoded.events), "rejected": len(decoded.rejects)})
+
+
+async def _backlog_full(ctx: Any) -> str | None:
+    """Why the backlog refuses a batch now, or None; the store is read (from a worker thread, bounded by the
+    store timeout) only when the last reading is stale, at most twice a second, and otherwise the answer
+    comes without the hop to a thread and back, two waits for the interpreter lock that detection holds."""
+    if not ctx.backlog.stale():
+        return ctx.backlog.full(refresh=False)
+    async with asyncio.timeout(ctx.options.store_timeout_seconds):
+        return await anyio.to_thread.run_sync(ctx.backlog.full, abandon_on_cancel=True)
 
 
 def _store_unavailable(ctx: Any, cluster: str, exc: BaseException) -> JSONResponse:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kubeguard.audit.event import AuditEvent
-from kubeguard.detectors.base import ANY, Detection, DetectionContext
+from kubeguard.detectors.base import ANONYMOUS_CALLER, ANY, Detection, DetectionContext
 from kubeguard.detectors.common import api_call, make_detection
 from kubeguard.detectors.rbac import ANONYMOUS_USER, UNAUTHENTICATED_GROUP
 from kubeguard.detectors.tactics import classify
@@ -36,6 +36,7 @@ def is_health_probe(event: AuditEvent) -> bool:
 class SuccessfulAnonymousAccess:
     name = "successful-anonymous-access"
     stateless = True  # reads only the event and the intel: a split scan may run it anywhere
+    only_for = ANONYMOUS_CALLER
     finding_types = tuple(f"{tactic}:Kubernetes/{VARIANT}" for tactic in TACTICS)
     wants = ((ANY, ANY),)
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubeguard.audit.event import AuditEvent
-from kubeguard.detectors.base import ANY, Detection, DetectionContext
+from kubeguard.detectors.base import ANY, WITH_INTEL, Detection, DetectionContext
 from kubeguard.detectors.callers.anonymous import is_anonymous
 from kubeguard.detectors.common import api_call, make_detection, who
 from kubeguard.detectors.effect import EVERY_OUTCOME
@@ -64,6 +64,7 @@ def match_by_kind(source_ips: Sequence[str], intel: Any) -> dict[str, list[Any]]
 class ThreatIntelCaller:
     name = "threat-intel-caller"
     stateless = True  # reads only the event and the intel: a split scan may run it anywhere
+    only_for = WITH_INTEL
     finding_types = tuple(f"{tactic}:Kubernetes/{variant}" for variant in VARIANTS.values() for tactic in TACTICS)
     wants = ((ANY, ANY),)
     #: A call from a listed address is the finding, whatever the API server answered (DESIGN.md).

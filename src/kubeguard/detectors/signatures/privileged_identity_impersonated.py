@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kubeguard.audit.event import AuditEvent
-from kubeguard.detectors.base import ANY, Detection, DetectionContext
+from kubeguard.detectors.base import ANY, IMPERSONATING_CALLER, Detection, DetectionContext
 from kubeguard.detectors.common import api_call, make_detection
 from kubeguard.detectors.identities import is_privileged_identity, is_system_user
 
@@ -26,6 +26,7 @@ ACCESS_REVIEWS = frozenset({"selfsubjectaccessreviews", "selfsubjectrulesreviews
 class PrivilegedIdentityImpersonated:
     name = "privileged-identity-impersonated"
     stateless = True  # reads only the event and the intel: a split scan may run it anywhere
+    only_for = IMPERSONATING_CALLER
     finding_types = (FINDING,)
     wants = ((ANY, ANY),)
 
