@@ -10,6 +10,8 @@ from __future__ import annotations
 import gc
 import gzip
 import os
+import pickle
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -488,3 +490,54 @@ def test_a_chunk_that_could_fill_the_pending_tables_is_read_again(
     one, split = both(path)
     assert split == one
     assert rescanned
+
+
+def _frame(index: int, size: int) -> bytes:
+    payload = pickle.dumps((index, b"x" * size))
+    return split_scan._FRAME.pack(len(payload)) + payload
+
+
+def test_a_mapper_that_runs_ahead_is_read_while_the_other_is_awaited() -> None:
+    """Mapper 1 writes all its chunks (more than its pipe holds) before mapper 0 writes any: the reducer
+    reads mapper 1's pipe while it waits for chunk 0, so mapper 1 finishes instead of blocking for good."""
+    chunks, size = 40, 256 * 1024  # mapper 1's share, 5 MiB, is several times a pipe's capacity
+    plan = split_scan.SplitPlan(path=Path("-"), source="-", size=0, chunks=chunks)
+    ends = [os.pipe() for _ in range(split_scan.MAPPERS)]
+    ahead_done = threading.Event()
+
+    def write(first: int) -> None:
+        with os.fdopen(ends[first][1], "wb") as out:
+            if first == 0 and not ahead_done.wait(30):
+                return  # the other mapper never finished: the reducer did not read ahead
+            for index in range(first, chunks, split_scan.MAPPERS):
+                out.write(_frame(index, size))
+        if first == 1:
+            ahead_done.set()
+
+    writers = [threading.Thread(target=write, args=(first,), daemon=True) for first in range(split_scan.MAPPERS)]
+    for writer in writers:
+        writer.start()
+    mappers = [(0, os.fdopen(read_end, "rb")) for read_end, _ in ends]
+    try:
+        assert [index for index, _ in split_scan.chunk_results(mappers, plan)] == list(range(chunks))
+        assert ahead_done.is_set()
+    finally:
+        for _, stream in mappers:
+            stream.close()
+
+
+def test_a_mapper_cut_off_inside_a_frame_is_a_failed_mapper() -> None:
+    plan = split_scan.SplitPlan(path=Path("-"), source="-", size=0, chunks=4)
+    ends = [os.pipe() for _ in range(split_scan.MAPPERS)]
+    with os.fdopen(ends[0][1], "wb") as out:
+        out.write(_frame(0, 10) + _frame(2, 100)[:-5])  # chunk 2 stops short
+    with os.fdopen(ends[1][1], "wb") as out:
+        out.write(_frame(1, 10) + _frame(3, 10))
+    mappers = [(0, os.fdopen(read_end, "rb")) for read_end, _ in ends]
+    seen: list[int] = []
+    with pytest.raises(split_scan.MapperFailed, match="mapper 0 stopped inside chunk 2"):
+        for index, _ in split_scan.chunk_results(mappers, plan):
+            seen.append(index)
+    assert seen == [0, 1]
+    for _, stream in mappers:
+        stream.close()
