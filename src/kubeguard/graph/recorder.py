@@ -746,12 +746,12 @@ ON CONFLICT (subject, dimension, value) DO UPDATE SET
 #: hourly counts (three integers) cost as much as the roll-up rows of ten strings did before them.
 _INSERT_SHAPES_UNNEST = """
 INSERT INTO kg_activity_shapes (key, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri, outcome)
-SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                     %s::text[], %s::text[], %s::text[], %s::text[])
+SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                     %b::text[], %b::text[], %b::text[], %b::text[])
 ON CONFLICT (key) DO NOTHING
 """
 _UPSERT_COUNTS_UNNEST = """
-INSERT INTO kg_activity (hour_ms, shape, count) SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::integer[])
+INSERT INTO kg_activity (hour_ms, shape, count) SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::integer[])
 ON CONFLICT (hour_ms, shape) DO UPDATE SET count = kg_activity.count + excluded.count
 """
 
@@ -767,7 +767,11 @@ def _upsert_activity(conn: Connection, rows: tuple[list[tuple], list[tuple]]) ->
 
 
 def _execute_columns(conn: Connection, sql: str, rows: list[tuple]) -> None:
-    """PostgreSQL: ``rows`` in one statement that unnests one array per column (at most a flush's rows)."""
+    """PostgreSQL: ``rows`` in one statement that unnests one array per column (at most a flush's rows).
+
+    The arrays go in PostgreSQL's binary format (``%b``): psycopg writes a text-format array element by
+    element in Python, escaping each string with a regular expression, and that was a third of serve's
+    detection CPU on PostgreSQL (40k lab events under the profiler: 0.92 s of 2.99 s)."""
     if not rows:
         return
     cursor = conn.connection.cursor()
