@@ -64,6 +64,9 @@ class ChildProcess:
 
 
 class Server(ChildProcess):
+    #: How the server is spoken to; a subclass that starts it over TLS says ``https`` and how to verify it.
+    scheme = "http"
+
     def __init__(
         self,
         db_url: str,
@@ -80,7 +83,7 @@ class Server(ChildProcess):
         self.config_path.write_text(config)
         self.env = {**os.environ, **(env or {})}
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.scheme}://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Server:
@@ -92,9 +95,13 @@ class Server(ChildProcess):
                 continue
         return self._start_once()
 
+    def _healthy(self) -> bool:
+        """Whatever listens on the port answers /healthz."""
+        return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+
     def _start_once(self) -> Server:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.scheme}://127.0.0.1:{self.port}"
         log = (self.workdir / "server.log").open("ab")
         self.process = subprocess.Popen(
             [
@@ -124,12 +131,12 @@ class Server(ChildProcess):
                 # The port was free when picked, but another test's server may have taken it since: the
                 # answer counts only once this process is the one listening (a loaded machine saw a test
                 # post to its neighbour's server and count the neighbour's events).
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200 and listens(self.process.pid, self.port):
+                if self._healthy() and listens(self.process.pid, self.port):
                     return self
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError("server did not come up")
+        raise RuntimeError(f"server did not come up over {self.scheme}")
 
     def wait_drained(self, timeout: float = 60, headers: dict[str, str] | None = None) -> dict[str, int]:
         deadline = time.monotonic() + timeout

@@ -7,8 +7,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import httpx
 import pytest
 
 from api.publishing import lab_batches
-from api.server import Server, free_port, listens
+from api.server import Server
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 
@@ -114,31 +112,14 @@ def first_answer(server: Server, context: ssl.SSLContext) -> bytes | str:
 class TlsServer(Server):
     """``kubeguard serve`` over HTTPS; ``health`` is the TLS context its readiness probe uses."""
 
+    scheme = "https"
+
     def __init__(self, db_url: str, workdir: Path, tls_args: list[str], health: ssl.SSLContext) -> None:
-        super().__init__(db_url, workdir)
-        self.tls_args = tls_args
+        super().__init__(db_url, workdir, args=tls_args)
         self.health = health
 
-    def start(self) -> TlsServer:
-        self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
-        log = (self.workdir / "server.log").open("ab")
-        command = [sys.executable, "-m", "kubeguard.serve", "--port", str(self.port), "--db", self.db_url]
-        self.process = subprocess.Popen(
-            [*command, "--config", str(self.config_path), *self.tls_args], stdout=log, stderr=subprocess.STDOUT, env=self.env
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {(self.workdir / 'server.log').read_text()[-3000:]}")
-            try:
-                answered = httpx.get(f"{self.url}/healthz", verify=self.health, timeout=1).status_code == 200
-                if answered and listens(self.process.pid, self.port):  # not another test's server on the port
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not come up over TLS")
+    def _healthy(self) -> bool:
+        return httpx.get(f"{self.url}/healthz", verify=self.health, timeout=1).status_code == 200
 
 
 @pytest.fixture
