@@ -101,6 +101,12 @@ ANONYMOUS_USER = "system:anonymous"
 UNAUTHENTICATED_GROUP = "system:unauthenticated"
 
 
+def is_anonymous(event: AuditEvent) -> bool:
+    """The caller is unauthenticated: ``system:anonymous``, or in ``system:unauthenticated``."""
+    user = event.user
+    return user.username == ANONYMOUS_USER or UNAUTHENTICATED_GROUP in user.groups
+
+
 def gate_open(gate: str | None, event: AuditEvent, ctx: DetectionContext) -> bool:
     """Whether a detector behind ``gate`` (its ``only_for``, None for none) may find anything in ``event``.
 
@@ -109,8 +115,7 @@ def gate_open(gate: str | None, event: AuditEvent, ctx: DetectionContext) -> boo
     if gate is None:
         return True
     if gate == ANONYMOUS_CALLER:
-        user = event.user
-        return user.username == ANONYMOUS_USER or UNAUTHENTICATED_GROUP in user.groups
+        return is_anonymous(event)
     if gate == IMPERSONATING_CALLER:
         return event.impersonatedUser is not None
     if gate == WITH_INTEL:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kubeguard.audit.event import AuditEvent
-from kubeguard.detectors.base import ANONYMOUS_CALLER, ANY, Detection, DetectionContext
+from kubeguard.detectors.base import ANONYMOUS_CALLER, ANONYMOUS_USER, ANY, Detection, DetectionContext, is_anonymous
 from kubeguard.detectors.common import api_call, make_detection
-from kubeguard.detectors.rbac import ANONYMOUS_USER, UNAUTHENTICATED_GROUP
 from kubeguard.detectors.tactics import classify
 from kubeguard.findings.types import TACTICS
 
@@ -21,11 +20,6 @@ HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 #: Service-account issuer discovery (OIDC): public by design, so that cloud IAM can verify the cluster's
 #: tokens; clusters bind ``system:service-account-issuer-discovery`` to unauthenticated callers for it.
 PUBLIC_PATHS = frozenset({"/.well-known/openid-configuration", "/openid/v1/jwks"})
-
-
-def is_anonymous(event: AuditEvent) -> bool:
-    user = event.user
-    return user.username == ANONYMOUS_USER or UNAUTHENTICATED_GROUP in user.groups
 
 
 def is_health_probe(event: AuditEvent) -> bool:

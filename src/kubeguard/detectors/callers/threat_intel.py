@@ -21,8 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubeguard.audit.event import AuditEvent
-from kubeguard.detectors.base import ANY, WITH_INTEL, Detection, DetectionContext
-from kubeguard.detectors.callers.anonymous import is_anonymous
+from kubeguard.detectors.base import ANY, WITH_INTEL, Detection, DetectionContext, is_anonymous
 from kubeguard.detectors.common import api_call, make_detection, who
 from kubeguard.detectors.effect import EVERY_OUTCOME
 from kubeguard.detectors.tactics import classify
