@@ -45,7 +45,7 @@ class Engine:
         self._routes: dict[tuple[str, str, str, Outcome], tuple[Detector, ...]] = {}
         #: The same routes as :meth:`detect` runs them (see :meth:`_plan`): detectors behind a caller gate
         #: (``only_for``) are called only when their gate is open.
-        self._calls: dict[tuple[str, str, str, Outcome], tuple[tuple[Any, ...], ...]] = {}
+        self._calls: dict[tuple[str, str, str, Outcome], tuple[Any, ...]] = {}
         self.errors: Counter[str] = Counter()
 
     def route(
@@ -70,11 +70,11 @@ class Engine:
         plan = self._calls.get(key)
         if plan is None:
             plan = self._calls[key] = self._plan(key)
-        without_intel, with_intel, callers, every = plan
+        without_intel, with_intel, caller_gated, every = plan
         context = self.context
         intel = context.intel is not None
         calls: Any = with_intel if intel else without_intel
-        if callers:
+        if caller_gated:
             # The caller gates (see ``gate_open``), inlined: tested once an event, and while both are closed
             # (almost always) the detectors behind them are not called at all.
             user = event.user
@@ -94,17 +94,17 @@ class Engine:
                 log.exception("detector %s failed on audit event %s", detector.name, event.auditID)
         return detections
 
-    def _plan(self, key: tuple[str, str, str, Outcome]) -> tuple[tuple[Any, ...], ...]:
+    def _plan(self, key: tuple[str, str, str, Outcome]) -> tuple[Any, ...]:
         """A route as :meth:`detect` runs it: (detector, ``detect``) pairs in route order without the gated
-        detectors, then the same with those behind ``WITH_INTEL``; the detectors behind the caller gates;
+        detectors, then the same with those behind ``WITH_INTEL``; whether any is behind a caller gate;
         and (detector, ``detect``, gate) triples of the whole route."""
         every = tuple((d, d.detect, getattr(d, "only_for", None)) for d in self.route(*key))
         without_intel = tuple((d, detect) for d, detect, gate in every if gate not in CALLER_GATES)
         with_intel = tuple(
             (d, detect) for d, detect, gate in every if gate not in CALLER_GATES or gate == WITH_INTEL
         )
-        callers = tuple(d for d, _, gate in every if gate in (ANONYMOUS_CALLER, IMPERSONATING_CALLER))
-        return without_intel, with_intel, callers, every
+        caller_gated = any(gate in (ANONYMOUS_CALLER, IMPERSONATING_CALLER) for _, _, gate in every)
+        return without_intel, with_intel, caller_gated, every
 
     @property
     def finding_types(self) -> list[str]:
