@@ -628,8 +628,8 @@ class _Frames:
         else:
             self.ended = True
 
-    def take(self) -> bytes | None:
-        """The next whole frame's payload, or None until it has all arrived."""
+    def take(self) -> bytearray | None:
+        """The next whole frame's payload (one copy out of the buffer), or None until it has all arrived."""
         data = self.data
         if len(data) < _FRAME.size:
             return None
@@ -637,7 +637,7 @@ class _Frames:
         end = _FRAME.size + length
         if len(data) < end:
             return None
-        payload = bytes(data[_FRAME.size : end])
+        payload = data[_FRAME.size : end]
         del data[:end]  # a bytearray drops its front without moving the rest
         return payload
 
