@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+import time
 
 import httpx
 import pytest
@@ -249,3 +250,54 @@ def test_serve_under_a_burst_detects_every_batch_once_as_the_scan_does(make_serv
     assert sum(decoded.values()) == len(batches) and decoded["webhook"] > 0
     found = httpx.get(f"{server.url}/api/findings", params={"limit": 1000}, timeout=30).json()["findings"]
     assert {f["id"]: comparable(f) for f in found} == _comparable(offline_scan(pairs, sequences=True))
+
+
+class Recording:
+    """A processor that records the batches of each group it is given and when, then detects them."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.groups = inner, []
+
+    def process_batches(self, parts, within=None):
+        self.groups.append((time.monotonic(), [p.batch_id for p in parts]))
+        return self.inner.process_batches(parts, within)
+
+    def prune_done(self, horizon: int) -> None:
+        self.inner.prune_done(horizon)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_the_drainer_detects_a_lone_batch_at_once_and_lets_the_next_group_fill_under_a_stream(db_url):
+    engine = open_engine(db_url)
+    spool = Spool(engine)
+    batches = cut(simulated()[:2400], [300] * 8)
+    recording = Recording(processor(engine))
+    drainer = SpoolDrainer(spool, recording, ServiceMetrics(), retention_seconds=3600)
+    drainer.linger_seconds = 1.0
+    drainer.start()
+    try:
+        _, cluster, body = batches[0]
+        landed = time.monotonic()
+        first = spool.append(cluster, body, len(body.splitlines()))
+        drainer.wake()
+        deadline = time.monotonic() + 10
+        while not recording.groups and time.monotonic() < deadline:
+            time.sleep(0.005)
+        detected, group = recording.groups[0]
+        assert group == [spool_batch_id(first)]
+        assert detected - landed < 0.9, "after a quiet spell a batch is detected without the linger"
+        # A stream: the next batches land one by one while the drainer lingers after the first group.
+        later = []
+        for _, cluster, body in batches[1:]:
+            later.append(spool.append(cluster, body, len(body.splitlines())))
+            drainer.wake()
+            time.sleep(0.02)
+        while len(recording.groups) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+    finally:
+        drainer.stop()
+    assert recording.groups[1][1] == [spool_batch_id(i) for i in later], "the lingering drainer took them as one group"
+    assert spool.totals()["batches_done"] == len(batches)
+    engine.dispose()
