@@ -460,3 +460,50 @@ def test_writes_with_bodies_of_equal_length_are_told_apart(engine):
     assert sorted((e["target"]["key"], e["count"]) for e in images) == [("busybox:1.36", 2), ("busybox:1.37", 3)]
     assert pod["attributes"]["images"] == ["busybox:1.37"]
     assert pod["attributes"]["createdAt"] == "2026-11-20T10:50:00.000000Z"
+
+
+def _first_sightings(engine) -> dict:
+    with engine.connect() as conn:
+        rows = conn.execute(select(tables.first_seen.c.subject, tables.first_seen.c.dimension,
+                                   tables.first_seen.c.value, tables.first_seen.c.first_seen_ms)).all()
+    return {(subject, dimension, value): first for subject, dimension, value, first in rows}
+
+
+class _Failed(Exception):
+    pass
+
+
+def test_first_sightings_a_flush_skips_are_those_a_committed_flush_stored(engine):
+    """The recorder skips first sightings it stored before at an earlier or equal time, but only once their
+    transaction committed, and never after retention pruned the store."""
+    log = lab_log()
+    recorder = ActivityRecorder()
+
+    def flush(events, commit=True):
+        for item in events:
+            recorder.observe(item)
+        try:
+            with engine.begin() as conn:
+                recorder.flush(conn)
+                if not commit:
+                    raise _Failed
+        except _Failed:
+            recorder.discard()
+
+    flush(log[:3], commit=False)  # written, rolled back: nothing of it stored, nothing of it trusted
+    flush(log[3:4])
+    flush(log[:3])
+    stored = _first_sightings(engine)
+    assert ("alice", "ip", "203.0.113.5") in stored and ("bob", "ip", "203.0.113.9") in stored
+    # Rewritten behind the recorder's back: a pair it trusts is not written again, an earlier one is.
+    with engine.begin() as conn:
+        conn.execute(tables.first_seen.delete())
+    flush(log[:2])  # the same pairs at their stored times: skipped
+    assert _first_sightings(engine) == {}
+    earlier = event("09:00", user="alice", ip="203.0.113.5", agent=KUBECTL, verb="get", resource="pods",
+                    namespace="dev", code=200)
+    flush([earlier])
+    assert _first_sightings(engine)[("alice", "ip", "203.0.113.5")] < stored[("alice", "ip", "203.0.113.5")]
+    recorder.forget_stored_pairs()  # as retention does after deleting pairs
+    flush(log[3:4])
+    assert ("bob", "ip", "203.0.113.9") in _first_sightings(engine)

@@ -27,7 +27,7 @@ from kubeguard.api.metrics import ServiceMetrics
 from kubeguard.api.options import ServeOptions
 from kubeguard.correlate.stored import correlate_stored
 from kubeguard.detectors.rules.catalog import RuleCatalog
-from kubeguard.graph.recorder import attach_activity
+from kubeguard.graph.recorder import ActivityRecorder, attach_activity
 from kubeguard.graph.retention import Retention
 from kubeguard.graph.retention import prune as prune_history
 from kubeguard.intel.index import IntelIndex
@@ -81,13 +81,16 @@ def rule_catalog(engine: Any, pipeline: Any) -> RuleCatalog:
     return catalog
 
 
-def history_upkeep(engine: Any, options: ServeOptions) -> Callable[[], None]:
-    """Prune the activity store to its retention (age and size); run by the drainer now and then."""
+def history_upkeep(engine: Any, options: ServeOptions, activity: ActivityRecorder) -> Callable[[], None]:
+    """Prune the activity store to its retention (age and size); run by the drainer now and then, on the
+    thread that flushes ``activity``, which then forgets the first sightings it knew were stored."""
     retention = Retention(days=options.history_days, max_activity_rows=options.history_max_rows)
 
     def upkeep() -> None:
         with engine.begin() as conn:
             pruned = prune_history(conn, retention)
+        if pruned.first_seen:
+            activity.forget_stored_pairs()
         if pruned.total:
             log.info("activity store: pruned %d rows past retention", pruned.total)
 
@@ -142,7 +145,7 @@ def build_context(settings: Any, options: ServeOptions, db_url: str, *, open_acc
         metrics,
         retention_seconds=options.spool_retention_seconds,
         retention_bytes=options.spool_retention_bytes,
-        maintain=history_upkeep(engine, options) if activity is not None else None,
+        maintain=history_upkeep(engine, options, activity) if activity is not None else None,
         handoff=DecodedHandoff(),
     )
     context.handoff = drainer.handoff

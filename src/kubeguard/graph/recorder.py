@@ -18,6 +18,7 @@ ones key by key in the upsert itself.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,9 @@ _CONNECT_SUBRESOURCES = frozenset(("exec", "attach"))
 _PAST_THE_HOUR = "\uffff"
 #: Bound on remembered subjects' groups and IP descriptions (skip rewriting what is already stored).
 _CACHE_LIMIT = 50_000
+
+#: How long the recorder trusts its memory of the first sightings it stored (see :meth:`ActivityRecorder._fresh_pairs`).
+_KNOWN_SECONDS = 600.0
 
 IpDescriber = Callable[[str], dict[str, Any]]
 
@@ -108,6 +112,11 @@ class ActivityRecorder:
         self._hours: dict[str, int] = {}
         self._stored_groups: dict[str, tuple[str, ...]] = {}
         self._ip_details: dict[str, dict[str, Any]] = {}
+        #: First sightings stored by committed flushes: (subject, dimension, value) -> a time the stored one is
+        #: at or before. The last flush's wait in ``_staged_pairs`` until the next flush shows it committed.
+        self._known_pairs: dict[tuple[str, str, str], int] = {}
+        self._staged_pairs: dict[tuple[str, str, str], int] = {}
+        self._known_since = time.monotonic()
 
     # -- the hot path ------------------------------------------------------------------------------------
 
@@ -271,6 +280,15 @@ class ActivityRecorder:
 
     def discard(self) -> None:
         """Forget the deltas of a batch whose transaction did not commit."""
+        self._staged_pairs = {}
+        self._reset()
+
+    def forget_stored_pairs(self) -> None:
+        """Stop trusting the memory of stored first sightings (retention has just deleted some)."""
+        self._known_pairs = {}
+        self._staged_pairs = {}
+
+    def _reset(self) -> None:
         self._calls = {}
         self._cells = 0
         self._groups.clear()
@@ -338,12 +356,33 @@ class ActivityRecorder:
         _upsert_activity(conn, rows)
         _upsert_entities(conn, entities)
         _upsert_edges(conn, edges)
-        _upsert_first_seen(conn, pairs)
+        fresh = self._fresh_pairs(pairs)
+        _upsert_first_seen(conn, fresh)
+        self._staged_pairs = {key: first for key, (first, _cluster) in fresh.items()}
         for username, groups in self._groups.items():
             if len(self._stored_groups) > _CACHE_LIMIT:
                 self._stored_groups.clear()
             self._stored_groups[username] = tuple(groups)
-        self.discard()
+        self._reset()
+
+    def _fresh_pairs(self, pairs: dict[tuple[str, str, str], tuple[int, str]]) -> dict:
+        """The first sightings this flush must write: those not stored at or before their time already.
+
+        A stored first sighting only ever moves earlier, so a pair stored by a committed flush with a time
+        at or before this one's needs no statement; in a steady stream that is nearly every pair, and each
+        upsert cost PostgreSQL's client about 30 us (5.6 % of ``serve``'s interpreter time under webhook
+        load). The last flush's pairs count as stored once this flush runs, which means its transaction
+        committed (a failed one calls :meth:`discard`). Retention deletes the pairs of forgotten subjects:
+        this process forgets what it knew when it prunes, and anything it knew past :data:`_KNOWN_SECONDS`,
+        so another process's prune can delay a returning subject's first sightings by that long at most.
+        """
+        known = self._known_pairs
+        if len(known) > _CACHE_LIMIT or time.monotonic() - self._known_since > _KNOWN_SECONDS:
+            known.clear()
+            self._staged_pairs = {}
+            self._known_since = time.monotonic()
+        known.update(self._staged_pairs)
+        return {key: value for key, value in pairs.items() if key not in known or value[0] < known[key]}
 
     def _apply_writes(self, entities: dict, edges: dict) -> None:
         """The entities and edges of each distinct write, with the times and count of all its repeats."""
