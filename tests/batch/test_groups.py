@@ -301,3 +301,29 @@ def test_the_drainer_detects_a_lone_batch_at_once_and_lets_the_next_group_fill_u
     assert recording.groups[1][1] == [spool_batch_id(i) for i in later], "the lingering drainer took them as one group"
     assert spool.totals()["batches_done"] == len(batches)
     engine.dispose()
+
+
+def test_the_linger_ends_once_a_full_group_waits(db_url):
+    engine = open_engine(db_url)
+    spool = Spool(engine)
+    batches = cut(simulated()[:3000], [300] * 10)[:3]
+    sizes = [len(body.splitlines()) for _, _, body in batches]
+    recording = Recording(processor(engine))
+    drainer = SpoolDrainer(spool, recording, ServiceMetrics(), retention_seconds=3600)
+    # A full group is what the second and third batches hold together, not what either holds alone.
+    drainer.linger_seconds, drainer.max_group_events = 30.0, sizes[1] + sizes[2]
+    drainer.start()
+    try:
+        deadline = time.monotonic() + 20
+        ids = []
+        for index, (_, cluster, body) in enumerate(batches):
+            ids.append(spool.append(cluster, body, sizes[index]))
+            landed = time.monotonic()
+            drainer.wake(sizes[index])  # as the webhook does, with the batch's events
+            while len(recording.groups) < 1 + (index == 2) and time.monotonic() < deadline:
+                time.sleep(0.005)
+    finally:
+        drainer.stop()
+    assert [group for _, group in recording.groups] == [[spool_batch_id(ids[0])], [spool_batch_id(i) for i in ids[1:]]]
+    assert recording.groups[1][0] - landed < 10, "the second group did not wait out the 30 s linger"
+    engine.dispose()

@@ -104,7 +104,7 @@ async def _ingest(request: Request, path_cluster: str | None) -> JSONResponse:
     ctx.metrics.events_received.labels(cluster).inc(len(decoded.events))
     ctx.metrics.events_rejected.inc(len(decoded.rejects))
     if ctx.wake_drainer is not None:
-        ctx.wake_drainer()
+        ctx.wake_drainer(len(decoded.events))
     return JSONResponse({"accepted": len(decoded.events), "rejected": len(decoded.rejects)})
 
 
