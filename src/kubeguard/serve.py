@@ -18,6 +18,7 @@ import uvicorn
 from kubeguard.api.app import build_context, create_app
 from kubeguard.api.options import serve_options
 from kubeguard.api.tls_peer import PeerCertificateProtocol
+from kubeguard.collector import tune_for_service
 from kubeguard.config import ConfigError, load_settings
 from kubeguard.detectors.rules import RuleLoadError
 from kubeguard.store.database import url_from_option
@@ -116,6 +117,7 @@ def serve(
     context.sources = _live_sources(context, settings, options, sources or [], since)
     app = create_app(context, drainer)
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    tune_for_service()
     uvicorn.run(
         app,
         host=host,

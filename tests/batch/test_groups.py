@@ -161,16 +161,21 @@ def test_a_webhook_backlog_drains_in_groups_one_transaction_each_with_the_findin
 
 
 class Poisoned:
-    """A processor that fails every group holding the poisoned batch (detection raising on it, say)."""
+    """A processor that records each group it is offered (its batch ids, in ``offered``, and when, in
+    ``times``) and fails every group holding the poisoned batch, if any (detection raising on it, say)."""
 
-    def __init__(self, inner, poisoned: str) -> None:
-        self.inner, self.poisoned, self.offered = inner, poisoned, []
+    def __init__(self, inner, poisoned: str | None = None) -> None:
+        self.inner, self.poisoned, self.offered, self.times = inner, poisoned, [], []
 
     def process_batches(self, parts, within=None):
         self.offered.append([p.batch_id for p in parts])
+        self.times.append(time.monotonic())
         if any(p.batch_id == self.poisoned for p in parts):
             raise RuntimeError("poisoned batch")
         return self.inner.process_batches(parts, within)
+
+    def prune_done(self, horizon: int) -> None:
+        self.inner.prune_done(horizon)
 
     def close(self) -> None:
         self.inner.close()
@@ -252,28 +257,11 @@ def test_serve_under_a_burst_detects_every_batch_once_as_the_scan_does(make_serv
     assert {f["id"]: comparable(f) for f in found} == _comparable(offline_scan(pairs, sequences=True))
 
 
-class Recording:
-    """A processor that records the batches of each group it is given and when, then detects them."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.groups = inner, []
-
-    def process_batches(self, parts, within=None):
-        self.groups.append((time.monotonic(), [p.batch_id for p in parts]))
-        return self.inner.process_batches(parts, within)
-
-    def prune_done(self, horizon: int) -> None:
-        self.inner.prune_done(horizon)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 def test_the_drainer_detects_a_lone_batch_at_once_and_lets_the_next_group_fill_under_a_stream(db_url):
     engine = open_engine(db_url)
     spool = Spool(engine)
     batches = cut(simulated()[:2400], [300] * 8)
-    recording = Recording(processor(engine))
+    recording = Poisoned(processor(engine))
     drainer = SpoolDrainer(spool, recording, ServiceMetrics(), retention_seconds=3600)
     drainer.linger_seconds = 1.0
     drainer.start()
@@ -283,9 +271,9 @@ def test_the_drainer_detects_a_lone_batch_at_once_and_lets_the_next_group_fill_u
         first = spool.append(cluster, body, len(body.splitlines()))
         drainer.wake()
         deadline = time.monotonic() + 10
-        while not recording.groups and time.monotonic() < deadline:
+        while not recording.offered and time.monotonic() < deadline:
             time.sleep(0.005)
-        detected, group = recording.groups[0]
+        detected, group = recording.times[0], recording.offered[0]
         assert group == [spool_batch_id(first)]
         assert detected - landed < 0.9, "after a quiet spell a batch is detected without the linger"
         # A stream: the next batches land one by one while the drainer lingers after the first group.
@@ -294,11 +282,11 @@ def test_the_drainer_detects_a_lone_batch_at_once_and_lets_the_next_group_fill_u
             later.append(spool.append(cluster, body, len(body.splitlines())))
             drainer.wake()
             time.sleep(0.02)
-        while len(recording.groups) < 2 and time.monotonic() < deadline:
+        while len(recording.offered) < 2 and time.monotonic() < deadline:
             time.sleep(0.005)
     finally:
         drainer.stop()
-    assert recording.groups[1][1] == [spool_batch_id(i) for i in later], "the lingering drainer took them as one group"
+    assert recording.offered[1] == [spool_batch_id(i) for i in later], "the lingering drainer took them as one group"
     assert spool.totals()["batches_done"] == len(batches)
     engine.dispose()
 
@@ -308,7 +296,7 @@ def test_the_linger_ends_once_a_full_group_waits(db_url):
     spool = Spool(engine)
     batches = cut(simulated()[:3000], [300] * 10)[:3]
     sizes = [len(body.splitlines()) for _, _, body in batches]
-    recording = Recording(processor(engine))
+    recording = Poisoned(processor(engine))
     drainer = SpoolDrainer(spool, recording, ServiceMetrics(), retention_seconds=3600)
     # A full group is what the second and third batches hold together, not what either holds alone.
     drainer.linger_seconds, drainer.max_group_events = 30.0, sizes[1] + sizes[2]
@@ -320,10 +308,10 @@ def test_the_linger_ends_once_a_full_group_waits(db_url):
             ids.append(spool.append(cluster, body, sizes[index]))
             landed = time.monotonic()
             drainer.wake(sizes[index])  # as the webhook does, with the batch's events
-            while len(recording.groups) < 1 + (index == 2) and time.monotonic() < deadline:
+            while len(recording.offered) < 1 + (index == 2) and time.monotonic() < deadline:
                 time.sleep(0.005)
     finally:
         drainer.stop()
-    assert [group for _, group in recording.groups] == [[spool_batch_id(ids[0])], [spool_batch_id(i) for i in ids[1:]]]
-    assert recording.groups[1][0] - landed < 10, "the second group did not wait out the 30 s linger"
+    assert recording.offered == [[spool_batch_id(ids[0])], [spool_batch_id(i) for i in ids[1:]]]
+    assert recording.times[1] - landed < 10, "the second group did not wait out the 30 s linger"
     engine.dispose()

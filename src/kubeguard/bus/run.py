@@ -45,6 +45,7 @@ def run_worker(
     from kubeguard.bus.processing import BusBatchProcessor
     from kubeguard.bus.settings_watch import DetectionSettings
     from kubeguard.bus.worker import Worker, WorkerMetrics, WorkerOptions
+    from kubeguard.collector import tune_for_service
     from kubeguard.config import ConfigError, load_settings
     from kubeguard.correlate.stored import correlate_stored
     from kubeguard.graph.recorder import attach_activity
@@ -102,6 +103,7 @@ def run_worker(
         options=WorkerOptions(max_attempts=max_attempts),
     )
     publisher.start()
+    tune_for_service()
     try:
         asyncio.run(_until_signalled(worker))
     except BusUnreachable as exc:
