@@ -507,3 +507,36 @@ def test_first_sightings_a_flush_skips_are_those_a_committed_flush_stored(engine
     recorder.forget_stored_pairs()  # as retention does after deleting pairs
     flush(log[3:4])
     assert ("bob", "ip", "203.0.113.9") in _first_sightings(engine)
+
+
+def test_subjects_whose_names_differ_past_the_kept_length_add_up_in_one_entity_and_edge(engine):
+    """Names are kept to 512 characters: two subjects that differ only past that are one entity, one edge per
+    relation, their counts added (on PostgreSQL, where a flush upserts each table in one statement too)."""
+    stem = "u" * 512
+    log = [
+        event("10:05", user=stem + "-first", ip="203.0.113.5", agent=KUBECTL, verb="get", resource="pods",
+              namespace="dev", code=200),
+        event("10:35", user=stem + "-second", ip="203.0.113.5", agent=KUBECTL, verb="list", resource="pods",
+              namespace="dev", code=200),
+    ]
+    record(engine, log)
+    with engine.connect() as conn:
+        subject = queries.entity(conn, kinds.SUBJECT, stem)
+        edges = queries.edges_of(conn, kinds.SUBJECT, stem, "from", outgoing=True)
+    assert subject["events"] == 2
+    assert subject["firstSeen"] == "2026-11-20T10:05:00Z" and subject["lastSeen"] == "2026-11-20T10:35:00Z"
+    assert [(edge["target"]["key"], edge["count"]) for edge in edges] == [("203.0.113.5", 2)]
+
+
+def test_values_longer_than_their_columns_are_cut_not_refused(engine):
+    """An audit log may name anything at any length (a request for a made-up object, say): PostgreSQL refuses
+    a value longer than its column, which would fail the whole batch, so each is cut to fit."""
+    long = event("10:05", user="mallory", ip="203.0.113.5" + "0" * 100, agent=KUBECTL, verb="get" * 20,
+                 resource="widgets" * 40, namespace="n" * 300, name="x" * 1000, code=404)
+    record(engine, [long], findings=[])
+    with engine.connect() as conn:
+        shapes = conn.execute(select(tables.activity_shapes)).mappings().all()
+        mallory = queries.entity(conn, kinds.SUBJECT, "mallory")
+    assert len(shapes) == 1 and mallory["events"] == 1
+    for column in ("ip", "verb", "resource", "namespace", "name"):
+        assert len(shapes[0][column]) == tables.activity_shapes.c[column].type.length

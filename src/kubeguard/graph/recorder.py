@@ -51,6 +51,14 @@ _KNOWN_SECONDS = 600.0
 
 IpDescriber = Callable[[str], dict[str, Any]]
 
+#: Each shape value is cut to its column's length: PostgreSQL refuses a longer one, and the whole batch with
+#: it (an audit log can hold a name, resource or verb of any length, a request for a made-up object say).
+#: The user agent and URI columns are the longest key kept (:data:`kinds.MAX_KEY`).
+_SHAPE_LENGTHS = tuple(
+    tables.activity_shapes.c[column].type.length
+    for column in ("cluster", "subject", "ip", "user_agent", "verb", "resource", "namespace", "name", "uri")
+)
+
 #: Outcomes of the status codes seen most, looked up rather than worked out for every roll-up counter.
 _OUTCOME_OF = {code: kinds.outcome(code) for code in (0, 101, 200, 201, 202, 204, 400, 401, 403, 404, 409, 422, 500)}
 
@@ -410,7 +418,7 @@ class ActivityRecorder:
         spans: dict[tuple, list] = {}
         hours_of: dict[tuple, dict[str, int]] = {}
         outcomes = _OUTCOME_OF
-        cut = kinds.MAX_KEY
+        c_cluster, c_subject, c_ip, c_agent, c_verb, c_resource, c_namespace, c_name, c_uri = _SHAPE_LENGTHS
         for dims, hours, first, last, hour, _, current in self._calls.values():
             # A new dict: the counters stay as they are until the flush has committed.
             hours = {**hours, hour: hours.get(hour, 0) + current}
@@ -418,7 +426,8 @@ class ActivityRecorder:
             if subresource:
                 resource = f"{resource}/{subresource}"
             outcome = outcomes.get(code) or kinds.outcome(code)
-            shape = (cluster, subject, ip, agent[:cut], verb, resource, namespace, name, uri[:cut], outcome)
+            shape = (cluster[:c_cluster], subject[:c_subject], ip[:c_ip], agent[:c_agent], verb[:c_verb],
+                     resource[:c_resource], namespace[:c_namespace], name[:c_name], uri[:c_uri], outcome)
             if fold_span(spans, shape, sum(hours.values()), first, last):
                 hours_of[shape] = hours
                 continue
@@ -780,9 +789,10 @@ ON CONFLICT (subject, dimension, value) DO UPDATE SET
 """
 
 
-#: On PostgreSQL a flush's shapes and counts each go as one statement of one array per column: psycopg's
-#: ``executemany`` spent about 30 microseconds of client time per row, whatever its width, which made the
-#: hourly counts (three integers) cost as much as the roll-up rows of ten strings did before them.
+#: On PostgreSQL a flush's shapes, counts, entities and edges each go as one statement of one array per
+#: column: psycopg's ``executemany`` spent about 30 microseconds of client time per row, whatever its width,
+#: which made the hourly counts (three integers) cost as much as the roll-up rows of ten strings did before
+#: them, and the edges 2.7 % of ``serve``'s interpreter time under webhook load.
 _INSERT_SHAPES_UNNEST = """
 INSERT INTO kg_activity_shapes (key, cluster, subject, ip, user_agent, verb, resource, namespace, name, uri, outcome)
 SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
@@ -793,6 +803,17 @@ _UPSERT_COUNTS_UNNEST = """
 INSERT INTO kg_activity (hour_ms, shape, count) SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::integer[])
 ON CONFLICT (hour_ms, shape) DO UPDATE SET count = kg_activity.count + excluded.count
 """
+
+
+_UPSERT_ENTITY_UNNEST = _UPSERT_ENTITY.replace(
+    "VALUES (?, ?, ?, ?, ?, ?)",
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[])",
+)
+_UPSERT_EDGE_UNNEST = _UPSERT_EDGE.replace(
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],\n"
+    "                     %b::bigint[], %b::bigint[], %b::integer[])",
+)
 
 
 def _upsert_activity(conn: Connection, rows: tuple[list[tuple], list[tuple]]) -> None:
@@ -821,12 +842,34 @@ def _execute_columns(conn: Connection, sql: str, rows: list[tuple]) -> None:
 
 
 def _upsert_entities(conn: Connection, entities: dict[tuple[str, str], _Entity]) -> None:
+    if conn.dialect.name == "postgresql":
+        # One statement may upsert a row once: keys cut to the column's 512 characters are merged first, as
+        # consecutive upserts would merge them (times widened, counts added, later attributes winning).
+        entities = _merged_by(entities, lambda node: (node[0], node[1][:512]), _merge_entity)
     rows = [
         (kind, key[:512], entity.first, entity.last, entity.events, _attrs_json(entity.attrs) if entity.attrs else "{}")
         for (kind, key), entity in entities.items()
     ]
     merged = _MERGED_ATTRS.get(conn.dialect.name, _MERGED_ATTRS["sqlite"])
+    if conn.dialect.name == "postgresql":
+        _execute_columns(conn, _UPSERT_ENTITY_UNNEST.replace("{merged}", merged),
+                         [tuple(_clean(value) for value in row) for row in rows])
+        return
     _execute_many(conn, _UPSERT_ENTITY.replace("{merged}", merged), rows)
+
+
+def _merged_by(items: dict, key_of: Callable[[Any], Any], merge: Callable[[Any, Any], Any]) -> dict:
+    """``items`` re-keyed by ``key_of(key)``, the values of keys that meet merged in order; as is when none do."""
+    merged: dict = {}
+    for key, value in items.items():
+        short = key_of(key)
+        merged[short] = value if short not in merged else merge(merged[short], value)
+    return items if len(merged) == len(items) else merged
+
+
+def _merge_entity(earlier: _Entity, later: _Entity) -> _Entity:
+    return _Entity(min(earlier.first, later.first), max(earlier.last, later.last), earlier.events + later.events,
+                   {**earlier.attrs, **later.attrs})
 
 
 def _attrs_json(attrs: dict[str, Any]) -> str:
@@ -854,12 +897,21 @@ def _upsert_edges(conn: Connection, edges: dict[tuple, _Edge]) -> None:
         if _NUL in material:
             values = tuple(_clean(value) for value in values)
         rows.append((digest(material), *values, edge.first, edge.last, edge.count))
+    if conn.dialect.name == "postgresql":
+        # One statement may upsert a row once: edges whose cut keys share an id are merged first.
+        by_id: dict[int, tuple] = {}
+        for row in rows:
+            known = by_id.get(row[0])
+            by_id[row[0]] = row if known is None else (
+                *row[:7], min(known[7], row[7]), max(known[8], row[8]), known[9] + row[9])
+        _execute_columns(conn, _UPSERT_EDGE_UNNEST, list(by_id.values()))
+        return
     _execute_many(conn, _UPSERT_EDGE, rows, clean=False)
 
 
 def _upsert_first_seen(conn: Connection, pairs: dict[tuple[str, str, str], tuple[int, str]]) -> None:
     rows = [
-        (subject[:512], dimension, value, first, cluster)
+        (subject[:512], dimension, value, first, cluster[:255])
         for (subject, dimension, value), (first, cluster) in pairs.items()
     ]
     _execute_many(conn, _UPSERT_FIRST_SEEN, rows)
