@@ -241,3 +241,37 @@ def test_a_store_from_before_the_query_columns_gains_them_backfilled(engine):
             None,
             10,
         ) == (["f1"], None)
+
+
+def test_values_longer_than_their_columns_are_stored_cut_and_answered_by_the_evaluator(engine):
+    """A username or namespace longer than its column (an authenticator may return any name) is stored
+    cut, instead of PostgreSQL refusing the row and the batch with it; the row is then irregular, so lists
+    filtered on the field are answered from the whole finding, which keeps the full value."""
+    long_user, long_namespace = "u" * 700, "n" * 300
+    finding = {
+        "id": "long1",
+        "type": TYPES[0],
+        "severity": 5.0,
+        "createdAt": _iso(BASE_MS),
+        "updatedAt": _iso(BASE_MS),
+        "resource": {
+            "eksClusterDetails": {"name": "c" * 300},
+            "kubernetesDetails": {
+                "kubernetesUserDetails": {"username": long_user},
+                "kubernetesWorkloadDetails": {"namespace": long_namespace},
+            },
+        },
+        "service": {"detectorId": DETECTOR, "archived": False, "count": 1, "eventLastSeen": _iso(BASE_MS)},
+    }
+    values = row_values(finding)
+    assert values["regular"] is False
+    assert (len(values["username"]), len(values["namespace"]), len(values["cluster"])) == (512, 255, 255)
+    with engine.begin() as conn:
+        conn.execute(delete(schema.findings))
+        conn.execute(insert(schema.findings), [values])
+        assert not finding_query.sql_ready(conn, DETECTOR)
+    criterion = {"resource.kubernetesDetails.kubernetesUserDetails.username": {"eq": [long_user]}}
+    assert matches(criterion, finding)
+    with engine.connect() as conn:
+        stored = orjson.loads(conn.execute(select(schema.findings.c.body)).scalar_one())
+    assert stored == finding

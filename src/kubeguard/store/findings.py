@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, String, and_, bindparam, func, insert, select, update
 
 from kubeguard.findings.aggregate import merge_finding
 from kubeguard.findings.criteria import epoch_ms
@@ -48,8 +48,23 @@ def row_values(finding: Mapping[str, Any]) -> dict[str, Any]:
     """The indexed columns and the body of one wire-format finding."""
     values = _base_values(finding)
     values.update(finding_columns.extra_values(finding))
+    for name, length in _TEXT_LENGTHS.items():
+        value = values[name]
+        if isinstance(value, str) and len(value) > length:
+            # PostgreSQL refuses a longer value, and the batch with it (a username from an authenticator,
+            # a namespace in a request for a made-up object can be any length). Cut, the column is no longer
+            # a copy of the field, so is_regular sends this detector's queries to the evaluator.
+            values[name] = value[:length]
     values["regular"] = finding_columns.is_regular(finding, values)
     return values
+
+
+#: The length of each text column a finding's values are copied into.
+_TEXT_LENGTHS = {
+    column.name: column.type.length
+    for column in _table.columns
+    if isinstance(column.type, String) and column.type.length
+}
 
 
 def _base_values(finding: Mapping[str, Any]) -> dict[str, Any]:
