@@ -16,10 +16,10 @@ without bound. Whatever waits is taken at once, up to :data:`MAX_GROUP_EVENTS` e
 lowest latency), and a backlog is drained in groups at about 2.5 times the rate. Under a steady stream,
 though, taking whatever waits made groups of one to three batches: detection then ran at its least
 efficient, and being always busy it held the interpreter lock the webhook's acknowledgements need. So
-after a group, while less than a full group waits, the drainer lingers until a full group waits (the
-webhook tells it each batch's events) or :data:`LINGER_SECONDS` have passed: a batch that lands after a
-quiet spell is still detected at once, and under load each waits at most the linger longer. Findings do not depend
-on where the stream is cut into batches, so grouping changes no finding. Batches the webhook of this
+after a group the drainer lingers until a full group waits (the webhook tells it each batch's events) or
+:data:`LINGER_SECONDS` have passed: a batch that lands after a quiet spell is still detected at once, and
+under load each waits at most the linger longer. Findings do not depend on where the stream is cut into
+batches, so grouping changes no finding. Batches the webhook of this
 process decoded are taken decoded (:mod:`kubeguard.api.ingest.handoff`), their bodies left unread.
 
 A failed round stops at the failed batch, so no later batch of its cluster overtakes it. After a group
