@@ -6,11 +6,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, select
 
 from kubeguard.api.console import data
 from kubeguard.graph.queries import DAY_MS, iso
-from kubeguard.store import finding_query
+from kubeguard.store import finding_query, schema
 from kubeguard.store import findings as finding_store
 
 BASE_MS = 1_790_000_000_000  # 2026-09-21
@@ -90,3 +90,30 @@ def test_the_count_sort_merged_per_severity_equals_one_order_by(engine: Engine, 
 def test_a_filter_beyond_severity_and_archived_is_sorted_in_one_query(engine: Engine) -> None:
     with engine.connect() as conn:
         assert data._page_by_count(conn, {"type": {"eq": [TYPES[0]]}}, 0) is None
+
+
+def test_the_filter_choices_are_every_type_and_cluster_a_stored_finding_has(engine: Engine) -> None:
+    """Read from the count cells: the same values as the findings themselves, archived ones included, and a
+    value whose last finding is deleted is offered no more."""
+    rng = random.Random(7)
+    findings = [_finding(number, rng) for number in range(40)]
+    findings[0]["type"] = "Execution:Kubernetes/OnlyOnce"
+    findings[0]["resource"]["eksClusterDetails"]["name"] = "staging"
+    findings[1]["type"] = "Discovery:Kubernetes/ArchivedOnly"
+    findings[1]["service"]["archived"] = True
+    with engine.begin() as conn:
+        for finding in findings:
+            finding_store.upsert(conn, finding)
+    def distinct(column):
+        return sorted({row[0] for row in conn.execute(select(column))})
+
+    with engine.connect() as conn:
+        facets = data._facets(conn)
+        assert facets == {"types": distinct(schema.findings.c.type), "clusters": distinct(schema.findings.c.cluster)}
+    assert "Execution:Kubernetes/OnlyOnce" in facets["types"] and "Discovery:Kubernetes/ArchivedOnly" in facets["types"]
+    with engine.begin() as conn:
+        conn.execute(delete(schema.findings).where(schema.findings.c.id == findings[0]["id"]))
+    with engine.connect() as conn:
+        facets = data._facets(conn)
+        assert facets == {"types": distinct(schema.findings.c.type), "clusters": distinct(schema.findings.c.cluster)}
+    assert "staging" not in facets["clusters"] and "Execution:Kubernetes/OnlyOnce" not in facets["types"]

@@ -424,10 +424,16 @@ def _searchable(finding: dict[str, Any]) -> str:
 
 
 def _facets(conn: Connection) -> dict[str, list[str]]:
-    table = store_tables.findings
+    """The types and clusters the filters offer: every value a stored finding has.
+
+    Read from the count cells (one row per combination of the grouped fields, an empty one deleted in the
+    transaction that empties it), which hold the same column values: a DISTINCT over the findings walked a
+    whole index, 1,000,000 entries per facet at a million findings (the findings list page took 290-314 ms
+    there, half of it these two walks)."""
+    cells = store_tables.finding_counts
     return {
-        "types": [row[0] for row in conn.execute(select(table.c.type).distinct().order_by(table.c.type))],
-        "clusters": [row[0] for row in conn.execute(select(table.c.cluster).distinct().order_by(table.c.cluster))],
+        "types": [row[0] for row in conn.execute(select(cells.c.type).distinct().order_by(cells.c.type))],
+        "clusters": [row[0] for row in conn.execute(select(cells.c.cluster).distinct().order_by(cells.c.cluster))],
     }
 
 
