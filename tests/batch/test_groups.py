@@ -291,27 +291,57 @@ def test_the_drainer_detects_a_lone_batch_at_once_and_lets_the_next_group_fill_u
     engine.dispose()
 
 
-def test_the_linger_ends_once_a_full_group_waits(db_url):
+class RacingSpool(Spool):
+    """A spool where a batch lands, and the drainer is told of it, while the drainer reads the backlog's depth
+    after a group: the read misses the batch, and only the telling counts it."""
+
+    def __init__(self, engine, land) -> None:
+        super().__init__(engine)
+        self.land = land  # called once, from the first depth read after a group was offered
+
+    def depth(self):
+        found = super().depth()
+        if self.land is not None and self.land():
+            self.land = None
+        return found
+
+
+def test_the_linger_ends_once_a_full_group_waits_even_when_a_batch_lands_during_the_depth_read(db_url):
     engine = open_engine(db_url)
-    spool = Spool(engine)
     batches = cut(simulated()[:3000], [300] * 10)[:3]
     sizes = [len(body.splitlines()) for _, _, body in batches]
     recording = Poisoned(processor(engine))
-    drainer = SpoolDrainer(spool, recording, ServiceMetrics(), retention_seconds=3600)
+    holder: dict = {}
+    landed: list[int] = []
+
+    def land() -> bool:
+        if not recording.offered:
+            return False
+        _, cluster, body = batches[1]
+        landed.append(spool.append(cluster, body, sizes[1]))
+        holder["drainer"].wake(sizes[1])  # as the webhook does, with the batch's events
+        return True
+
+    spool = RacingSpool(engine, land)
+    drainer = holder["drainer"] = SpoolDrainer(spool, recording, ServiceMetrics(), retention_seconds=3600)
     # A full group is what the second and third batches hold together, not what either holds alone.
     drainer.linger_seconds, drainer.max_group_events = 30.0, sizes[1] + sizes[2]
     drainer.start()
     try:
         deadline = time.monotonic() + 20
-        ids = []
-        for index, (_, cluster, body) in enumerate(batches):
-            ids.append(spool.append(cluster, body, sizes[index]))
-            landed = time.monotonic()
-            drainer.wake(sizes[index])  # as the webhook does, with the batch's events
-            while len(recording.offered) < 1 + (index == 2) and time.monotonic() < deadline:
-                time.sleep(0.005)
+        _, cluster, body = batches[0]
+        first = spool.append(cluster, body, sizes[0])
+        drainer.wake(sizes[0])
+        while not landed and time.monotonic() < deadline:
+            time.sleep(0.005)
+        _, cluster, body = batches[2]
+        third = spool.append(cluster, body, sizes[2])
+        told = time.monotonic()
+        drainer.wake(sizes[2])
+        while len(recording.offered) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
     finally:
         drainer.stop()
-    assert recording.offered == [[spool_batch_id(ids[0])], [spool_batch_id(i) for i in ids[1:]]]
-    assert recording.times[1] - landed < 10, "the second group did not wait out the 30 s linger"
+    assert recording.offered == [[spool_batch_id(first)], [spool_batch_id(landed[0]), spool_batch_id(third)]]
+    assert recording.times[1] - told < 10, "the second group did not wait out the 30 s linger"
     engine.dispose()

@@ -113,9 +113,12 @@ class SpoolDrainer:
         self._alone_until = 0
         self.max_group_events = MAX_GROUP_EVENTS
         self.linger_seconds = LINGER_SECONDS
-        #: Events pending after the last group (read for the queue-depth metric) plus those the webhook told
-        #: of since: the linger ends when they reach a full group (``_filled``).
-        self._pending_events = 0
+        #: Events the webhook has told of, ever, and (events pending after the last group, that count just
+        #: before they were read): their sum with what was told since is what waits now, and the linger ends
+        #: when it reaches a full group (``_filled``). One tuple, replaced whole, so a wake reads a consistent
+        #: pair; a batch told of just before the read counts twice, which only ends a linger sooner.
+        self._told = 0
+        self._base = (0, 0)
         self._filled = threading.Event()
         #: Checkpoints the SQLite WAL when asked after a group (None on PostgreSQL).
         self.checkpointer = Checkpointer(spool.checkpoint) if spool.dialect == "sqlite" else None
@@ -131,10 +134,14 @@ class SpoolDrainer:
 
     def wake(self, events: int = 0) -> None:
         """A batch landed (``events`` of them, when the caller knows): detect it, or let the group fill."""
-        self._pending_events += events
-        if self._pending_events >= self.max_group_events:
+        self._told += events
+        if self._waiting() >= self.max_group_events:
             self._filled.set()
         self._wake.set()
+
+    def _waiting(self) -> int:
+        pending, told = self._base
+        return pending + self._told - told
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -163,10 +170,13 @@ class SpoolDrainer:
             if self.checkpointer is not None:
                 self.checkpointer.request()
         self._filled.clear()
-        if self._stop.is_set():  # after the clear: a stop that came meanwhile still ends the linger
+        told = self._told
+        pending = self._spool.depth().pending_events
+        self._base = (pending, told)
+        # After the clear: a stop, or a full group told of meanwhile, still ends the linger.
+        if self._stop.is_set() or self._waiting() >= self.max_group_events:
             self._filled.set()
-        self._pending_events = self._spool.depth().pending_events
-        self._metrics.queue_depth.set(self._pending_events)
+        self._metrics.queue_depth.set(pending)
         return len(batches)
 
     def _run(self) -> None:
@@ -184,7 +194,7 @@ class SpoolDrainer:
             if not processed:
                 self._wake.wait(IDLE_WAIT_SECONDS)
                 self._wake.clear()
-            elif self._pending_events < self.max_group_events:
+            elif self._waiting() < self.max_group_events:
                 self._filled.wait(self.linger_seconds)
 
     def _process(self, batches: list[Batch]) -> None:
