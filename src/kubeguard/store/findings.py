@@ -59,11 +59,12 @@ def row_values(finding: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-#: The length of each text column a finding's values are copied into.
+#: The length of each text column a finding's values are copied into; not the key, which names the finding
+#: and is never cut (a longer id is refused as before).
 _TEXT_LENGTHS = {
     column.name: column.type.length
     for column in _table.columns
-    if isinstance(column.type, String) and column.type.length
+    if isinstance(column.type, String) and column.type.length and not column.primary_key
 }
 
 
