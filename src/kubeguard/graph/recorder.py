@@ -842,7 +842,8 @@ def _execute_columns(conn: Connection, sql: str, rows: list[tuple]) -> None:
 
 
 def _upsert_entities(conn: Connection, entities: dict[tuple[str, str], _Entity]) -> None:
-    if conn.dialect.name == "postgresql":
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
         # One statement may upsert a row once: keys cut to the column's 512 characters are merged first, as
         # consecutive upserts would merge them (times widened, counts added, later attributes winning).
         entities = _merged_by(entities, lambda node: (node[0], node[1][:512]), _merge_entity)
@@ -851,7 +852,7 @@ def _upsert_entities(conn: Connection, entities: dict[tuple[str, str], _Entity])
         for (kind, key), entity in entities.items()
     ]
     merged = _MERGED_ATTRS.get(conn.dialect.name, _MERGED_ATTRS["sqlite"])
-    if conn.dialect.name == "postgresql":
+    if postgres:
         _execute_columns(conn, _UPSERT_ENTITY_UNNEST.replace("{merged}", merged),
                          [tuple(_clean(value) for value in row) for row in rows])
         return
@@ -889,6 +890,11 @@ def _attrs_json(attrs: dict[str, Any]) -> str:
 def _upsert_edges(conn: Connection, edges: dict[tuple, _Edge]) -> None:
     """Edges keyed by :func:`~kubeguard.graph.schema.row_key` of their six strings, digested from the one
     string that also tells whether any of them holds a NUL (the rare edge is cleared value by value)."""
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        # One statement may upsert a row once: edges whose keys meet once cut (and so share an id) are merged.
+        edges = _merged_by(edges, lambda key: ((key[0][0], key[0][1][:512]), key[1], (key[2][0], key[2][1][:512]),
+                                               key[3]), _merge_edge)
     digest = tables.digest
     rows = []
     for edge in edges.values():
@@ -897,16 +903,15 @@ def _upsert_edges(conn: Connection, edges: dict[tuple, _Edge]) -> None:
         if _NUL in material:
             values = tuple(_clean(value) for value in values)
         rows.append((digest(material), *values, edge.first, edge.last, edge.count))
-    if conn.dialect.name == "postgresql":
-        # One statement may upsert a row once: edges whose cut keys share an id are merged first.
-        by_id: dict[int, tuple] = {}
-        for row in rows:
-            known = by_id.get(row[0])
-            by_id[row[0]] = row if known is None else (
-                *row[:7], min(known[7], row[7]), max(known[8], row[8]), known[9] + row[9])
-        _execute_columns(conn, _UPSERT_EDGE_UNNEST, list(by_id.values()))
+    if postgres:
+        _execute_columns(conn, _UPSERT_EDGE_UNNEST, rows)
         return
     _execute_many(conn, _UPSERT_EDGE, rows, clean=False)
+
+
+def _merge_edge(earlier: _Edge, later: _Edge) -> _Edge:
+    return _Edge(earlier.src, earlier.relation, earlier.dst, earlier.detail, min(earlier.first, later.first),
+                 max(earlier.last, later.last), earlier.count + later.count)
 
 
 def _upsert_first_seen(conn: Connection, pairs: dict[tuple[str, str, str], tuple[int, str]]) -> None:
