@@ -6,8 +6,8 @@ The load is the API server's own: EventLists of 400 events (the lab scenario's r
 with a fresh auditID so de-duplication skips nothing), plain JSON (the API server does not gzip), from
 ``--clients`` concurrent senders. Echo, SQLite and PostgreSQL take turns, ``--rounds`` times, and the best
 rate of each counts; a turn is 250 EventLists (100,000 events) by default, long enough to measure the rate a
-server sustains rather than a burst its detection lets through while it gathers a group; every ``serve`` drains its backlog between turns, so a turn is not slowed by the
-detection of the one before.
+server sustains rather than a burst its detection lets through while it gathers a group; every ``serve``
+drains its backlog between turns, so a turn is not slowed by the detection of the one before.
 
 A 503 (the backlog bound: detection is behind) is answered as the API server does: the batch is sent
 again after ``Retry-After``, its latency counted from the first attempt. The last lines sum up, per store,
