@@ -345,3 +345,63 @@ def test_the_linger_ends_once_a_full_group_waits_even_when_a_batch_lands_during_
     assert recording.offered == [[spool_batch_id(first)], [spool_batch_id(landed[0]), spool_batch_id(third)]]
     assert recording.times[1] - told < 10, "the second group did not wait out the 30 s linger"
     engine.dispose()
+
+
+class TwiceRacingSpool(Spool):
+    """A spool where the first batch lands between the drainer's reading of what it was told and its reading
+    of the depth (so the depth and the telling both count it), and the second lands, and is told of, during
+    the depth read after the first group."""
+
+    def __init__(self, engine, land_first, land_second) -> None:
+        super().__init__(engine)
+        self.lands = [land_first, land_second]
+
+    def depth(self):
+        if len(self.lands) == 2:
+            self.lands.pop(0)()
+            return super().depth()
+        found = super().depth()
+        if self.lands and self.lands[0]():
+            self.lands.pop(0)
+        return found
+
+
+def test_a_batch_counted_twice_before_a_group_does_not_end_the_next_linger_early(db_url):
+    """The count of what waits after a group must not carry the last round's double count: here it did, and
+    a wake during the depth read found the group full with one batch of the two it needs."""
+    engine = open_engine(db_url)
+    one_cluster = [pair for pair in simulated() if pair[0] == "prod-use1"][:600]
+    batches = cut(one_cluster, [200] * 3)
+    sizes = [len(body.splitlines()) for _, _, body in batches]
+    assert len(set(sizes)) == 1
+    recording = Poisoned(processor(engine))
+    holder: dict = {}
+    ids: list[int] = []
+
+    def land(number: int) -> None:
+        _, cluster, body = batches[number]
+        ids.append(spool.append(cluster, body, sizes[number]))
+        holder["drainer"].wake(sizes[number])
+
+    def land_second() -> bool:
+        if not recording.offered:
+            return False
+        land(1)
+        return True
+
+    spool = TwiceRacingSpool(engine, lambda: land(0), land_second)
+    drainer = holder["drainer"] = SpoolDrainer(spool, recording, ServiceMetrics(), retention_seconds=3600)
+    drainer.linger_seconds, drainer.max_group_events = 30.0, sizes[1] + sizes[2]
+    drainer.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(ids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.2)  # the drainer lingers now, for the second and third batches together
+        land(2)
+        while len(recording.offered) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+    finally:
+        drainer.stop()
+    assert recording.offered == [[spool_batch_id(ids[0])], [spool_batch_id(ids[1]), spool_batch_id(ids[2])]]
+    engine.dispose()

@@ -171,6 +171,9 @@ class SpoolDrainer:
                 self.checkpointer.request()
         self._filled.clear()
         told = self._told
+        # While the depth is read only what is told counts: a wake meanwhile measured against the last
+        # round's base (which may have counted a batch twice) ended the linger before a full group waited.
+        self._base = (0, told)
         pending = self._spool.depth().pending_events
         self._base = (pending, told)
         # After the clear: a stop, or a full group told of meanwhile, still ends the linger.
