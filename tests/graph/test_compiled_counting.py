@@ -90,27 +90,30 @@ def test_simulated_traffic_with_every_attack_is_counted_alike_in_both():
     assert any(map(_is_fact, events))
 
 
-def test_the_compiled_counter_leaves_only_new_counters_and_facts_to_python():
+def test_the_compiled_counter_leaves_only_new_counters_to_python_and_facts_to_their_derivation():
     lines = gzip.decompress((ROOT / "examples" / "lab-audit.jsonl.gz").read_bytes()).splitlines(keepends=True)
     events = decoded(lines)
     recorder = ActivityRecorder(compiled=True)
     handed: list[AuditEvent] = []
-    counting = recorder.observe  # the compiled counter, bound to the recorder's fallback: spy on that
+    derived: list[AuditEvent] = []
+    counting = recorder.observe  # the compiled counter, bound to the recorder's methods: spy on them
+    fallback, change_hour, facts = counting.args[1:]
     recorder.observe = type(counting)(counting.func, recorder._calls,
-                                      lambda event: (handed.append(event), counting.args[1](event)),
-                                      recorder._change_hour)
+                                      lambda event: (handed.append(event), fallback(event)), change_hour,
+                                      lambda event: (derived.append(event), facts(event)))
     for event in events + events:
         recorder.observe(event)
-    # Expected: every fact, and the first event of each counter (which the Python recorder shows as it grows).
+    # Python sees the first event of each counter (the Python recorder shows them as it grows); the fact
+    # derivation every other event with facts.
     python = ActivityRecorder(compiled=False)
-    expected = []
+    firsts, others = [], []
     for event in events + events:
         before = len(python._calls)
         python.observe(event)
-        if _is_fact(event) or len(python._calls) > before:
-            expected.append(event)
+        (firsts if len(python._calls) > before else others).append(event)
+    assert [id(event) for event in handed] == [id(event) for event in firsts]
+    assert [id(event) for event in derived] == [id(event) for event in others if _is_fact(event)]
     assert 0 < sum(map(_is_fact, events)) < len(events) // 4
-    assert handed == expected
 
 
 def _is_fact(event: AuditEvent) -> bool:

@@ -5,15 +5,17 @@
  * 8,000 instructions an event (reading a dozen fields, building and hashing the key, comparing times), a
  * sixth of a scan; here it is a small fraction of that. It does exactly what the Python method does, and
  * hands the event back to it (the "fallback") whenever anything is out of the ordinary: no counter yet for
- * the key, a fact to derive (an exec, a write of a workload or binding), a value that is not of the type
- * the audit decoder gives (an event built by hand), a time that is not ASCII. So the Python method stays
- * the one definition of what is counted, and tests compare the two over the same events.
+ * the key, a value that is not of the type the audit decoder gives (an event built by hand), a time that
+ * is not ASCII. So the Python method stays the one definition of what is counted, and tests compare the
+ * two over the same events. An event with a fact to derive (an exec, a write of a workload or binding) is
+ * counted here and then handed to the recorder's fact derivation.
  *
- * count_event(calls, fallback, change_hour, event):
+ * count_event(calls, fallback, change_hour, facts, event):
  *   calls       the recorder's dict: key_hash(key tuple) -> counter list
  *               [dims, hours, first, last, hour, hour bound, count]
  *   fallback    ActivityRecorder.observe, bound (called with the event; its result is returned)
  *   change_hour ActivityRecorder._change_hour, bound (called with the counter and the time)
+ *   facts       ActivityRecorder._observe_facts, bound (called with a counted event that has facts)
  *
  * configure(event_type, ref_type, user_type, status_type, connect_subresources, write_verbs, fact_resources)
  * names the audit structs (the fields' slots are resolved in them once) and the sets that route an event to
@@ -178,7 +180,7 @@ widen(PyObject *counter, PyObject *stamp)
     }
 }
 
-enum { COUNTED, FALL_BACK, FAILED };
+enum { COUNTED, COUNTED_WITH_FACTS, FALL_BACK, FAILED };
 
 #define KEY_VALUES 11
 
@@ -204,11 +206,12 @@ combine(PyObject *const *values, Py_ssize_t count)
 }
 
 /* The hash of the event's key (the values of ActivityRecorder.observe's key tuple, in its order): COUNTED
- * with ``*hash`` and ``*stamp`` (the event's time, borrowed) set; FALL_BACK when the event must go to the
- * fallback; FAILED with an error set. */
+ * or COUNTED_WITH_FACTS (the event has facts to derive) with ``*hash`` and ``*stamp`` (the event's time,
+ * borrowed) set; FALL_BACK when the event must go to the fallback; FAILED with an error set. */
 static int
 hash_of(PyObject *event, Py_hash_t *hash, PyObject **stamp)
 {
+    int fact = 0;
     if (!event_layout(Py_TYPE(event))) {
         return FALL_BACK;
     }
@@ -260,7 +263,6 @@ hash_of(PyObject *event, Py_hash_t *hash, PyObject **stamp)
             return FALL_BACK;
         }
         /* A fact to derive: an exec or attach, or a write of a workload or binding. */
-        int fact;
         if (PyUnicode_GET_LENGTH(subresource) > 0) {
             fact = PySet_Contains(connect_subresources, subresource);
         }
@@ -270,8 +272,8 @@ hash_of(PyObject *event, Py_hash_t *hash, PyObject **stamp)
                 fact = PySet_Contains(fact_resources, resource);
             }
         }
-        if (fact != 0) {
-            return fact < 0 ? FAILED : FALL_BACK;
+        if (fact < 0) {
+            return FAILED;
         }
     }
     PyObject *path;
@@ -292,7 +294,7 @@ hash_of(PyObject *event, Py_hash_t *hash, PyObject **stamp)
     *hash = combine(values, KEY_VALUES);
     Py_DECREF(path);
     *stamp = time;
-    return *hash == -1 ? FAILED : COUNTED;
+    return *hash == -1 ? FAILED : fact ? COUNTED_WITH_FACTS : COUNTED;
 }
 
 /* Counts the event into its counter; FALL_BACK when the Python method must see it, FAILED on an error. */
@@ -302,7 +304,7 @@ count(PyObject *calls, PyObject *change_hour, PyObject *event)
     PyObject *stamp = NULL;
     Py_hash_t hash = 0;
     int found = hash_of(event, &hash, &stamp);
-    if (found != COUNTED) {
+    if (found != COUNTED && found != COUNTED_WITH_FACTS) {
         return found;
     }
     PyObject *key = PyLong_FromSsize_t(hash);
@@ -352,15 +354,15 @@ count(PyObject *calls, PyObject *change_hour, PyObject *event)
         }
     }
     Py_DECREF(counter);
-    return outcome;
+    return outcome == COUNTED ? found : outcome;
 }
 
 static PyObject *
 count_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "count_event(calls, fallback, change_hour, event)");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "count_event(calls, fallback, change_hour, facts, event)");
         return NULL;
     }
     if (event_type == NULL) {
@@ -371,11 +373,13 @@ count_event(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "calls must be a dict");
         return NULL;
     }
-    switch (count(args[0], args[2], args[3])) {
+    switch (count(args[0], args[2], args[4])) {
     case COUNTED:
         Py_RETURN_NONE;
+    case COUNTED_WITH_FACTS:
+        return PyObject_CallOneArg(args[3], args[4]);
     case FALL_BACK:
-        return PyObject_CallOneArg(args[1], args[3]);
+        return PyObject_CallOneArg(args[1], args[4]);
     default:
         return NULL;
     }
@@ -426,7 +430,7 @@ configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef methods[] = {
     {"count_event", (PyCFunction)(void (*)(void))count_event, METH_FASTCALL,
-     "count_event(calls, fallback, change_hour, event): count one event into its counter, or call fallback(event)."},
+     "count_event(calls, fallback, change_hour, facts, event): count one event, or call fallback(event)."},
     {"key_hash", key_hash, METH_O, "key_hash(dims): the hash count_event keys a counter by, for a key tuple."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
      "configure(event_type, ref_type, user_type, status_type, connect_subresources, write_verbs, fact_resources)."},

@@ -132,7 +132,8 @@ class ActivityRecorder:
             # An instance attribute in front of the method: the pipeline calls the compiled counter, which
             # calls the method for the events it leaves to it.
             self._key_hash = _counting.key_hash
-            self.observe = partial(_counting.count_event, self._calls, self._observe_in_python, self._change_hour)
+            self.observe = partial(_counting.count_event, self._calls, self._observe_in_python, self._change_hour,
+                                   self._observe_facts)
         #: (counter, hour) cells in ``_calls``: the roll-up rows the next flush writes at most.
         self._cells = 0
         self._groups: dict[str, list[str]] = {}
@@ -178,7 +179,8 @@ class ActivityRecorder:
         nine requests in ten carry a query.
 
         With the compiled counter (:mod:`kubeguard.graph._counting`) this method sees only the events it
-        leaves: a counter not yet made, a fact to derive, a value of an unexpected type.
+        leaves: a counter not yet made, a value of an unexpected type (it counts the rest, and hands those
+        with facts to :meth:`_observe_facts`).
         """
         timestamp = event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp
         ref = event.objectRef
@@ -194,10 +196,11 @@ class ActivityRecorder:
             name = ref.name
             path = ""
             if subresource:
-                if subresource in _CONNECT_SUBRESOURCES:
-                    self._derive_fact(event, self._fact_entities, self._fact_edges)
-            elif verb in _WRITE_VERBS and resource in _FACT_RESOURCES:
-                self._note_write(event, ref, status, timestamp)
+                facts = subresource in _CONNECT_SUBRESOURCES
+            else:
+                facts = verb in _WRITE_VERBS and resource in _FACT_RESOURCES
+            if facts:
+                self._observe_facts(event)
         if not resource:
             path = event.requestURI
             if "?" in path:
@@ -246,6 +249,15 @@ class ActivityRecorder:
             counter[2] = timestamp
 
     _observe_in_python = observe
+
+    def _observe_facts(self, event: AuditEvent) -> None:
+        """The facts of an exec or attach, or of a create, update or patch of a workload or binding."""
+        ref = event.objectRef
+        if ref.subresource:
+            self._derive_fact(event, self._fact_entities, self._fact_edges)
+        else:
+            timestamp = event.stageTimestamp or event.requestReceivedTimestamp or event.timestamp
+            self._note_write(event, ref, event.responseStatus, timestamp)
 
     def _change_hour(self, counter: list, timestamp: str) -> None:
         """Put away the count of the counter's current hour and start counting ``timestamp``'s hour."""
