@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import orjson
@@ -126,14 +125,17 @@ class ActivityRecorder:
         self._calls: dict[int, list] = {}
         #: What the counters are keyed by: Python's hash of the key tuple, or the compiled counter's.
         self._key_hash: Callable[[tuple], int] = hash
+        #: The compiled counting (None in Python): it keeps counts and times apart until :meth:`_aggregate`.
+        self._counting: Any = None
         if compiled is None:
             compiled = compiled_counting()
         if compiled and _counting is not None:
             # An instance attribute in front of the method: the pipeline calls the compiled counter, which
             # calls the method for the events it leaves to it.
             self._key_hash = _counting.key_hash
-            self.observe = partial(_counting.count_event, self._calls, self._observe_in_python, self._change_hour,
-                                   self._observe_facts)
+            self._counting = _counting.Counter(self._calls, self._observe_in_python, self._change_hour,
+                                               self._observe_facts)
+            self.observe = self._counting.count
         #: (counter, hour) cells in ``_calls``: the roll-up rows the next flush writes at most.
         self._cells = 0
         self._groups: dict[str, list[str]] = {}
@@ -355,6 +357,8 @@ class ActivityRecorder:
 
     def _reset(self) -> None:
         self._calls.clear()
+        if self._counting is not None:
+            self._counting.clear()
         self._cells = 0
         self._groups.clear()
         self._fact_entities = {}
@@ -472,6 +476,8 @@ class ActivityRecorder:
         shapes, which are fewer still. Times stay ISO text until the groups are formed (text compares in
         time order), so only the first and last time of each group is parsed.
         """
+        if self._counting is not None:
+            self._counting.sync()
         spans: dict[tuple, list] = {}
         hours_of: dict[tuple, dict[str, int]] = {}
         outcomes = _OUTCOME_OF
