@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -51,6 +52,8 @@ _CACHE_LIMIT = 50_000
 _KNOWN_SECONDS = 600.0
 
 IpDescriber = Callable[[str], dict[str, Any]]
+
+_first = itemgetter(0)
 
 #: Each shape value is cut to its column's length: PostgreSQL refuses a longer one, and the whole batch with
 #: it (an audit log can hold a name, resource or verb of any length, a request for a made-up object say).
@@ -136,7 +139,8 @@ class ActivityRecorder:
             self._counting = _counting.Counter(self._calls, self._observe_in_python, self._change_hour,
                                                self._observe_facts)
             self.observe = self._counting.count
-        #: (counter, hour) cells in ``_calls``: the roll-up rows the next flush writes at most.
+        #: (counter, hour) cells in ``_calls``: the roll-up rows the next flush writes at most (with the
+        #: compiled counter's ``cells``, those its events started).
         self._cells = 0
         self._groups: dict[str, list[str]] = {}
         #: Entities and edges derived from facts (pod, workload and binding writes, execs) since the flush.
@@ -262,7 +266,8 @@ class ActivityRecorder:
             self._note_write(event, ref, event.responseStatus, timestamp)
 
     def _change_hour(self, counter: list, timestamp: str) -> None:
-        """Put away the count of the counter's current hour and start counting ``timestamp``'s hour."""
+        """Put away the count of the counter's current hour and start counting ``timestamp``'s hour (the
+        compiled counter does this itself, and calls it only for a time too short to name an hour)."""
         hours = counter[1]
         hours[counter[4]] = hours.get(counter[4], 0) + counter[6]
         hour = timestamp[:13]
@@ -338,6 +343,7 @@ class ActivityRecorder:
         """Roll-up rows, facts and findings waiting for the flush: what the recorder's memory grows with."""
         return (
             self._cells
+            + (self._counting.cells if self._counting is not None else 0)
             + len(self._writes)
             + (self._body_bytes >> 10)
             + len(self._fact_entities)
@@ -532,17 +538,32 @@ class ActivityRecorder:
         A shape's key is digested from its raw values (as :func:`~kubeguard.graph.schema.row_key` would),
         once per distinct shape, and the one string it is digested from also tells whether any value holds
         a NUL, so the common shape is neither stringified twice nor scanned value by value.
+
+        The counts come out in key order, hour by hour, so each insert lands beside the previous one in the
+        table's b-tree: the shapes are sorted by key (a few thousand) and their cells dealt out to their
+        hours, instead of sorting every cell (a third of this method on simulated traffic), and each hour's
+        text is turned into epoch ms once.
         """
         digest = tables.digest
-        hour = self._hour
         shapes = []
-        counts = []
+        keyed = []
         for shape in spans:
             material = "\x1f".join(shape)
             key = digest(material)
             shapes.append((key, *(tuple(_clean(value) for value in shape) if _NUL in material else shape)))
-            counts.extend([(hour(hour_text), key, count) for hour_text, count in hours_of[shape].items()])
-        counts.sort()  # in key order: each insert lands beside the previous one in the table's b-tree
+            keyed.append((key, hours_of[shape]))
+        keyed.sort(key=_first)
+        by_hour: dict[str, list[tuple[int, int]]] = {}
+        for key, hours in keyed:
+            for hour_text, count in hours.items():
+                cells = by_hour.get(hour_text)
+                if cells is None:
+                    by_hour[hour_text] = cells = []
+                cells.append((key, count))
+        counts = []
+        for hour_text in sorted(by_hour):  # hour texts sort as their times do
+            hour = self._hour(hour_text)
+            counts.extend([(hour, key, count) for key, count in by_hour[hour_text]])
         return shapes, counts
 
     def _derive_caller(
