@@ -19,6 +19,7 @@ EXTRAS = {
     "botocore": ("aws", "AWS"),
     "nats": ("nats", "NATS JetStream"),
     "google": ("gcp", "Google Cloud (Pub/Sub sources outside the emulator)"),
+    "jwt": ("oidc", "Single sign-on to the console (OpenID Connect)"),
 }
 
 

@@ -6,7 +6,8 @@ environment, so secrets need not sit in a file:
 - ``KUBEGUARD_ACCESS_KEYS="AKID1:secret1,AKID2:secret2"`` — SigV4 keys accepted by the API;
 - ``KUBEGUARD_WEBHOOK_TOKENS="token1=cluster-a,token2="`` — webhook bearer tokens, each optionally naming
   the cluster its batches come from;
-- ``KUBEGUARD_CONSOLE_PASSWORD`` — a password for the web console.
+- ``KUBEGUARD_CONSOLE_PASSWORD`` — a password for the web console;
+- ``KUBEGUARD_OIDC_CLIENT_SECRET`` — the console's client secret at its OpenID Connect provider.
 """
 
 from __future__ import annotations
@@ -64,6 +65,15 @@ class ServeOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     console_password: str = ""
     #: How long a console login lasts.
     session_hours: float = 12.0
+    #: Single sign-on to the console with an OpenID Connect provider (``kubeguard.api.console.oidc``): its
+    #: issuer URL, the console's client id and secret there (also ``KUBEGUARD_OIDC_CLIENT_SECRET``), and who
+    #: may sign in: addresses, ``@domain``, subjects, or ``*`` for anyone the provider signs in. The provider
+    #: must know the redirect URI ``{public_url or the console's address}/console/oidc/callback``. Like the
+    #: password, it signs in to a console that is not open (an open loopback listener needs no sign-in).
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_allowed: list[str] = []
 
     def __post_init__(self) -> None:
         limits = (self.max_backlog_events, self.max_backlog_bytes, self.retry_after_seconds, self.spool_retention_bytes)
@@ -88,6 +98,9 @@ def serve_options(section: Mapping[str, object]) -> ServeOptions:
         **_pairs(os.environ.get("KUBEGUARD_WEBHOOK_TOKENS", ""), "="),
     }
     options.console_password = os.environ.get("KUBEGUARD_CONSOLE_PASSWORD", options.console_password)
+    options.oidc_client_secret = os.environ.get("KUBEGUARD_OIDC_CLIENT_SECRET", options.oidc_client_secret)
+    if options.oidc_issuer:
+        _check_oidc(options)
     keyless = sorted(key for key, secret in options.access_keys.items() if not secret)
     if keyless:
         raise ValueError(f"access keys without a secret (write KEY:SECRET): {', '.join(keyless)}")
@@ -102,6 +115,23 @@ def serve_options(section: Mapping[str, object]) -> ServeOptions:
             f"({', '.join(sorted(placeholders))}); replace them with your own random keys and tokens"
         )
     return options
+
+
+def _check_oidc(options: ServeOptions) -> None:
+    if not options.oidc_issuer.startswith("https://") and not _is_loopback_url(options.oidc_issuer):
+        raise ValueError("[serve] oidc_issuer must be an https:// URL (http:// only on loopback, for testing)")
+    if not options.oidc_client_id or not options.oidc_client_secret:
+        raise ValueError("[serve] oidc_issuer needs oidc_client_id and oidc_client_secret "
+                         "(or KUBEGUARD_OIDC_CLIENT_SECRET)")
+    if not options.oidc_allowed:
+        raise ValueError('[serve] oidc_allowed must say who may sign in: addresses, "@domain", subjects, '
+                         'or "*" for anyone the provider signs in')
+
+
+def _is_loopback_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return url.startswith("http://") and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 #: Markers of the credentials shipped in deploy/kubeguard.toml, which anyone can read.

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kubeguard.api.console import api, pages
+from kubeguard.api.console.oidc import OidcClient, OidcConfig
 from kubeguard.api.console.sessions import SessionStore
 
 STATIC = Path(__file__).parent / "static"
@@ -23,6 +24,12 @@ STATIC = Path(__file__).parent / "static"
 def install_console(app: FastAPI) -> None:
     options = app.state.context.options
     app.state.console_sessions = SessionStore(lifetime_seconds=options.session_hours * 3600)
+    app.state.console_oidc = None
+    if options.oidc_issuer:
+        app.state.console_oidc = OidcClient(
+            OidcConfig(options.oidc_issuer, options.oidc_client_id, options.oidc_client_secret,
+                       tuple(options.oidc_allowed))
+        )
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from kubeguard.api.auth import context
-from kubeguard.api.console import data, sessions
+from kubeguard.api.console import data, oidc, sessions
 from kubeguard.api.console.entity_page import render_entity
 from kubeguard.api.console.finding_pages import render_finding, render_list, render_suppress
 from kubeguard.api.console.forms import Form, read_form
@@ -122,7 +122,19 @@ def _login_form(visit: Visit, target: str, error: str = "") -> Html:
             action="/console/login",
             class_="login",
         ),
+        _single_sign_on(visit, target),
         class_="login-box",
+    )
+
+
+def _single_sign_on(visit: Visit, target: str) -> Html | str:
+    if visit.request.app.state.console_oidc is None:
+        return ""
+    return tag(
+        "p",
+        tag("a", "Sign in with single sign-on", href="/console/login/oidc?" + urlencode({"next": target}),
+            class_="button sso"),
+        class_="sso",
     )
 
 
@@ -159,6 +171,69 @@ async def login(request: Request) -> Response:
     store.drop(visit.session.id)
     visit.session, visit.new = store.create(principal), True
     return visit.redirect(target)
+
+
+@router.get("/console/login/oidc")
+async def login_with_provider(request: Request, next: str | None = None) -> Response:
+    """Step 1 of single sign-on: to the provider, with this browser's state in a cookie of its own."""
+    visit = Visit(request)
+    client = request.app.state.console_oidc
+    target = _safe_next(next)
+    if client is None:
+        return visit.html("Sign in", not_found("Single sign-on is not configured", "Sign in below."), 404)
+    if visit.allowed:
+        return visit.redirect(target)
+    try:
+        state, location = await run_in_threadpool(client.begin, target, _callback_url(request))
+    except oidc.OidcError as exc:
+        return visit.html("Sign in", _login_form(visit, target, str(exc)), 502)
+    response = visit.redirect(location)
+    response.set_cookie(oidc.STATE_COOKIE, state, max_age=oidc.LOGIN_SECONDS, path=oidc.STATE_COOKIE_PATH,
+                        secure=sessions.cookie_secure(request), httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/console/oidc/callback")
+async def provider_answer(request: Request, state: str = "", code: str = "", error: str = "") -> Response:
+    """Step 2 of single sign-on: the provider's answer, taken once, turned into a signed-in session."""
+    visit = Visit(request)
+    client = request.app.state.console_oidc
+    if client is None:
+        return visit.html("Sign in", not_found("Single sign-on is not configured", "Sign in below."), 404)
+    address = request.client.host if request.client else ""
+    store = sessions.store(request)
+    try:
+        pending = client.take(state, request.cookies.get(oidc.STATE_COOKIE, ""))
+        if error:
+            raise oidc.OidcError(f"The identity provider refused the sign-in ({error[:64]}).")
+        claims = await run_in_threadpool(client.finish, pending, code)
+        if not client.config.allows(claims):
+            store.failed(address)
+            raise oidc.OidcError(f"{oidc.principal_of(claims)[5:][:128]} may not sign in to this console.")
+    except oidc.OidcError as exc:
+        response = visit.html("Sign in", _login_form(visit, "/console/", str(exc)), 403)
+        response.delete_cookie(oidc.STATE_COOKIE, path=oidc.STATE_COOKIE_PATH)
+        return response
+    store.drop(visit.session.id)
+    visit.session, visit.new = store.create(oidc.principal_of(claims)), True
+    # The provider's redirect is a cross-site navigation, on which browsers keep the session cookie
+    # (SameSite=Strict) back: the next page is reached from this one, within the site.
+    response = visit.html("Signed in", tag(
+        "div",
+        tag("h1", "Signed in"),
+        tag("p", "Signed in as ", tag("strong", visit.session.principal or ""), ". ",
+            tag("a", "Continue", href=pending.target, id="continue")),
+        tag("meta", **{"http-equiv": "refresh", "content": f"0;url={pending.target}"}),
+        class_="login-box",
+    ))
+    response.delete_cookie(oidc.STATE_COOKIE, path=oidc.STATE_COOKIE_PATH)
+    return response
+
+
+def _callback_url(request: Request) -> str:
+    public = context(request).options.public_url.rstrip("/")
+    base = public or str(request.base_url).rstrip("/")
+    return f"{base}/console/oidc/callback"
 
 
 @router.post("/console/logout")

@@ -111,8 +111,13 @@ def ensure(request: Request, *, open_access: bool) -> tuple[Session, bool]:
     return store(request).create("loopback" if open_access else None), True
 
 
+def cookie_secure(request: Request) -> bool:
+    """Whether cookies carry ``Secure``: over HTTPS, and on loopback, where browsers honour it over HTTP."""
+    return request.url.scheme == "https" or _is_loopback(request.url.hostname or "")
+
+
 def set_cookie(response: Response, request: Request, session: Session) -> None:
-    secure = request.url.scheme == "https" or _is_loopback(request.url.hostname or "")
+    secure = cookie_secure(request)
     response.set_cookie(
         COOKIE,
         session.id,
