@@ -63,8 +63,11 @@ def lab_findings() -> list[dict[str, Any]]:
     return run_scan([str(LAB_LOG)], Settings(), pipeline_options={}).findings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: Playwright's synchronous API keeps an event loop
+    running in the process while it is open, and a later test of another module in the same worker that
+    calls ``asyncio.run`` would fail ("cannot be called from a running event loop")."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
