@@ -7,7 +7,6 @@ the ``[serve]`` table of ``--config`` and from ``KUBEGUARD_ACCESS_KEYS`` / ``KUB
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import ssl
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from kubeguard.api.app import build_context, create_app
-from kubeguard.api.options import serve_options
+from kubeguard.api.options import is_loopback, serve_options
 from kubeguard.api.tls_peer import PeerCertificateProtocol
 from kubeguard.collector import tune_for_service
 from kubeguard.config import ConfigError, load_settings
@@ -37,15 +36,6 @@ SWITCH_INTERVAL_SECONDS = 0.001
 
 class ServeError(RuntimeError):
     """The service cannot start with this configuration; the message says what to change."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(

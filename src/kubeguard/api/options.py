@@ -12,8 +12,10 @@ environment, so secrets need not sit in a file:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -128,10 +130,18 @@ def _check_oidc(options: ServeOptions) -> None:
                          'or "*" for anyone the provider signs in')
 
 
-def _is_loopback_url(url: str) -> bool:
-    from urllib.parse import urlsplit
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    return url.startswith("http://") and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+
+def _is_loopback_url(url: str) -> bool:
+    return url.startswith("http://") and is_loopback(urlsplit(url).hostname or "")
 
 
 #: Markers of the credentials shipped in deploy/kubeguard.toml, which anyone can read.
