@@ -53,8 +53,6 @@ _KNOWN_SECONDS = 600.0
 
 IpDescriber = Callable[[str], dict[str, Any]]
 
-_first = itemgetter(0)
-
 #: Each shape value is cut to its column's length: PostgreSQL refuses a longer one, and the whole batch with
 #: it (an audit log can hold a name, resource or verb of any length, a request for a made-up object say).
 #: The user agent and URI columns are the longest key kept (:data:`kinds.MAX_KEY`).
@@ -552,7 +550,7 @@ class ActivityRecorder:
             key = digest(material)
             shapes.append((key, *(tuple(_clean(value) for value in shape) if _NUL in material else shape)))
             keyed.append((key, hours_of[shape]))
-        keyed.sort(key=_first)
+        keyed.sort(key=itemgetter(0))
         by_hour: dict[str, list[tuple[int, int]]] = {}
         for key, hours in keyed:
             for hour_text, count in hours.items():

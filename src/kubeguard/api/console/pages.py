@@ -209,7 +209,8 @@ async def provider_answer(request: Request, state: str = "", code: str = "", err
         claims = await run_in_threadpool(client.finish, pending, code)
         if not client.config.allows(claims):
             store.failed(address)
-            raise oidc.OidcError(f"{oidc.principal_of(claims)[5:][:128]} may not sign in to this console.")
+            who = oidc.principal_of(claims).removeprefix("oidc:")
+            raise oidc.OidcError(f"{who[:128]} may not sign in to this console.")
     except oidc.OidcError as exc:
         response = visit.html("Sign in", _login_form(visit, "/console/", str(exc)), 403)
         response.delete_cookie(oidc.STATE_COOKIE, path=oidc.STATE_COOKIE_PATH)
